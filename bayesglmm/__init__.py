@@ -1,0 +1,18 @@
+"""bayesglmm: generalized linear mixed models, Bayesian first, built on PyMC.
+
+>>> import bayesglmm as bg
+>>> model = bg.GLMM("Mate ~ WSf * WSm + (1 | Female) + (1 | Male)",
+...                 data=bg.datasets.load("salamander"), family="bernoulli")
+>>> post = model.sample(draws=1000, chains=4, random_seed=1)   # doctest: +SKIP
+>>> post.fixed_effects()                                        # doctest: +SKIP
+"""
+
+from . import datasets, priors
+from .design import Design, RandomBlock, make_design
+from .families import Family, Link, get_family
+from .formula import FormulaError, parse_formula
+from .glmm import GLMM
+
+__version__ = "0.1.0"
+__all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
+           "FormulaError", "parse_formula", "datasets", "priors", "__version__"]

@@ -1,0 +1,337 @@
+"""Formula + data → a frozen :class:`Design`, validated against the family.
+
+The :class:`Design` is the one description of a model's data that every engine
+uses: the Bayesian backend and the frequentist engines read it and never re-parse
+the formula or change it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from formulae import design_matrices
+from formulae.parser import ParseError
+
+from .families import Family
+from .formula import FormulaError, FormulaSpec, parse_formula
+
+__all__ = ["Design", "RandomBlock", "make_design", "INTERCEPT"]
+
+INTERCEPT = "(Intercept)"
+_NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p}
+_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+def _rename(label: str) -> str:
+    return INTERCEPT if label == "Intercept" else label
+
+
+@dataclass(frozen=True, eq=False)
+class RandomBlock:
+    """One random-effect block ``(terms | group)``.
+
+    For observation i in level ``index[i]`` the block adds
+    ``Xr[i] @ b[index[i]]`` to the linear predictor, where ``b`` has shape
+    (n_levels, n_terms) and its rows are independent draws from N(0, Σ).
+
+    Attributes
+    ----------
+    group : str
+        The grouping factor's label: a column (``"herd"``) or an interaction
+        of columns (``"farm:group"``, made by nesting ``farm/group``).
+    terms : tuple of str
+        The effects in this block, e.g. ``("(Intercept)", "Days")``.
+    levels : tuple of str
+        The grouping factor's levels, sorted as strings.
+    index : ndarray of int, shape (n,)
+        Level of each observation (position in ``levels``).
+    Xr : ndarray, shape (n, n_terms)
+        The per-term covariates (a column of ones for an intercept).
+    correlated : bool
+        Whether Σ is a full covariance (LKJ prior on its correlation) or diagonal.
+    """
+
+    group: str
+    terms: tuple[str, ...]
+    levels: tuple[str, ...]
+    index: np.ndarray = field(repr=False)
+    Xr: np.ndarray = field(repr=False)
+    correlated: bool = True
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.terms)
+
+    @property
+    def label(self) -> str:
+        """A unique name such as ``"1|herd"`` or ``"1+Days|Subject"``."""
+        short = ["1" if t == INTERCEPT else t for t in self.terms]
+        return f"{'+'.join(short)}|{self.group}"
+
+    @property
+    def has_correlation(self) -> bool:
+        return self.correlated and self.n_terms > 1
+
+    def Z(self) -> sp.csc_matrix:
+        """The block's model matrix, shape (n, n_levels * n_terms).
+
+        Columns are ordered level-major as in lme4: (level 1: term 1..k), (level 2: …).
+        """
+        n, k = self.Xr.shape
+        rows = np.repeat(np.arange(n), k)
+        cols = (self.index[:, None] * k + np.arange(k)[None, :]).ravel()
+        return sp.csc_matrix((self.Xr.ravel(), (rows, cols)), shape=(n, self.n_levels * k))
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A model's data in the form every engine uses. Immutable; arrays are read-only.
+
+    Attributes
+    ----------
+    formula : str
+    response : str
+        The response's label (the successes' expression for a binomial).
+    y : ndarray, shape (n,)
+        Response (successes for the binomial).
+    trials : ndarray, shape (n,) or None
+        Binomial trials; None for other families.
+    offset : ndarray, shape (n,)
+        Sum of the ``offset(...)`` terms (zeros if none).
+    X : ndarray, shape (n, p)
+        Fixed-effects model matrix.
+    fixed_names : tuple of str
+        Column labels of ``X`` (``"(Intercept)"``, ``"x"``, ``"period[2]"``, …).
+    random : tuple of RandomBlock
+    n_dropped : int
+        Rows dropped for missing values (only with ``missing="drop"``).
+    data : pandas.DataFrame
+        The rows used (a copy; the user's frame is never modified).
+    """
+
+    formula: str
+    response: str
+    y: np.ndarray = field(repr=False)
+    trials: np.ndarray | None = field(repr=False)
+    offset: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    fixed_names: tuple[str, ...]
+    random: tuple[RandomBlock, ...]
+    n_dropped: int = 0
+    data: pd.DataFrame = field(repr=False, default=None)
+
+    @property
+    def nobs(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Distinct grouping factors, in order of appearance."""
+        return tuple(dict.fromkeys(b.group for b in self.random))
+
+    def Z(self) -> sp.csc_matrix:
+        """All random-effect model matrices side by side, shape (n, q)."""
+        if not self.random:
+            return sp.csc_matrix((self.nobs, 0))
+        return sp.hstack([b.Z() for b in self.random], format="csc")
+
+
+# ---------------------------------------------------------------- helpers
+def _missing_column(name, data) -> KeyError:
+    cols = ", ".join(map(str, list(data.columns)[:20]))
+    return KeyError(f"column {name!r} is not in the data; available columns: {cols}")
+
+
+def _common(expr: str, data: pd.DataFrame, where: str):
+    """formulae's common-effects matrix for ``expr`` with clear errors."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return design_matrices(expr, data, na_action="error", extra_namespace=_NAMESPACE).common
+    except ParseError as err:
+        raise FormulaError(f"cannot parse {where} {expr!r}: {err}") from None
+    except KeyError as err:
+        raise _missing_column(err.args[0], data) from None
+    except NameError as err:
+        raise FormulaError(f"in {where} {expr!r}: {err}") from None
+
+
+def _eval(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
+    """Evaluate a response or offset expression to a float vector."""
+    expr = expr.strip()
+    if expr in data.columns:
+        col = data[expr]
+        if col.dtype == bool:
+            return col.to_numpy(dtype=float)
+        if not pd.api.types.is_numeric_dtype(col):
+            raise TypeError(f"{where} column {expr!r} must be numeric, got dtype {col.dtype}")
+        return col.to_numpy(dtype=float)
+    try:
+        return np.full(len(data), float(expr))
+    except ValueError:
+        pass
+    if _IDENT.fullmatch(expr):
+        raise _missing_column(expr, data)
+    mat = _common(f"0 + I({expr})", data, where)
+    return np.asarray(mat.design_matrix, dtype=float)[:, 0]
+
+
+def _referenced_columns(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
+    names = dict.fromkeys(_IDENT.findall(spec.formula))
+    return [c for c in data.columns if c in names]
+
+
+def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Level labels (sorted; numerically for a numeric column) and each row's level."""
+    for c in cols:
+        if c not in data.columns:
+            raise _missing_column(c, data)
+    if len(cols) == 1:
+        index, uniques = pd.factorize(data[cols[0]], sort=True)
+        return np.asarray([str(u) for u in uniques], dtype=object), index
+    parts = [data[c].astype(str).to_numpy(dtype=object) for c in cols]
+    labels = parts[0]
+    for p in parts[1:]:
+        labels = labels + ":" + p
+    levels, index = np.unique(labels.astype(str), return_inverse=True)
+    return levels.astype(object), index
+
+
+def _check_finite(data: pd.DataFrame, cols: list[str], missing: str) -> tuple[pd.DataFrame, int]:
+    bad = np.zeros(len(data), dtype=bool)
+    per_col = {}
+    for c in cols:
+        col = data[c]
+        mask = col.isna().to_numpy().copy()
+        if pd.api.types.is_numeric_dtype(col) and col.dtype != bool:
+            mask |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+        if mask.any():
+            per_col[c] = int(mask.sum())
+            bad |= mask
+    if not per_col:
+        return data, 0
+    what = ", ".join(f"{c!r} ({k} rows)" for c, k in per_col.items())
+    if missing == "raise":
+        raise ValueError(
+            f"missing or infinite values in column(s) {what}; clean them or pass missing='drop'"
+        )
+    warnings.warn(f"dropping {int(bad.sum())} of {len(data)} rows with missing or infinite "
+                  f"values in {what}", UserWarning, stacklevel=4)
+    return data.loc[~bad].reset_index(drop=True), int(bad.sum())
+
+
+def _readonly(a):
+    if a is not None:
+        a = np.ascontiguousarray(a)
+        a.setflags(write=False)
+    return a
+
+
+# ---------------------------------------------------------------- main
+def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str = "raise") -> Design:
+    """Build and validate the :class:`Design` of a GLMM.
+
+    Parameters
+    ----------
+    formula : str
+        lme4-style formula, e.g. ``"y ~ x + (1 + x | g)"``; see :func:`parse_formula`.
+    data : pandas.DataFrame
+        Not modified.
+    family : Family
+        Used to read and check the response (0/1, counts, successes ≤ trials).
+    missing : {"raise", "drop"}
+        Rows with NaN/inf in a column the formula uses: raise (default) or drop
+        them with a warning that states how many.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    FormulaError, KeyError, ValueError, TypeError
+        Unparseable formula; a missing column; a value outside the family's support,
+        a missing value, a grouping factor with one level, a rank-deficient X.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
+    spec = parse_formula(formula)
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    for term in spec.random:
+        for c in term.group:
+            if c not in data.columns:
+                raise _missing_column(c, data)
+    data, n_dropped = _check_finite(data, _referenced_columns(spec, data), missing)
+
+    # response
+    kind = spec.response[0]
+    if kind == "name":
+        response = spec.response[1]
+        y = _eval(response, data, "response")
+        trials = None
+        if family.name == "binomial":
+            trials = np.ones_like(y)  # 0/1 responses: binomial with one trial, as glmer does
+    else:
+        response = spec.response[1]
+        y = _eval(spec.response[1], data, "response")
+        second = _eval(spec.response[2], data, f"{kind}() second argument")
+        trials = second if kind == "p" else y + second
+        if family.name != "binomial":
+            raise ValueError(f"response {kind}(...) gives successes and trials: use "
+                             f"family='binomial', not {family.name!r}")
+    family.validate(y, trials, name=repr(response))
+
+    # fixed effects
+    common = _common(spec.fixed, data, "fixed effects")
+    X = np.asarray(common.design_matrix, dtype=float)
+    fixed_names = tuple(_rename(c) for c in common.as_dataframe().columns)
+    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+        raise ValueError(
+            "the fixed-effects matrix is rank deficient: some of the columns "
+            f"{list(fixed_names)} are linear combinations of the others; drop a term"
+        )
+
+    offset = np.zeros(len(data))
+    for expr in spec.offsets:
+        offset = offset + _eval(expr, data, "offset")
+
+    # random effects
+    blocks, seen = [], set()
+    for term in spec.random:
+        levels, index = _group_index(data, term.group)
+        if len(levels) < 2:
+            raise ValueError(f"grouping factor {term.group_label!r} has a single level "
+                             f"({levels[0]!r}); a random effect needs at least two")
+        mat = _common(term.expr, data, f"random term ({term.expr} | {term.group_label})")
+        names = tuple(_rename(c) for c in mat.as_dataframe().columns)
+        if not names:
+            raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects")
+        for nm in names:
+            key = (term.group_label, nm)
+            if key in seen:
+                raise FormulaError(f"the random effect {nm!r} of {term.group_label!r} "
+                                   "appears twice in the formula")
+            seen.add(key)
+        blocks.append(RandomBlock(
+            group=term.group_label, terms=names, levels=tuple(levels.tolist()),
+            index=_readonly(index.astype(np.int64)), Xr=_readonly(np.asarray(mat.design_matrix, dtype=float)),
+            correlated=term.correlated,
+        ))
+
+    return Design(
+        formula=formula, response=response, y=_readonly(y), trials=_readonly(trials),
+        offset=_readonly(offset), X=_readonly(X), fixed_names=fixed_names,
+        random=tuple(blocks), n_dropped=n_dropped, data=data.copy(),
+    )

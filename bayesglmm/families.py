@@ -1,0 +1,227 @@
+"""Families and links in plain NumPy, shared by every engine.
+
+A :class:`Family` is asked, never subclassed by the engines: ``loglik_obs``,
+``variance``, ``validate``, ``irls_weights``. A :class:`Link` knows ``link``,
+``inverse`` and ``inverse_deriv`` (dμ/dη). The PyMC backend translates these
+through one small table in :mod:`bayesglmm.bayes.model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+__all__ = ["Link", "Family", "LINKS", "FAMILIES", "get_family", "get_link"]
+
+_EPS = np.finfo(float).eps
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function g with μ = g⁻¹(η).
+
+    Attributes
+    ----------
+    name : str
+        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"log"`` or ``"identity"``.
+    """
+
+    name: str
+
+    def link(self, mu):
+        """η = g(μ)."""
+        mu = np.asarray(mu, dtype=float)
+        if self.name == "logit":
+            return special.logit(mu)
+        if self.name == "probit":
+            return special.ndtri(mu)
+        if self.name == "cloglog":
+            return np.log(-np.log1p(-mu))
+        if self.name == "log":
+            return np.log(mu)
+        return mu
+
+    def inverse(self, eta):
+        """μ = g⁻¹(η)."""
+        eta = np.asarray(eta, dtype=float)
+        if self.name == "logit":
+            return special.expit(eta)
+        if self.name == "probit":
+            return special.ndtr(eta)
+        if self.name == "cloglog":
+            return -np.expm1(-np.exp(eta))
+        if self.name == "log":
+            return np.exp(eta)
+        return eta
+
+    def inverse_deriv(self, eta):
+        """dμ/dη at η."""
+        eta = np.asarray(eta, dtype=float)
+        if self.name == "logit":
+            p = special.expit(eta)
+            return p * (1.0 - p)
+        if self.name == "probit":
+            return np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)
+        if self.name == "cloglog":
+            return np.exp(eta - np.exp(eta))
+        if self.name == "log":
+            return np.exp(eta)
+        return np.ones_like(eta)
+
+
+LINKS = ("logit", "probit", "cloglog", "log", "identity")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response distribution with its link.
+
+    Attributes
+    ----------
+    name : str
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"gaussian"``.
+    link : Link
+    """
+
+    name: str
+    link: Link
+
+    @property
+    def has_scale(self) -> bool:
+        """True if the family has a free dispersion (the Gaussian residual SD)."""
+        return self.name == "gaussian"
+
+    @property
+    def needs_trials(self) -> bool:
+        return self.name == "binomial"
+
+    def variance(self, mu):
+        """The variance function V(μ) (per trial for the binomial)."""
+        mu = np.asarray(mu, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            return mu * (1.0 - mu)
+        if self.name == "poisson":
+            return mu
+        return np.ones_like(mu)
+
+    def loglik_obs(self, y, mu, trials=None, sigma=None):
+        """Log-likelihood of each observation, with every normalising constant.
+
+        Parameters
+        ----------
+        y : array, shape (n,)
+            Responses (successes for the binomial).
+        mu : array, shape (n,)
+            Means (success probabilities for Bernoulli/binomial).
+        trials : array, shape (n,), optional
+            Binomial trials.
+        sigma : float, optional
+            Residual SD (Gaussian only).
+        """
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+            p = np.clip(mu, _EPS, 1.0 - _EPS)
+            const = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+            return const + special.xlogy(y, p) + special.xlog1py(n - y, -p)
+        if self.name == "poisson":
+            return special.xlogy(y, mu) - mu - special.gammaln(y + 1)
+        if sigma is None:
+            raise ValueError("the gaussian log-likelihood needs sigma")
+        return -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((y - mu) / sigma) ** 2
+
+    def irls_weights(self, eta, trials=None):
+        """Working weights w = (dμ/dη)² / Var(y) per unit dispersion."""
+        mu = self.link.inverse(eta)
+        dmu = self.link.inverse_deriv(eta)
+        var = np.maximum(self.variance(mu), _EPS)
+        w = dmu**2 / var
+        if trials is not None and self.name == "binomial":
+            w = w * np.asarray(trials, dtype=float)
+        return w
+
+    def validate(self, y, trials=None, name="response"):
+        """Raise ValueError if ``y`` (and ``trials``) are outside the family's support.
+
+        Parameters
+        ----------
+        y, trials : array
+        name : str
+            The response's label, used in the message.
+        """
+        y = np.asarray(y, dtype=float)
+        if self.name == "bernoulli":
+            bad = ~np.isin(y, (0.0, 1.0))
+            if bad.any():
+                raise ValueError(
+                    f"family 'bernoulli' needs {name} to be 0/1 (or True/False); found "
+                    f"{np.unique(y[bad])[:5].tolist()} in {bad.sum()} rows"
+                )
+        elif self.name == "binomial":
+            n = np.asarray(trials, dtype=float)
+            if (n <= 0).any() or (n != np.round(n)).any():
+                raise ValueError(f"binomial trials for {name} must be positive integers; "
+                                 f"{int(((n <= 0) | (n != np.round(n))).sum())} rows are not")
+            if (y < 0).any() or (y != np.round(y)).any():
+                raise ValueError(f"binomial successes {name} must be non-negative integers")
+            if (y > n).any():
+                raise ValueError(f"binomial successes {name} exceed the trials in "
+                                 f"{int((y > n).sum())} rows")
+        elif self.name == "poisson":
+            if (y < 0).any() or (y != np.round(y)).any():
+                bad = (y < 0) | (y != np.round(y))
+                raise ValueError(
+                    f"family 'poisson' needs {name} to be non-negative integer counts; found "
+                    f"{np.unique(y[bad])[:5].tolist()} in {int(bad.sum())} rows"
+                )
+
+
+_ALLOWED = {
+    "bernoulli": ("logit", "probit", "cloglog"),
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log", "identity"),
+    "gaussian": ("identity", "log"),
+}
+FAMILIES = tuple(_ALLOWED)
+
+
+def get_link(name: str) -> Link:
+    """Return the :class:`Link` called ``name``."""
+    if name not in LINKS:
+        raise ValueError(f"unknown link {name!r}; expected one of {', '.join(LINKS)}")
+    return Link(name)
+
+
+def get_family(family, link=None) -> Family:
+    """Resolve a family name (and optional link name) to a :class:`Family`.
+
+    Parameters
+    ----------
+    family : str or Family
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"gaussian"``.
+    link : str, optional
+        Defaults to the canonical link (logit, logit, log, identity).
+
+    Raises
+    ------
+    ValueError
+        For an unknown family, or a link the family does not support.
+    """
+    if isinstance(family, Family):
+        if link is None or link == family.link.name:
+            return family
+        family = family.name
+    if not isinstance(family, str) or family.lower() not in _ALLOWED:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    family = family.lower()
+    allowed = _ALLOWED[family]
+    link = allowed[0] if link is None else link
+    if link not in LINKS:
+        raise ValueError(f"unknown link {link!r}; expected one of {', '.join(LINKS)}")
+    if link not in allowed:
+        raise ValueError(f"link {link!r} is not available for family {family!r}; "
+                         f"use one of {', '.join(allowed)}")
+    return Family(family, Link(link))

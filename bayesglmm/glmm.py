@@ -1,0 +1,135 @@
+"""The user-facing :class:`GLMM`: a formula, data, a family and priors, validated once."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .design import Design, make_design
+from .families import Family, get_family
+from .priors import ResolvedPriors, resolve_priors
+
+__all__ = ["GLMM"]
+
+
+class GLMM:
+    """A generalized linear mixed model, written as in lme4 or bambi.
+
+    Parameters
+    ----------
+    formula : str
+        lme4-style formula: ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope),
+        ``(1 + x || g)`` or ``(1 | g) + (0 + x | g)`` (uncorrelated), ``(1 | farm/group)``
+        (nested), ``(1 | a) + (1 | b)`` (crossed), ``C(x)`` or string columns for
+        categorical predictors, ``offset(np.log(t))``; binomial responses with trials as
+        ``p(successes, trials)`` (bambi) or ``cbind(successes, failures)`` (lme4).
+    data : pandas.DataFrame
+        Never modified.
+    family : {"gaussian", "bernoulli", "binomial", "poisson"}
+    link : str, optional
+        ``"logit"``, ``"probit"``, ``"cloglog"`` (Bernoulli, binomial); ``"log"``,
+        ``"identity"`` (Poisson, Gaussian). Defaults to the canonical link.
+    priors : dict, optional
+        Overrides of the default priors; keys and the default rule are documented in
+        :mod:`bayesglmm.priors`. Flat or improper priors on variance components are refused.
+    missing : {"raise", "drop"}
+        What to do with NaN/inf in a column the formula uses.
+
+    Attributes
+    ----------
+    design : Design
+        The parsed model matrices, shared by every engine.
+    family : Family
+    priors : ResolvedPriors
+
+    Examples
+    --------
+    >>> import bayesglmm as bg
+    >>> df = bg.datasets.load("cbpp")
+    >>> model = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                 data=df, family="binomial")
+    >>> model.design.fixed_names
+    ('(Intercept)', 'period[2]', 'period[3]', 'period[4]')
+    """
+
+    def __init__(self, formula: str, data: pd.DataFrame, family="gaussian", link=None,
+                 priors: dict | None = None, missing: str = "raise"):
+        self.formula = formula
+        self.family: Family = get_family(family, link)
+        self.design: Design = make_design(formula, data, self.family, missing=missing)
+        self.priors: ResolvedPriors = resolve_priors(self.design, self.family, priors)
+        self._prior_overrides = dict(priors or {})
+
+    def __repr__(self):
+        d = self.design
+        groups = ", ".join(f"{b.label} ({b.n_levels} levels)" for b in d.random) or "none"
+        return (f"GLMM({self.formula!r}, family={self.family.name}, link={self.family.link.name}, "
+                f"nobs={d.nobs}, random: {groups})")
+
+    @cached_property
+    def _pymc_model(self):
+        from .bayes.model import build_pymc_model
+
+        return build_pymc_model(self.design, self.family, self.priors)
+
+    def pymc_model(self):
+        """The :class:`pymc.Model` (built once, then cached); extend it inside ``with``.
+
+        See :mod:`bayesglmm.bayes.model` for the names of its variables and coordinates.
+        """
+        return self._pymc_model
+
+    def loglik(self, beta, b=(), sigma=None) -> float:
+        """Conditional log-likelihood log p(y | β, b) in NumPy, every constant included.
+
+        Parameters
+        ----------
+        beta : array, shape (p,)
+        b : sequence of arrays, each (n_levels, n_terms), one per random block
+        sigma : float, optional
+            Residual SD (Gaussian).
+        """
+        d = self.design
+        eta = d.offset + d.X @ np.asarray(beta, dtype=float)
+        for block, bb in zip(d.random, b):
+            eta = eta + np.sum(np.asarray(bb)[block.index] * block.Xr, axis=1)
+        mu = self.family.link.inverse(eta)
+        return float(np.sum(self.family.loglik_obs(d.y, mu, d.trials, sigma)))
+
+    def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
+               cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
+               progressbar: bool = True, diagnose: bool = True, **kwargs):
+        """Sample the posterior by NUTS.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Kept draws and tuning steps per chain, number of chains.
+        random_seed : int, optional
+            The same seed gives identical draws.
+        cores : int, optional
+            Parallel chains (default ``min(chains, 2)``).
+        target_accept : float
+            NUTS target acceptance (0.9 by default: random-effect funnels need small steps).
+        nuts_sampler : {"pymc", "nutpie"}
+            Explicit, so that installing nutpie does not change results silently.
+        progressbar : bool
+        diagnose : bool
+            Run :meth:`Posterior.diagnostics` and warn if divergences, R-hat or ESS are bad.
+        **kwargs
+            Passed to :func:`pymc.sample`.
+
+        Returns
+        -------
+        Posterior
+        """
+        from .bayes.posterior import sample_model
+
+        post = sample_model(self, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                            cores=cores, target_accept=target_accept, nuts_sampler=nuts_sampler,
+                            progressbar=progressbar, **kwargs)
+        if diagnose:
+            post.diagnostics(warn=True)
+        return post

@@ -1,0 +1,376 @@
+"""Proper priors only: descriptions, data-scaled defaults, and the refusal of flat ones.
+
+The objects here are plain descriptions (no PyMC import); :mod:`bayesglmm.bayes`
+turns them into random variables.
+
+Where each prior goes
+---------------------
+``GLMM(..., priors={...})`` takes a dict whose keys say where a prior applies; a
+more specific key wins over a general one:
+
+==========================  ==========================================================
+key                         applies to
+==========================  ==========================================================
+``"fixed"``                 every fixed-effect coefficient except the intercept
+``"(Intercept)"``           the fixed intercept (``"Intercept"`` is accepted too)
+a fixed-effect label        that coefficient, e.g. ``"WSf"``, ``"period[2]"``
+``"sd"``                    every random-effect standard deviation
+``"sd|GROUP"``              every SD of one grouping factor, e.g. ``"sd|Female"``
+``"TERM|GROUP"``            one SD, as lme4 writes it: ``"1|Female"``, ``"Days|Subject"``
+``"corr"``                  the correlation matrix of every correlated block (LKJ)
+``"corr|GROUP"``            the correlations of one grouping factor
+``"sigma"``                 the residual SD of a Gaussian model
+==========================  ==========================================================
+
+Allowed priors: fixed effects :class:`Normal`, :class:`StudentT`; standard deviations
+:class:`HalfNormal`, :class:`HalfStudentT`, :class:`HalfCauchy`, :class:`Exponential`,
+:class:`Uniform` ``(0, upper)`` on the SD, :class:`InverseGamma` on the variance;
+correlations :class:`LKJ`. :class:`Flat` and :class:`HalfFlat` exist only so that
+asking for them gives a clear refusal: a flat prior on a variance component can
+make the posterior improper (Natarajan & McCulloch 1995; Hobert & Casella 1996).
+
+Defaults (:func:`default_priors`)
+---------------------------------
+With ``s = sd(y)`` for a Gaussian model and ``s = 1`` otherwise (the link scale):
+
+* intercept: ``Normal(m, 5 s)``, ``m = mean(y)`` for a Gaussian identity-link model, else 0;
+* other fixed effects: ``Normal(0, 2.5 s / sd(x_j))`` (as rstanarm's autoscaled prior);
+* each random-effect SD: ``HalfNormal(2.5 s / sd(x_t))``, with ``sd(x_t) = 1`` for an intercept;
+* correlations: ``LKJ(eta=2)``, mildly favouring small correlations;
+* Gaussian residual SD: ``HalfStudentT(nu=3, sigma=s)``.
+
+References
+----------
+Natarajan, R. and McCulloch, C. E. (1995). A note on the existence of the posterior
+distribution for a class of mixed models for binomial responses. Biometrika 82, 639–643.
+Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
+Bayesian Analysis 1, 515–534.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .design import INTERCEPT, Design
+
+__all__ = [
+    "Prior", "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential",
+    "Uniform", "InverseGamma", "LKJ", "Flat", "HalfFlat", "ImproperPriorError",
+    "default_priors", "resolve_priors", "ResolvedPriors",
+]
+
+
+class ImproperPriorError(ValueError):
+    """A flat or otherwise improper prior was asked for."""
+
+
+def _positive(name, value, owner):
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value > 0):
+        raise ImproperPriorError(f"{owner}: {name} must be a finite positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Base class of the prior descriptions."""
+
+    #: what the prior may be put on: "location", "scale", "variance" or "corr"
+    role = "location"
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self):
+        for f in fields(self):
+            if f.name not in ("mu",):
+                _positive(f.name, getattr(self, f.name), type(self).__name__)
+
+    @property
+    def params(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __str__(self):
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+@dataclass(frozen=True)
+class Normal(Prior):
+    """Normal(mu, sigma), for fixed effects."""
+
+    mu: float = 0.0
+    sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class StudentT(Prior):
+    """Student-t(nu, mu, sigma), for fixed effects."""
+
+    nu: float = 3.0
+    mu: float = 0.0
+    sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class HalfNormal(Prior):
+    """Half-normal(sigma) on a standard deviation."""
+
+    role = "scale"
+    sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class HalfStudentT(Prior):
+    """Half-Student-t(nu, sigma) on a standard deviation."""
+
+    role = "scale"
+    nu: float = 3.0
+    sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class HalfCauchy(Prior):
+    """Half-Cauchy(beta) on a standard deviation (Gelman 2006)."""
+
+    role = "scale"
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class Exponential(Prior):
+    """Exponential(lam) on a standard deviation (rate ``lam``)."""
+
+    role = "scale"
+    lam: float = 1.0
+
+
+@dataclass(frozen=True)
+class Uniform(Prior):
+    """Uniform(lower=0, upper) on a standard deviation; ``upper`` must be finite."""
+
+    role = "scale"
+    lower: float = 0.0
+    upper: float = 100.0
+
+    def check(self):
+        if self.lower != 0:
+            raise ImproperPriorError(f"Uniform prior on a standard deviation must start at 0, got lower={self.lower!r}")
+        if not (isinstance(self.upper, (int, float)) and math.isfinite(self.upper)):
+            raise ImproperPriorError(
+                f"Uniform(0, {self.upper}) is improper: an unbounded uniform prior on a standard "
+                "deviation can give an improper posterior (Natarajan & McCulloch 1995); give a finite upper bound"
+            )
+        _positive("upper", self.upper, "Uniform")
+
+
+@dataclass(frozen=True)
+class InverseGamma(Prior):
+    """Inverse-gamma(alpha, beta) on the **variance** σ²."""
+
+    role = "variance"
+    alpha: float = 1.0
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class LKJ(Prior):
+    """LKJ(eta) on a correlation matrix; eta = 1 is uniform, larger shrinks towards 0."""
+
+    role = "corr"
+    eta: float = 2.0
+
+
+_WHY = ("bayesglmm uses proper priors only: a flat prior on a variance component can make "
+        "the posterior improper (Natarajan & McCulloch 1995), and NUTS then samples nonsense "
+        "without complaint. Use e.g. HalfNormal, HalfStudentT or Exponential on an SD, or "
+        "Normal/StudentT on a fixed effect.")
+
+
+class Flat:
+    """Refused: an improper flat prior. Exists to give a clear error."""
+
+    def __init__(self, *args, **kwargs):
+        raise ImproperPriorError(f"Flat() is improper. {_WHY}")
+
+
+class HalfFlat(Flat):
+    """Refused: an improper flat prior on (0, ∞). Exists to give a clear error."""
+
+    def __init__(self, *args, **kwargs):
+        raise ImproperPriorError(f"HalfFlat() is improper. {_WHY}")
+
+
+_ROLES_FOR = {
+    "fixed": ("location",),
+    "sd": ("scale", "variance"),
+    "corr": ("corr",),
+    "sigma": ("scale", "variance"),
+}
+
+
+def _coerce(value, key: str, target: str) -> Prior:
+    """Check that ``value`` is an allowed prior for ``target`` ("fixed", "sd", "corr", "sigma")."""
+    name = value if isinstance(value, str) else getattr(value, "__name__", type(value).__name__)
+    if str(name).lower() in ("flat", "halfflat", "improper", "none") or value is None:
+        raise ImproperPriorError(f"priors[{key!r}] = {name}: {_WHY}")
+    if not isinstance(value, Prior):
+        raise TypeError(
+            f"priors[{key!r}] must be a bayesglmm.priors object (e.g. HalfNormal(1)), "
+            f"got {value!r}"
+        )
+    if value.role not in _ROLES_FOR[target]:
+        allowed = {"fixed": "Normal or StudentT", "sd": "HalfNormal, HalfStudentT, HalfCauchy, "
+                   "Exponential, Uniform(0, upper) or InverseGamma (on the variance)",
+                   "corr": "LKJ", "sigma": "HalfNormal, HalfStudentT, HalfCauchy, Exponential, "
+                   "Uniform(0, upper) or InverseGamma"}[target]
+        raise TypeError(f"priors[{key!r}] = {value}: a {target} prior must be {allowed}")
+    return value
+
+
+@dataclass(frozen=True)
+class ResolvedPriors:
+    """The prior of every parameter of a model, after defaults and overrides.
+
+    Attributes
+    ----------
+    fixed : tuple of Prior
+        One per column of ``X``.
+    sd : tuple of tuple of Prior
+        One tuple per random block, one prior per term.
+    corr : tuple of (LKJ or None)
+        One per random block; None when the block has no correlations.
+    sigma : Prior or None
+        Residual SD prior (Gaussian only).
+    """
+
+    fixed: tuple
+    sd: tuple
+    corr: tuple
+    sigma: Prior | None
+    labels: tuple = ()
+
+    def table(self):
+        """The priors as a tidy DataFrame with columns ``parameter`` and ``prior``."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.labels), columns=["parameter", "prior"])
+
+
+def _scale(design: Design, family) -> tuple[float, float]:
+    if family.name == "gaussian":
+        s = float(np.std(design.y))
+        s = s if s > 0 else 1.0
+        m = float(np.mean(design.y)) if family.link.name == "identity" else 0.0
+        return s, m
+    return 1.0, 0.0
+
+
+def default_priors(design: Design, family) -> dict:
+    """The data-scaled default priors (see the module docstring for the rule).
+
+    Returns
+    -------
+    dict
+        Keys as in the module docstring: each fixed-effect label, each ``"TERM|GROUP"``,
+        ``"corr|GROUP"`` for correlated blocks and ``"sigma"`` for Gaussian models.
+    """
+    s, m = _scale(design, family)
+    out = {}
+    for j, name in enumerate(design.fixed_names):
+        if name == INTERCEPT:
+            out[name] = Normal(m, 5.0 * s)
+        else:
+            sx = float(np.std(design.X[:, j]))
+            out[name] = Normal(0.0, 2.5 * s / (sx if sx > 0 else 1.0))
+    for block in design.random:
+        for t, term in enumerate(block.terms):
+            sx = 1.0 if term == INTERCEPT else float(np.std(block.Xr[:, t]))
+            out[_sd_key(term, block.group)] = HalfNormal(2.5 * s / (sx if sx > 0 else 1.0))
+        if block.has_correlation:
+            out[f"corr|{block.group}"] = LKJ(2.0)
+    if family.has_scale:
+        out["sigma"] = HalfStudentT(3.0, s)
+    return out
+
+
+def _sd_key(term: str, group: str) -> str:
+    return f"{'1' if term == INTERCEPT else term}|{group}"
+
+
+def resolve_priors(design: Design, family, priors: dict | None = None) -> ResolvedPriors:
+    """Combine the defaults with user overrides and check every prior.
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    priors : dict, optional
+        Overrides, keyed as in the module docstring.
+
+    Raises
+    ------
+    ImproperPriorError
+        A flat or improper prior.
+    KeyError
+        A key that names no parameter of the model (the message lists the valid keys).
+    TypeError
+        A prior of the wrong kind for its parameter (e.g. Normal on an SD).
+    """
+    priors = dict(priors or {})
+    defaults = default_priors(design, family)
+    groups = set(design.groups)
+    valid = {"fixed", "sd", "corr", "Intercept", *defaults}
+    valid |= {f"sd|{g}" for g in groups} | {f"corr|{g}" for g in groups}
+    for key in priors:
+        if key not in valid and not (key == "sigma" and family.has_scale):
+            raise KeyError(
+                f"priors key {key!r} names no parameter of this model; valid keys: "
+                f"{', '.join(sorted(valid))}"
+            )
+    if "Intercept" in priors:
+        priors.setdefault(INTERCEPT, priors.pop("Intercept"))
+
+    fixed = []
+    for name in design.fixed_names:
+        if name in priors:
+            fixed.append(_coerce(priors[name], name, "fixed"))
+        elif name != INTERCEPT and "fixed" in priors:
+            fixed.append(_coerce(priors["fixed"], "fixed", "fixed"))
+        else:
+            fixed.append(defaults[name])
+
+    sds, corrs = [], []
+    for block in design.random:
+        row = []
+        for term in block.terms:
+            key = _sd_key(term, block.group)
+            for k in (key, f"sd|{block.group}", "sd"):
+                if k in priors:
+                    row.append(_coerce(priors[k], k, "sd"))
+                    break
+            else:
+                row.append(defaults[key])
+        sds.append(tuple(row))
+        if block.has_correlation:
+            for k in (f"corr|{block.group}", "corr"):
+                if k in priors:
+                    corrs.append(_coerce(priors[k], k, "corr"))
+                    break
+            else:
+                corrs.append(defaults[f"corr|{block.group}"])
+        else:
+            corrs.append(None)
+
+    sigma = None
+    if family.has_scale:
+        sigma = _coerce(priors["sigma"], "sigma", "sigma") if "sigma" in priors else defaults["sigma"]
+    labels = [(n, str(p)) for n, p in zip(design.fixed_names, fixed)]
+    for block, row, corr in zip(design.random, sds, corrs):
+        labels += [(f"sd {_sd_key(t, block.group)}", str(p)) for t, p in zip(block.terms, row)]
+        if corr is not None:
+            labels.append((f"corr|{block.group}", str(corr)))
+    if sigma is not None:
+        labels.append(("sigma", str(sigma)))
+    return ResolvedPriors(tuple(fixed), tuple(sds), tuple(corrs), sigma, tuple(labels))

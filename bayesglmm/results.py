@@ -1,0 +1,45 @@
+"""The tidy schema shared by every method's results.
+
+Every fit — posterior or frequentist — returns pandas DataFrames with these columns,
+in this order, so that :mod:`bayesglmm.compare` joins methods on labels:
+
+``fixed_effects()``
+    term, estimate, std_error, conf_low, conf_high, method
+``variance_components()``
+    group, term, term2, kind ("sd" or "corr"), estimate, std_error, conf_low, conf_high, method
+``random_effects()``
+    group, level, term, estimate, std_error, conf_low, conf_high, method
+
+Methods may append columns (a posterior adds ``median``, ``r_hat`` and ``ess_bulk``).
+For a Gaussian model the residual SD is the variance-component row with
+group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL"]
+
+FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
+VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
+RE_COLUMNS = ("group", "level", "term", "estimate", "std_error", "conf_low", "conf_high", "method")
+RESIDUAL = "Residual"
+
+
+def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows (dicts) → a DataFrame with the schema's columns first, extras after.
+
+    Raises
+    ------
+    KeyError
+        If a row lacks one of the schema's columns.
+    """
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=list(columns))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"result rows lack the schema columns {missing}")
+    extra = [c for c in frame.columns if c not in columns]
+    return frame[list(columns) + extra]
