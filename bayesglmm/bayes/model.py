@@ -157,13 +157,13 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> 
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"
             sd = _vector(f"{block.label}_sd", list(sd_priors), term_dim, block.terms)
             z = pm.Normal(f"{block.label}_z", 0.0, 1.0, dims=(level_dim, term_dim))
-            scaled = z * sd[None, :]
             if corr is not None:
+                # rows b_j = diag(sd) L z_j with L L' the correlation matrix: Cov(b_j) = D R D
                 chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=corr.eta)
                 pm.Deterministic(f"{block.label}_corr", pt.dot(chol, chol.T),
                                  dims=(term_dim, f"{block.label}_term_bis"))
-                scaled = pt.dot(scaled, chol.T)
-            effects.append(pm.Deterministic(block.label, scaled, dims=(level_dim, term_dim)))
+                z = pt.dot(z, chol.T)
+            effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
         sigma = None
         if family.has_scale:
             sig_p = priors.sigma

@@ -1,0 +1,155 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.design import make_design
+from bayesglmm.families import get_family
+from bayesglmm.formula import FormulaError
+
+BERN, POIS, GAUSS, BINOM = (get_family(f) for f in ("bernoulli", "poisson", "gaussian", "binomial"))
+
+
+def test_fixed_matrix_matches_hand_built(small_df):
+    d = make_design("y ~ x + c + (1 | g)", small_df, BERN)
+    assert d.fixed_names == ("(Intercept)", "x", "c[b]", "c[c]", "c[d]")
+    hand = np.column_stack([np.ones(40), small_df["x"],
+                            *(small_df["c"].to_numpy() == lv for lv in "bcd")]).astype(float)
+    np.testing.assert_array_equal(d.X, hand)
+    np.testing.assert_array_equal(d.y, small_df["y"].to_numpy(float))
+    np.testing.assert_array_equal(d.offset, 0.0)
+
+
+def test_random_slope_block_and_Z_match_hand_built(small_df):
+    d = make_design("y ~ x + (1 + x | g)", small_df, BERN)
+    (block,) = d.random
+    assert block.group == "g" and block.terms == ("(Intercept)", "x") and block.correlated
+    assert block.levels == tuple(f"g{i}" for i in range(8))
+    np.testing.assert_array_equal(block.index, np.repeat(np.arange(8), 5))
+    Z = block.Z().toarray()
+    hand = np.zeros((40, 16))
+    for i in range(40):
+        j = i // 5
+        hand[i, 2 * j] = 1.0
+        hand[i, 2 * j + 1] = small_df["x"].iloc[i]
+    np.testing.assert_array_equal(Z, hand)
+    assert block.label == "1+x|g" and block.has_correlation
+
+
+def test_uncorrelated_nested_crossed(small_df):
+    d = make_design("y ~ x + (1 + x || g)", small_df, BERN)
+    assert [(b.terms, b.correlated) for b in d.random] == [(("(Intercept)",), False), (("x",), False)]
+    d = make_design("y ~ 1 + (1 | g/h)", small_df, BERN)
+    assert [b.group for b in d.random] == ["g", "g:h"]
+    assert d.random[1].n_levels == 40 and d.random[1].levels[0] == "g0:h1"
+    d = make_design("y ~ 1 + (1 | g) + (1 | h)", small_df, BERN)
+    assert d.groups == ("g", "h") and d.Z().shape == (40, 13)
+
+
+def test_binomial_trials_cbind_and_p(small_df):
+    a = make_design("cbind(succ, size - succ) ~ x + (1|g)", small_df, BINOM)
+    b = make_design("p(succ, size) ~ x + (1|g)", small_df, BINOM)
+    np.testing.assert_array_equal(a.trials, 5.0)
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.trials, b.trials)
+    c = make_design("y ~ x + (1|g)", small_df, BINOM)  # 0/1 response: one trial each
+    np.testing.assert_array_equal(c.trials, 1.0)
+
+
+def test_offset_and_categorical_call(small_df):
+    d = make_design("count ~ C(c) + offset(np.log(t)) + (1 | g)", small_df, POIS)
+    np.testing.assert_allclose(d.offset, np.log(small_df["t"]))
+    assert d.fixed_names[1] == "C(c)[b]"
+
+
+def test_design_is_read_only(small_df):
+    d = make_design("y ~ x + (1 | g)", small_df, BERN)
+    with pytest.raises(ValueError):
+        d.X[0, 0] = 3.0
+    with pytest.raises(AttributeError):
+        d.y = None
+
+
+def test_dataframe_never_modified(small_df):
+    before = small_df.copy(deep=True)
+    df = small_df.copy()
+    df.loc[3, "x"] = np.nan
+    snapshot = df.copy(deep=True)
+    make_design("y ~ x + c + (1 + x | g)", small_df, BERN)
+    with pytest.warns(UserWarning, match="dropping 1 of 40 rows"):
+        make_design("y ~ x + (1 | g)", df, BERN, missing="drop")
+    pd.testing.assert_frame_equal(small_df, before)
+    pd.testing.assert_frame_equal(df, snapshot)
+
+
+# ---------------------------------------------------------------- bad input
+def test_missing_column(small_df):
+    with pytest.raises(KeyError, match="'nope' is not in the data"):
+        make_design("y ~ nope + (1 | g)", small_df, BERN)
+    with pytest.raises(KeyError, match="'grp' is not in the data"):
+        make_design("y ~ x + (1 | grp)", small_df, BERN)
+    with pytest.raises(KeyError, match="'yy' is not in the data"):
+        make_design("yy ~ x + (1 | g)", small_df, BERN)
+
+
+@pytest.mark.parametrize("col,value", [("x", np.nan), ("x", np.inf), ("y", np.nan), ("g", None)])
+def test_missing_values_raise_naming_column(small_df, col, value):
+    df = small_df.astype({"y": float}).copy()
+    df.loc[2, col] = value
+    with pytest.raises(ValueError, match=f"'{col}' \\(1 rows\\)"):
+        make_design("y ~ x + (1 | g)", df, BERN)
+
+
+def test_missing_drop_reports_count(small_df):
+    df = small_df.copy()
+    df.loc[[1, 2], "x"] = np.nan
+    with pytest.warns(UserWarning, match="dropping 2 of 40 rows"):
+        d = make_design("y ~ x + (1 | g)", df, BERN, missing="drop")
+    assert d.nobs == 38 and d.n_dropped == 2
+
+
+def test_response_outside_support(small_df):
+    with pytest.raises(ValueError, match="bernoulli.*0/1"):
+        make_design("count ~ x + (1 | g)", small_df.assign(count=small_df["count"] + 2), BERN)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        make_design("x ~ 1 + (1 | g)", small_df, POIS)
+    with pytest.raises(ValueError, match="exceed the trials"):
+        make_design("p(count, size) ~ 1 + (1 | g)", small_df.assign(count=9), BINOM)
+    with pytest.raises(ValueError, match="positive integers"):
+        make_design("p(succ, size) ~ 1 + (1 | g)", small_df.assign(size=0, succ=0), BINOM)
+    with pytest.raises(ValueError, match="family='binomial'"):
+        make_design("p(succ, size) ~ 1 + (1 | g)", small_df, POIS)
+    with pytest.raises(TypeError, match="'c' must be numeric"):
+        make_design("c ~ 1 + (1 | g)", small_df, BERN)
+
+
+def test_single_level_group(small_df):
+    with pytest.raises(ValueError, match="'one' has a single level"):
+        make_design("y ~ x + (1 | one)", small_df.assign(one="a"), BERN)
+
+
+def test_unparseable_and_rank_deficient(small_df):
+    with pytest.raises(FormulaError):
+        make_design("y ~ x + + (1 | g)", small_df, BERN)
+    with pytest.raises(ValueError, match="rank deficient"):
+        make_design("y ~ x + x2 + (1 | g)", small_df.assign(x2=2 * small_df["x"]), BERN)
+    with pytest.raises(FormulaError, match="appears twice"):
+        make_design("y ~ x + (1 | g) + (1 | g)", small_df, BERN)
+
+
+def test_bad_data_argument():
+    with pytest.raises(TypeError, match="DataFrame"):
+        make_design("y ~ x", {"y": [1]}, BERN)
+    with pytest.raises(ValueError, match="missing must be"):
+        make_design("y ~ x", pd.DataFrame({"y": [1], "x": [1]}), BERN, missing="ignore")
+
+
+def test_bundled_data_designs():
+    d = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                bg.datasets.load("cbpp"), family="binomial").design
+    assert d.nobs == 56 and d.fixed_names == ("(Intercept)", "period[2]", "period[3]", "period[4]")
+    assert d.random[0].n_levels == 15
+    assert sorted(bg.datasets.list_datasets()) == ["bacteria", "cbpp", "epil", "milk", "ohio",
+                                                   "salamander", "sleepstudy"]
+    with pytest.raises(KeyError, match="unknown data set"):
+        bg.datasets.load("iris")

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesglmm.families import FAMILIES, LINKS, get_family, get_link
+
+ETA = np.linspace(-3, 3, 13)
+
+
+@pytest.mark.parametrize("name", LINKS)
+def test_link_identities_and_derivative(name):
+    link = get_link(name)
+    eta = ETA if name not in ("log",) else ETA
+    mu = link.inverse(eta)
+    np.testing.assert_allclose(link.link(mu), eta, atol=1e-9)
+    h = 1e-6
+    fd = (link.inverse(eta + h) - link.inverse(eta - h)) / (2 * h)
+    np.testing.assert_allclose(link.inverse_deriv(eta), fd, rtol=1e-6, atol=1e-9)
+
+
+def test_loglik_matches_scipy():
+    y = np.array([0, 1, 3, 5]); n = np.array([5, 5, 5, 5]); p = np.array([0.1, 0.3, 0.5, 0.9])
+    np.testing.assert_allclose(get_family("binomial").loglik_obs(y, p, n), stats.binom.logpmf(y, n, p))
+    np.testing.assert_allclose(get_family("bernoulli").loglik_obs([0, 1], [0.2, 0.7]),
+                               stats.bernoulli.logpmf([0, 1], [0.2, 0.7]))
+    np.testing.assert_allclose(get_family("poisson").loglik_obs(y, p * 4), stats.poisson.logpmf(y, p * 4))
+    np.testing.assert_allclose(get_family("gaussian").loglik_obs(y, p, sigma=2.0), stats.norm.logpdf(y, p, 2.0))
+
+
+def test_irls_weights_logit_binomial():
+    fam = get_family("binomial")
+    eta = np.array([0.0, 1.0]); n = np.array([1.0, 10.0])
+    p = 1 / (1 + np.exp(-eta))
+    np.testing.assert_allclose(fam.irls_weights(eta, n), n * p * (1 - p))
+
+
+def test_unknown_family_and_link():
+    with pytest.raises(ValueError, match="unknown family 'gamma'"):
+        get_family("gamma")
+    with pytest.raises(ValueError, match="unknown link 'logt'"):
+        get_family("bernoulli", "logt")
+    with pytest.raises(ValueError, match="not available for family 'poisson'"):
+        get_family("poisson", "logit")
+    assert set(FAMILIES) == {"bernoulli", "binomial", "poisson", "gaussian"}
+
+
+@pytest.mark.parametrize("family,y,trials,msg", [
+    ("bernoulli", [0, 2], None, "0/1"),
+    ("poisson", [1, -1], None, "non-negative integer"),
+    ("poisson", [1, 1.5], None, "non-negative integer"),
+    ("binomial", [3, 6], [5, 5], "exceed the trials"),
+    ("binomial", [0, 1], [0, 5], "positive integers"),
+])
+def test_support_validation(family, y, trials, msg):
+    with pytest.raises(ValueError, match=msg):
+        get_family(family).validate(np.array(y, float), None if trials is None else np.array(trials, float))
