@@ -1,0 +1,86 @@
+"""NUTS: bayesglmm vs bambi 0.21 on the same models, in one run.
+
+For cbpp, bacteria, ohio and epil each package builds the model and samples 2 chains ×
+(1000 tune + 1000 draws) with PyMC's NUTS (``nuts_sampler="pymc"`` for both, so that
+neither silently switches to nutpie). Wall time includes model building and
+compilation. Printed per case: seconds, bulk ESS of each group SD, ESS/s, and the
+ratio bayesglmm/bambi of ESS/s (> 1 means bayesglmm is faster).
+
+Priors differ: each package uses its own defaults (bambi's auto-scaled priors,
+bayesglmm's documented rule in ``bayesglmm.priors``); likelihood and random-effect
+structure are the same. Run: ``make bench`` or ``.venv/bin/python benchmarks/nuts_vs_bambi.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+
+import bayesglmm as bg
+
+CASES = {
+    # name: (bayesglmm formula, bambi formula, family, group)
+    "cbpp": ("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+             "p(incidence, size) ~ period + (1 | herd)", "binomial", "herd"),
+    "bacteria": ("y ~ trt + late + (1 | ID)", "y ~ trt + late + (1 | ID)", "bernoulli", "ID"),
+    "ohio": ("resp ~ age + smoke + (1 | id)", "resp ~ age + smoke + (1 | id)", "bernoulli", "id"),
+    "epil": ("y ~ lbase * trt + lage + V4 + (1 | subject)", "y ~ lbase * trt + lage + V4 + (1 | subject)",
+             "poisson", "subject"),
+}
+
+
+def run_bayesglmm(name, draws, tune, chains, seed):
+    formula, _, family, group = CASES[name]
+    t0 = time.perf_counter()
+    model = bg.GLMM(formula, bg.datasets.load(name), family=family)
+    post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
+                        diagnose=False)
+    secs = time.perf_counter() - t0
+    ess = float(post.variance_components().query("group == @group")["ess_bulk"].min())
+    return secs, ess
+
+
+def run_bambi(name, draws, tune, chains, seed):
+    import bambi as bmb
+
+    _, formula, family, group = CASES[name]
+    data = bg.datasets.load(name)
+    data[group] = data[group].astype(str)
+    t0 = time.perf_counter()
+    model = bmb.Model(formula, data, family=family)
+    idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
+                      inference_method="pymc", nuts_sampler="pymc", progressbar=False,
+                      target_accept=0.9)
+    secs = time.perf_counter() - t0
+    ess = float(np.asarray(az.ess(idata["posterior"][f"1|{group}_sigma"].values, method="bulk")).min())
+    return secs, ess
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", nargs="*", default=list(CASES))
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args()
+    warnings.filterwarnings("ignore")
+    # warm-up: pay one-off imports and on-disk compilation caches for both packages
+    run_bayesglmm("cbpp", 50, 50, a.chains, 0)
+    run_bambi("cbpp", 50, 50, a.chains, 0)
+    print(f"{'case':10s} {'bg s':>7s} {'bg ESS':>7s} {'bg ESS/s':>9s} {'bmb s':>7s} {'bmb ESS':>8s} "
+          f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
+    for name in a.cases:
+        s1, e1 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed)
+        s2, e2 = run_bambi(name, a.draws, a.tune, a.chains, a.seed)
+        print(f"{name:10s} {s1:7.1f} {e1:7.0f} {e1 / s1:9.1f} {s2:7.1f} {e2:8.0f} {e2 / s2:9.1f} "
+              f"{s2 / s1:10.2f} {(e1 / s1) / (e2 / s2):11.2f}", flush=True)
+    print("time ratio = bambi seconds / bayesglmm seconds; ESS/s ratio = bayesglmm / bambi (group SD)")
+
+
+if __name__ == "__main__":
+    main()
