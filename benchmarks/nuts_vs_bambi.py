@@ -53,7 +53,7 @@ def run_bambi(name, draws, tune, chains, seed):
     t0 = time.perf_counter()
     model = bmb.Model(formula, data, family=family)
     idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
-                      inference_method="pymc", nuts_sampler="pymc", progressbar=False,
+                      inference_method="pymc", progressbar=False,
                       target_accept=0.9)
     secs = time.perf_counter() - t0
     ess = float(np.asarray(az.ess(idata["posterior"][f"1|{group}_sigma"].values, method="bulk")).min())

@@ -5,7 +5,11 @@ import pytest
 
 from bayesglmm.cli import main
 
+# few draws: the CLI prints its diagnostics warning, which is not what these tests check
+quick = pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
 
+
+@quick
 def test_sample_bundled_dataset(capsys):
     rc = main(["sample", "--dataset", "cbpp", "--draws", "200", "--tune", "300", "--chains", "2",
                "--seed", "1", "--no-progress"])
@@ -14,6 +18,7 @@ def test_sample_bundled_dataset(capsys):
     assert "period[4]" in out and "herd" in out and "Diagnostics:" in out
 
 
+@quick
 def test_sample_csv_file(tmp_path, capsys):
     import bayesglmm as bg
     path = tmp_path / "sleep.csv"
