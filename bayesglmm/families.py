@@ -18,6 +18,22 @@ __all__ = ["Link", "Family", "LINKS", "FAMILIES", "get_family", "get_link"]
 _EPS = np.finfo(float).eps
 
 
+def _logit_deriv(eta):
+    p = special.expit(eta)
+    return p * (1.0 - p)
+
+
+# name: (g, g⁻¹, dμ/dη)
+_LINK_FUNCTIONS = {
+    "logit": (special.logit, special.expit, _logit_deriv),
+    "probit": (special.ndtri, special.ndtr, lambda eta: np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)),
+    "cloglog": (lambda mu: np.log(-np.log1p(-mu)), lambda eta: -np.expm1(-np.exp(eta)),
+                lambda eta: np.exp(eta - np.exp(eta))),
+    "log": (np.log, np.exp, np.exp),
+    "identity": (lambda mu: mu, lambda eta: eta, np.ones_like),
+}
+
+
 @dataclass(frozen=True)
 class Link:
     """A link function g with μ = g⁻¹(η).
@@ -32,46 +48,18 @@ class Link:
 
     def link(self, mu):
         """η = g(μ)."""
-        mu = np.asarray(mu, dtype=float)
-        if self.name == "logit":
-            return special.logit(mu)
-        if self.name == "probit":
-            return special.ndtri(mu)
-        if self.name == "cloglog":
-            return np.log(-np.log1p(-mu))
-        if self.name == "log":
-            return np.log(mu)
-        return mu
+        return _LINK_FUNCTIONS[self.name][0](np.asarray(mu, dtype=float))
 
     def inverse(self, eta):
         """μ = g⁻¹(η)."""
-        eta = np.asarray(eta, dtype=float)
-        if self.name == "logit":
-            return special.expit(eta)
-        if self.name == "probit":
-            return special.ndtr(eta)
-        if self.name == "cloglog":
-            return -np.expm1(-np.exp(eta))
-        if self.name == "log":
-            return np.exp(eta)
-        return eta
+        return _LINK_FUNCTIONS[self.name][1](np.asarray(eta, dtype=float))
 
     def inverse_deriv(self, eta):
         """dμ/dη at η."""
-        eta = np.asarray(eta, dtype=float)
-        if self.name == "logit":
-            p = special.expit(eta)
-            return p * (1.0 - p)
-        if self.name == "probit":
-            return np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)
-        if self.name == "cloglog":
-            return np.exp(eta - np.exp(eta))
-        if self.name == "log":
-            return np.exp(eta)
-        return np.ones_like(eta)
+        return _LINK_FUNCTIONS[self.name][2](np.asarray(eta, dtype=float))
 
 
-LINKS = ("logit", "probit", "cloglog", "log", "identity")
+LINKS = tuple(_LINK_FUNCTIONS)
 
 
 @dataclass(frozen=True)
