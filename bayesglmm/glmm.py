@@ -98,6 +98,26 @@ class GLMM:
         mu = self.family.link.inverse(eta)
         return float(np.sum(self.family.loglik_obs(d.y, mu, d.trials, sigma)))
 
+    def fit(self, method: str = "laplace", **options):
+        """Fit the same model by maximum likelihood.
+
+        Parameters
+        ----------
+        method : {"laplace"}
+            ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
+            ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B and Powell over
+            (θ, β)); any random-effect structure; Bernoulli, binomial and Poisson families.
+        **options
+            ``tol``, ``maxiter`` for the optimizer.
+
+        Returns
+        -------
+        bayesglmm.frequentist.MLFit
+        """
+        from .frequentist import fit
+
+        return fit(self, method, **options)
+
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
                progressbar: bool = True, diagnose: bool = True, **kwargs):

@@ -22,3 +22,32 @@ SALAMANDER_GLMER_LAPLACE = {
     "sd": {("Female", "(Intercept)"): 1.0836678232, ("Male", "(Intercept)"): 1.0202873349},
     "loglik": -209.2766063268,
 }
+
+# Laplace ML references from glmmTMB 1.1.5 (the tighter Laplace reference; see shared/data/README.md):
+#   glmmTMB(<formula>, data = <data>, family = <family>)
+# with the formulas and data preparation of r_reference.R:
+#   cbpp:       cbind(incidence, size - incidence) ~ period + (1 | herd), binomial()
+#   salamander: Mate ~ WSf * WSm + (1 | Female) + (1 | Male), binomial()
+#   bacteria:   y ~ trt + late + (1 | ID), binomial()   (y = bacteria$y == "y", late = week > 2)
+#   epil:       y ~ lbase * trt + lage + V4 + (1 | subject), poisson()   (MASS::epil)
+#   ohio:       resp ~ age + smoke + (1 | id), binomial()   (geepack::ohio)
+# Terms renamed to bayesglmm's labels (R's "period2" is "period[2]").
+GLMMTMB = {
+    "cbpp": {"fixef": {"(Intercept)": -1.3985324664, "period[2]": -0.99233229286, "period[3]": -1.1286712975, "period[4]": -1.5803136871},
+             "se": {"(Intercept)": 0.23247205066, "period[2]": 0.30664249497, "period[3]": 0.32663780848, "period[4]": 0.42743659668},
+             "sd": {("herd", "(Intercept)"): 0.64226167223}, "loglik": -92.0262818648},
+    "salamander": {"fixef": {"(Intercept)": 1.0082215536, "WSf": -2.9042134982, "WSm": -0.70204236259, "WSf:WSm": 3.5884474217},
+                   "se": {"(Intercept)": 0.39377053073, "WSf": 0.56082160888, "WSm": 0.46147567896, "WSf:WSm": 0.6390804563},
+                   "sd": {("Female", "(Intercept)"): 1.0836836151, ("Male", "(Intercept)"): 1.0202963023}, "loglik": -209.2765862276},
+    "bacteria": {"fixef": {"(Intercept)": 2.1813656041, "trt[drug+]": 0.58401593489, "trt[placebo]": 1.3667275339, "late": -1.5985332797},
+                 "se": {"(Intercept)": 0.61978404469, "trt[drug+]": 0.68910805615, "trt[placebo]": 0.67713838701, "late": 0.47601156884},
+                 "sd": {("ID", "(Intercept)"): 1.2424148834}, "loglik": -96.1306868176},
+    "epil": {"fixef": {"(Intercept)": 1.8328340643, "lbase": 0.88345560083, "trt[progabide]": -0.33421627538, "lage": 0.48091513419,
+                       "V4": -0.15976994804, "lbase:trt[progabide]": 0.33894139079},
+             "se": {"(Intercept)": 0.10528641235, "lbase": 0.13086196153, "trt[progabide]": 0.14765222682, "lage": 0.34633691805,
+                    "V4": 0.054583707822, "lbase:trt[progabide]": 0.20278723681},
+             "sd": {("subject", "(Intercept)"): 0.50113621075}, "loglik": -665.4744260863},
+    "ohio": {"fixef": {"(Intercept)": -3.3739820311, "age": -0.1767661749, "smoke": 0.4147852014},
+             "se": {"(Intercept)": 0.2749800631, "age": 0.067966883273, "smoke": 0.28703843812},
+             "sd": {("id", "(Intercept)"): 2.3432028331}, "loglik": -794.9395549966},
+}

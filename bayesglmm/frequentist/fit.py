@@ -1,0 +1,124 @@
+"""``GLMM.fit(method)`` and the :class:`MLFit` result with the shared tidy tables."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..results import FIXED_COLUMNS, RE_COLUMNS, VC_COLUMNS, tidy_frame
+from .laplace import fit_laplace
+
+__all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
+
+METHODS = ("laplace",)
+SINGULAR_TOL = 1e-4
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimizer or PIRLS did not converge, or the fit is singular."""
+
+
+class MLFit:
+    """A maximum-likelihood fit of a GLMM.
+
+    Attributes
+    ----------
+    model : GLMM
+    method : str
+    beta : ndarray, shape (p,)
+    vcov : ndarray, shape (p, p)
+        Covariance of β̂ from the Hessian of the deviance in (θ, β), as glmer computes it.
+    theta : ndarray
+        Packed lower-triangular relative covariance factors (lme4's θ).
+    loglik : float
+        The log-likelihood with every normalising constant.
+    aic, bic : float
+    converged : bool
+    singular : bool
+        Some random-effect SD is (near) zero, or a correlation is ±1.
+    seconds : float
+        Wall time of the fit.
+    """
+
+    def __init__(self, model, method, raw, seconds):
+        self.model, self.method, self.seconds = model, method, seconds
+        self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
+        self.loglik = float(raw["loglik"])
+        self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
+        self._state, self._tmap = raw["state"], raw["tmap"]
+        k = len(self.theta) + len(self.beta)
+        self.aic = -2 * self.loglik + 2 * k
+        self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
+        self.singular = any(np.any(np.abs(np.diag(L)) < SINGULAR_TOL) for L in self._tmap.factors(self.theta))
+
+    def __repr__(self):
+        return (f"<MLFit {self.method}: {self.model.formula!r}, loglik={self.loglik:.4f}, "
+                f"converged={self.converged}, singular={self.singular}>")
+
+    def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
+        """β̂ with Hessian-based standard errors and Wald intervals."""
+        se = np.sqrt(np.diag(self.vcov))
+        z = stats.norm.ppf(0.5 + ci / 2)
+        rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
+                 "method": self.method} for t, b, s in zip(self.model.design.fixed_names, self.beta, se)]
+        return tidy_frame(rows, FIXED_COLUMNS)
+
+    def covariances(self) -> list[np.ndarray]:
+        """Σ = L Lᵀ of each random block (the scale is 1 for these families)."""
+        return [L @ L.T for L in self._tmap.factors(self.theta)]
+
+    def variance_components(self) -> pd.DataFrame:
+        """Random-effect SDs and correlations (point estimates; intervals not yet computed)."""
+        rows = []
+        for block, S in zip(self.model.design.random, self.covariances()):
+            sd = np.sqrt(np.diag(S))
+            for t, term in enumerate(block.terms):
+                rows.append({"group": block.group, "term": term, "term2": None, "kind": "sd",
+                             "estimate": sd[t], "std_error": np.nan, "conf_low": np.nan,
+                             "conf_high": np.nan, "method": self.method})
+            if block.has_correlation:
+                for i in range(block.n_terms):
+                    for j in range(i + 1, block.n_terms):
+                        r = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                        rows.append({"group": block.group, "term": block.terms[i], "term2": block.terms[j],
+                                     "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": np.nan,
+                                     "conf_high": np.nan, "method": self.method})
+        return tidy_frame(rows, VC_COLUMNS)
+
+    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
+        """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""
+        Lam = self._tmap.Lambda(self.theta)
+        b = Lam @ self._state.u
+        cov = Lam @ self._state.factor.solve(Lam.T.toarray())
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        z = stats.norm.ppf(0.5 + ci / 2)
+        rows, pos = [], 0
+        for block in self.model.design.random:
+            for level in block.levels:
+                for term in block.terms:
+                    rows.append({"group": block.group, "level": level, "term": term, "estimate": b[pos],
+                                 "std_error": se[pos], "conf_low": b[pos] - z * se[pos],
+                                 "conf_high": b[pos] + z * se[pos], "method": self.method})
+                    pos += 1
+        return tidy_frame(rows, RE_COLUMNS)
+
+
+def fit(model, method: str = "laplace", **options) -> MLFit:
+    """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    if not model.design.random:
+        raise ValueError("the model has no random effects: fit it as a GLM")
+    t0 = time.perf_counter()
+    raw = fit_laplace(model.design, model.family, **options)
+    result = MLFit(model, method, raw, time.perf_counter() - t0)
+    if not result.converged:
+        warnings.warn(f"{method} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
+    if result.singular:
+        warnings.warn("singular fit: a random-effect SD is estimated at (or near) zero", ConvergenceWarning,
+                      stacklevel=3)
+    return result

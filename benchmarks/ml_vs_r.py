@@ -1,0 +1,48 @@
+"""Frequentist fits: bayesglmm's in-process time vs R's, as ratios.
+
+Each public case is fitted by each implemented method (so far: ``laplace``), timed as the
+median of 5 fits after one warm-up, and printed beside the R seconds stored in the
+reference JSON files (``glmer_laplace`` and ``glmmtmb``, median of 5 in R on the machine
+that made them: a machine-dependent figure, so read the ratios as indicative; for a true
+side-by-side run R on this machine with ../shared/reference/r_reference.R).
+
+Run: ``.venv/bin/python benchmarks/ml_vs_r.py [--ref-dir ../shared/data]``.
+"""
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import bayesglmm as bg
+
+CASES = ["cbpp", "bacteria", "epil", "ohio", "salamander"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ref-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    p.add_argument("--reps", type=int, default=5)
+    a = p.parse_args()
+    warnings.filterwarnings("ignore")
+    print(f"{'case':11s} {'method':8s} {'bg s':>7s} {'glmer s':>8s} {'tmb s':>7s} {'bg/glmer':>9s} {'bg/tmb':>7s}")
+    for name in CASES:
+        meta = bg.datasets.info(name)
+        ref = json.loads((Path(a.ref_dir) / f"{name}.json").read_text())
+        model = bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family)
+        model.fit("laplace")  # warm-up
+        times = []
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            model.fit("laplace")
+            times.append(time.perf_counter() - t0)
+        s = statistics.median(times)
+        g, t = ref["glmer_laplace"]["seconds"], ref["glmmtmb"]["seconds"]
+        print(f"{name:11s} {'laplace':8s} {s:7.3f} {g:8.3f} {t:7.3f} {s / g:9.2f} {s / t:7.2f}", flush=True)
+    print("bg/glmer < 0.5 and bg/tmb <= 1 are the project's goals")
+
+
+if __name__ == "__main__":
+    main()

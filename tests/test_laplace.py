@@ -1,0 +1,74 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.frequentist.fit import ConvergenceWarning
+
+from .reference import CBPP_GLMER_LAPLACE, GLMMTMB, SALAMANDER_GLMER_LAPLACE
+
+
+def _fit(name):
+    meta = bg.datasets.info(name)
+    return bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family).fit("laplace")
+
+
+@pytest.mark.parametrize("name", list(GLMMTMB))
+def test_laplace_equals_glmmtmb(name):
+    """|Δβ| ≤ 2e-3, |ΔSD| ≤ 2e-3·max(1, SD), |Δloglik| ≤ 2e-3; Hessian SEs within 1%."""
+    ref, fit = GLMMTMB[name], _fit(name)
+    fe = fit.fixed_effects().set_index("term")
+    assert list(fe.index) == list(ref["fixef"]) or set(fe.index) == set(ref["fixef"])
+    for term, value in ref["fixef"].items():
+        assert abs(fe.loc[term, "estimate"] - value) <= 2e-3, term
+        assert fe.loc[term, "std_error"] == pytest.approx(ref["se"][term], rel=1e-2), term
+    vc = fit.variance_components().set_index(["group", "term"])
+    for key, sd in ref["sd"].items():
+        assert abs(vc.loc[key, "estimate"] - sd) <= 2e-3 * max(1.0, sd), key
+    assert abs(fit.loglik - ref["loglik"]) <= 2e-3
+    assert fit.converged and not fit.singular
+
+
+@pytest.mark.parametrize("name,ref", [("cbpp", CBPP_GLMER_LAPLACE), ("salamander", SALAMANDER_GLMER_LAPLACE)])
+def test_laplace_equals_glmer(name, ref):
+    fit = _fit(name)
+    fe = fit.fixed_effects().set_index("term")["estimate"]
+    for term, value in ref["fixef"].items():
+        assert abs(fe[term] - value) <= 2e-3, term
+    assert abs(fit.loglik - ref["loglik"]) <= 2e-3
+
+
+def test_tables_aic_and_random_effects():
+    fit = _fit("cbpp")
+    assert fit.aic == pytest.approx(-2 * fit.loglik + 2 * 5)
+    assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(56) * 5)
+    re = fit.random_effects()
+    assert len(re) == 15 and (re["std_error"] > 0).all() and (re["method"] == "laplace").all()
+    # BLUPs sum to roughly zero and shrink towards it: |b| < the SD for most herds
+    assert abs(re["estimate"].mean()) < 0.2
+
+
+def test_correlated_slopes_and_singular_flag():
+    rng = np.random.default_rng(3)
+    J, m = 40, 25
+    b = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.25]], size=J)
+    g = np.repeat(np.arange(J), m)
+    x = rng.normal(size=J * m)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(0.2 + b[g, 0] + (0.5 + b[g, 1]) * x))))
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    fit = bg.GLMM("y ~ x + (1 + x | g)", df, family="bernoulli").fit()
+    vc = fit.variance_components()
+    assert list(vc["kind"]) == ["sd", "sd", "corr"] and -1 <= vc["estimate"].iloc[2] <= 1
+    assert fit.converged
+    # every group has the same 50% rate: the between-group SD is estimated at 0
+    flat = pd.DataFrame({"y": [0, 1, 1, 0, 1, 0, 1, 1, 0, 0] * 6, "g": list("abcdef") * 10})
+    with pytest.warns(ConvergenceWarning, match="singular"):
+        assert bg.GLMM("y ~ 1 + (1 | g)", flat, family="bernoulli").fit().singular
+
+
+def test_fit_errors():
+    with pytest.raises(ValueError, match="unknown method 'agq'; available: laplace"):
+        _model = bg.GLMM("y ~ trt + late + (1 | ID)", bg.datasets.load("bacteria"), family="bernoulli")
+        _model.fit("agq")
+    with pytest.raises(ValueError, match="Gaussian model is an LMM"):
+        bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("laplace")
