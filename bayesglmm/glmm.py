@@ -105,7 +105,7 @@ class GLMM:
         ----------
         method : {"laplace"}
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
-            ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B and Powell over
+            ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over
             (θ, β)); any random-effect structure; Bernoulli, binomial and Poisson families.
         **options
             ``tol``, ``maxiter`` for the optimizer.
