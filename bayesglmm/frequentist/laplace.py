@@ -100,12 +100,34 @@ class LaplaceState:
     eta: np.ndarray
     loglik_cond: float
     logdet: float
-    factor: object  # scipy SuperLU of ΛᵀZᵀWZΛ + I
+    factor: "_Factor"  # of ΛᵀZᵀWZΛ + I
     converged: bool
 
     @property
     def loglik(self) -> float:
         return self.loglik_cond - 0.5 * float(self.u @ self.u) - 0.5 * self.logdet
+
+
+class _Factor:
+    """Factorisation of the SPD matrix H = ΛᵀZᵀWZΛ + I: solve() and logdet.
+
+    H is diagonal when the model has one scalar random effect per observation group
+    (e.g. a single ``(1 | g)``): then it is inverted elementwise; otherwise SuperLU.
+    """
+
+    def __init__(self, H: sp.csc_matrix):
+        if H.nnz == H.shape[0]:
+            self.diag = H.diagonal()
+            self.logdet = float(np.sum(np.log(self.diag)))
+            self._lu = None
+        else:
+            self._lu = splu(H, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+            self.logdet = float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
+
+    def solve(self, rhs):
+        if self._lu is None:
+            return rhs / (self.diag[:, None] if np.ndim(rhs) == 2 else self.diag)
+        return self._lu.solve(rhs)
 
 
 def _score_weights(family: Family, eta, trials):
@@ -132,7 +154,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     def system(eta):
         _, mean, s, w = _score_weights(family, eta, trials)
         H = (A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc()
-        return mean, s, splu(H, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        return mean, s, _Factor(H)
 
     obj = objective(u)
     converged = False
@@ -154,7 +176,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
             break
     eta = base + A @ u
     _, _, lu = system(eta)
-    logdet = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+    logdet = lu.logdet
     ll = float(np.sum(family.loglik_obs(y, family.link.inverse(eta), trials)))
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
 
