@@ -51,3 +51,19 @@ GLMMTMB = {
              "se": {"(Intercept)": 0.2749800631, "age": 0.067966883273, "smoke": 0.28703843812},
              "sd": {("id", "(Intercept)"): 2.3432028331}, "loglik": -794.9395549966},
 }
+
+# Adaptive Gauss-Hermite quadrature, 25 nodes, lme4 1.1-31:
+#   glmer(<formula>, data = <data>, family = <family>, nAGQ = 25)
+# loglik_full = logLik(m) + the saturated-model constant that lme4 1.1-31 leaves out at nAGQ > 1
+# (shared/data/README.md), i.e. on the scale of the Laplace log-likelihood.
+GLMER_AGQ25 = {
+    "cbpp": {"fixef": {"(Intercept)": -1.3992237278, "period[2]": -0.99140888381, "period[3]": -1.1278095942, "period[4]": -1.5794809507},
+             "sd": {("herd", "(Intercept)"): 0.64751991452}, "loglik_full": -91.98336903903558},
+    "bacteria": {"fixef": {"(Intercept)": 2.2101036984, "trt[drug+]": 0.57982298381, "trt[placebo]": 1.368929367, "late": -1.6268592631},
+                 "sd": {("ID", "(Intercept)"): 1.3043140814}, "loglik_full": -95.8970569371},
+    "epil": {"fixef": {"(Intercept)": 1.8327644937, "lbase": 0.88340085645, "trt[progabide]": -0.3342543133, "lage": 0.48057529159,
+                       "V4": -0.1597756063, "lbase:trt[progabide]": 0.33880277543},
+             "sd": {("subject", "(Intercept)"): 0.50238604064}, "loglik_full": -665.4065690980599},
+    "ohio": {"fixef": {"(Intercept)": -3.1015337663, "age": -0.17563123749, "smoke": 0.39857082204},
+             "sd": {("id", "(Intercept)"): 2.1649168927}, "loglik_full": -797.6483554231},
+}

@@ -1,10 +1,13 @@
 """The frequentist side on the same :class:`~bayesglmm.Design`.
 
-Implemented so far: ``"laplace"`` (ML by the Laplace approximation, any random-effect
-structure, non-Gaussian families). See :mod:`bayesglmm.frequentist.laplace`.
+Implemented so far, for Bernoulli, binomial and Poisson families: ``"laplace"`` (ML by the
+Laplace approximation, any random-effect structure; :mod:`bayesglmm.frequentist.laplace`)
+and ``"agq"`` (adaptive Gauss–Hermite quadrature for one grouping factor with one or more
+terms; :mod:`bayesglmm.frequentist.agq`). PQL, GEE and the Gaussian LMM are to come.
 """
 
 from .fit import METHODS, MLFit, fit
+from .agq import agq_loglik
 from .laplace import fit_laplace, laplace_deviance, pirls
 
-__all__ = ["METHODS", "MLFit", "fit", "fit_laplace", "laplace_deviance", "pirls"]
+__all__ = ["METHODS", "MLFit", "fit", "agq_loglik", "fit_laplace", "laplace_deviance", "pirls"]

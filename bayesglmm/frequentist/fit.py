@@ -14,7 +14,7 @@ from .laplace import fit_laplace
 
 __all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
 
-METHODS = ("laplace",)
+METHODS = ("laplace", "agq")
 SINGULAR_TOL = 1e-4
 
 
@@ -44,8 +44,8 @@ class MLFit:
         Wall time of the fit.
     """
 
-    def __init__(self, model, method, raw, seconds):
-        self.model, self.method, self.seconds = model, method, seconds
+    def __init__(self, model, method, raw, seconds, nagq=1):
+        self.model, self.method, self.seconds, self.nagq = model, method, seconds, nagq
         self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
         self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
@@ -107,15 +107,18 @@ class MLFit:
         return tidy_frame(rows, RE_COLUMNS)
 
 
-def fit(model, method: str = "laplace", **options) -> MLFit:
+def fit(model, method: str = "laplace", nagq: int | None = None, **options) -> MLFit:
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     if not model.design.random:
         raise ValueError("the model has no random effects: fit it as a GLM")
+    if method == "laplace" and nagq not in (None, 1):
+        raise ValueError("nagq applies to method='agq'; 'laplace' is one-node quadrature")
+    nagq = 1 if method == "laplace" else (25 if nagq is None else nagq)
     t0 = time.perf_counter()
-    raw = fit_laplace(model.design, model.family, **options)
-    result = MLFit(model, method, raw, time.perf_counter() - t0)
+    raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
+    result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq)
     if not result.converged:
         warnings.warn(f"{method} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     if result.singular:

@@ -37,6 +37,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
+from .agq import agq_loglik, check_agq
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState"]
 
@@ -181,8 +182,12 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
 
 
-def laplace_deviance(design: Design, family: Family):
-    """The Laplace deviance −2 log L as a function of the packed vector ``(θ, β)``.
+def laplace_deviance(design: Design, family: Family, nagq: int = 1):
+    """The deviance −2 log L as a function of the packed vector ``(θ, β)``.
+
+    ``nagq = 1``: the Laplace approximation; ``nagq > 1``: adaptive Gauss–Hermite
+    quadrature with that many nodes per dimension (one grouping factor only; see
+    :mod:`bayesglmm.frequentist.agq`), centred at the same PIRLS modes.
 
     Returns
     -------
@@ -194,6 +199,8 @@ def laplace_deviance(design: Design, family: Family):
     if family.has_scale:
         raise ValueError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
                          "(its Laplace approximation is exact)")
+    if nagq != 1:
+        check_agq(design, nagq)
     tmap = ThetaMap(design)
     cache = {"u": None}
 
@@ -204,7 +211,12 @@ def laplace_deviance(design: Design, family: Family):
         return st
 
     def devfun(params):
-        return -2.0 * state(np.asarray(params, dtype=float)).loglik
+        params = np.asarray(params, dtype=float)
+        st = state(params)
+        if nagq == 1:
+            return -2.0 * st.loglik
+        L = tmap.factors(params[:tmap.n_theta])[0]
+        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], st.u, nagq)
 
     devfun.state = state
     return devfun, tmap
@@ -248,8 +260,8 @@ def _hessian(f, x, lower, h=1e-4):
     return H
 
 
-def fit_laplace(design: Design, family: Family, tol: float = 1e-10, maxiter: int = 2000):
-    """Fit a GLMM by Laplace-approximate maximum likelihood.
+def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-10, maxiter: int = 2000):
+    """Fit a GLMM by maximum likelihood: Laplace (``nagq=1``) or adaptive Gauss–Hermite quadrature.
 
     Returns
     -------
@@ -258,7 +270,7 @@ def fit_laplace(design: Design, family: Family, tol: float = 1e-10, maxiter: int
         (with every normalising constant), ``state`` (conditional modes), ``tmap``,
         ``converged``, ``message``, ``n_eval``.
     """
-    devfun, tmap = laplace_deviance(design, family)
+    devfun, tmap = laplace_deviance(design, family, nagq)
     x0 = np.concatenate([tmap.theta0(), _glm_start(design, family)])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower] + [(None, None)] * design.X.shape[1]
     res = optimize.minimize(devfun, x0, method="L-BFGS-B", bounds=bounds,
@@ -281,7 +293,7 @@ def fit_laplace(design: Design, family: Family, tol: float = 1e-10, maxiter: int
     p0 = tmap.n_theta
     state = devfun.state(x)
     return {
-        "theta": x[:p0], "beta": x[p0:], "vcov_beta": cov[p0:, p0:], "loglik": state.loglik,
+        "theta": x[:p0], "beta": x[p0:], "vcov_beta": cov[p0:, p0:], "loglik": -0.5 * devfun(x),
         "state": state, "tmap": tmap, "converged": bool(best.success) and state.converged,
         "message": message, "n_eval": int(n_eval),
     }

@@ -1,0 +1,70 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.frequentist.agq import agq_loglik
+from bayesglmm.frequentist.laplace import laplace_deviance
+
+from .reference import GLMER_AGQ25
+
+
+def _model(name):
+    meta = bg.datasets.info(name)
+    return bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family)
+
+
+@pytest.mark.parametrize("name", list(GLMER_AGQ25))
+def test_agq25_equals_glmer(name):
+    """|Δβ| ≤ 2e-3, |ΔSD| ≤ 2e-3·max(1, SD), |Δloglik| ≤ 2e-3 against glmer nAGQ = 25."""
+    ref, fit = GLMER_AGQ25[name], _model(name).fit("agq", nagq=25)
+    fe = fit.fixed_effects().set_index("term")["estimate"]
+    for term, value in ref["fixef"].items():
+        assert abs(fe[term] - value) <= 2e-3, term
+    vc = fit.variance_components().set_index(["group", "term"])["estimate"]
+    for key, sd in ref["sd"].items():
+        assert abs(vc[key] - sd) <= 2e-3 * max(1.0, sd), key
+    assert abs(fit.loglik - ref["loglik_full"]) <= 2e-3
+
+
+@pytest.mark.parametrize("name", ["cbpp", "epil"])
+def test_one_node_agq_is_laplace(name):
+    """The AGQ formula with one node equals the Laplace log-likelihood at any (θ, β)."""
+    model = _model(name)
+    devfun, tmap = laplace_deviance(model.design, model.family)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        params = np.concatenate([[0.3 + rng.uniform()], rng.normal(scale=0.3, size=model.design.X.shape[1])])
+        state = devfun.state(params)
+        L = tmap.factors(params[:1])[0]
+        assert agq_loglik(model.design, model.family, L, params[1:], state.u, 1) == pytest.approx(state.loglik, abs=1e-9)
+
+
+def test_agq_converges_with_random_slopes():
+    """Random intercepts and slopes (product rule): the log-likelihood settles as nagq grows,
+    and differs from Laplace for small binary clusters."""
+    rng = np.random.default_rng(11)
+    J, m = 60, 6
+    b = rng.multivariate_normal([0, 0], [[4.0, 1.0], [1.0, 1.0]], size=J)
+    g = np.repeat(np.arange(J), m)
+    x = rng.normal(size=J * m)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + b[g, 0] + (1.0 + b[g, 1]) * x))))
+    model = bg.GLMM("y ~ x + (1 + x | g)", pd.DataFrame({"y": y, "x": x, "g": g}), family="bernoulli")
+    devfun1, tmap = laplace_deviance(model.design, model.family)
+    params = np.array([2.0, 0.5, 1.0, 0.3, 1.0])  # θ (3) then β (2)
+    state = devfun1.state(params)
+    L = tmap.factors(params[:3])[0]
+    ll = {q: agq_loglik(model.design, model.family, L, params[3:], state.u, q) for q in (1, 3, 7, 11, 15)}
+    assert ll[1] == pytest.approx(state.loglik, abs=1e-9)
+    assert abs(ll[3] - ll[1]) > 0.05                      # Laplace is visibly off here
+    assert abs(ll[15] - ll[11]) < 1e-3 * abs(ll[7] - ll[1])  # and AGQ has converged
+
+
+def test_agq_refuses_crossed_and_bad_nagq():
+    sal = _model("salamander")
+    with pytest.raises(ValueError, match="single grouping factor.*use method='laplace'"):
+        sal.fit("agq")
+    with pytest.raises(ValueError, match="nagq must be a positive integer"):
+        _model("cbpp").fit("agq", nagq=0)
+    with pytest.raises(ValueError, match="nagq applies to method='agq'"):
+        _model("cbpp").fit("laplace", nagq=5)
