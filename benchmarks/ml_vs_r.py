@@ -43,7 +43,6 @@ def main():
                 times.append(time.perf_counter() - t0)
             s = statistics.median(times)
             g, t = ref[key]["seconds"], ref["glmmtmb"]["seconds"]
-            tmb = f"{t:7.3f} {'':9s}" if method == "agq" else f"{t:7.3f}"
             ratio_tmb = "" if method == "agq" else f" {s / t:7.2f}"
             print(f"{name:11s} {method:8s} {s:7.3f} {g:8.3f} {t if method == 'laplace' else float('nan'):7.3f} "
                   f"{s / g:9.2f}{ratio_tmb}", flush=True)
