@@ -60,7 +60,6 @@ class GLMM:
         self.family: Family = get_family(family, link)
         self.design: Design = make_design(formula, data, self.family, missing=missing)
         self.priors: ResolvedPriors = resolve_priors(self.design, self.family, priors)
-        self._prior_overrides = dict(priors or {})
 
     def __repr__(self):
         d = self.design
