@@ -97,20 +97,25 @@ class GLMM:
         mu = self.family.link.inverse(eta)
         return float(np.sum(self.family.loglik_obs(d.y, mu, d.trials, sigma)))
 
-    def fit(self, method: str = "laplace", nagq: int | None = None, **options):
+    def fit(self, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
+            **options):
         """Fit the same model by maximum likelihood.
 
         Parameters
         ----------
-        method : {"laplace", "agq"}
+        method : {"laplace", "agq", "pql"}
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
             ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over (θ, β));
             any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature with
             ``nagq`` nodes per dimension (default 25) for one grouping factor with one or
             more terms (product rule); crossed or nested models get an error suggesting
-            ``"laplace"``. Bernoulli, binomial and Poisson families.
+            ``"laplace"``. ``"pql"``: penalized quasi-likelihood (Breslow & Clayton 1993), as
+            MASS::glmmPQL; it has no likelihood, so ``loglik``/``aic``/``bic`` are NaN.
+            Bernoulli, binomial and Poisson families.
         nagq : int, optional
             Quadrature nodes for ``"agq"``; ``nagq=1`` is the Laplace approximation.
+        dispersion : {"fixed", "estimate"}, optional
+            For ``"pql"``: σ = 1 (Breslow–Clayton, the default) or estimated (glmmPQL's default).
         **options
             ``tol``, ``maxiter`` for the optimizer.
 
@@ -120,7 +125,7 @@ class GLMM:
         """
         from .frequentist import fit
 
-        return fit(self, method, nagq=nagq, **options)
+        return fit(self, method, nagq=nagq, dispersion=dispersion, **options)
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",

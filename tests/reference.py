@@ -67,3 +67,36 @@ GLMER_AGQ25 = {
     "ohio": {"fixef": {"(Intercept)": -3.1015337663, "age": -0.17563123749, "smoke": 0.39857082204},
              "sd": {("id", "(Intercept)"): 2.1649168927}, "loglik_full": -797.6483554231},
 }
+
+
+# PQL, MASS 7.3-58.2:
+#   glmmPQL(<fixed>, random = ~ 1 | <group>, family = <family>, data = <data>, verbose = FALSE)
+#     -> "glmmpql" (residual dispersion estimated; its SD is the "Residual" entry)
+#   glmmPQL(..., control = nlme::lmeControl(sigma = 1))  -> "glmmpql_sigma1" (Breslow-Clayton)
+# Terms renamed to bayesglmm's labels; SEs are sqrt(diag(m$varFix)).
+GLMMPQL = {
+    ("cbpp", "glmmpql"): {"fixef": {'(Intercept)': -1.3273638846, 'period[2]': -1.0161264289, 'period[3]': -1.1499842347, 'period[4]': -1.6052170315},
+        "se": {'(Intercept)': 0.23032489665, 'period[2]': 0.35500669449, 'period[3]': 0.37938160815, 'period[4]': 0.49900196347},
+        "sd": 0.5563535, "residual": 1.1845275},
+    ("cbpp", "glmmpql_sigma1"): {"fixef": {'(Intercept)': -1.3575083531, 'period[2]': -0.97936803877, 'period[3]': -1.1141741129, 'period[4]': -1.5633202945},
+        "se": {'(Intercept)': 0.22409157808, 'period[2]': 0.3029700231, 'period[3]': 0.32322457537, 'period[4]': 0.42417342935},
+        "sd": 0.6245503, "residual": None},
+    ("bacteria", "glmmpql"): {"fixef": {'(Intercept)': 2.1646587059, 'trt[drug+]': 0.49302792295, 'trt[placebo]': 1.2473552617, 'late': -1.6072569804},
+        "se": {'(Intercept)': 0.5282600926, 'trt[drug+]': 0.66381566501, 'trt[placebo]': 0.63818149865, 'late': 0.35506533528},
+        "sd": 1.4106368, "residual": 0.7800511},
+    ("bacteria", "glmmpql_sigma1"): {"fixef": {'(Intercept)': 1.8429917398, 'trt[drug+]': 0.49609287535, 'trt[placebo]': 1.137218958, 'late': -1.3895702497},
+        "se": {'(Intercept)': 0.49334860357, 'trt[drug+]': 0.57497357768, 'trt[placebo]': 0.55549599079, 'late': 0.42229864545},
+        "sd": 0.9405909, "residual": None},
+    ("epil", "glmmpql"): {"fixef": {'(Intercept)': 1.8696677466, 'lbase': 0.88182276012, 'trt[progabide]': -0.30952532024, 'lage': 0.53354603339, 'V4': -0.15976960058, 'lbase:trt[progabide]': 0.34154252695},
+        "se": {'(Intercept)': 0.10421150677, 'lbase': 0.12762941274, 'trt[progabide]': 0.1471370089, 'lage': 0.34188131171, 'V4': 0.076461173017, 'lbase:trt[progabide]': 0.20073107544},
+        "sd": 0.4442704, "residual": 1.4008069},
+    ("epil", "glmmpql_sigma1"): {"fixef": {'(Intercept)': 1.8537336111, 'lbase': 0.87172566166, 'trt[progabide]': -0.32756920278, 'lage': 0.47476616252, 'V4': -0.15976960058, 'lbase:trt[progabide]': 0.33209869553},
+        "se": {'(Intercept)': 0.10383917414, 'lbase': 0.12916885033, 'trt[progabide]': 0.14560952889, 'lage': 0.34162515543, 'V4': 0.054583399942, 'lbase:trt[progabide]': 0.20014820326},
+        "sd": 0.494406, "residual": None},
+    ("ohio", "glmmpql"): {"fixef": {'(Intercept)': -2.7658364588, 'age': -0.18157564192, 'smoke': 0.32518388274},
+        "se": {'(Intercept)': 0.1420836649, 'age': 0.043621145126, 'smoke': 0.2311553953},
+        "sd": 2.0571746, "residual": 0.6355563},
+    ("ohio", "glmmpql_sigma1"): {"fixef": {'(Intercept)': -2.1475056592, 'age': -0.13346768596, 'smoke': 0.28123511519},
+        "se": {'(Intercept)': 0.11911012823, 'age': 0.058681392905, 'smoke': 0.18643116711},
+        "sd": 1.336758, "residual": None},
+}

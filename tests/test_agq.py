@@ -66,5 +66,5 @@ def test_agq_refuses_crossed_and_bad_nagq():
         sal.fit("agq")
     with pytest.raises(ValueError, match="nagq must be a positive integer"):
         _model("cbpp").fit("agq", nagq=0)
-    with pytest.raises(ValueError, match="nagq applies to method='agq'"):
+    with pytest.raises(ValueError, match="nagq applies to method=.agq., not .laplace."):
         _model("cbpp").fit("laplace", nagq=5)

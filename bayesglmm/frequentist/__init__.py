@@ -3,11 +3,14 @@
 Implemented so far, for Bernoulli, binomial and Poisson families: ``"laplace"`` (ML by the
 Laplace approximation, any random-effect structure; :mod:`bayesglmm.frequentist.laplace`)
 and ``"agq"`` (adaptive Gauss–Hermite quadrature for one grouping factor with one or more
-terms; :mod:`bayesglmm.frequentist.agq`). PQL, GEE and the Gaussian LMM are to come.
+terms; :mod:`bayesglmm.frequentist.agq`) and ``"pql"`` (Breslow–Clayton PQL as
+MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`). GEE and the Gaussian LMM are to come.
 """
 
 from .fit import METHODS, MLFit, fit
 from .agq import agq_loglik
 from .laplace import fit_laplace, laplace_deviance, pirls
+from .pql import fit_pql, working_lmm_deviance
 
-__all__ = ["METHODS", "MLFit", "fit", "agq_loglik", "fit_laplace", "laplace_deviance", "pirls"]
+__all__ = ["METHODS", "MLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
+           "working_lmm_deviance"]

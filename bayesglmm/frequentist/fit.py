@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, VC_COLUMNS, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame
 from .laplace import fit_laplace
+from .pql import fit_pql
 
 __all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
 
-METHODS = ("laplace", "agq")
+METHODS = ("laplace", "agq", "pql")
 SINGULAR_TOL = 1e-4
 
 
@@ -35,7 +36,8 @@ class MLFit:
     theta : ndarray
         Packed lower-triangular relative covariance factors (lme4's θ).
     loglik : float
-        The log-likelihood with every normalising constant.
+        The log-likelihood with every normalising constant; NaN for PQL, which
+        maximises no likelihood (so are ``aic`` and ``bic``).
     aic, bic : float
     converged : bool
     singular : bool
@@ -44,8 +46,10 @@ class MLFit:
         Wall time of the fit.
     """
 
-    def __init__(self, model, method, raw, seconds, nagq=1):
+    def __init__(self, model, method, raw, seconds, nagq=1, dispersion=None):
         self.model, self.method, self.seconds, self.nagq = model, method, seconds, nagq
+        #: PQL's estimated residual dispersion σ (None when fixed at 1 or not applicable)
+        self.dispersion = raw.get("sigma") if dispersion == "estimate" else None
         self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
         self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
@@ -87,6 +91,10 @@ class MLFit:
                         rows.append({"group": block.group, "term": block.terms[i], "term2": block.terms[j],
                                      "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": np.nan,
                                      "conf_high": np.nan, "method": self.method})
+        if self.dispersion is not None:
+            rows.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd",
+                         "estimate": self.dispersion, "std_error": np.nan, "conf_low": np.nan,
+                         "conf_high": np.nan, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
@@ -107,18 +115,25 @@ class MLFit:
         return tidy_frame(rows, RE_COLUMNS)
 
 
-def fit(model, method: str = "laplace", nagq: int | None = None, **options) -> MLFit:
+def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
+        **options) -> MLFit:
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     if not model.design.random:
         raise ValueError("the model has no random effects: fit it as a GLM")
-    if method == "laplace" and nagq not in (None, 1):
-        raise ValueError("nagq applies to method='agq'; 'laplace' is one-node quadrature")
-    nagq = 1 if method == "laplace" else (25 if nagq is None else nagq)
+    if method != "agq" and nagq is not None:
+        raise ValueError(f"nagq applies to method='agq', not {method!r}")
+    if method != "pql" and dispersion is not None:
+        raise ValueError(f"dispersion applies to method='pql', not {method!r}")
     t0 = time.perf_counter()
-    raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
-    result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq)
+    if method == "pql":
+        dispersion = "fixed" if dispersion is None else dispersion
+        raw = fit_pql(model.design, model.family, dispersion=dispersion, **options)
+    else:
+        nagq = 1 if method == "laplace" else (25 if nagq is None else nagq)
+        raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
+    result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
     if not result.converged:
         warnings.warn(f"{method} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     if result.singular:
