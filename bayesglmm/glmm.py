@@ -103,7 +103,7 @@ class GLMM:
 
         Parameters
         ----------
-        method : {"laplace", "agq", "pql"}
+        method : {"laplace", "agq", "pql", "gee"}
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
             ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over (θ, β));
             any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature with
@@ -111,13 +111,16 @@ class GLMM:
             more terms (product rule); crossed or nested models get an error suggesting
             ``"laplace"``. ``"pql"``: penalized quasi-likelihood (Breslow & Clayton 1993), as
             MASS::glmmPQL; it has no likelihood, so ``loglik``/``aic``/``bic`` are NaN.
+            ``"gee"``: the marginal model by statsmodels GEE (``correlation="exchangeable"``,
+            ``"independence"`` or ``"ar1"``), robust SEs, population-averaged coefficients;
+            returns a :class:`~bayesglmm.frequentist.gee.GEEFit`.
             Bernoulli, binomial and Poisson families.
         nagq : int, optional
             Quadrature nodes for ``"agq"``; ``nagq=1`` is the Laplace approximation.
         dispersion : {"fixed", "estimate"}, optional
             For ``"pql"``: σ = 1 (Breslow–Clayton, the default) or estimated (glmmPQL's default).
         **options
-            ``tol``, ``maxiter`` for the optimizer.
+            ``tol``, ``maxiter`` for the optimizer; ``correlation`` for GEE.
 
         Returns
         -------

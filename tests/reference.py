@@ -100,3 +100,15 @@ GLMMPQL = {
         "se": {'(Intercept)': 0.11911012823, 'age': 0.058681392905, 'smoke': 0.18643116711},
         "sd": 1.336758, "residual": None},
 }
+
+# GEE, geepack 1.3.9, exchangeable working correlation, robust SEs (data sorted by cluster):
+#   geeglm(y ~ trt + late, id = ID, data = bac, family = binomial(), corstr = "exchangeable")
+#   geeglm(resp ~ age + smoke, id = id, data = ohio, family = binomial(), corstr = "exchangeable")
+GEE_EXCH = {
+    "bacteria": {"coef": {"(Intercept)": 1.7316299214, "trt[drug+]": 0.47908565353, "trt[placebo]": 1.1127261798, "late": -1.3249710317},
+                 "robust_se": {"(Intercept)": 0.43718670613, "trt[drug+]": 0.51039052151, "trt[placebo]": 0.58585266703, "late": 0.36067088612},
+                 "alpha": 0.13747560877},
+    "ohio": {"coef": {"(Intercept)": -1.8804253005, "age": -0.11338499668, "smoke": 0.265075783},
+             "robust_se": {"(Intercept)": 0.11389271456, "age": 0.043855289542, "smoke": 0.17774654987},
+             "alpha": 0.35430491569},
+}

@@ -4,7 +4,8 @@ Implemented so far, for Bernoulli, binomial and Poisson families: ``"laplace"`` 
 Laplace approximation, any random-effect structure; :mod:`bayesglmm.frequentist.laplace`)
 and ``"agq"`` (adaptive Gauss–Hermite quadrature for one grouping factor with one or more
 terms; :mod:`bayesglmm.frequentist.agq`) and ``"pql"`` (Breslow–Clayton PQL as
-MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`). GEE and the Gaussian LMM are to come.
+MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`) and ``"gee"`` (the population-averaged
+model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`). The Gaussian LMM is to come.
 """
 
 from .fit import METHODS, MLFit, fit

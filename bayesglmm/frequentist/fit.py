@@ -15,7 +15,7 @@ from .pql import fit_pql
 
 __all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
 
-METHODS = ("laplace", "agq", "pql")
+METHODS = ("laplace", "agq", "pql", "gee")
 SINGULAR_TOL = 1e-4
 
 
@@ -116,7 +116,7 @@ class MLFit:
 
 
 def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
-        **options) -> MLFit:
+        **options):
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
@@ -126,6 +126,10 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
         raise ValueError(f"nagq applies to method='agq', not {method!r}")
     if method != "pql" and dispersion is not None:
         raise ValueError(f"dispersion applies to method='pql', not {method!r}")
+    if method == "gee":
+        from .gee import fit_gee
+
+        return fit_gee(model, **options)
     t0 = time.perf_counter()
     if method == "pql":
         dispersion = "fixed" if dispersion is None else dispersion
