@@ -131,6 +131,11 @@ class _Factor:
         return self._lu.solve(rhs)
 
 
+def penalized_system(A, w) -> _Factor:
+    """Factor H = AᵀWA + I (A = ZΛ, W = diag(w)), the matrix of PIRLS and of the LMM."""
+    return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
+
+
 def _score_weights(family: Family, eta, trials):
     n = 1.0 if trials is None else trials
     mu = family.link.inverse(eta)
@@ -154,8 +159,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
 
     def system(eta):
         _, mean, s, w = _score_weights(family, eta, trials)
-        H = (A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc()
-        return mean, s, _Factor(H)
+        return mean, s, penalized_system(A, w)
 
     obj = objective(u)
     converged = False

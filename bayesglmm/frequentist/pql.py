@@ -25,16 +25,11 @@ Venables, W. N. and Ripley, B. D. (2002). Modern Applied Statistics with S, sec.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from scipy import linalg, optimize
 
-from .laplace import ThetaMap, _Factor, _glm_start, _score_weights, LaplaceState
+from .laplace import LaplaceState, ThetaMap, _glm_start, _score_weights, penalized_system
 
 __all__ = ["fit_pql", "working_lmm_deviance"]
-
-
-def _working_system(A, w):
-    return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
 
 
 def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = True):
@@ -53,7 +48,7 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
     factor : _Factor of H
     """
     n, p = X.shape
-    fac = _working_system(A, w)
+    fac = penalized_system(A, w)
 
     def vinv(M):  # V₀⁻¹ M by Woodbury
         WM = M * (w[:, None] if M.ndim == 2 else w)
@@ -128,10 +123,9 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     sigma = float(np.sqrt(sigma2))
     theta_abs = theta * sigma  # absolute scale of the random effects
     A_abs = tmap.ZLambda(theta_abs)
-    factor = _working_system(A_abs, w / sigma2)
-    state = LaplaceState(u=u / 1.0, eta=eta, loglik_cond=np.nan, logdet=np.nan, factor=factor, converged=converged)
-    # û in the absolute parameterisation: b = Λ_rel u_rel = Λ_abs (u_rel / σ)
-    state.u = u / sigma
+    # û in the absolute parameterisation: b = Λ_rel u = Λ_abs (u / σ); Cov(b | z) = Λ_abs H⁻¹ Λ_absᵀ
+    state = LaplaceState(u=u / sigma, eta=eta, loglik_cond=np.nan, logdet=np.nan,
+                         factor=penalized_system(A_abs, w / sigma2), converged=converged)
     return {
         "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * linalg.inv(xtvx), "loglik": np.nan,
         "state": state, "tmap": tmap, "converged": converged, "sigma": sigma,
