@@ -17,9 +17,11 @@ group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL"]
+__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -43,3 +45,12 @@ def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
         raise KeyError(f"result rows lack the schema columns {missing}")
     extra = [c for c in frame.columns if c not in columns]
     return frame[list(columns) + extra]
+
+
+def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.DataFrame:
+    """The ``fixed_effects()`` table of a frequentist fit: SEs from ``vcov``, Wald intervals."""
+    se = np.sqrt(np.diag(vcov))
+    z = stats.norm.ppf(0.5 + ci / 2)
+    rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
+             "method": method} for t, b, s in zip(names, beta, se)]
+    return tidy_frame(rows, FIXED_COLUMNS)

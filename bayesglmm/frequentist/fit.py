@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame
+from ..results import RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame, wald_fixed_effects
 from .laplace import fit_laplace
 from .pql import fit_pql
 
@@ -65,11 +65,7 @@ class MLFit:
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """β̂ with Hessian-based standard errors and Wald intervals."""
-        se = np.sqrt(np.diag(self.vcov))
-        z = stats.norm.ppf(0.5 + ci / 2)
-        rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
-                 "method": self.method} for t, b, s in zip(self.model.design.fixed_names, self.beta, se)]
-        return tidy_frame(rows, FIXED_COLUMNS)
+        return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def covariances(self) -> list[np.ndarray]:
         """Σ = L Lᵀ of each random block (the scale is 1 for these families)."""

@@ -18,9 +18,8 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, VC_COLUMNS, tidy_frame
+from ..results import RE_COLUMNS, VC_COLUMNS, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
 
@@ -70,11 +69,7 @@ class GEEFit:
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
-        se = np.sqrt(np.diag(self.vcov))
-        z = stats.norm.ppf(0.5 + ci / 2)
-        rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
-                 "method": self.method} for t, b, s in zip(self.model.design.fixed_names, self.beta, se)]
-        return tidy_frame(rows, FIXED_COLUMNS)
+        return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def variance_components(self) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
