@@ -103,7 +103,7 @@ class GLMM:
 
         Parameters
         ----------
-        method : {"laplace", "agq", "pql", "gee"}
+        method : {"laplace", "agq", "pql", "gee", "ml", "reml"}
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
             ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over (θ, β));
             any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature with
@@ -113,7 +113,8 @@ class GLMM:
             MASS::glmmPQL; it has no likelihood, so ``loglik``/``aic``/``bic`` are NaN.
             ``"gee"``: the marginal model by statsmodels GEE (``correlation="exchangeable"``,
             ``"independence"`` or ``"ar1"``), robust SEs, population-averaged coefficients;
-            returns a :class:`~bayesglmm.frequentist.gee.GEEFit`.
+            returns a :class:`~bayesglmm.frequentist.gee.GEEFit`. ``"ml"``, ``"reml"``: Gaussian
+            identity-link LMMs, as lme4's ``lmer`` (``REML = FALSE / TRUE``).
             Bernoulli, binomial and Poisson families.
         nagq : int, optional
             Quadrature nodes for ``"agq"``; ``nagq=1`` is the Laplace approximation.

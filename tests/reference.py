@@ -112,3 +112,32 @@ GEE_EXCH = {
              "robust_se": {"(Intercept)": 0.11389271456, "age": 0.043855289542, "smoke": 0.17774654987},
              "alpha": 0.35430491569},
 }
+
+# Gaussian LMMs, lme4 1.1-31:
+#   lmer(Reaction ~ Days + (Days | Subject), data = sleepstudy, REML = TRUE / FALSE)
+#   lmer(protein ~ Diet + Time + (1 | Cow), data = Milk, REML = TRUE / FALSE)   (nlme::Milk)
+# sd: (group, term) -> SD; corr: (group, term, term2) -> correlation; "Residual": residual SD.
+LMER = {
+    ("sleepstudy", "reml"): {"fixef": {"(Intercept)": 251.4051048485, "Days": 10.4672859596},
+                             "se": {"(Intercept)": 6.824596695, "Days": 1.5457896439},
+                             "sd": {("Subject", "(Intercept)"): 24.740657995, ("Subject", "Days"): 5.9221376589,
+                                    ("Residual", "Residual"): 25.5917957217},
+                             "corr": {("Subject", "(Intercept)", "Days"): 0.065551238238}, "loglik": -871.81413598},
+    ("sleepstudy", "ml"): {"fixef": {"(Intercept)": 251.4051048485, "Days": 10.4672859596},
+                           "se": {"(Intercept)": 6.6321227422, "Days": 1.5022302138},
+                           "sd": {("Subject", "(Intercept)"): 23.7797595895, ("Subject", "Days"): 5.7167985139,
+                                  ("Residual", "Residual"): 25.5919070365},
+                           "corr": {("Subject", "(Intercept)", "Days"): 0.081321093427}, "loglik": -875.9696722445},
+    ("milk", "reml"): {"fixef": {"(Intercept)": 3.5826631486, "Diet[barley+lupins]": -0.096304694465,
+                                 "Diet[lupins]": -0.20432542403, "Time": -0.0061889188388},
+                       "se": {"(Intercept)": 0.038463743591, "Diet[barley+lupins]": 0.050011662435,
+                              "Diet[lupins]": 0.050041016951, "Time": 0.0014760799235},
+                       "sd": {("Cow", "(Intercept)"): 0.16732145274, ("Residual", "Residual"): 0.27347860294},
+                       "corr": {}, "loglik": -252.969858191},
+    ("milk", "ml"): {"fixef": {"(Intercept)": 3.5827048259, "Diet[barley+lupins]": -0.096343090287,
+                               "Diet[lupins]": -0.20442774528, "Time": -0.0061892363893},
+                     "se": {"(Intercept)": 0.03780945273, "Diet[barley+lupins]": 0.049044374342,
+                            "Diet[lupins]": 0.049074225201, "Time": 0.0014753179562},
+                     "sd": {("Cow", "(Intercept)"): 0.1635746151, ("Residual", "Residual"): 0.27337240875},
+                     "corr": {}, "loglik": -240.0521071106},
+}

@@ -67,8 +67,8 @@ def test_correlated_slopes_and_singular_flag():
 
 
 def test_fit_errors():
-    with pytest.raises(ValueError, match="unknown method .ml.; available: laplace, agq, pql, gee"):
+    with pytest.raises(ValueError, match="unknown method .hglm.; available: laplace, agq, pql, gee, ml, reml"):
         _model = bg.GLMM("y ~ trt + late + (1 | ID)", bg.datasets.load("bacteria"), family="bernoulli")
-        _model.fit("ml")
+        _model.fit("hglm")
     with pytest.raises(ValueError, match="Gaussian model is an LMM"):
         bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("laplace")

@@ -5,7 +5,8 @@ Laplace approximation, any random-effect structure; :mod:`bayesglmm.frequentist.
 and ``"agq"`` (adaptive Gauss–Hermite quadrature for one grouping factor with one or more
 terms; :mod:`bayesglmm.frequentist.agq`) and ``"pql"`` (Breslow–Clayton PQL as
 MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`) and ``"gee"`` (the population-averaged
-model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`). The Gaussian LMM is to come.
+model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`); for Gaussian models ``"ml"``
+and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`).
 """
 
 from .fit import METHODS, MLFit, fit

@@ -15,7 +15,7 @@ from .pql import fit_pql
 
 __all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
 
-METHODS = ("laplace", "agq", "pql", "gee")
+METHODS = ("laplace", "agq", "pql", "gee", "ml", "reml")
 SINGULAR_TOL = 1e-4
 
 
@@ -54,7 +54,7 @@ class MLFit:
         self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
         self._state, self._tmap = raw["state"], raw["tmap"]
-        k = len(self.theta) + len(self.beta)
+        k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
         self.aic = -2 * self.loglik + 2 * k
         self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
         self.singular = any(np.any(np.abs(np.diag(L)) < SINGULAR_TOL) for L in self._tmap.factors(self.theta))
@@ -127,7 +127,12 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
 
         return fit_gee(model, **options)
     t0 = time.perf_counter()
-    if method == "pql":
+    if method in ("ml", "reml"):
+        from .lmm import fit_lmm
+
+        raw = fit_lmm(model.design, model.family, reml=method == "reml", **options)
+        dispersion = "estimate"  # σ is a parameter: a Residual row, and one more for AIC/BIC
+    elif method == "pql":
         dispersion = "fixed" if dispersion is None else dispersion
         raw = fit_pql(model.design, model.family, dispersion=dispersion, **options)
     else:

@@ -202,7 +202,7 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
     """
     if family.has_scale:
         raise ValueError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
-                         "(its Laplace approximation is exact)")
+                         "(its Laplace approximation is exact): use method='ml' or 'reml'")
     if nagq != 1:
         check_agq(design, nagq)
     tmap = ThetaMap(design)

@@ -92,7 +92,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     if dispersion not in ("fixed", "estimate"):
         raise ValueError(f"dispersion must be 'fixed' or 'estimate', got {dispersion!r}")
     if family.has_scale:
-        raise ValueError("PQL is for non-Gaussian families; a Gaussian model is an LMM")
+        raise ValueError("PQL is for non-Gaussian families; a Gaussian model is an LMM: use method='ml' or 'reml'")
     estimate = dispersion == "estimate"
     tmap = ThetaMap(design)
     X, y = design.X, design.y
