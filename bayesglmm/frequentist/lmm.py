@@ -40,9 +40,17 @@ def fit_lmm(design, family, reml: bool = True):
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
     n, p = X.shape
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower]
-    res = optimize.minimize(lambda th: working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0],
-                            tmap.theta0(), method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000})
+    def objective(th):
+        return working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0]
+
+    res = optimize.minimize(objective, tmap.theta0(), method="L-BFGS-B", bounds=bounds,
+                            options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000})
+    message = f"L-BFGS-B: {res.message}"
+    if not res.success:  # e.g. an ABNORMAL line search on a flat criterion: polish without gradients
+        res2 = optimize.minimize(objective, res.x, method="Powell", bounds=bounds,
+                                 options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 20000})
+        message += f"; Powell: {res2.message}"
+        res = res2 if res2.fun <= res.fun or res2.success else res
     theta = res.x
     A = tmap.ZLambda(theta)
     _, beta, xtvx, sigma2, fac = working_lmm_deviance(X, A, z, w, True, reml=reml)
@@ -57,5 +65,5 @@ def fit_lmm(design, family, reml: bool = True):
     return {
         "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * linalg.inv(xtvx), "loglik": float(loglik),
         "state": state, "tmap": tmap, "converged": bool(res.success), "sigma": sigma,
-        "message": f"L-BFGS-B: {res.message}", "n_eval": int(res.nfev),
+        "message": message, "n_eval": int(res.nfev),
     }
