@@ -11,9 +11,11 @@ from . import datasets, priors
 from .design import Design, RandomBlock, make_design
 from .families import Family, Link, get_family
 from .formula import FormulaError, parse_formula
+from .frequentist.fit import ConvergenceWarning, SeparationWarning
 from .frequentist.lrt import lrt
 from .glmm import GLMM
 
 __version__ = "0.1.0"
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
-           "FormulaError", "parse_formula", "datasets", "priors", "lrt", "__version__"]
+           "FormulaError", "parse_formula", "datasets", "priors", "lrt",
+           "ConvergenceWarning", "SeparationWarning", "__version__"]

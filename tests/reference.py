@@ -141,3 +141,12 @@ LMER = {
                      "sd": {("Cow", "(Intercept)"): 0.1635746151, ("Residual", "Residual"): 0.27337240875},
                      "corr": {}, "loglik": -240.0521071106},
 }
+
+# lme4's profile intervals, as printed in ?confint.merMod for the sleepstudy model:
+#   fm1 <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy); confint(fm1)
+#   (lme4 profiles the ML deviance, so the REML and the ML fit give the same intervals)
+LMER_PROFILE_SLEEPSTUDY = {
+    ("Subject", "(Intercept)"): (14.3814761, 37.7159946),
+    ("Subject", "Days"): (3.8011641, 8.7533831),
+    ("Residual", "Residual"): (22.8982669, 28.8579965),
+}

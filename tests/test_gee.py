@@ -1,3 +1,5 @@
+import numpy as np
+import pandas as pd
 import pytest
 
 import bayesglmm as bg
@@ -34,7 +36,28 @@ def test_gee_marginal_effects_are_attenuated():
 def test_gee_errors():
     with pytest.raises(ValueError, match="single grouping factor to cluster on"):
         _model("salamander").fit("gee")
-    with pytest.raises(ValueError, match="0/1 binomial responses only"):
-        _model("cbpp").fit("gee")
     with pytest.raises(ValueError, match="correlation must be one of"):
         _model("ohio").fit("gee", correlation="toeplitz")
+
+
+def test_gee_binomial_trials_are_bernoulli_rows():
+    """cbpp's successes out of trials give the same GEE as the data written one 0/1 row per animal."""
+    data = bg.datasets.load("cbpp")
+    rows = [{"herd": r.herd, "period": r.period, "y": int(k < r.incidence)}
+            for r in data.itertuples() for k in range(int(r.size))]
+    long = bg.GLMM("y ~ period + (1 | herd)", pd.DataFrame(rows), family="bernoulli").fit("gee")
+    short = _model("cbpp").fit("gee")
+    assert short.beta == pytest.approx(long.beta, abs=1e-10)
+    assert short.vcov == pytest.approx(long.vcov, abs=1e-10)
+    assert short.alpha == pytest.approx(long.alpha, abs=1e-10)
+
+
+def test_separation_warning_names_the_term():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.choice(["a", "b", "c"], 200)})
+    df["y"] = (rng.random(200) < 0.4).astype(int)
+    df.loc[df["x"] == "c", "y"] = 0
+    model = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli")
+    for method in ("laplace", "gee"):
+        with pytest.warns(bg.SeparationWarning, match=r"'x\[c\]' \(every observation with x\[c\] = 1 is all failures"):
+            model.fit(method)

@@ -70,5 +70,5 @@ def test_fit_errors():
     with pytest.raises(ValueError, match="unknown method .hglm.; available: laplace, agq, pql, gee, ml, reml"):
         _model = bg.GLMM("y ~ trt + late + (1 | ID)", bg.datasets.load("bacteria"), family="bernoulli")
         _model.fit("hglm")
-    with pytest.raises(ValueError, match="Gaussian model is an LMM"):
-        bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("laplace")
+    with pytest.raises(ValueError, match="Gaussian models with a 'log' link are not supported"):
+        bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy"), link="log").fit("laplace")

@@ -30,3 +30,16 @@ def test_lmm_equals_lmer(name, method):
 def test_ml_reml_refuse_non_gaussian():
     with pytest.raises(ValueError, match="Gaussian identity-link models"):
         bg.GLMM("y ~ trt + late + (1 | ID)", bg.datasets.load("bacteria"), family="bernoulli").fit("reml")
+
+
+@pytest.mark.parametrize("method", ["laplace", "agq", "pql"])
+def test_gaussian_glmm_methods_are_the_ml_lmm(method):
+    """For a Gaussian identity-link model Laplace/AGQ are exact and PQL's working model is the model:
+    all equal the ML LMM (as glmer hands gaussian models to lmer)."""
+    meta = bg.datasets.info("sleepstudy")
+    model = bg.GLMM(meta.formula, bg.datasets.load("sleepstudy"))
+    ml, other = model.fit("ml"), model.fit(method)
+    assert other.method == method
+    assert other.loglik == pytest.approx(ml.loglik, rel=1e-10)
+    assert other.beta == pytest.approx(ml.beta, rel=1e-10)
+    assert other.dispersion == pytest.approx(ml.dispersion, rel=1e-10)

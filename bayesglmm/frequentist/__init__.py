@@ -6,7 +6,9 @@ and ``"agq"`` (adaptive Gauss–Hermite quadrature for one grouping factor with 
 terms; :mod:`bayesglmm.frequentist.agq`) and ``"pql"`` (Breslow–Clayton PQL as
 MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`) and ``"gee"`` (the population-averaged
 model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`); for Gaussian models ``"ml"``
-and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`).
+and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`), which ``"laplace"``, ``"agq"`` and
+``"pql"`` also give for such models (they are exact there). Profile-likelihood intervals
+for SDs: :mod:`bayesglmm.frequentist.profile`.
 """
 
 from .fit import METHODS, MLFit, fit

@@ -13,7 +13,7 @@ from ..results import RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame, wald_fixed_e
 from .laplace import fit_laplace
 from .pql import fit_pql
 
-__all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning"]
+__all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning", "SeparationWarning"]
 
 METHODS = ("laplace", "agq", "pql", "gee", "ml", "reml")
 SINGULAR_TOL = 1e-4
@@ -21,6 +21,50 @@ SINGULAR_TOL = 1e-4
 
 class ConvergenceWarning(UserWarning):
     """The optimizer or PIRLS did not converge, or the fit is singular."""
+
+
+class SeparationWarning(UserWarning):
+    """A fixed effect of a binary/binomial model is (quasi-)completely separated: its MLE is infinite."""
+
+
+def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
+    """Warn, naming the term, when a 0/1 column of X separates a binomial response.
+
+    A column separates when all the observations where it is 1 (or all where it is 0) have
+    the same outcome — every trial a success or every one a failure — so the likelihood
+    increases without bound along that coefficient. With ``beta`` given, a coefficient
+    beyond ±15 on the linear-predictor scale is also reported (separation by a
+    combination of columns shows up this way).
+
+    Returns
+    -------
+    list of str
+        The terms warned about.
+    """
+    if family.name not in ("bernoulli", "binomial"):
+        return []
+    y = design.y
+    n = np.ones_like(y) if design.trials is None else design.trials
+    found = []
+    for j, name in enumerate(design.fixed_names):
+        col = design.X[:, j]
+        if np.all(col == 1) or not np.all(np.isin(col, (0.0, 1.0))):
+            continue
+        for side, mask in (("1", col == 1), ("0", col == 0)):
+            if mask.any() and (y[mask].sum() == 0 or y[mask].sum() == n[mask].sum()):
+                outcome = "failures" if y[mask].sum() == 0 else "successes"
+                found.append(f"{name!r} (every observation with {name} = {side} is all {outcome})")
+                break
+    if beta is not None:
+        listed = " ".join(found)
+        found += [f"{name!r} (estimate {b:.1f})" for name, b in zip(design.fixed_names, beta)
+                  if abs(b) > 15 and repr(name) not in listed]
+    if found:
+        warnings.warn("complete or quasi-complete separation: " + "; ".join(found)
+                      + ". Its coefficient has no finite MLE: the estimate and SE are meaningless "
+                      "(consider a proper prior, i.e. the Bayesian fit, or dropping/merging levels).",
+                      SeparationWarning, stacklevel=stacklevel)
+    return found
 
 
 class MLFit:
@@ -54,6 +98,7 @@ class MLFit:
         self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
         self._state, self._tmap = raw["state"], raw["tmap"]
+        self._profiles = {}
         k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
         self.aic = -2 * self.loglik + 2 * k
         self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
@@ -71,15 +116,39 @@ class MLFit:
         """Σ = L Lᵀ of each random block (the scale is 1 for these families)."""
         return [L @ L.T for L in self._tmap.factors(self.theta)]
 
-    def variance_components(self) -> pd.DataFrame:
-        """Random-effect SDs and correlations (point estimates; intervals not yet computed)."""
+    def profile(self, level: float = 0.95) -> dict:
+        """Profile-likelihood intervals of the SDs, ``{(group, term): (low, high)}`` (cached).
+
+        See :mod:`bayesglmm.frequentist.profile`. PQL has no likelihood and raises ``ValueError``.
+        """
+        if level not in self._profiles:
+            from .profile import profile_sd_intervals
+
+            self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
+        return self._profiles[level]
+
+    def variance_components(self, profile: bool = False, level: float = 0.95) -> pd.DataFrame:
+        """Random-effect SDs and correlations.
+
+        Parameters
+        ----------
+        profile : bool
+            Add profile-likelihood intervals for the SDs at ``level`` (as lme4's
+            ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
+            refits, so it is off by default). Correlations and PQL fits get NaN intervals.
+        level : float
+        """
+        if profile and self.method == "pql":
+            raise ValueError("PQL maximises no likelihood: it has no profile-likelihood intervals")
+        bounds = self.profile(level) if profile else {}
         rows = []
         for block, S in zip(self.model.design.random, self.covariances()):
             sd = np.sqrt(np.diag(S))
             for t, term in enumerate(block.terms):
+                low, high = bounds.get((block.group, term), (np.nan, np.nan))
                 rows.append({"group": block.group, "term": term, "term2": None, "kind": "sd",
-                             "estimate": sd[t], "std_error": np.nan, "conf_low": np.nan,
-                             "conf_high": np.nan, "method": self.method})
+                             "estimate": sd[t], "std_error": np.nan, "conf_low": low,
+                             "conf_high": high, "method": self.method})
             if block.has_correlation:
                 for i in range(block.n_terms):
                     for j in range(i + 1, block.n_terms):
@@ -88,9 +157,10 @@ class MLFit:
                                      "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": np.nan,
                                      "conf_high": np.nan, "method": self.method})
         if self.dispersion is not None:
+            low, high = bounds.get((RESIDUAL, RESIDUAL), (np.nan, np.nan))
             rows.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd",
-                         "estimate": self.dispersion, "std_error": np.nan, "conf_low": np.nan,
-                         "conf_high": np.nan, "method": self.method})
+                         "estimate": self.dispersion, "std_error": np.nan, "conf_low": low,
+                         "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
@@ -125,9 +195,22 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
     if method == "gee":
         from .gee import fit_gee
 
-        return fit_gee(model, **options)
+        result = fit_gee(model, **options)
+        check_separation(model.design, model.family, result.beta)
+        return result
     t0 = time.perf_counter()
-    if method in ("ml", "reml"):
+    if model.family.has_scale and method in ("laplace", "agq", "pql"):
+        # A Gaussian identity-link GLMM is an LMM: the Laplace approximation (and any
+        # quadrature rule) is exact and PQL's working model is the model itself, so all
+        # three are its ML fit — as glmer() hands a gaussian family to lmer().
+        if model.family.link.name != "identity":
+            raise ValueError(f"Gaussian models with a {model.family.link.name!r} link are not supported by "
+                             f"the frequentist engines (only identity); use model.sample()")
+        from .lmm import fit_lmm
+
+        raw = fit_lmm(model.design, model.family, reml=False, **options)
+        dispersion = "estimate"
+    elif method in ("ml", "reml"):
         from .lmm import fit_lmm
 
         raw = fit_lmm(model.design, model.family, reml=method == "reml", **options)
@@ -141,6 +224,7 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
     result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
     if not result.converged:
         warnings.warn(f"{method} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
+    check_separation(model.design, model.family, result.beta)
     if result.singular:
         warnings.warn("singular fit: a random-effect SD is estimated at (or near) zero", ConvergenceWarning,
                       stacklevel=3)

@@ -3,6 +3,8 @@
 ``GLMM.fit("gee")`` fits the model's fixed part to the same response with the
 model's single grouping factor as the cluster, an exchangeable working correlation by
 default, and robust (sandwich) standard errors — what geepack's ``geeglm`` reports.
+Binomial successes out of ``trials`` are fitted as one 0/1 row per trial in the same
+cluster (the working correlation is then among the trials of a cluster).
 The coefficients are **population-averaged**: for a non-identity link they are not the
 GLMM's subject-specific β and are usually closer to zero (Zeger, Liang & Albert 1988).
 
@@ -80,14 +82,25 @@ class GEEFit:
         return tidy_frame([], RE_COLUMNS)
 
 
+def _bernoulli_rows(y, trials, X, groups, offset):
+    """Successes out of trials as one 0/1 row per trial, in the same cluster."""
+    n = np.asarray(trials).astype(int)
+    if np.any(n != trials) or np.any(y != np.round(y)):
+        raise ValueError("method 'gee' needs whole numbers of successes and trials")
+    rows = np.repeat(np.arange(len(n)), n)
+    first = np.repeat(np.cumsum(n) - n, n)
+    yy = (np.arange(len(rows)) - first < np.repeat(y, n)).astype(float)
+    return yy, X[rows], groups[rows], offset[rows]
+
+
 def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     """Fit the marginal model of ``model`` by GEE; see the module docstring.
 
     Raises
     ------
     ValueError
-        Without exactly one grouping factor to cluster on, for binomial data with more
-        than one trial, or an unknown ``correlation``.
+        Without exactly one grouping factor to cluster on, for non-integer binomial
+        counts, or an unknown ``correlation``.
     """
     import statsmodels.api as sm
     from statsmodels.genmod import cov_struct
@@ -98,13 +111,13 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     if len(design.groups) != 1:
         raise ValueError(f"method 'gee' needs a single grouping factor to cluster on; this model has "
                          f"{len(design.groups)} ({', '.join(design.groups) or 'none'})")
-    if design.trials is not None and np.any(design.trials != 1):
-        raise ValueError("method 'gee' supports 0/1 binomial responses only (not successes out of trials)")
     block = next(b for b in design.random if b.group == design.groups[0])
     structure = {"exchangeable": cov_struct.Exchangeable, "independence": cov_struct.Independence,
                  "ar1": cov_struct.Autoregressive}[correlation]()
     t0 = time.perf_counter()
-    gee = sm.GEE(np.asarray(design.y), np.asarray(design.X), groups=block.index, family=_sm_family(model.family),
-                 cov_struct=structure, offset=np.asarray(design.offset))
+    y, X, groups, offset = np.asarray(design.y), np.asarray(design.X), block.index, np.asarray(design.offset)
+    if design.trials is not None and np.any(design.trials != 1):
+        y, X, groups, offset = _bernoulli_rows(design.y, design.trials, X, groups, offset)
+    gee = sm.GEE(y, X, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
     result = gee.fit(maxiter=200)
     return GEEFit(model, result, correlation, time.perf_counter() - t0)

@@ -236,7 +236,9 @@ def _glm_start(design: Design, family: Family) -> np.ndarray:
         mu, mean, s, w = _score_weights(family, eta, design.trials)
         z = eta - design.offset + (y - mean) * s / np.maximum(w, 1e-300)
         WX = design.X * w[:, None]
-        new = linalg.solve(design.X.T @ WX, WX.T @ z, assume_a="pos")
+        with warnings.catch_warnings():  # separated data make XᵀWX near-singular; check_separation reports it
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            new = linalg.solve(design.X.T @ WX, WX.T @ z, assume_a="pos")
         if np.max(np.abs(new - beta)) < 1e-10:
             beta = new
             break
