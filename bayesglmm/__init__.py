@@ -7,15 +7,20 @@
 >>> post.fixed_effects()                                        # doctest: +SKIP
 """
 
-from . import datasets, priors
+from . import datasets, plots, priors
+from .compare import Comparison, compare
 from .design import Design, RandomBlock, make_design
 from .families import Family, Link, get_family
 from .formula import FormulaError, parse_formula
 from .frequentist.fit import ConvergenceWarning, SeparationWarning
 from .frequentist.lrt import lrt
 from .glmm import GLMM
+from .interop import from_bambi
+from .io import load, save
+from .ranking import rank_levels
 
 __version__ = "0.1.0"
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
-           "FormulaError", "parse_formula", "datasets", "priors", "lrt",
+           "FormulaError", "parse_formula", "datasets", "priors", "plots", "lrt",
+           "compare", "Comparison", "rank_levels", "from_bambi", "save", "load",
            "ConvergenceWarning", "SeparationWarning", "__version__"]

@@ -1,10 +1,18 @@
 """The ``bayesglmm`` command.
 
+``bayesglmm compare`` (the main job) fits one model by every method — NUTS, Laplace,
+adaptive quadrature, PQL, GEE — prints the side-by-side table and writes
+``comparison.csv`` (wide), ``comparison_long.csv``, ``comparison.md`` and ``forest.png``
+into ``--out``::
+
+    bayesglmm compare                                  # salamander crossed model
+    bayesglmm compare --dataset cbpp --draws 500 --out results/
+    bayesglmm compare --data my.csv --formula "y ~ x + (1 | g)" --family bernoulli \
+                      --methods nuts,laplace,gee
+
 ``bayesglmm sample`` samples a GLMM by NUTS and prints its tidy tables::
 
-    bayesglmm sample                                   # salamander crossed model
     bayesglmm sample --dataset cbpp --draws 500
-    bayesglmm sample --data my.csv --formula "y ~ x + (1 | g)" --family bernoulli
 
 Errors in the input (missing file, bad formula, unknown family) end with a
 one-line message and exit status 2, without a traceback.
@@ -13,9 +21,13 @@ one-line message and exit status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import pandas as pd
+
+from .compare import DEFAULT_METHODS
 
 __all__ = ["main"]
 
@@ -25,23 +37,33 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="bayesglmm", description="Generalized linear mixed models, Bayesian first.")
     sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="fit one model by every method and write the side-by-side table and plot")
     s = sub.add_parser("sample", help="sample a GLMM by NUTS and print its tables")
-    src = s.add_mutually_exclusive_group()
-    src.add_argument("--dataset", choices=datasets.list_datasets(), default=None,
-                     help="a bundled data set (default: salamander); its reference model is the default formula")
-    src.add_argument("--data", metavar="FILE.csv", help="a CSV file")
-    s.add_argument("--formula", help="lme4-style formula, e.g. 'y ~ x + (1 | g)'")
-    s.add_argument("--family", help="gaussian, bernoulli, binomial or poisson")
-    s.add_argument("--link", default=None, help="link (default: the family's canonical link)")
-    s.add_argument("--draws", type=int, default=1000)
-    s.add_argument("--tune", type=int, default=1000)
-    s.add_argument("--chains", type=int, default=4)
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
+    for q in (c, s):
+        src = q.add_mutually_exclusive_group()
+        src.add_argument("--dataset", choices=datasets.list_datasets(), default=None,
+                         help="a bundled data set (default: salamander); its reference model is the default formula")
+        src.add_argument("--data", metavar="FILE.csv", help="a CSV file")
+        q.add_argument("--formula", help="lme4-style formula, e.g. 'y ~ x + (1 | g)'")
+        q.add_argument("--family", help="gaussian, bernoulli, binomial or poisson")
+        q.add_argument("--link", default=None, help="link (default: the family's canonical link)")
+        q.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
+        q.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps per chain (default 1000)")
+        q.add_argument("--chains", type=int, default=4)
+        q.add_argument("--seed", type=int, default=None)
+        q.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
+    c.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated methods (default {','.join(DEFAULT_METHODS)}; also ml, reml)")
+    c.add_argument("--nagq", type=int, default=25, help="quadrature nodes for agq (default 25)")
+    c.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals of the SDs")
+    c.add_argument("--out", default="bayesglmm-compare", metavar="DIR",
+                   help="directory for comparison.csv, comparison_long.csv, comparison.md, forest.png "
+                        "(default ./bayesglmm-compare)")
     return p
 
 
-def _sample(args) -> int:
+def _model(args):
+    """The GLMM named by --dataset or --data/--formula/--family."""
     from . import datasets
     from .glmm import GLMM
 
@@ -59,6 +81,41 @@ def _sample(args) -> int:
         formula, family = args.formula or meta.formula, args.family or meta.family
     model = GLMM(formula, data, family=family, link=args.link)
     print(model, flush=True)
+    return model
+
+
+def _compare(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .compare import compare
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    model = _model(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {str(out)!r} is not writable")
+    cmp = compare(model, methods, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
+                  progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile)
+    wide = cmp.wide()
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+        print("\nEstimates by method (fixed effects, SDs; the table's notes below)")
+        print(wide.to_string())
+    print()
+    for line in cmp._footnotes():
+        print(f"  {line}")
+    wide.to_csv(out / "comparison.csv")
+    cmp.table().to_csv(out / "comparison_long.csv", index=False)
+    (out / "comparison.md").write_text(f"# {model.formula}\n\n" + cmp.to_markdown())
+    cmp.plot().savefig(out / "forest.png", dpi=120)
+    print(f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_long.csv'}, {out / 'comparison.md'}, "
+          f"{out / 'forest.png'}")
+    return 0
+
+
+def _sample(args) -> int:
+    model = _model(args)
     post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                         progressbar=not args.no_progress)
     with pd.option_context("display.width", 140, "display.max_columns", 20, "display.precision", 4):
@@ -76,9 +133,11 @@ def main(argv=None) -> int:
     """Entry point of the ``bayesglmm`` console script."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "sample":
             return _sample(args)
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, OSError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"bayesglmm: error: {msg}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from formulae.parser import ParseError
 from .families import Family
 from .formula import FormulaError, FormulaSpec, parse_formula
 
-__all__ = ["Design", "RandomBlock", "make_design", "INTERCEPT"]
+__all__ = ["Design", "RandomBlock", "NewData", "make_design", "INTERCEPT"]
 
 INTERCEPT = "(Intercept)"
 _NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p}
@@ -143,6 +143,86 @@ class Design:
         if not self.random:
             return sp.csc_matrix((self.nobs, 0))
         return sp.hstack([b.Z() for b in self.random], format="csc")
+
+    def evaluate_new(self, new_data: pd.DataFrame, allow_new_levels: bool = True) -> "NewData":
+        """The model matrices of ``new_data``, encoded exactly as the fitting data were.
+
+        Categorical columns keep the fitted levels and reference (formulae's
+        ``evaluate_new_data``); a categorical level not seen in fitting is an error.
+
+        Parameters
+        ----------
+        new_data : pandas.DataFrame
+            Needs every predictor, offset and grouping column (not the response).
+        allow_new_levels : bool
+            A grouping level not seen in fitting gets index −1 (its random effect is 0:
+            the population-level prediction); with False it is an error naming the level.
+
+        Returns
+        -------
+        NewData
+        """
+        if not isinstance(new_data, pd.DataFrame):
+            raise TypeError(f"new_data must be a pandas DataFrame, got {type(new_data).__name__}")
+        spec = parse_formula(self.formula)
+        needed = set(_referenced_columns(spec, self.data)) - set(_IDENT.findall(self.response))
+        if spec.response[0] != "name":
+            needed -= set(_IDENT.findall(spec.response[2]))
+        for c in sorted(needed):
+            if c not in new_data.columns:
+                raise _missing_column(c, new_data)
+        new_data, _ = _check_finite(new_data, sorted(needed), "raise")
+
+        def encode(expr, where):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return np.asarray(_common(expr, self.data, where).evaluate_new_data(new_data).design_matrix, dtype=float)
+            except ValueError as err:
+                raise ValueError(f"new_data, {where}: {err}") from None
+
+        X = encode(spec.fixed, "fixed effects") if self.fixed_names else np.zeros((len(new_data), 0))
+        offset = np.zeros(len(new_data))
+        for expr in spec.offsets:
+            offset = offset + _eval(expr, new_data, "offset")
+        indices, Xrs = [], []
+        for term, block in zip(spec.random, self.random):
+            labels = (new_data[term.group[0]].astype(str).to_numpy(dtype=object) if len(term.group) == 1 else
+                      np.asarray([":".join(map(str, r)) for r in new_data[list(term.group)].itertuples(index=False)],
+                                 dtype=object))
+            lookup = {lv: k for k, lv in enumerate(block.levels)}
+            index = np.asarray([lookup.get(str(lv), -1) for lv in labels], dtype=np.int64)
+            if not allow_new_levels and np.any(index < 0):
+                unseen = sorted({str(lv) for lv, k in zip(labels, index) if k < 0})
+                raise ValueError(f"new_data has level(s) of {block.group!r} not seen in fitting: "
+                                 f"{', '.join(map(repr, unseen[:5]))}; pass allow_new_levels=True for the "
+                                 "population-level prediction")
+            indices.append(index)
+            Xrs.append(encode(term.expr, f"random term ({term.expr} | {term.group_label})"))
+        return NewData(X=X, offset=offset, index=tuple(indices), Xr=tuple(Xrs))
+
+
+@dataclass(frozen=True)
+class NewData:
+    """Model matrices of new data (see :meth:`Design.evaluate_new`).
+
+    ``index[k]`` gives each row's level in random block ``k`` (−1: unseen); ``Xr[k]``
+    the block's covariates.
+    """
+
+    X: np.ndarray
+    offset: np.ndarray
+    index: tuple
+    Xr: tuple
+
+    def eta(self, beta, b=None) -> np.ndarray:
+        """Linear predictor; ``b`` (one (n_levels, n_terms) array per block) or None for the population level."""
+        eta = self.offset + self.X @ np.asarray(beta, dtype=float)
+        for k, (index, Xr) in enumerate(zip(self.index, self.Xr)):
+            if b is not None:
+                bb = np.vstack([np.asarray(b[k]), np.zeros((1, Xr.shape[1]))])  # row −1: unseen level → 0
+                eta = eta + np.sum(bb[index] * Xr, axis=1)
+        return eta
 
 
 # ---------------------------------------------------------------- helpers

@@ -61,6 +61,11 @@ class GLMM:
         self.design: Design = make_design(formula, data, self.family, missing=missing)
         self.priors: ResolvedPriors = resolve_priors(self.design, self.family, priors)
 
+    def __getstate__(self):  # the compiled PyMC model is rebuilt on demand, not pickled
+        state = dict(self.__dict__)
+        state.pop("_pymc_model", None)
+        return state
+
     def __repr__(self):
         d = self.design
         groups = ", ".join(f"{b.label} ({b.n_levels} levels)" for b in d.random) or "none"

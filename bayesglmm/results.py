@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects"]
+__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+           "parameter_labels"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -54,3 +55,9 @@ def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.D
     rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
              "method": method} for t, b, s in zip(names, beta, se)]
     return tidy_frame(rows, FIXED_COLUMNS)
+
+
+def parameter_labels(vc: pd.DataFrame) -> list[str]:
+    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``."""
+    return [(f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})") if g != RESIDUAL else "sigma"
+            for g, t, t2, k in zip(vc["group"], vc["term"], vc["term2"], vc["kind"])]

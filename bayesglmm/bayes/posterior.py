@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, parameter_labels, tidy_frame
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -119,14 +119,114 @@ class Posterior:
                     rows.append(_summary_row(stats, (j, t), group=block.group, level=level, term=term))
         return tidy_frame(rows, RE_COLUMNS)
 
+    # -- derived quantities
+    def _flat(self, name: str, max_draws: int | None = None) -> np.ndarray:
+        """Draws of ``name`` with chains stacked, shape (n, *shape), thinned evenly to ≤ ``max_draws``."""
+        d = self.draws(name)
+        d = d.reshape((-1,) + d.shape[2:])
+        if max_draws is not None and len(d) > max_draws:
+            d = d[np.linspace(0, len(d) - 1, max_draws).round().astype(int)]
+        return d
+
+    def covariance_draws(self, max_draws: int | None = None) -> list[list[np.ndarray]]:
+        """Σ of every random block for each (stacked, thinned) draw: ``[draw][block]`` → (k, k)."""
+        per_block = []
+        for block in self.model.design.random:
+            sd = self._flat(f"{block.label}_sd", max_draws)
+            corr = (self._flat(f"{block.label}_corr", max_draws) if block.has_correlation
+                    else np.broadcast_to(np.eye(block.n_terms), (len(sd), block.n_terms, block.n_terms)))
+            per_block.append(sd[:, :, None] * corr * sd[:, None, :])
+        n = len(per_block[0]) if per_block else 0
+        return [[S[i] for S in per_block] for i in range(n)]
+
+    def predict(self, new_data=None, kind: str = "mean", random_effects: bool = True,
+                allow_new_levels: bool = True, ci: float | None = None, draws: bool = False):
+        """Posterior of the mean (or linear predictor) of each row.
+
+        Parameters
+        ----------
+        new_data : pandas.DataFrame, optional
+            Rows to predict (the fitting data when None).
+        kind : {"mean", "link"}
+            g⁻¹(η) (a per-trial probability for Bernoulli/binomial) or η.
+        random_effects : bool
+            Include each draw's random effects; False: the population level (b = 0).
+        allow_new_levels : bool
+            Unseen group levels get b = 0 (the population-level prediction); False: an error.
+        draws : bool
+            Return the draws, shape (chain, draw, n), instead of the summary table.
+
+        Returns
+        -------
+        pandas.DataFrame or ndarray
+            ``estimate`` (posterior mean), ``std_error`` (posterior SD), ``conf_low``,
+            ``conf_high`` (equal-tailed ``ci``) for each row.
+        """
+        from ..predict import new_data_matrices, to_scale
+
+        nd = new_data_matrices(self.model.design, new_data, allow_new_levels)
+        beta = self.draws("beta")
+        eta = nd.offset + np.einsum("cdp,np->cdn", beta, nd.X)
+        if random_effects:
+            for block, index, Xr in zip(self.model.design.random, nd.index, nd.Xr):
+                b = self.draws(block.label)
+                b = np.concatenate([b, np.zeros(b.shape[:2] + (1, b.shape[3]))], axis=2)  # index −1 → 0
+                eta = eta + np.einsum("cdnk,nk->cdn", b[:, :, index, :], Xr)
+        out = to_scale(self.model.family, eta, kind)
+        if draws:
+            return out
+        stats = summarize_draws(out, ci or self.ci)
+        return pd.DataFrame({k: stats[k] for k in ("estimate", "std_error", "conf_low", "conf_high")})
+
+    def posterior_predictive(self, random_seed=None, progressbar: bool = False):
+        """Draw replicated data y_rep for the fitted rows (:func:`pymc.sample_posterior_predictive`).
+
+        The draws are added to ``idata`` (group ``posterior_predictive``, variable ``y``) and returned.
+        """
+        if "posterior_predictive" not in self.idata.children:
+            with self.model.pymc_model():
+                pp = pm.sample_posterior_predictive(self.idata, random_seed=random_seed, progressbar=progressbar,
+                                                    return_inferencedata=True)
+            self.idata["posterior_predictive"] = pp["posterior_predictive"]
+            if "observed_data" not in self.idata.children and "observed_data" in pp.children:
+                self.idata["observed_data"] = pp["observed_data"]
+        return np.asarray(self.idata["posterior_predictive"]["y"].values)
+
+    def plot_ppc(self, random_seed=None, num_samples: int = 100):
+        """Posterior predictive check: observed vs replicated response distributions (ArviZ).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import arviz_plots as azp
+
+        self.posterior_predictive(random_seed=random_seed)
+        pc = azp.plot_ppc_dist(self.idata, num_samples=num_samples, backend="matplotlib")
+        return pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
+
+    def marginal_fixed_effects(self, max_draws: int = 1000, ci: float | None = None) -> pd.DataFrame:
+        """Posterior of the population-averaged coefficients (see :mod:`bayesglmm.marginal`).
+
+        Each of up to ``max_draws`` draws (thinned evenly) of (β, Σ) is marginalized;
+        the ``method`` column reads ``"nuts (marginal)"``.
+        """
+        from ..marginal import marginal_coefficient_draws
+
+        design = self.model.design
+        sims = marginal_coefficient_draws(design, self.model.family, self._flat("beta", max_draws),
+                                          self.covariance_draws(max_draws))
+        stats = summarize_draws(sims[None], ci or self.ci)
+        rows = [_summary_row(stats, j, term=t) for j, t in enumerate(design.fixed_names)]
+        for r in rows:
+            r["method"] = f"{METHOD} (marginal)"
+        return tidy_frame(rows, FIXED_COLUMNS)
+
     def summary(self, ci: float | None = None) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter`` column first)."""
         fe = self.fixed_effects(ci).assign(parameter=lambda d: d["term"])
         vc = self.variance_components(ci)
-        vc = vc.assign(parameter=[
-            (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})") if g != RESIDUAL else "sigma"
-            for g, t, t2, k in zip(vc["group"], vc["term"], vc["term2"], vc["kind"])
-        ])
+        vc = vc.assign(parameter=parameter_labels(vc))
         cols = ["parameter", "estimate", "std_error", "conf_low", "conf_high", "median", "r_hat", "ess_bulk"]
         return pd.concat([fe[cols], vc[cols]], ignore_index=True)
 

@@ -95,6 +95,8 @@ class MLFit:
         #: PQL's estimated residual dispersion σ (None when fixed at 1 or not applicable)
         self.dispersion = raw.get("sigma") if dispersion == "estimate" else None
         self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
+        #: covariance of (θ, β) from the Hessian (Laplace/AGQ only; else None)
+        self.vcov_full = raw.get("vcov_full")
         self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
         self._state, self._tmap = raw["state"], raw["tmap"]
@@ -162,6 +164,61 @@ class MLFit:
                          "estimate": self.dispersion, "std_error": np.nan, "conf_low": low,
                          "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
+
+    def blups(self) -> list[np.ndarray]:
+        """Conditional modes b̂ of each random block, arrays of shape (n_levels, n_terms)."""
+        b = self._tmap.Lambda(self.theta) @ self._state.u
+        out, pos = [], 0
+        for block in self.model.design.random:
+            size = block.n_levels * block.n_terms
+            out.append(b[pos:pos + size].reshape(block.n_levels, block.n_terms))
+            pos += size
+        return out
+
+    def predict(self, new_data=None, kind: str = "mean", random_effects: bool = True,
+                allow_new_levels: bool = True) -> np.ndarray:
+        """Predictions at the estimates, as lme4's ``predict``.
+
+        Parameters
+        ----------
+        new_data : pandas.DataFrame, optional
+            Rows to predict (the fitting data when None).
+        kind : {"mean", "link"}
+            The mean (a probability for Bernoulli/binomial: per trial) or the linear predictor.
+        random_effects : bool
+            Include the conditional modes b̂ (lme4's ``re.form = NULL``); False gives the
+            population-level prediction (``re.form = NA``).
+        allow_new_levels : bool
+            A group level not seen in fitting gets b = 0 (the population-level prediction);
+            False makes it an error.
+        """
+        from ..predict import linear_predictor, to_scale
+
+        eta = linear_predictor(self.model.design, new_data, self.beta, self.blups() if random_effects else None,
+                               allow_new_levels)
+        return to_scale(self.model.family, eta, kind)
+
+    def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float = 0.95) -> pd.DataFrame:
+        """Population-averaged coefficients implied by the fit (see :mod:`bayesglmm.marginal`).
+
+        Standard errors by drawing (θ, β) from N((θ̂, β̂), H⁻¹) ``draws`` times
+        (GLMMadaptive's ``marginal_coefs(std_errors = TRUE)``); NaN where the fit has no
+        joint covariance (PQL, LMM). The ``method`` column reads e.g. ``"laplace (marginal)"``.
+        """
+        from ..marginal import marginal_coefficient_draws, marginal_coefficients
+
+        design, family = self.model.design, self.model.family
+        est = marginal_coefficients(design, family, self.beta, self.covariances())
+        vcov = np.full((len(est), len(est)), np.nan)
+        if self.vcov_full is not None and np.all(np.isfinite(self.vcov_full)):
+            rng = np.random.default_rng(random_seed)
+            x = np.concatenate([self.theta, self.beta])
+            sims = rng.multivariate_normal(x, (self.vcov_full + self.vcov_full.T) / 2, size=draws,
+                                           check_valid="ignore")
+            nt = len(self.theta)
+            covs = [[L @ L.T for L in self._tmap.factors(s[:nt])] for s in sims]
+            vcov = np.cov(marginal_coefficient_draws(design, family, sims[:, nt:], covs), rowvar=False)
+        return wald_fixed_effects(design.fixed_names, est, np.atleast_2d(vcov), f"{self.method} (marginal)", ci)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""

@@ -73,6 +73,19 @@ class GEEFit:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
+    def predict(self, new_data=None, kind: str = "mean", random_effects: bool = False,
+                allow_new_levels: bool = True) -> np.ndarray:
+        """Population-averaged predictions g⁻¹(offset + Xβ̂) (there are no random effects to add).
+
+        ``kind`` is ``"mean"`` or ``"link"``; ``random_effects=True`` is an error.
+        """
+        from ..predict import linear_predictor, to_scale
+
+        if random_effects:
+            raise ValueError("a GEE fit has no random effects: predict with random_effects=False")
+        eta = linear_predictor(self.model.design, new_data, self.beta, None, allow_new_levels)
+        return to_scale(self.model.family, eta, kind)
+
     def variance_components(self) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
         return tidy_frame([], VC_COLUMNS)

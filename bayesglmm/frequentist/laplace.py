@@ -117,6 +117,7 @@ class _Factor:
     """
 
     def __init__(self, H: sp.csc_matrix):
+        self.H = H
         if H.nnz == H.shape[0]:
             self.diag = H.diagonal()
             self.logdet = float(np.sum(np.log(self.diag)))
@@ -124,6 +125,12 @@ class _Factor:
         else:
             self._lu = splu(H, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
             self.logdet = float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
+
+    def __getstate__(self):  # SuperLU objects do not pickle: keep H, factor it again on loading
+        return {"H": self.H}
+
+    def __setstate__(self, state):
+        self.__init__(state["H"])
 
     def solve(self, rhs):
         if self._lu is None:
@@ -299,7 +306,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     p0 = tmap.n_theta
     state = devfun.state(x)
     return {
-        "theta": x[:p0], "beta": x[p0:], "vcov_beta": cov[p0:, p0:], "loglik": -0.5 * devfun(x),
+        "theta": x[:p0], "beta": x[p0:], "vcov_beta": cov[p0:, p0:], "vcov_full": cov, "loglik": -0.5 * devfun(x),
         "state": state, "tmap": tmap, "converged": bool(best.success) and state.converged,
         "message": message, "n_eval": int(n_eval),
     }

@@ -1,0 +1,309 @@
+"""One model, every method: the posterior and the frequentist fits side by side.
+
+:func:`compare` fits the *same* :class:`~bayesglmm.GLMM` — same design matrices, same
+family — by each requested method and joins their tidy tables on the parameter labels.
+
+What the columns mean, and why the methods differ
+-------------------------------------------------
+``nuts``
+    Posterior mean, posterior SD and an equal-tailed interval (default priors unless
+    ``priors=`` is given). Flags: divergences, the largest R-hat, the smallest bulk ESS.
+``laplace``, ``agq``
+    Maximum likelihood (Laplace approximation; adaptive Gauss–Hermite with ``nagq``
+    nodes). Wald intervals for β (SEs from the Hessian in (θ, β), as glmer), and
+    profile-likelihood intervals for the SDs (``profile=True``). With large SDs and small
+    clusters the Laplace approximation is biased and AGQ is the better likelihood.
+    AGQ applies to one grouping factor only: on crossed or nested models it is skipped.
+``pql``
+    Penalized quasi-likelihood (Breslow–Clayton; ``dispersion="estimate"`` for
+    glmmPQL's default). It maximises no likelihood; for binary data and small counts
+    its variance components are biased towards 0 (Breslow & Lin 1995).
+``gee``
+    The **population-averaged** (marginal) model, robust SEs. For a non-identity link
+    its coefficients are not the GLMM's subject-specific β: they are attenuated towards
+    0. To compare like with like, ``marginal=True`` adds rows ``"laplace (marginal)"`` and
+    ``"nuts (marginal)"``: the GLMM's β integrated over the fitted random-effect
+    distribution (:mod:`bayesglmm.marginal`, as GLMMadaptive's ``marginal_coefs``).
+    GEE needs a single grouping factor to cluster on: otherwise it is skipped.
+
+A method that cannot apply to the model is skipped, with the reason in the table
+(``status = "skipped"``), never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .results import parameter_labels
+
+__all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
+
+DEFAULT_METHODS = ("nuts", "laplace", "agq", "pql", "gee")
+ALL_METHODS = ("nuts", "laplace", "agq", "pql", "gee", "ml", "reml")
+LONG_COLUMNS = ("parameter", "kind", "group", "term", "term2", "method", "estimate", "std_error",
+                "conf_low", "conf_high", "interval", "seconds", "converged", "flags", "status", "note")
+NOTES = {
+    "nuts": "posterior mean and SD, equal-tailed interval",
+    "laplace": "ML by the Laplace approximation",
+    "agq": "ML by adaptive Gauss-Hermite quadrature",
+    "pql": "penalized quasi-likelihood: no likelihood; SDs biased low for binary data and small counts",
+    "gee": "population-averaged (marginal) coefficients, robust SEs",
+    "ml": "Gaussian LMM by ML",
+    "reml": "Gaussian LMM by REML",
+    "marginal": "the GLMM's coefficients averaged over the random effects: compare with gee",
+}
+
+
+def _vc_rows(vc: pd.DataFrame) -> pd.DataFrame:
+    return vc.assign(parameter=parameter_labels(vc))
+
+
+def _frame(fe: pd.DataFrame, vc: pd.DataFrame | None, **columns) -> pd.DataFrame:
+    parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
+    if vc is not None and len(vc):
+        parts.append(_vc_rows(vc))
+    out = pd.concat(parts, ignore_index=True)
+    for k, v in columns.items():
+        out[k] = v
+    return out
+
+
+def _fit_flags(caught, result) -> list[str]:
+    flags = [str(w.message).split(":")[0] if "separation" in str(w.message) else str(w.message) for w in caught]
+    if getattr(result, "singular", False) and not any("singular" in f for f in flags):
+        flags.append("singular fit")
+    return flags
+
+
+class Comparison:
+    """The result of :func:`compare`.
+
+    Attributes
+    ----------
+    model : GLMM
+    methods : tuple of str
+        The methods requested, in order.
+    results : dict
+        Method → its result (:class:`~bayesglmm.bayes.posterior.Posterior`,
+        :class:`~bayesglmm.frequentist.MLFit` or :class:`~bayesglmm.frequentist.gee.GEEFit`).
+    skipped : dict
+        Method → the reason it could not apply.
+    ci : float
+    """
+
+    def __init__(self, model, methods, results, skipped, long: pd.DataFrame, ci: float):
+        self.model, self.methods, self.results, self.skipped, self.ci = model, tuple(methods), results, skipped, ci
+        self._long = long
+
+    def __repr__(self):
+        ran = ", ".join(m for m in self.methods if m in self.results) or "none"
+        skipped = "; ".join(f"{m}: {r}" for m, r in self.skipped.items())
+        return (f"<Comparison of {self.model.formula!r}: {ran}" + (f" (skipped {skipped})" if skipped else "") + ">")
+
+    # -- tables
+    def table(self) -> pd.DataFrame:
+        """The long tidy table: one row per (parameter, method); skipped methods have one row
+        with ``status="skipped"`` and the reason in ``note``."""
+        return self._long.copy()
+
+    def method_columns(self) -> list[str]:
+        """The ``method`` values of the table in display order (marginal rows right after gee)."""
+        present = list(dict.fromkeys(self._long.loc[self._long["status"] == "ok", "method"]))
+        base = [m for m in self.methods if m in present]
+        marg = [m for m in present if m.endswith("(marginal)")]
+        if "gee" in base:
+            k = base.index("gee") + 1
+            return base[:k] + marg + base[k:]
+        return base + marg
+
+    def wide(self, value: str = "estimate") -> pd.DataFrame:
+        """One row per parameter, one column per method, holding ``value``
+        (``"estimate"``, ``"std_error"``, ``"conf_low"`` or ``"conf_high"``)."""
+        ok = self._long[self._long["status"] == "ok"]
+        order = list(dict.fromkeys(ok["parameter"]))
+        wide = ok.pivot_table(index="parameter", columns="method", values=value, aggfunc="first", dropna=False)
+        wide = wide.reindex(index=order, columns=self.method_columns())
+        wide.columns.name = None
+        return wide
+
+    def _formatted(self, digits: int) -> pd.DataFrame:
+        est, se = self.wide("estimate"), self.wide("std_error")
+        cell = lambda e, s: "" if pd.isna(e) else (f"{e:.{digits}f}" if pd.isna(s) else f"{e:.{digits}f} ({s:.{digits}f})")
+        return pd.DataFrame({c: [cell(e, s) for e, s in zip(est[c], se[c])] for c in est.columns}, index=est.index)
+
+    def _footnotes(self) -> list[str]:
+        lines = []
+        runs = self._long[self._long["status"] == "ok"].drop_duplicates("method")
+        for r in runs.itertuples():
+            flags = f"; flags: {r.flags}" if r.flags else ""
+            lines.append(f"{r.method}: {r.note} ({r.seconds:.2f} s{flags})")
+        lines += [f"{m}: skipped — {why}" for m, why in self.skipped.items()]
+        return lines
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """The wide table as Markdown, "estimate (SE or posterior SD)", with the methods' notes."""
+        table = self._formatted(digits).to_markdown()
+        return table + "\n\n" + "\n".join(f"- {line}" for line in self._footnotes()) + "\n"
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{line}</li>" for line in self._footnotes())
+        return (f"<p><b>{self.model.formula}</b> ({self.model.family.name}, {self.model.family.link.name} link)</p>"
+                + self._formatted(3).to_html() + f"<ul>{notes}</ul>")
+
+    # -- plot
+    def plot(self, kinds=("fixed", "sd")):
+        """Forest plot of every fixed effect and SD, one colour per method, with intervals.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            One panel per kind (fixed effects; SDs, whose scale differs).
+        """
+        from .plots import forest
+
+        return forest(self._long[self._long["status"] == "ok"], self.method_columns(), kinds=kinds,
+                      title=self.model.formula)
+
+
+def _route(method_options: dict) -> dict:
+    for name, opts in method_options.items():
+        if name not in ALL_METHODS:
+            raise TypeError(f"compare() got an unexpected keyword argument {name!r}; per-method options are "
+                            f"dicts keyed by a method ({', '.join(ALL_METHODS)})")
+        if not isinstance(opts, dict):
+            raise TypeError(f"options for method {name!r} must be a dict, got {type(opts).__name__}")
+    return method_options
+
+
+def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+            random_seed=None, progressbar: bool = True, priors: dict | None = None, nagq: int = 25,
+            dispersion: str = "fixed", correlation: str = "exchangeable", profile: bool = True,
+            marginal: bool = True, ci: float = 0.95, **method_options) -> Comparison:
+    """Fit ``model`` by every method in ``methods`` and put the estimates side by side.
+
+    Parameters
+    ----------
+    model : GLMM
+    methods : sequence of str
+        Any of ``"nuts"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"gee"``, ``"ml"``, ``"reml"``.
+    draws, tune, chains, random_seed, progressbar
+        For ``"nuts"`` (see :meth:`GLMM.sample`); ``random_seed`` also seeds the marginal SEs.
+    priors : dict, optional
+        Prior overrides for ``"nuts"`` (the model is rebuilt with them; see :mod:`bayesglmm.priors`).
+    nagq : int
+        Quadrature nodes for ``"agq"``.
+    dispersion : {"fixed", "estimate"}
+        For ``"pql"``.
+    correlation : {"exchangeable", "independence", "ar1"}
+        For ``"gee"``.
+    profile : bool
+        Profile-likelihood intervals for the SDs of Laplace/AGQ/ML/REML fits (a few
+        seconds per SD); otherwise their SD intervals are NaN.
+    marginal : bool
+        With ``"gee"``, add the marginalized fixed effects of the Laplace fit and the
+        posterior (see the module docstring).
+    ci : float
+        Interval probability for every method.
+    **method_options
+        Per-method options as dicts, passed through: ``nuts={"target_accept": 0.95}``,
+        ``laplace={"maxiter": 5000}``, ``gee={"correlation": "ar1"}``.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> import bayesglmm as bg
+    >>> model = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                 bg.datasets.load("cbpp"), family="binomial")
+    >>> cmp = bg.compare(model, draws=500, random_seed=1)      # doctest: +SKIP
+    >>> cmp.wide()                                              # doctest: +SKIP
+    """
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown or methods}; available: {', '.join(ALL_METHODS)}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    extra = _route(method_options)
+    results, skipped, frames = {}, {}, []
+    for method in methods:
+        opts = dict(extra.get(method, {}))
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if method == "nuts":
+                    target = model
+                    if priors is not None:
+                        from .glmm import GLMM
+
+                        target = GLMM(model.formula, model.design.data, family=model.family.name,
+                                      link=model.family.link.name, priors=priors)
+                    kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              progressbar=progressbar, diagnose=False)
+                    kw.update(opts)
+                    result = target.sample(**kw)
+                    diag = result.diagnostics(warn=False)
+                    fe, vc = result.fixed_effects(ci), result.variance_components(ci)
+                    converged = bool(diag["ok"])
+                    flags = [f"divergences={diag['divergences']}", f"max_rhat={diag['max_r_hat']:.3f}",
+                             f"min_ess_bulk={diag['min_ess_bulk']:.0f}"]
+                    interval = f"{ci:.0%} equal-tailed"
+                    note = NOTES["nuts"]
+                else:
+                    kw = {"agq": {"nagq": nagq}, "pql": {"dispersion": dispersion},
+                          "gee": {"correlation": correlation}}.get(method, {})
+                    kw.update(opts)
+                    result = model.fit(method, **kw)
+                    fe = result.fixed_effects(ci)
+                    if method == "gee":
+                        vc = None
+                    else:
+                        prof = profile and method != "pql"
+                        vc = result.variance_components(profile=prof, level=ci) if prof else result.variance_components()
+                    converged = bool(result.converged)
+                    flags = _fit_flags([w for w in caught if not issubclass(w.category, DeprecationWarning)], result)
+                    interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
+                    note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
+                        f", working correlation {result.correlation} (alpha={result.alpha:.3f})" if method == "gee" else "")
+        except ValueError as err:  # the method cannot apply to this model
+            skipped[method] = str(err)
+            frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
+                                         "seconds": time.perf_counter() - t0}]))
+            continue
+        seconds = time.perf_counter() - t0
+        for w in caught:  # what the fit warned is kept in the table and still shown
+            if not issubclass(w.category, DeprecationWarning):
+                warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
+        results[method] = result
+        frame = _frame(fe, vc, method=method, interval=interval, seconds=seconds, converged=converged,
+                       flags="; ".join(flags), status="ok", note=note)
+        if method != "nuts":  # variance components: profile intervals, or none
+            has = frame["kind"].ne("fixed") & frame["conf_low"].notna()
+            frame.loc[frame["kind"].ne("fixed"), "interval"] = "none"
+            frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
+        frames.append(frame)
+    if marginal and "gee" in results:
+        ml = next((m for m in ("laplace", "agq") if m in results), None)  # one ML source is enough
+        for method in [m for m in (ml, "nuts") if m in results]:
+            t0 = time.perf_counter()
+            if method == "nuts":
+                fe = results[method].marginal_fixed_effects(ci=ci)
+                interval = f"{ci:.0%} equal-tailed"
+            else:
+                fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
+                interval = f"{ci:.0%} Wald (simulated SEs)"
+            frames.append(_frame(fe, None, interval=interval, seconds=time.perf_counter() - t0,
+                                 converged=True, flags="", status="ok", note=NOTES["marginal"]))
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    for c in LONG_COLUMNS:
+        if c not in long.columns:
+            long[c] = None
+    long = long[list(LONG_COLUMNS) + [c for c in long.columns if c not in LONG_COLUMNS]]
+    return Comparison(model, methods, results, skipped, long, ci)
