@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bayesglmm sample --dataset salamander --draws 1000 --chains 4 --seed 1
+	$(VENV)/bin/bayesglmm compare --seed 1 --out bayesglmm-compare
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

@@ -130,7 +130,8 @@ class Comparison:
         wide.columns.name = None
         return wide
 
-    def _formatted(self, digits: int) -> pd.DataFrame:
+    def formatted(self, digits: int = 3) -> pd.DataFrame:
+        """The wide table as text cells, "estimate (SE or posterior SD)"."""
         est, se = self.wide("estimate"), self.wide("std_error")
         cell = lambda e, s: "" if pd.isna(e) else (f"{e:.{digits}f}" if pd.isna(s) else f"{e:.{digits}f} ({s:.{digits}f})")
         return pd.DataFrame({c: [cell(e, s) for e, s in zip(est[c], se[c])] for c in est.columns}, index=est.index)
@@ -146,13 +147,13 @@ class Comparison:
 
     def to_markdown(self, digits: int = 3) -> str:
         """The wide table as Markdown, "estimate (SE or posterior SD)", with the methods' notes."""
-        table = self._formatted(digits).to_markdown()
+        table = self.formatted(digits).to_markdown()
         return table + "\n\n" + "\n".join(f"- {line}" for line in self._footnotes()) + "\n"
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<li>{line}</li>" for line in self._footnotes())
         return (f"<p><b>{self.model.formula}</b> ({self.model.family.name}, {self.model.family.link.name} link)</p>"
-                + self._formatted(3).to_html() + f"<ul>{notes}</ul>")
+                + self.formatted(3).to_html() + f"<ul>{notes}</ul>")
 
     # -- plot
     def plot(self, kinds=("fixed", "sd")):

@@ -8,13 +8,19 @@ A bambi user keeps their model and gets bayesglmm's comparison of methods on it:
 What carries over: the main formula, the data (bambi's copy, with its categorical
 columns), the family and the link. bambi 0.21's group-specific terms are uncorrelated,
 so ``(1 + x | g)`` becomes bayesglmm's ``(1 + x || g)`` — the same model; pass
-``correlated=True`` to get lme4's correlated version instead. bambi's priors do not
-carry over: the GLMM gets bayesglmm's default priors (proper on every variance
-component) unless ``priors=`` is given. Distributional sub-models (``sigma ~ x``) and
-families other than Gaussian, Bernoulli, binomial and Poisson are refused.
+``correlated=True`` to get lme4's correlated version instead. bambi's priors carry over
+(``bambi_priors=True``): Normal/StudentT on the coefficients, HalfNormal/HalfStudentT/
+HalfCauchy/Exponential on the group SDs and the Gaussian ``sigma``, so the two posteriors
+are of the same model; a prior of another kind is left to bayesglmm's default with a
+warning. Distributional sub-models (``sigma ~ x``) and families other than Gaussian,
+Bernoulli, binomial and Poisson are refused.
 """
 
 from __future__ import annotations
+
+import warnings
+
+import numpy as np
 
 
 __all__ = ["from_bambi"]
@@ -35,17 +41,79 @@ def _uncorrelated(formula: str) -> str:
     return "".join(out)
 
 
-def from_bambi(bambi_model, priors: dict | None = None, correlated: bool = False):
+def _translate(prior, kinds):
+    """A bambi Prior → the bayesglmm prior of the same kind (or None)."""
+    from . import priors as P
+
+    args = {k: np.asarray(v, dtype=float) for k, v in prior.args.items() if not hasattr(v, "args")}
+    table = {"Normal": (P.Normal, ("mu", "sigma")), "StudentT": (P.StudentT, ("nu", "mu", "sigma")),
+             "HalfNormal": (P.HalfNormal, ("sigma",)), "HalfStudentT": (P.HalfStudentT, ("nu", "sigma")),
+             "HalfCauchy": (P.HalfCauchy, ("beta",)), "Exponential": (P.Exponential, ("lam",))}
+    if prior.name not in kinds or prior.name not in table or any(k not in args for k in table[prior.name][1]):
+        return None
+    cls, names = table[prior.name]
+    size = max(a.size for a in args.values())
+    return [cls(**{k: float(np.broadcast_to(args[k], (size,))[j]) for k in names}) for j in range(size)]
+
+
+def _bambi_priors(bambi_model, fixed_names) -> dict:
+    """bayesglmm prior overrides equal to a (built) bambi model's priors."""
+    from .design import INTERCEPT
+
+    comp = bambi_model.components[bambi_model.family.likelihood.parent]
+    out, skipped = {}, []
+    coef = ("Normal", "StudentT")
+    scale = ("HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential")
+    if comp.intercept_term is not None:
+        got = _translate(comp.intercept_term.prior, coef)
+        if got:
+            out[INTERCEPT] = got[0]
+        else:
+            skipped.append("Intercept")
+    columns = [n for n in fixed_names if n != INTERCEPT]
+    pos = 0
+    for name, term in comp.common_terms.items():
+        got = _translate(term.prior, coef)
+        width = len(getattr(term, "levels", None) or [name])
+        if got and len(got) in (1, width):
+            for j in range(width):
+                out[columns[pos + j]] = got[min(j, len(got) - 1)]
+        else:
+            skipped.append(name)
+        pos += width
+    for name, term in comp.group_specific_terms.items():
+        sd = term.prior.args.get("sigma")
+        got = _translate(sd, scale) if hasattr(sd, "args") else None
+        if got:
+            out[name] = got[0]
+        else:
+            skipped.append(name)
+    for name, comp2 in bambi_model.components.items():
+        if name == "sigma" and getattr(comp2, "prior", None) is not None:
+            got = _translate(comp2.prior, scale)
+            if got:
+                out["sigma"] = got[0]
+            else:
+                skipped.append("sigma")
+    if skipped:
+        warnings.warn(f"bambi priors of {', '.join(skipped)} have no bayesglmm counterpart: "
+                      "bayesglmm's defaults are used for them", UserWarning, stacklevel=3)
+    return out
+
+
+def from_bambi(bambi_model, priors: dict | None = None, correlated: bool = False, bambi_priors: bool = True):
     """The :class:`~bayesglmm.GLMM` of a bambi model (formula, data, family, link).
 
     Parameters
     ----------
     bambi_model : bambi.Model
     priors : dict, optional
-        bayesglmm prior overrides (bambi's priors are not translated).
+        bayesglmm prior overrides, applied on top of the translated bambi priors.
     correlated : bool
         Write ``(1 + x | g)`` as a correlated block (lme4) rather than bambi's independent
         terms.
+    bambi_priors : bool
+        Use the bambi model's priors (default); False gives bayesglmm's defaults.
 
     Raises
     ------
@@ -67,4 +135,10 @@ def from_bambi(bambi_model, priors: dict | None = None, correlated: bool = False
     parent = family.likelihood.parent
     link = family.link[parent].name
     main = formula.main if correlated else _uncorrelated(formula.main)
-    return GLMM(main, bambi_model.data, family=family.name, link=link, priors=priors)
+    model = GLMM(main, bambi_model.data, family=family.name, link=link, priors=priors)
+    if not bambi_priors:
+        return model
+    if not getattr(bambi_model, "built", False):
+        bambi_model.build()
+    merged = {**_bambi_priors(bambi_model, model.design.fixed_names), **(priors or {})}
+    return GLMM(main, bambi_model.data, family=family.name, link=link, priors=merged)

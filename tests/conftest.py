@@ -20,3 +20,24 @@ def small_df():
         "t": rng.uniform(1, 3, n),
         "z": rng.normal(size=n) * 10 + 50,
     })
+
+
+def _bundled(name):
+    import bayesglmm as bg
+
+    meta = bg.datasets.info(name)
+    return bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family)
+
+
+@pytest.fixture(scope="session")
+def cbpp_model():
+    """The cbpp reference model (binomial with trials, one grouping factor)."""
+    return _bundled("cbpp")
+
+
+@pytest.fixture(scope="session")
+def cbpp_comparison(cbpp_model):
+    """All five default methods on cbpp, with a short NUTS run (shared by several tests)."""
+    import bayesglmm as bg
+
+    return bg.compare(cbpp_model, draws=200, tune=300, chains=2, random_seed=7, progressbar=False)

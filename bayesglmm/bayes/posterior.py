@@ -193,7 +193,10 @@ class Posterior:
         return np.asarray(self.idata["posterior_predictive"]["y"].values)
 
     def plot_ppc(self, random_seed=None, num_samples: int = 100):
-        """Posterior predictive check: observed vs replicated response distributions (ArviZ).
+        """Posterior predictive check, observed vs replicated data (ArviZ).
+
+        The plot suits the response: a rootogram of the counts (Poisson, binomial), a PAV-adjusted
+        calibration plot for 0/1 data (Bernoulli), densities for a Gaussian response.
 
         Returns
         -------
@@ -202,7 +205,13 @@ class Posterior:
         import arviz_plots as azp
 
         self.posterior_predictive(random_seed=random_seed)
-        pc = azp.plot_ppc_dist(self.idata, num_samples=num_samples, backend="matplotlib")
+        family = self.model.family.name
+        if family == "bernoulli":
+            pc = azp.plot_ppc_pava(self.idata, backend="matplotlib")
+        elif family in ("poisson", "binomial"):
+            pc = azp.plot_ppc_rootogram(self.idata, backend="matplotlib")
+        else:
+            pc = azp.plot_ppc_dist(self.idata, num_samples=num_samples, backend="matplotlib")
         return pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
 
     def marginal_fixed_effects(self, max_draws: int = 1000, ci: float | None = None) -> pd.DataFrame:

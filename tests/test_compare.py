@@ -1,0 +1,135 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.compare import LONG_COLUMNS
+from bayesglmm.marginal import marginal_coefficients
+
+from .conftest import _bundled
+
+
+def test_compare_runs_all_five_methods_on_cbpp(cbpp_comparison):
+    table = cbpp_comparison.table()
+    assert list(table.columns[:len(LONG_COLUMNS)]) == list(LONG_COLUMNS)
+    assert set(table["method"]) == {"nuts", "laplace", "agq", "pql", "gee", "laplace (marginal)", "nuts (marginal)"}
+    assert (table["status"] == "ok").all() and not cbpp_comparison.skipped
+    per_method = table.groupby("method")["parameter"].apply(list)
+    fixed = ["(Intercept)", "period[2]", "period[3]", "period[4]"]
+    assert per_method["laplace"] == fixed + ["sd((Intercept)|herd)"]
+    assert per_method["gee"] == fixed  # the marginal model has no variance components
+    assert table["seconds"].gt(0).all()
+    nuts = table[table["method"] == "nuts"]
+    assert nuts["flags"].iloc[0].startswith("divergences=")
+
+
+@pytest.mark.parametrize("method,options", [("laplace", {}), ("agq", {"nagq": 25}), ("pql", {}),
+                                            ("gee", {})])
+def test_compare_rows_equal_the_stand_alone_fits(cbpp_comparison, cbpp_model, method, options):
+    """Exactly: the comparison runs the same fit, not an approximation of it."""
+    fit = cbpp_model.fit(method, **options)
+    rows = cbpp_comparison.table().query("method == @method").set_index("parameter")
+    fe = fit.fixed_effects().set_index("term")
+    for col in ("estimate", "std_error", "conf_low", "conf_high"):
+        assert rows.loc[list(fe.index), col].to_numpy() == pytest.approx(fe[col].to_numpy(), rel=1e-12)
+    if method != "gee":
+        sd = fit.variance_components()["estimate"].iloc[0]
+        assert rows.loc["sd((Intercept)|herd)", "estimate"] == pytest.approx(sd, rel=1e-12)
+    if method in ("laplace", "agq"):  # profile intervals for the SD
+        low, high = fit.profile()[("herd", "(Intercept)")]
+        assert rows.loc["sd((Intercept)|herd)", ["conf_low", "conf_high"]].tolist() == pytest.approx([low, high])
+        assert rows.loc["sd((Intercept)|herd)", "interval"] == "95% profile likelihood"
+
+
+def test_compare_posterior_rows_are_the_posterior_tables(cbpp_comparison):
+    post = cbpp_comparison.results["nuts"]
+    rows = cbpp_comparison.table().query("method == 'nuts'")
+    assert rows["estimate"].to_numpy()[:4] == pytest.approx(post.fixed_effects()["estimate"].to_numpy())
+    assert rows["std_error"].to_numpy()[4] == pytest.approx(post.variance_components()["std_error"].iloc[0])
+
+
+def test_wide_markdown_html(cbpp_comparison):
+    wide = cbpp_comparison.wide()
+    assert list(wide.columns) == ["nuts", "laplace", "agq", "pql", "gee", "laplace (marginal)", "nuts (marginal)"]
+    assert list(wide.index) == ["(Intercept)", "period[2]", "period[3]", "period[4]", "sd((Intercept)|herd)"]
+    assert np.isnan(wide.loc["sd((Intercept)|herd)", "gee"])
+    assert wide.loc["period[2]", "laplace"] == pytest.approx(-0.992332, abs=2e-3)  # glmer: -0.99233
+    md = cbpp_comparison.to_markdown()
+    assert md.count("\n|") >= 6 and "gee: population-averaged" in md and "(0.307)" in md
+    html = cbpp_comparison._repr_html_()
+    assert "<table" in html and "laplace (marginal)" in html
+
+
+def test_forest_plot_has_a_row_per_parameter(cbpp_comparison):
+    fig = cbpp_comparison.plot()
+    fixed_ax, sd_ax = fig.axes[:2]
+    assert [t.get_text() for t in fixed_ax.get_yticklabels()] == ["(Intercept)", "period[2]", "period[3]",
+                                                                  "period[4]"]
+    assert [t.get_text() for t in sd_ax.get_yticklabels()] == ["sd((Intercept)|herd)"]
+    assert len(fixed_ax.lines) == 7 + 1  # a marker series per method, and the zero line
+    assert len(sd_ax.lines) == 4  # nuts, laplace, agq, pql have SDs
+
+
+def test_methods_that_do_not_apply_are_skipped_with_the_reason():
+    cmp = bg.compare(_bundled("salamander"), methods=("laplace", "agq", "gee"), profile=False)
+    table = cmp.table()
+    skipped = table[table["status"] == "skipped"].set_index("method")
+    assert set(skipped.index) == {"agq", "gee"}
+    assert "use method='laplace'" in skipped.loc["agq", "note"]
+    assert "single grouping factor" in skipped.loc["gee", "note"]
+    assert list(cmp.wide().columns) == ["laplace"]
+    assert "agq: skipped" in cmp.to_markdown()
+    sd_rows = table.query("method == 'laplace' and kind == 'sd'")
+    assert len(sd_rows) == 2 and sd_rows["conf_low"].isna().all()  # no profile asked for
+    assert (sd_rows["interval"] == "none").all()
+
+
+def test_compare_bad_arguments(cbpp_model):
+    with pytest.raises(ValueError, match="unknown method"):
+        bg.compare(cbpp_model, methods=("laplace", "hglm"))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nagg'"):
+        bg.compare(cbpp_model, methods=("laplace",), nagg=3)
+    with pytest.raises(TypeError, match="must be a dict"):
+        bg.compare(cbpp_model, methods=("laplace",), laplace=3)
+
+
+def test_per_method_options_pass_through(cbpp_model):
+    cmp = bg.compare(cbpp_model, methods=("agq", "gee"), nagq=5, gee={"correlation": "independence"},
+                     marginal=False, profile=False)
+    assert cmp.results["agq"].nagq == 5
+    assert cmp.results["gee"].correlation == "independence"
+    assert set(cmp.table()["method"]) == {"agq", "gee"}
+
+
+# ------------------------------------------------------------------ marginalization
+
+def test_marginal_coefficients_identity_and_log_links():
+    """Identity link: βᴹ = β. Log link with a random intercept: only the intercept moves, by σ²/2."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"g": np.repeat(np.arange(15), 6), "x": rng.normal(size=90)})
+    df["y"] = rng.poisson(np.exp(0.3 + 0.5 * df["x"]))
+    df["w"] = df["y"] + rng.normal(size=90)
+    beta, S = np.array([0.3, 0.5]), [np.array([[0.64]])]
+    pois = bg.GLMM("y ~ x + (1 | g)", df, family="poisson").design
+    got = marginal_coefficients(pois, bg.get_family("poisson"), beta, S)
+    assert got == pytest.approx([0.3 + 0.32, 0.5], abs=1e-10)
+    gaus = bg.GLMM("w ~ x + (1 | g)", df).design
+    assert marginal_coefficients(gaus, bg.get_family("gaussian"), beta, S) == pytest.approx(beta, abs=1e-12)
+
+
+def test_marginalized_glmm_is_close_to_gee_on_ohio():
+    """Population-averaged by two routes agree within a fraction of an SE; the conditional β do not."""
+    model = _bundled("ohio")
+    fit = model.fit("laplace")
+    marg = fit.marginal_fixed_effects(random_seed=1).set_index("term")
+    gee = model.fit("gee").fixed_effects().set_index("term")
+    cond = fit.fixed_effects().set_index("term")
+    for term in gee.index:
+        assert abs(marg.loc[term, "estimate"] - gee.loc[term, "estimate"]) < 0.6 * gee.loc[term, "std_error"]
+    assert abs(cond.loc["(Intercept)", "estimate"] - gee.loc["(Intercept)", "estimate"]) > 1.0
+    assert marg["std_error"].to_numpy() == pytest.approx(gee["std_error"].to_numpy(), rel=0.1)
+    assert (marg["method"] == "laplace (marginal)").all()

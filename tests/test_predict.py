@@ -1,0 +1,76 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+
+from .conftest import _bundled
+
+
+def test_mlfit_predict_on_fitting_data(cbpp_model):
+    """η = Xβ̂ + Zb̂ on the fitting rows; the mean is its inverse logit (a per-trial probability)."""
+    fit = cbpp_model.fit("laplace")
+    d = cbpp_model.design
+    b = np.concatenate([x.ravel() for x in fit.blups()])
+    eta = d.offset + d.X @ fit.beta + d.Z() @ b
+    assert fit.predict(kind="link") == pytest.approx(eta, abs=1e-12)
+    assert fit.predict() == pytest.approx(1 / (1 + np.exp(-eta)), abs=1e-12)
+    assert fit.predict(kind="link", random_effects=False) == pytest.approx(d.X @ fit.beta, abs=1e-12)
+    re = fit.random_effects()
+    assert b == pytest.approx(re["estimate"].to_numpy())
+
+
+def test_predict_new_data_and_unseen_levels(cbpp_model):
+    fit = cbpp_model.fit("laplace")
+    data = bg.datasets.load("cbpp")
+    new = pd.DataFrame({"herd": [data["herd"].iloc[0], "no-such-herd"], "period": ["1", "4"]})
+    got = fit.predict(new, kind="link")
+    expected = fit.predict(kind="link")[0]
+    assert got[0] == pytest.approx(expected, abs=1e-12)
+    # an unseen herd: the population-level prediction
+    assert got[1] == pytest.approx(fit.beta[0] + fit.beta[3], abs=1e-12)
+    with pytest.raises(ValueError, match="not seen in fitting: 'no-such-herd'"):
+        fit.predict(new, allow_new_levels=False)
+    with pytest.raises(KeyError, match="'period' is not in the data"):
+        fit.predict(new[["herd"]])
+    with pytest.raises(ValueError, match="kind must be 'mean' or 'link'"):
+        fit.predict(kind="response")
+    assert list(new.columns) == ["herd", "period"] and new.shape == (2, 2)  # not modified
+
+
+def test_predict_offsets_slopes_and_every_fit():
+    """epil: a log offset-free Poisson; sleepstudy: random slopes, new Days values."""
+    model = _bundled("sleepstudy")
+    fit = model.fit("reml")
+    new = pd.DataFrame({"Subject": [fit.model.design.random[0].levels[0]] * 2, "Days": [0.0, 10.0]})
+    b0, b1 = fit.blups()[0][0]
+    assert fit.predict(new) == pytest.approx([fit.beta[0] + b0, fit.beta[0] + b1 * 10 + fit.beta[1] * 10 + b0])
+    gee = _bundled("ohio").fit("gee")
+    ohio = bg.datasets.load("ohio").head(4)
+    eta = gee.predict(ohio, kind="link")
+    assert eta == pytest.approx(gee.beta[0] + gee.beta[1] * ohio["age"] + gee.beta[2] * ohio["smoke"])
+    with pytest.raises(ValueError, match="no random effects"):
+        gee.predict(random_effects=True)
+    pql = _bundled("epil").fit("pql")
+    assert np.all(pql.predict() > 0)
+
+
+def test_posterior_predict_and_ppc(cbpp_comparison):
+    post = cbpp_comparison.results["nuts"]
+    pred = post.predict()
+    assert list(pred.columns) == ["estimate", "std_error", "conf_low", "conf_high"] and len(pred) == 56
+    draws = post.predict(kind="link", draws=True)
+    beta, b = post.draws("beta"), post.draws("1|herd")
+    d = post.model.design
+    manual = np.einsum("cdp,np->cdn", beta, d.X) + b[:, :, d.random[0].index, 0]
+    assert draws == pytest.approx(manual)
+    new = pd.DataFrame({"herd": ["no-such-herd"], "period": ["1"]})
+    assert post.predict(new, kind="link", draws=True)[..., 0] == pytest.approx(beta[..., 0])
+    yrep = post.posterior_predictive(random_seed=1)
+    assert yrep.shape == (2, 200, 56) and np.all(yrep <= d.trials)
+    fig = post.plot_ppc(random_seed=1)
+    assert fig.axes
