@@ -60,7 +60,8 @@ def _bambi_priors(bambi_model, fixed_names) -> dict:
     """bayesglmm prior overrides equal to a (built) bambi model's priors."""
     from .design import INTERCEPT
 
-    comp = bambi_model.components[bambi_model.family.likelihood.parent]
+    parts = bambi_model.parameters if hasattr(type(bambi_model), "parameters") else bambi_model.components
+    comp = parts[bambi_model.family.likelihood.parent]
     out, skipped = {}, []
     coef = ("Normal", "StudentT")
     scale = ("HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential")
@@ -88,7 +89,7 @@ def _bambi_priors(bambi_model, fixed_names) -> dict:
             out[name] = got[0]
         else:
             skipped.append(name)
-    for name, comp2 in bambi_model.components.items():
+    for name, comp2 in parts.items():
         if name == "sigma" and getattr(comp2, "prior", None) is not None:
             got = _translate(comp2.prior, scale)
             if got:

@@ -55,11 +55,20 @@ def test_bad_sampling_arguments(cbpp_model):
 
 
 def _check_against_glmer(post, ref):
-    """Posterior means within 0.3 posterior SD of glmer; SD medians within 30%; healthy chains."""
+    """Posterior means within 0.35 and medians within 0.3 posterior SD of glmer; SD medians within 30%;
+    healthy chains.
+
+    The mean of salamander's WSf:WSm sits ≈ 0.28 SD from the ML estimate in expectation (the
+    posterior is skewed: larger SDs go with larger |β|), so a 0.3 bound on the mean failed on
+    about one seed in three; the median, between mean and mode, is the stable check.
+    """
     fe = post.fixed_effects().set_index("term")
     for term, ml in ref["fixef"].items():
-        z = abs(fe.loc[term, "estimate"] - ml) / fe.loc[term, "std_error"]
-        assert z <= 0.3, f"{term}: posterior mean {fe.loc[term, 'estimate']:.3f} vs glmer {ml:.3f} ({z:.2f} SD)"
+        sd = fe.loc[term, "std_error"]
+        z = abs(fe.loc[term, "estimate"] - ml) / sd
+        assert z <= 0.35, f"{term}: posterior mean {fe.loc[term, 'estimate']:.3f} vs glmer {ml:.3f} ({z:.2f} SD)"
+        zm = abs(fe.loc[term, "median"] - ml) / sd
+        assert zm <= 0.3, f"{term}: posterior median {fe.loc[term, 'median']:.3f} vs glmer {ml:.3f} ({zm:.2f} SD)"
     vc = post.variance_components().set_index(["group", "term"])
     for key, ml in ref["sd"].items():
         med = vc.loc[key, "median"]
