@@ -60,7 +60,8 @@ class ThetaMap:
             self.sizes.append(len(rows))
             self.lower += [0.0 if r == c else -np.inf for r, c in zip(rows, cols)]
         self.n_theta = int(sum(self.sizes))
-        self.Z = design.Z()  # built once: every deviance evaluation reuses it
+        if self.blocks:
+            self._structure()
 
     def theta0(self) -> np.ndarray:
         """θ of identity factors (lme4's starting value)."""
@@ -83,9 +84,55 @@ class ThetaMap:
             pos += size
         return out
 
+    def _structure(self):
+        """Index arrays, built once, that assemble ZΛ and ΛᵀZᵀWZΛ + I from numbers without sparse products.
+
+        Every observation has the same number m of nonzeros in ZΛ (n_terms of each block), at
+        columns ``C[i]``; D = [Xr_b L_b]_b holds their values. Then (ZΛ)ᵀW(ZΛ) sums
+        D[i, a] D[i, b] wᵢ into entry (C[i, a], C[i, b]): a fixed scatter pattern.
+        """
+        d = self.design
+        n, q = d.nobs, sum(b.n_levels * b.n_terms for b in self.blocks)
+        cols, off = [], 0
+        for b in self.blocks:
+            cols.append(off + b.index[:, None] * b.n_terms + np.arange(b.n_terms)[None, :])
+            off += b.n_levels * b.n_terms
+        C = np.hstack(cols)
+        m = C.shape[1]
+        rows = np.repeat(np.arange(n), m)
+        flat = C.ravel()
+        self._perm = np.lexsort((rows, flat))  # COO (row-major) → CSC order
+        self._a_indices = rows[self._perm]
+        self._a_indptr = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=q))])
+        ia, ib = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+        keys = (C[:, ib.ravel()].astype(np.int64) * q + C[:, ia.ravel()]).ravel()  # column-major key
+        diag = np.arange(q, dtype=np.int64) * (q + 1)
+        uniq, inv = np.unique(np.concatenate([keys, diag]), return_inverse=True)
+        self._h_inv, self._h_diag, self._h_size = inv[:len(keys)], inv[len(keys):], len(uniq)
+        self._h_indices = (uniq % q).astype(np.int32)
+        self._h_indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // q, minlength=q))]).astype(np.int32)
+        self._q, self._m = q, m
+
+    def values(self, theta) -> np.ndarray:
+        """D(θ), shape (n, m): the nonzeros of ZΛ row by row."""
+        return np.hstack([b.Xr @ L for b, L in zip(self.blocks, self.factors(theta))])
+
     def ZLambda(self, theta) -> sp.csc_matrix:
-        """ZΛ(θ), sparse, shape (n, q)."""
-        return (self.Z @ self.Lambda(theta)).tocsc() if self.blocks else sp.csc_matrix((self.design.nobs, 0))
+        """ZΛ(θ), sparse, shape (n, q); it carries what :func:`penalized_system` needs to assemble fast."""
+        if not self.blocks:
+            return sp.csc_matrix((self.design.nobs, 0))
+        D = self.values(theta)
+        A = sp.csc_matrix((D.ravel()[self._perm], self._a_indices, self._a_indptr),
+                          shape=(self.design.nobs, self._q))
+        A._bg_system = (self, D)
+        return A
+
+    def system(self, D, w) -> sp.csc_matrix:
+        """H = ΛᵀZᵀWZΛ + I from D(θ) and the weights, by one scatter-add."""
+        prod = (D[:, :, None] * D[:, None, :] * w[:, None, None]).ravel()
+        data = np.bincount(self._h_inv, weights=prod, minlength=self._h_size)
+        data[self._h_diag] += 1.0
+        return sp.csc_matrix((data, self._h_indices, self._h_indptr), shape=(self._q, self._q))
 
     def Lambda(self, theta) -> sp.csc_matrix:
         """Λ(θ) = blockdiag(I_J ⊗ L), sparse, shape (q, q)."""
@@ -139,7 +186,15 @@ class _Factor:
 
 
 def penalized_system(A, w) -> _Factor:
-    """Factor H = AᵀWA + I (A = ZΛ, W = diag(w)), the matrix of PIRLS and of the LMM."""
+    """Factor H = AᵀWA + I (A = ZΛ, W = diag(w)), the matrix of PIRLS and of the LMM.
+
+    An A made by :meth:`ThetaMap.ZLambda` is assembled by its precomputed scatter pattern;
+    any other sparse A by sparse products.
+    """
+    fast = getattr(A, "_bg_system", None)
+    if fast is not None:
+        tmap, D = fast
+        return _Factor(tmap.system(D, np.asarray(w, dtype=float)))
     return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
 
 
