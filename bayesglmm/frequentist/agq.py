@@ -19,9 +19,11 @@ the nonlinear mixed-effects model. JCGS 4, 12–35.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import linalg
 from scipy.special import logsumexp
 
@@ -40,6 +42,22 @@ def check_agq(design, nagq) -> None:
     if nagq ** design.random[0].n_terms > 100_000:
         raise ValueError(f"nagq={nagq} with {design.random[0].n_terms} terms needs "
                          f"{nagq ** design.random[0].n_terms} nodes per group; use a smaller nagq")
+
+
+@functools.lru_cache(maxsize=32)
+def _product_rule(nagq: int, k: int):
+    """Nodes (K, k) of the k-dimensional product Gauss–Hermite rule and log(weight) + ‖x‖²."""
+    x1, w1 = np.polynomial.hermite.hermgauss(nagq)
+    grid = np.array(list(itertools.product(range(nagq), repeat=k)))
+    X = x1[grid]
+    return X, np.sum(np.log(w1[grid]), axis=1) + np.sum(X**2, axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _level_indicator(block) -> sp.csr_matrix:
+    """(n, J) 0/1 matrix of each observation's level: sums per level as one sparse product."""
+    n = len(block.index)
+    return sp.csr_matrix((np.ones(n), (np.arange(n), block.index)), shape=(n, block.n_levels))
 
 
 def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
@@ -75,14 +93,18 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
     Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
     logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
 
-    x1, w1 = np.polynomial.hermite.hermgauss(nagq)
+    X, logw = _product_rule(nagq, k)
+    yb = y[None, :]
+    tb = None if trials is None else trials[None, :]
+    indicator = _level_indicator(block)
+    chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch: bounded memory
     terms = []
-    for combo in itertools.product(range(nagq), repeat=k):
-        x = x1[list(combo)]
-        logw = float(np.sum(np.log(w1[list(combo)])) + x @ x)
-        Ux = U + np.sqrt(2.0) * Rinv_T @ x  # (J, k)
-        eta_x = base + np.einsum("ik,ik->i", a, Ux[idx])
-        ll = np.bincount(idx, family.loglik_obs(y, family.link.inverse(eta_x), trials), minlength=J)
-        terms.append(logw + ll - 0.5 * np.sum(Ux**2, axis=1))
+    for start in range(0, len(X), chunk):
+        Xc = X[start:start + chunk]
+        Ux = U[None, :, :] + np.sqrt(2.0) * np.einsum("jab,Kb->Kja", Rinv_T, Xc)  # (K, J, k)
+        eta_x = base[None, :] + np.einsum("ik,Kik->Ki", a, Ux[:, idx, :])
+        ll = family.loglik_obs(yb, family.link.inverse(eta_x), tb)  # (K, n)
+        per = (indicator.T @ ll.T).T  # per-level sums, (K, J)
+        terms.append(logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2))
     per_level = logsumexp(np.vstack(terms), axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
     return float(np.sum(per_level))
