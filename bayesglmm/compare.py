@@ -21,8 +21,9 @@ What the columns mean, and why the methods differ
 ``gee``
     The **population-averaged** (marginal) model, robust SEs. For a non-identity link
     its coefficients are not the GLMM's subject-specific β: they are attenuated towards
-    0. To compare like with like, ``marginal=True`` adds rows ``"laplace (marginal)"`` and
-    ``"nuts (marginal)"``: the GLMM's β integrated over the fitted random-effect
+    0. To compare like with like, ``marginal=True`` adds rows ``"agq (marginal)"`` (or
+    ``"laplace (marginal)"`` without AGQ) and ``"nuts (marginal)"``: the GLMM's β integrated
+    over the fitted random-effect
     distribution (:mod:`bayesglmm.marginal`, as GLMMadaptive's ``marginal_coefs``).
     GEE needs a single grouping factor to cluster on: otherwise it is skipped.
 
@@ -205,8 +206,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         Profile-likelihood intervals for the SDs of Laplace/AGQ/ML/REML fits (a few
         seconds per SD); otherwise their SD intervals are NaN.
     marginal : bool
-        With ``"gee"``, add the marginalized fixed effects of the Laplace fit and the
-        posterior (see the module docstring).
+        With ``"gee"``, add the marginalized fixed effects of the AGQ (else Laplace) fit and
+        of the posterior (see the module docstring).
     ci : float
         Interval probability for every method.
     **method_options
@@ -291,7 +292,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
         frames.append(frame)
     if marginal and "gee" in results:
-        ml = next((m for m in ("laplace", "agq") if m in results), None)  # one ML source is enough
+        ml = next((m for m in ("agq", "laplace") if m in results), None)  # one ML source: AGQ's is the better
+        # likelihood (Laplace is biased with large SDs and small clusters, e.g. ohio)
         for method in [m for m in (ml, "nuts") if m in results]:
             t0 = time.perf_counter()
             if method == "nuts":

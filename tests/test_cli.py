@@ -40,7 +40,7 @@ def test_compare_bundled_dataset_writes_files(tmp_path, capsys):
         assert (out / name).stat().st_size > 0, name
     import pandas as pd
     wide = pd.read_csv(out / "comparison.csv", index_col=0)
-    assert list(wide.columns) == ["nuts", "laplace", "agq", "pql", "gee", "laplace (marginal)", "nuts (marginal)"]
+    assert list(wide.columns) == ["nuts", "laplace", "agq", "pql", "gee", "agq (marginal)", "nuts (marginal)"]
     assert "sd((Intercept)|herd)" in wide.index and "period[4]" in text
     long = pd.read_csv(out / "comparison_long.csv")
     assert {"nuts", "laplace", "agq", "pql", "gee"} <= set(long["method"])
