@@ -150,3 +150,17 @@ LMER_PROFILE_SLEEPSTUDY = {
     ("Subject", "Days"): (3.8011641, 8.7533831),
     ("Residual", "Residual"): (22.8982669, 28.8579965),
 }
+
+# glmer profile intervals of the SDs (lme4 1.1-31, R 4.2, Debian bookworm; this repo's CSVs):
+#   gm <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+#   confint(gm, parm = "theta_", method = "profile")                 # and with nAGQ = 25
+#   confint(glmer(Mate ~ WSf * WSm + (1 | Female) + (1 | Male), salamander, binomial), parm = "theta_")
+#   confint(glmer(y ~ lbase * trt + lage + V4 + (1 | subject), MASS::epil, poisson), parm = "theta_")
+# lme4 interpolates its profile with splines, so its ends carry ~1e-4 relative error.
+GLMER_PROFILE = {
+    ("cbpp", "laplace"): {("herd", "(Intercept)"): (0.3460732033, 1.099974648)},
+    ("cbpp", "agq"): {("herd", "(Intercept)"): (0.3488017427, 1.111297466)},
+    ("salamander", "laplace"): {("Female", "(Intercept)"): (0.6182800245, 1.643061361),
+                                ("Male", "(Intercept)"): (0.5572734471, 1.566503344)},
+    ("epil", "laplace"): {("subject", "(Intercept)"): (0.4012242124, 0.634347752)},
+}

@@ -5,7 +5,7 @@ from scipy import optimize, stats
 import bayesglmm as bg
 from bayesglmm.frequentist.laplace import laplace_deviance
 
-from .reference import LMER_PROFILE_SLEEPSTUDY
+from .reference import GLMER_PROFILE, LMER_PROFILE_SLEEPSTUDY
 
 
 def _model(name):
@@ -42,3 +42,13 @@ def test_laplace_profile_ends_are_on_the_cutoff():
 def test_pql_has_no_profile():
     with pytest.raises(ValueError, match="no likelihood"):
         _model("cbpp").fit("pql").variance_components(profile=True)
+
+
+@pytest.mark.parametrize("name,method", list(GLMER_PROFILE))
+def test_glmm_profile_equals_glmer_confint(name, method):
+    """Laplace and AGQ(25) profile intervals ≤ 1e-3 relative from glmer's (which spline-interpolates)."""
+    fit = _model(name).fit(method)
+    for key, (low, high) in GLMER_PROFILE[(name, method)].items():
+        got = fit.profile()[key]
+        assert got[0] == pytest.approx(low, rel=1e-3), key
+        assert got[1] == pytest.approx(high, rel=1e-3), key

@@ -114,8 +114,17 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
                 x[row] = s * d / max(np.linalg.norm(d), 1e-300)
             return x
 
+        vg = getattr(dev, "value_and_grad", None)
+        use_grad = vg is not None and row is not None and len(row) == 1 and vg(x_hat) is not None
+
+        def objective(v, s):
+            if not use_grad:
+                return dev(build(v, s))
+            f, g = vg(build(v, s))  # the free coordinates are a subset of x: the gradient is g[free]
+            return f, g[free]
+
         def excess(s):
-            res = optimize.minimize(lambda v: dev(build(v, s)), start, method="L-BFGS-B", bounds=bounds,
+            res = optimize.minimize(objective, start, args=(s,), jac=use_grad, method="L-BFGS-B", bounds=bounds,
                                     options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500})
             return max(res.fun - d_min, 0.0) - cutoff
 
