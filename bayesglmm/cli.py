@@ -103,7 +103,7 @@ def _compare(args) -> int:
         print("\nEstimate (SE or posterior SD) by method; the methods' notes below")
         print(cmp.formatted(3).to_string())
     print()
-    for line in cmp._footnotes():
+    for line in cmp.notes():
         print(f"  {line}")
     wide.to_csv(out / "comparison.csv")
     cmp.table().to_csv(out / "comparison_long.csv", index=False)

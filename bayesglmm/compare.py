@@ -137,7 +137,8 @@ class Comparison:
         cell = lambda e, s: "" if pd.isna(e) else (f"{e:.{digits}f}" if pd.isna(s) else f"{e:.{digits}f} ({s:.{digits}f})")
         return pd.DataFrame({c: [cell(e, s) for e, s in zip(est[c], se[c])] for c in est.columns}, index=est.index)
 
-    def _footnotes(self) -> list[str]:
+    def notes(self) -> list[str]:
+        """One line per method: what it estimates, its run time and flags; skipped methods with the reason."""
         lines = []
         runs = self._long[self._long["status"] == "ok"].drop_duplicates("method")
         for r in runs.itertuples():
@@ -149,10 +150,10 @@ class Comparison:
     def to_markdown(self, digits: int = 3) -> str:
         """The wide table as Markdown, "estimate (SE or posterior SD)", with the methods' notes."""
         table = self.formatted(digits).to_markdown()
-        return table + "\n\n" + "\n".join(f"- {line}" for line in self._footnotes()) + "\n"
+        return table + "\n\n" + "\n".join(f"- {line}" for line in self.notes()) + "\n"
 
     def _repr_html_(self) -> str:
-        notes = "".join(f"<li>{line}</li>" for line in self._footnotes())
+        notes = "".join(f"<li>{line}</li>" for line in self.notes())
         return (f"<p><b>{self.model.formula}</b> ({self.model.family.name}, {self.model.family.link.name} link)</p>"
                 + self.formatted(3).to_html() + f"<ul>{notes}</ul>")
 
