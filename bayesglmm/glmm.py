@@ -119,8 +119,13 @@ class GLMM:
             ``"gee"``: the marginal model by statsmodels GEE (``correlation="exchangeable"``,
             ``"independence"`` or ``"ar1"``), robust SEs, population-averaged coefficients;
             returns a :class:`~bayesglmm.frequentist.gee.GEEFit`. ``"ml"``, ``"reml"``: Gaussian
-            identity-link LMMs, as lme4's ``lmer`` (``REML = FALSE / TRUE``).
-            Bernoulli, binomial and Poisson families.
+            identity-link LMMs, as lme4's ``lmer`` (``REML = FALSE / TRUE``). For a Gaussian
+            identity-link model ``"laplace"``, ``"agq"`` and ``"pql"`` are exact and give the
+            ML fit (as ``glmer`` hands a gaussian family to ``lmer``).
+            Profile-likelihood intervals for the SDs: ``fit.variance_components(profile=True)``.
+            A 0/1 column of X that separates a binomial response raises a
+            :class:`~bayesglmm.SeparationWarning` naming the term; non-convergence and
+            singular fits a :class:`~bayesglmm.ConvergenceWarning`.
         nagq : int, optional
             Quadrature nodes for ``"agq"``; ``nagq=1`` is the Laplace approximation.
         dispersion : {"fixed", "estimate"}, optional
@@ -130,7 +135,7 @@ class GLMM:
 
         Returns
         -------
-        bayesglmm.frequentist.MLFit
+        bayesglmm.frequentist.MLFit or bayesglmm.frequentist.gee.GEEFit
         """
         from .frequentist import fit
 
