@@ -100,7 +100,7 @@ def _compare(args) -> int:
                   progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile)
     wide = cmp.wide()
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-        print("\nEstimate (SE or posterior SD) by method; the methods' notes below")
+        print("\nEstimate (SE or posterior SD) [profile interval of an ML SD] by method; notes below")
         print(cmp.formatted(3).to_string())
     print()
     for line in cmp.notes():

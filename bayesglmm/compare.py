@@ -132,10 +132,22 @@ class Comparison:
         return wide
 
     def formatted(self, digits: int = 3) -> pd.DataFrame:
-        """The wide table as text cells, "estimate (SE or posterior SD)"."""
+        """The wide table as text cells: "estimate (SE or posterior SD)", or "estimate [low, high]"
+        for an SD with a profile interval and no SE."""
         est, se = self.wide("estimate"), self.wide("std_error")
-        cell = lambda e, s: "" if pd.isna(e) else (f"{e:.{digits}f}" if pd.isna(s) else f"{e:.{digits}f} ({s:.{digits}f})")
-        return pd.DataFrame({c: [cell(e, s) for e, s in zip(est[c], se[c])] for c in est.columns}, index=est.index)
+        lo, hi = self.wide("conf_low"), self.wide("conf_high")
+
+        def cell(e, s, a, b):
+            if pd.isna(e):
+                return ""
+            if not pd.isna(s):
+                return f"{e:.{digits}f} ({s:.{digits}f})"
+            if not (pd.isna(a) or pd.isna(b)):  # e.g. an ML SD with its profile interval
+                return f"{e:.{digits}f} [{a:.{digits - 1}f}, {b:.{digits - 1}f}]"
+            return f"{e:.{digits}f}"
+
+        return pd.DataFrame({c: [cell(*v) for v in zip(est[c], se[c], lo[c], hi[c])] for c in est.columns},
+                            index=est.index)
 
     def notes(self) -> list[str]:
         """One line per method: what it estimates, its run time and flags; skipped methods with the reason."""
