@@ -72,3 +72,21 @@ def test_fit_errors():
         _model.fit("hglm")
     with pytest.raises(ValueError, match="Gaussian models with a 'log' link are not supported"):
         bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy"), link="log").fit("laplace")
+
+
+@pytest.mark.parametrize("name,nagq", [("cbpp", 1), ("salamander", 1), ("epil", 1), ("cbpp", 25), ("ohio", 25)])
+def test_analytic_beta_gradient_equals_finite_differences(name, nagq):
+    """The optimizer's β-gradient (analytic; Laplace and scalar-AGQ) is the deviance's derivative."""
+    from scipy.optimize import approx_fprime
+
+    from bayesglmm.frequentist.laplace import laplace_deviance
+
+    meta = bg.datasets.info(name)
+    model = bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family)
+    fit = model.fit("laplace")
+    dev, tmap = laplace_deviance(model.design, model.family, nagq)
+    x = np.concatenate([fit.theta * 1.1 + 0.05, fit.beta + 0.1])  # away from the optimum
+    value, grad = dev.value_and_grad(x)
+    assert value == pytest.approx(dev(x), abs=1e-9)
+    numeric = approx_fprime(x, dev, 1e-6)
+    assert grad == pytest.approx(numeric, rel=1e-4, abs=1e-5 * max(1.0, np.abs(numeric).max()))

@@ -37,7 +37,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, check_agq
+from .agq import agq_loglik, agq_value_and_beta_grad, check_agq
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState"]
 
@@ -285,14 +285,14 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
         return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], st.u, nagq)
 
     devfun.state = state
-    devfun.value_and_grad = _value_and_grad(design, family, tmap, devfun) if nagq == 1 else None
+    devfun.value_and_grad = _value_and_grad(design, family, tmap, devfun, nagq)
     return devfun, tmap
 
 
 _CANONICAL = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "log")}
 
 
-def _value_and_grad(design, family, tmap, devfun):
+def _value_and_grad(design, family, tmap, devfun, nagq=1):
     """Deviance and its gradient: analytic in β, forward differences in θ (canonical links only).
 
     With û the conditional mode, the envelope theorem leaves ∂/∂β of −2ℓ + ‖û‖² = −2Xᵀ(y − m),
@@ -303,6 +303,8 @@ def _value_and_grad(design, family, tmap, devfun):
     """
     if (family.name, family.link.name) not in _CANONICAL or not tmap.blocks:
         return None
+    if nagq > 1 and design.random[0].n_terms != 1:
+        return None  # AGQ's analytic β-gradient is written for one scalar random effect
     X, y, n_obs, nt = design.X, design.y, design.nobs, tmap.n_theta
     trials = 1.0 if design.trials is None else design.trials
     q = tmap._q
@@ -330,6 +332,8 @@ def _value_and_grad(design, family, tmap, devfun):
     def value_and_beta_grad(params):
         params = np.asarray(params, dtype=float)
         st = devfun.state(params)
+        if nagq > 1:
+            return agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq)
         return -2.0 * st.loglik, beta_grad(params, st)
 
     def value_and_grad(params):
