@@ -159,17 +159,26 @@ class LaplaceState:
 class _Factor:
     """Factorisation of the SPD matrix H = ΛᵀZᵀWZΛ + I: solve() and logdet.
 
-    H is diagonal when the model has one scalar random effect per observation group
-    (e.g. a single ``(1 | g)``): then it is inverted elementwise; otherwise SuperLU.
+    ``kind`` is ``"diag"`` when H is diagonal (one scalar random effect per observation
+    group, e.g. a single ``(1 | g)``): inverted elementwise; ``"dense"`` when H is small
+    (q ≤ ``DENSE_MAX``): a dense Cholesky, cheaper than a sparse factorization's overhead
+    at that size; otherwise ``"sparse"``: SuperLU.
     """
+
+    DENSE_MAX = 400
 
     def __init__(self, H: sp.csc_matrix):
         self.H = H
-        if H.nnz == H.shape[0]:
-            self.diag = H.diagonal()
+        q = H.shape[0]
+        if H.nnz == q:
+            self.kind, self.diag = "diag", H.diagonal()
             self.logdet = float(np.sum(np.log(self.diag)))
-            self._lu = None
+        elif q <= self.DENSE_MAX:
+            self.kind = "dense"
+            self._chol = linalg.cho_factor(H.toarray(), lower=True, check_finite=False)
+            self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(self._chol[0]))))
         else:
+            self.kind = "sparse"
             self._lu = splu(H, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
             self.logdet = float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
 
@@ -180,8 +189,10 @@ class _Factor:
         self.__init__(state["H"])
 
     def solve(self, rhs):
-        if self._lu is None:
+        if self.kind == "diag":
             return rhs / (self.diag[:, None] if np.ndim(rhs) == 2 else self.diag)
+        if self.kind == "dense":
+            return linalg.cho_solve(self._chol, rhs, check_finite=False)
         return self._lu.solve(rhs)
 
 
@@ -319,7 +330,7 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
             resid, w = y - trials * mu, trials * mu * (1 - mu)
             dw = w * (1 - 2 * mu)
         fac = st.factor
-        if fac._lu is None:  # diagonal H
+        if fac.kind == "diag":
             lev = np.asarray(A.multiply(A) @ (1.0 / fac.diag)).ravel()
         elif q * n_obs <= 4_000_000:
             At = A.T.toarray()
