@@ -97,7 +97,8 @@ def _compare(args) -> int:
     if not os.access(out, os.W_OK):
         raise ValueError(f"--out {str(out)!r} is not writable")
     cmp = compare(model, methods, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
-                  progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile)
+                  progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile,
+                  report=lambda message: print(message, flush=True))
     wide = cmp.wide()
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
         print("\nEstimate (SE or posterior SD) [profile interval of an ML SD] by method; notes below")

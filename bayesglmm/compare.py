@@ -197,14 +197,15 @@ def _route(method_options: dict) -> dict:
 def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
             random_seed=None, progressbar: bool = True, priors: dict | None = None, nagq: int = 25,
             dispersion: str = "fixed", correlation: str = "exchangeable", profile: bool = True,
-            marginal: bool = True, ci: float = 0.95, **method_options) -> Comparison:
+            marginal: bool = True, ci: float = 0.95, report=None, **method_options) -> Comparison:
     """Fit ``model`` by every method in ``methods`` and put the estimates side by side.
 
     Parameters
     ----------
     model : GLMM
-    methods : sequence of str
-        Any of ``"nuts"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"gee"``, ``"ml"``, ``"reml"``.
+    methods : sequence of str, or str
+        Any of ``"nuts"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"gee"``, ``"ml"``, ``"reml"``
+        (a string may list several, comma-separated).
     draws, tune, chains, random_seed, progressbar
         For ``"nuts"`` (see :meth:`GLMM.sample`); ``random_seed`` also seeds the marginal SEs.
     priors : dict, optional
@@ -223,6 +224,9 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         of the posterior (see the module docstring).
     ci : float
         Interval probability for every method.
+    report : callable, optional
+        Called with a one-line message as each method starts and ends (e.g. ``print``;
+        the CLI uses it to show progress besides the NUTS progress bar).
     **method_options
         Per-method options as dicts, passed through: ``nuts={"target_accept": 0.95}``,
         ``laplace={"maxiter": 5000}``, ``gee={"correlation": "ar1"}``.
@@ -239,7 +243,11 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     >>> cmp = bg.compare(model, draws=500, random_seed=1)      # doctest: +SKIP
     >>> cmp.wide()                                              # doctest: +SKIP
     """
+    if isinstance(methods, str):  # "laplace" or "nuts,laplace,gee"
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(methods)
+    if not isinstance(nagq, (int, np.integer)) or isinstance(nagq, bool) or nagq < 1:
+        raise ValueError(f"nagq must be a positive integer, got {nagq!r}")
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown or methods}; available: {', '.join(ALL_METHODS)}")
@@ -247,8 +255,10 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
     extra = _route(method_options)
     results, skipped, frames = {}, {}, []
+    say = report or (lambda message: None)
     for method in methods:
         opts = dict(extra.get(method, {}))
+        say(f"[{method}] fitting ...")
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -289,10 +299,12 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                         f", working correlation {result.correlation} (alpha={result.alpha:.3f})" if method == "gee" else "")
         except ValueError as err:  # the method cannot apply to this model
             skipped[method] = str(err)
+            say(f"[{method}] skipped: {err}")
             frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
                                          "seconds": time.perf_counter() - t0}]))
             continue
         seconds = time.perf_counter() - t0
+        say(f"[{method}] done in {seconds:.2f} s")
         for w in caught:  # what the fit warned is kept in the table and still shown
             if not issubclass(w.category, DeprecationWarning):
                 warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)

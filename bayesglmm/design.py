@@ -171,7 +171,7 @@ class Design:
         for c in sorted(needed):
             if c not in new_data.columns:
                 raise _missing_column(c, new_data)
-        new_data, _ = _check_finite(new_data, sorted(needed), "raise")
+        new_data, _ = _check_finite(new_data, sorted(needed), "raise", hint="new_data must be complete")
 
         def encode(expr, where):
             try:
@@ -286,7 +286,8 @@ def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray,
     return levels.astype(object), index
 
 
-def _check_finite(data: pd.DataFrame, cols: list[str], missing: str) -> tuple[pd.DataFrame, int]:
+def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,
+                  hint: str = "clean them or pass missing='drop'") -> tuple[pd.DataFrame, int]:
     bad = np.zeros(len(data), dtype=bool)
     per_col = {}
     for c in cols:
@@ -302,7 +303,7 @@ def _check_finite(data: pd.DataFrame, cols: list[str], missing: str) -> tuple[pd
     what = ", ".join(f"{c!r} ({k} rows)" for c, k in per_col.items())
     if missing == "raise":
         raise ValueError(
-            f"missing or infinite values in column(s) {what}; clean them or pass missing='drop'"
+            f"missing or infinite values in column(s) {what}; {hint}"
         )
     warnings.warn(f"dropping {int(bad.sum())} of {len(data)} rows with missing or infinite "
                   f"values in {what}", UserWarning, stacklevel=4)

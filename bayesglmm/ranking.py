@@ -60,6 +60,8 @@ def rank_levels(result, term: str | None = None, group: str | None = None, thres
         ``rank_high`` (equal-tailed ``ci`` interval of the level's rank over the draws).
         Draw it with :func:`bayesglmm.plots.caterpillar`.
     """
+    if not hasattr(result, "model") or not hasattr(result, "random_effects"):
+        raise TypeError(f"rank_levels() takes a Posterior or an MLFit, got {type(result).__name__}")
     if getattr(result, "population_averaged", False):
         raise ValueError("a GEE fit has no random effects to rank")
     block, t = _block(result.model.design, group, term)

@@ -42,6 +42,7 @@ def test_compare_bundled_dataset_writes_files(tmp_path, capsys):
     wide = pd.read_csv(out / "comparison.csv", index_col=0)
     assert list(wide.columns) == ["nuts", "laplace", "agq", "pql", "gee", "agq (marginal)", "nuts (marginal)"]
     assert "sd((Intercept)|herd)" in wide.index and "period[4]" in text
+    assert "[nuts] fitting ..." in text and "[gee] done in" in text  # progress, method by method
     long = pd.read_csv(out / "comparison_long.csv")
     assert {"nuts", "laplace", "agq", "pql", "gee"} <= set(long["method"])
 

@@ -95,6 +95,15 @@ def test_compare_bad_arguments(cbpp_model):
         bg.compare(cbpp_model, methods=("laplace",), nagg=3)
     with pytest.raises(TypeError, match="must be a dict"):
         bg.compare(cbpp_model, methods=("laplace",), laplace=3)
+    with pytest.raises(ValueError, match="nagq must be a positive integer, got 0"):
+        bg.compare(cbpp_model, methods=("agq",), nagq=0)
+    with pytest.raises(ValueError, match="ci must be in"):
+        bg.compare(cbpp_model, methods=("laplace",), ci=95)
+
+
+def test_methods_as_a_string(cbpp_model):
+    cmp = bg.compare(cbpp_model, methods="pql, gee", marginal=False)
+    assert cmp.methods == ("pql", "gee") and set(cmp.results) == {"pql", "gee"}
 
 
 def test_per_method_options_pass_through(cbpp_model):

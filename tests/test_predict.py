@@ -39,6 +39,12 @@ def test_predict_new_data_and_unseen_levels(cbpp_model):
         fit.predict(new[["herd"]])
     with pytest.raises(ValueError, match="kind must be 'mean' or 'link'"):
         fit.predict(kind="response")
+    with pytest.raises(ValueError, match=r"fixed effects: The levels \(9\) in 'period' are not present"):
+        fit.predict(pd.DataFrame({"herd": ["1"], "period": ["9"]}))
+    with pytest.raises(ValueError, match="missing or infinite values in column.s. 'period'.*new_data must be complete"):
+        fit.predict(pd.DataFrame({"herd": ["1"], "period": [None]}))
+    with pytest.raises(TypeError, match="new_data must be a pandas DataFrame, got list"):
+        fit.predict([1, 2])
     assert list(new.columns) == ["herd", "period"] and new.shape == (2, 2)  # not modified
 
 

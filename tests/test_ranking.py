@@ -56,3 +56,8 @@ def test_rank_levels_errors(pollution):
     sal = bg.GLMM(meta.formula, bg.datasets.load("salamander"), family=meta.family)
     with pytest.raises(ValueError, match="pass group="):
         bg.rank_levels(sal.fit("laplace"))
+    with pytest.raises(TypeError, match="takes a Posterior or an MLFit, got DataFrame"):
+        bg.rank_levels(pd.DataFrame())
+    meta = bg.datasets.info("ohio")
+    with pytest.raises(ValueError, match="GEE fit has no random effects"):
+        bg.rank_levels(bg.GLMM(meta.formula, bg.datasets.load("ohio"), family=meta.family).fit("gee"))
