@@ -110,6 +110,14 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
     return float(np.sum(per_level))
 
 
+def canonical_weights(family, mu, trials):
+    """IRLS weights w = n V(μ) and dw/dη for a canonical link (logit binomial, log Poisson)."""
+    if family.name == "poisson":
+        return mu, mu
+    w = trials * mu * (1 - mu)
+    return w, w * (1 - 2 * mu)
+
+
 def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq):
     """AGQ deviance and its exact gradient in β, for one scalar random effect and a canonical link.
 
@@ -131,12 +139,7 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq):
     a = block.Xr[:, 0] * float(theta)
     base = design.offset + X @ beta
     eta = base + a * u_hat[idx]
-    mu = family.link.inverse(eta)
-    if family.name == "poisson":
-        w = dw = mu
-    else:
-        w = n_tr * mu * (1 - mu)
-        dw = w * (1 - 2 * mu)
+    w, dw = canonical_weights(family, family.link.inverse(eta), n_tr)
     M = _level_indicator(block)  # (n, J)
     Hj = 1.0 + M.T @ (w * a * a)
     Rj = np.sqrt(Hj)

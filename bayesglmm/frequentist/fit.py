@@ -223,7 +223,7 @@ class MLFit:
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""
         Lam = self._tmap.Lambda(self.theta)
-        b = Lam @ self._state.u
+        b = np.concatenate([x.ravel() for x in self.blups()])
         cov = Lam @ self._state.factor.solve(Lam.T.toarray())
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         z = stats.norm.ppf(0.5 + ci / 2)

@@ -37,7 +37,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, agq_value_and_beta_grad, check_agq
+from .agq import agq_loglik, agq_value_and_beta_grad, canonical_weights, check_agq
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState"]
 
@@ -324,11 +324,8 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     def beta_grad(params, st):
         A = tmap.ZLambda(params[:nt])
         mu = family.link.inverse(st.eta)
-        if family.name == "poisson":
-            resid, w, dw = y - mu, mu, mu
-        else:
-            resid, w = y - trials * mu, trials * mu * (1 - mu)
-            dw = w * (1 - 2 * mu)
+        w, dw = canonical_weights(family, mu, trials)
+        resid = y - (mu if family.name == "poisson" else trials * mu)
         fac = st.factor
         if fac.kind == "diag":
             lev = np.asarray(A.multiply(A) @ (1.0 / fac.diag)).ravel()
