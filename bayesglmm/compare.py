@@ -59,22 +59,31 @@ NOTES = {
 }
 
 
-def _vc_rows(vc: pd.DataFrame) -> pd.DataFrame:
-    return vc.assign(parameter=parameter_labels(vc))
-
-
 def _frame(fe: pd.DataFrame, vc: pd.DataFrame | None, **columns) -> pd.DataFrame:
     parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
     if vc is not None and len(vc):
-        parts.append(_vc_rows(vc))
+        parts.append(vc.assign(parameter=parameter_labels(vc)))
     out = pd.concat(parts, ignore_index=True)
     for k, v in columns.items():
         out[k] = v
     return out
 
 
+_NOISE = (DeprecationWarning, FutureWarning, RuntimeWarning)  # numerical/library chatter, not findings
+
+
+def _findings(caught) -> list:
+    """The warnings worth reporting (convergence, singular fit, separation, ...), once each."""
+    seen, out = set(), []
+    for w in caught:
+        if not issubclass(w.category, _NOISE) and str(w.message) not in seen:
+            seen.add(str(w.message))
+            out.append(w)
+    return out
+
+
 def _fit_flags(caught, result) -> list[str]:
-    flags = [str(w.message).split(":")[0] if "separation" in str(w.message) else str(w.message) for w in caught]
+    flags = [str(w.message).split(". Its coefficient")[0] for w in caught]  # separation: keep the term
     if getattr(result, "singular", False) and not any("singular" in f for f in flags):
         flags.append("singular fit")
     return flags
@@ -290,10 +299,9 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     if method == "gee":
                         vc = None
                     else:
-                        prof = profile and method != "pql"
-                        vc = result.variance_components(profile=prof, level=ci) if prof else result.variance_components()
+                        vc = result.variance_components(profile=profile and method != "pql", level=ci)
                     converged = bool(result.converged)
-                    flags = _fit_flags([w for w in caught if not issubclass(w.category, DeprecationWarning)], result)
+                    flags = _fit_flags(_findings(caught), result)
                     interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
                     note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
                         f", working correlation {result.correlation} (alpha={result.alpha:.3f})" if method == "gee" else "")
@@ -305,9 +313,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             continue
         seconds = time.perf_counter() - t0
         say(f"[{method}] done in {seconds:.2f} s")
-        for w in caught:  # what the fit warned is kept in the table and still shown
-            if not issubclass(w.category, DeprecationWarning):
-                warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
+        for w in _findings(caught):  # what the fit warned is kept in the table and still shown
+            warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
         results[method] = result
         frame = _frame(fe, vc, method=method, interval=interval, seconds=seconds, converged=converged,
                        flags="; ".join(flags), status="ok", note=note)
@@ -321,12 +328,16 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         # likelihood (Laplace is biased with large SDs and small clusters, e.g. ohio)
         for method in [m for m in (ml, "nuts") if m in results]:
             t0 = time.perf_counter()
-            if method == "nuts":
-                fe = results[method].marginal_fixed_effects(ci=ci)
-                interval = f"{ci:.0%} equal-tailed"
-            else:
-                fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
-                interval = f"{ci:.0%} Wald (simulated SEs)"
+            try:
+                if method == "nuts":
+                    fe = results[method].marginal_fixed_effects(ci=ci)
+                    interval = f"{ci:.0%} equal-tailed"
+                else:
+                    fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
+                    interval = f"{ci:.0%} Wald (simulated SEs)"
+            except (ValueError, np.linalg.LinAlgError) as err:
+                skipped[f"{method} (marginal)"] = f"marginalization failed: {err}"
+                continue
             frames.append(_frame(fe, None, interval=interval, seconds=time.perf_counter() - t0,
                                  converged=True, flags="", status="ok", note=NOTES["marginal"]))
     long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -142,3 +142,17 @@ def test_marginalized_glmm_is_close_to_gee_on_ohio():
     assert abs(cond.loc["(Intercept)", "estimate"] - gee.loc["(Intercept)", "estimate"]) > 1.0
     assert marg["std_error"].to_numpy() == pytest.approx(gee["std_error"].to_numpy(), rel=0.1)
     assert (marg["method"] == "laplace (marginal)").all()
+
+
+def test_separation_is_flagged_not_fatal():
+    """A separated term: each ML row carries the warning naming it; the marginal rows still come."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.choice(["a", "b", "c"], 200)})
+    df["y"] = (rng.random(200) < 0.4).astype(int)
+    df.loc[df["x"] == "c", "y"] = 0
+    with pytest.warns(bg.SeparationWarning):
+        cmp = bg.compare(bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli"), methods="laplace,gee", profile=False)
+    flags = cmp.table().drop_duplicates("method").set_index("method")["flags"]
+    assert flags["laplace"] == "complete or quasi-complete separation: 'x[c]' (every observation with x[c] = 1 is all failures)"
+    assert "'x[c]'" in flags["gee"] and "overflow" not in flags["gee"]
+    assert "laplace (marginal)" in cmp.wide().columns
