@@ -303,8 +303,12 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     converged = bool(result.converged)
                     flags = _fit_flags(_findings(caught), result)
                     interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
-                    note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
-                        f", working correlation {result.correlation} (alpha={result.alpha:.3f})" if method == "gee" else "")
+                    if model.family.has_scale and method in ("laplace", "agq", "pql"):
+                        note = "Gaussian model: exact, the ML LMM (as glmer hands gaussian models to lmer)"
+                    else:
+                        note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
+                            f", working correlation {result.correlation} (alpha={result.alpha:.3f})"
+                            if method == "gee" else "")
         except ValueError as err:  # the method cannot apply to this model
             skipped[method] = str(err)
             say(f"[{method}] skipped: {err}")

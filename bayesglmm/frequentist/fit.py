@@ -208,6 +208,8 @@ class MLFit:
         from ..marginal import marginal_coefficient_draws, marginal_coefficients
 
         design, family = self.model.design, self.model.family
+        if family.link.name == "identity":  # E_b[xβ + zb] = xβ: the marginal coefficients are β
+            return wald_fixed_effects(design.fixed_names, self.beta, self.vcov, f"{self.method} (marginal)", ci)
         est = marginal_coefficients(design, family, self.beta, self.covariances())
         vcov = np.full((len(est), len(est)), np.nan)
         if self.vcov_full is not None and np.all(np.isfinite(self.vcov_full)):
