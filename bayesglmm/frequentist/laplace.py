@@ -98,6 +98,7 @@ class ThetaMap:
             cols.append(off + b.index[:, None] * b.n_terms + np.arange(b.n_terms)[None, :])
             off += b.n_levels * b.n_terms
         C = np.hstack(cols)
+        self._C = C  # column of each of a row's m nonzeros of ZΛ
         m = C.shape[1]
         rows = np.repeat(np.arange(n), m)
         flat = C.ravel()
@@ -112,6 +113,17 @@ class ThetaMap:
         self._h_indices = (uniq % q).astype(np.int32)
         self._h_indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // q, minlength=q))]).astype(np.int32)
         self._q, self._m = q, m
+
+    def theta_positions(self):
+        """For each θ component: (position a in a row's nonzeros, block, row r of L) — ∂D[:, a]/∂θ = Xr_b[:, r]."""
+        out, pos_theta, off = [], 0, 0
+        for b, size in zip(self.blocks, self.sizes):
+            k = b.n_terms
+            rows, cols = np.tril_indices(k) if b.correlated else (np.arange(k), np.arange(k))
+            for r, c in zip(rows, cols):
+                out.append((off + c, b, r))
+            off += k
+        return out
 
     def values(self, theta) -> np.ndarray:
         """D(θ), shape (n, m): the nonzeros of ZΛ row by row."""
@@ -435,6 +447,27 @@ def _hessian_mixed(f, fg, x, lower, nt, h=1e-4):
     return H
 
 
+def minimize_with_restart(fun, x0, bounds, options, jac, n_theta):
+    """L-BFGS-B, restarted once from inside when it stops with a diagonal θ on its bound 0.
+
+    The criterion depends on a scalar block's θ through θ², so its derivative is 0 at θ = 0:
+    a first step that overshoots to the bound ends with a zero projected gradient although
+    the minimum is inside. The restart (θ = half its start there) keeps the better optimum.
+    """
+    res = optimize.minimize(fun, x0, jac=jac, method="L-BFGS-B", bounds=bounds, options=options)
+    lower = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+    stuck = [t for t in range(n_theta) if lower[t] == 0 and res.x[t] <= 1e-10]
+    if stuck:
+        x1 = res.x.copy()
+        x1[stuck] = 0.5 * np.maximum(np.asarray(x0, dtype=float)[stuck], 0.2)
+        res2 = optimize.minimize(fun, x1, jac=jac, method="L-BFGS-B", bounds=bounds, options=options)
+        res2.nfev += res.nfev
+        if res2.fun < res.fun:
+            return res2
+        res.nfev = res2.nfev
+    return res
+
+
 def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-10, maxiter: int = 2000):
     """Fit a GLMM by maximum likelihood: Laplace (``nagq=1``) or adaptive Gauss–Hermite quadrature.
 
@@ -451,12 +484,9 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     vg = devfun.value_and_grad
     if vg is not None and vg(x0) is None:
         vg = None
-    if vg is not None:  # analytic β-gradient (θ by differences): far fewer deviance evaluations
-        res = optimize.minimize(vg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                options={"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter})
-    else:
-        res = optimize.minimize(devfun, x0, method="L-BFGS-B", bounds=bounds,
-                                options={"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter})
+    options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
+    # with the analytic β-gradient (θ by differences) far fewer deviance evaluations
+    res = minimize_with_restart(vg or devfun, x0, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
     n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
     if not res.success:  # fall back on a derivative-free search from where L-BFGS-B stopped
         res2 = optimize.minimize(devfun, res.x, method="Powell", bounds=bounds,

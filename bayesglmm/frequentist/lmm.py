@@ -20,7 +20,7 @@ import numpy as np
 from scipy import linalg, optimize
 
 from .laplace import LaplaceState, ThetaMap, penalized_system
-from .pql import working_lmm_deviance
+from .pql import minimize_working_lmm, working_lmm_deviance
 
 __all__ = ["fit_lmm"]
 
@@ -43,8 +43,8 @@ def fit_lmm(design, family, reml: bool = True):
     def objective(th):
         return working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0]
 
-    res = optimize.minimize(objective, tmap.theta0(), method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000})
+    res = minimize_working_lmm(tmap, X, z, w, True, reml, tmap.theta0(), bounds,
+                               {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000})
     message = f"L-BFGS-B: {res.message}"
     if not res.success:  # e.g. an ABNORMAL line search on a flat criterion: polish without gradients
         res2 = optimize.minimize(objective, res.x, method="Powell", bounds=bounds,

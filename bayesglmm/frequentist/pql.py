@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, optimize
 
-from .laplace import LaplaceState, ThetaMap, _glm_start, _score_weights, penalized_system
+from .laplace import LaplaceState, ThetaMap, _glm_start, _score_weights, minimize_with_restart, penalized_system
 
-__all__ = ["fit_pql", "working_lmm_deviance"]
+__all__ = ["fit_pql", "working_lmm_deviance", "working_lmm_objective", "minimize_working_lmm"]
 
 
 def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = True):
@@ -71,6 +71,65 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
     return dev, beta, xtvx, sigma2, fac
 
 
+def working_lmm_objective(tmap, X, z, w, estimate_dispersion: bool, reml: bool):
+    """``f(θ)`` → the criterion of :func:`working_lmm_deviance` and its gradient in θ, for L-BFGS-B.
+
+    With A = ZΛ(θ), H = I + AᵀWA, v = V₀⁻¹r, û = H⁻¹AᵀWr, B = H⁻¹AᵀWX and M = XᵀV₀⁻¹X
+    (β profiled out, so its derivative drops by the envelope theorem):
+
+        ∂ log|V₀| = 2 tr(H⁻¹AᵀW ∂A),   ∂ rᵀV₀⁻¹r = −2 vᵀ ∂A û,   ∂ log|M| = −2 tr(M⁻¹(V₀⁻¹X)ᵀ ∂A B),
+
+    and ∂A for one element of a factor L is one known column of nonzeros (ThetaMap's pattern).
+    Returns None (use finite differences) without random effects, or when H is not diagonal
+    and q·n > 4e6 (H⁻¹Aᵀ would be too large to hold).
+    """
+    scalar = len(tmap.blocks) == 1 and tmap.blocks[0].n_terms == 1  # then H is diagonal
+    if not tmap.blocks or (not scalar and tmap._q * len(z) > 4_000_000):
+        return None
+    n, p = X.shape
+    dof = (n - p) if reml else n
+    C = tmap._C
+    rows = np.arange(n)[:, None]
+    positions = tmap.theta_positions()
+
+    def f(th):
+        A = tmap.ZLambda(th)
+        dev, beta, xtvx, sigma2, fac = working_lmm_deviance(X, A, z, w, estimate_dispersion, reml=reml)
+        r = z - X @ beta
+        u_hat = fac.solve(A.T @ (w * r))
+        v = w * r - w * (A @ u_hat)  # V₀⁻¹ r
+        quad = float(r @ v)
+        # per nonzero (i, a) of A, the derivative of the criterion w.r.t. that entry of A;
+        # log|V₀| needs (H⁻¹Aᵀ)[C[i, a], i]: elementwise when H is diagonal, else from H⁻¹Aᵀ
+        if fac.kind == "diag":
+            hia = tmap.values(th) / fac.diag[C]
+        else:
+            hia = fac.solve(A.T.toarray()).T[rows, C]
+        G = 2.0 * w[:, None] * hia
+        dq = -2.0 * v[:, None] * u_hat[C]  # rᵀV₀⁻¹r
+        G += (dof / quad) * dq if estimate_dispersion else dq
+        if reml:
+            B = fac.solve(np.asarray(A.T @ (w[:, None] * X)))  # H⁻¹AᵀWX, (q, p)
+            VX = w[:, None] * X - w[:, None] * (A @ B)  # V₀⁻¹X
+            VXM = np.linalg.solve(xtvx, VX.T).T  # V₀⁻¹X M⁻¹, (n, p)
+            G -= 2.0 * np.einsum("ip,iap->ia", VXM, B[C])
+        grad = np.array([float(G[:, a] @ block.Xr[:, r]) for a, block, r in positions])
+        return dev, grad
+
+    return f
+
+
+def minimize_working_lmm(tmap, X, z, w, estimate_dispersion, reml, theta0, bounds, options):
+    """L-BFGS-B over θ of the working-LMM criterion, with its analytic gradient when it fits in memory."""
+    fg = working_lmm_objective(tmap, X, z, w, estimate_dispersion, reml)
+    jac = fg is not None
+    if not jac:
+        def fg(th):
+            return working_lmm_deviance(X, tmap.ZLambda(th), z, w, estimate_dispersion, reml=reml)[0]
+
+    return minimize_with_restart(fg, theta0, bounds, options, jac=jac, n_theta=len(theta0))
+
+
 def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: float = 1e-6):
     """Fit a GLMM by PQL; see the module docstring.
 
@@ -107,11 +166,8 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
         dmu = family.link.inverse_deriv(eta)
         z = eta - design.offset + (y / n_trials - mu) / dmu
 
-        def objective(th):
-            return working_lmm_deviance(X, tmap.ZLambda(th), z, w, estimate, reml=False)[0]
-
-        res = optimize.minimize(objective, theta, method="L-BFGS-B", bounds=bounds,
-                                options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000})
+        res = minimize_working_lmm(tmap, X, z, w, estimate, False, theta, bounds,
+                                   {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000})
         theta, n_eval = res.x, n_eval + res.nfev
         A = tmap.ZLambda(theta)
         _, beta, xtvx, sigma2, fac = working_lmm_deviance(X, A, z, w, estimate, reml=False)
