@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
     c.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated methods (default {','.join(DEFAULT_METHODS)}; also ml, reml)")
-    c.add_argument("--nagq", type=int, default=25, help="quadrature nodes for agq (default 25)")
+    c.add_argument("--nagq", type=int, default=None,
+                   help="quadrature nodes for agq (default 25 for one random effect; 11 for two)")
     c.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals of the SDs")
     c.add_argument("--out", default="bayesglmm-compare", metavar="DIR",
                    help="directory for comparison.csv, comparison_long.csv, comparison.md, forest.png "

@@ -204,7 +204,7 @@ def _route(method_options: dict) -> dict:
 
 
 def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
-            random_seed=None, progressbar: bool = True, priors: dict | None = None, nagq: int = 25,
+            random_seed=None, progressbar: bool = True, priors: dict | None = None, nagq: int | None = None,
             dispersion: str = "fixed", correlation: str = "exchangeable", profile: bool = True,
             marginal: bool = True, ci: float = 0.95, report=None, **method_options) -> Comparison:
     """Fit ``model`` by every method in ``methods`` and put the estimates side by side.
@@ -219,8 +219,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         For ``"nuts"`` (see :meth:`GLMM.sample`); ``random_seed`` also seeds the marginal SEs.
     priors : dict, optional
         Prior overrides for ``"nuts"`` (the model is rebuilt with them; see :mod:`bayesglmm.priors`).
-    nagq : int
-        Quadrature nodes for ``"agq"``.
+    nagq : int, optional
+        Quadrature nodes for ``"agq"`` (default: :meth:`GLMM.fit`'s, 25 for a scalar random effect).
     dispersion : {"fixed", "estimate"}
         For ``"pql"``.
     correlation : {"exchangeable", "independence", "ar1"}
@@ -255,7 +255,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     if isinstance(methods, str):  # "laplace" or "nuts,laplace,gee"
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(methods)
-    if not isinstance(nagq, (int, np.integer)) or isinstance(nagq, bool) or nagq < 1:
+    if nagq is not None and (not isinstance(nagq, (int, np.integer)) or isinstance(nagq, bool) or nagq < 1):
         raise ValueError(f"nagq must be a positive integer, got {nagq!r}")
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown or not methods:

@@ -112,7 +112,9 @@ class GLMM:
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
             ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over (θ, β));
             any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature with
-            ``nagq`` nodes per dimension (default 25) for one grouping factor with one or
+            ``nagq`` nodes per dimension (default 25 for a scalar random effect; 11, 7, 5 for
+            blocks of 2, 3, more terms, as the product rule grows like nagq^k) for one
+            grouping factor with one or
             more terms (product rule); crossed or nested models get an error suggesting
             ``"laplace"``. ``"pql"``: penalized quasi-likelihood (Breslow & Clayton 1993), as
             MASS::glmmPQL; it has no likelihood, so ``loglik``/``aic``/``bic`` are NaN.

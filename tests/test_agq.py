@@ -68,3 +68,15 @@ def test_agq_refuses_crossed_and_bad_nagq():
         _model("cbpp").fit("agq", nagq=0)
     with pytest.raises(ValueError, match="nagq applies to method=.agq., not .laplace."):
         _model("cbpp").fit("laplace", nagq=5)
+
+
+def test_default_nodes_shrink_with_the_block_size():
+    from bayesglmm.frequentist.fit import default_nagq
+
+    cbpp = bg.datasets.load("cbpp")
+    assert default_nagq(bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                                family="binomial").design) == 25
+    slopes = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 + period | herd)", cbpp, family="binomial")
+    assert default_nagq(slopes.design) == 5  # 4 terms: 5⁴ = 625 nodes per herd
+    sleep = bg.GLMM("Reaction ~ Days + (Days | Subject)", bg.datasets.load("sleepstudy"))
+    assert default_nagq(sleep.design) == 11
