@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .results import parameter_labels
+from .results import combine_tables
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -60,10 +60,7 @@ NOTES = {
 
 
 def _frame(fe: pd.DataFrame, vc: pd.DataFrame | None, **columns) -> pd.DataFrame:
-    parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
-    if vc is not None and len(vc):
-        parts.append(vc.assign(parameter=parameter_labels(vc)))
-    out = pd.concat(parts, ignore_index=True)
+    out = combine_tables(fe, vc)
     for k, v in columns.items():
         out[k] = v
     return out
@@ -309,6 +306,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                         note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
                             f", working correlation {result.correlation} (alpha={result.alpha:.3f})"
                             if method == "gee" else "")
+                    if np.isfinite(result.loglik):
+                        note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
         except ValueError as err:  # the method cannot apply to this model
             skipped[method] = str(err)
             say(f"[{method}] skipped: {err}")

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "parameter_labels"]
+           "parameter_labels", "combine_tables"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -61,3 +61,15 @@ def parameter_labels(vc: pd.DataFrame) -> list[str]:
     """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``."""
     return [(f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})") if g != RESIDUAL else "sigma"
             for g, t, t2, k in zip(vc["group"], vc["term"], vc["term2"], vc["kind"])]
+
+
+def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
+    """Fixed effects and variance components in one table, labelled by ``parameter``
+    (the term for a fixed effect, see :func:`parameter_labels` otherwise) and ``kind``
+    (``"fixed"``, ``"sd"``, ``"corr"``)."""
+    parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
+    if vc is not None and len(vc):
+        parts.append(vc.assign(parameter=parameter_labels(vc)))
+    out = pd.concat(parts, ignore_index=True)
+    first = ["parameter", "kind", "group", "term", "term2"]
+    return out[first + [c for c in out.columns if c not in first]]

@@ -90,3 +90,15 @@ def test_analytic_beta_gradient_equals_finite_differences(name, nagq):
     assert value == pytest.approx(dev(x), abs=1e-9)
     numeric = approx_fprime(x, dev, 1e-6)
     assert grad == pytest.approx(numeric, rel=1e-4, abs=1e-5 * max(1.0, np.abs(numeric).max()))
+
+
+def test_summary_tables_share_one_layout():
+    meta = bg.datasets.info("sleepstudy")
+    model = bg.GLMM(meta.formula, bg.datasets.load("sleepstudy"))
+    table = model.fit("reml").summary(profile=True)
+    assert list(table.columns[:5]) == ["parameter", "kind", "group", "term", "term2"]
+    assert list(table["parameter"]) == ["(Intercept)", "Days", "sd((Intercept)|Subject)", "sd(Days|Subject)",
+                                        "corr((Intercept),Days|Subject)", "sigma"]
+    assert table.loc[2, "conf_low"] == pytest.approx(14.38, abs=0.01)  # lme4's confint
+    gee = bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("gee").summary()
+    assert list(gee["kind"]) == ["fixed", "fixed"]

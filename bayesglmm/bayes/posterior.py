@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, parameter_labels, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, combine_tables, tidy_frame
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -233,11 +233,8 @@ class Posterior:
 
     def summary(self, ci: float | None = None) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter`` column first)."""
-        fe = self.fixed_effects(ci).assign(parameter=lambda d: d["term"])
-        vc = self.variance_components(ci)
-        vc = vc.assign(parameter=parameter_labels(vc))
         cols = ["parameter", "estimate", "std_error", "conf_low", "conf_high", "median", "r_hat", "ess_bulk"]
-        return pd.concat([fe[cols], vc[cols]], ignore_index=True)
+        return combine_tables(self.fixed_effects(ci), self.variance_components(ci))[cols]
 
     def diagnostics(self, warn: bool = True, max_r_hat: float = 1.01, min_ess: float = 400.0) -> dict:
         """Sampler health: divergences, the largest R-hat and smallest bulk ESS of every free parameter.

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import RE_COLUMNS, RESIDUAL, VC_COLUMNS, tidy_frame, wald_fixed_effects
+from ..results import RE_COLUMNS, RESIDUAL, VC_COLUMNS, combine_tables, tidy_frame, wald_fixed_effects
 from .laplace import fit_laplace
 from .pql import fit_pql
 
@@ -174,6 +174,11 @@ class MLFit:
                          "estimate": self.dispersion, "std_error": np.nan, "conf_low": low,
                          "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
+
+    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+        """Fixed effects and variance components in one table (``parameter``, ``kind`` first),
+        as :meth:`Posterior.summary <bayesglmm.bayes.posterior.Posterior.summary>`."""
+        return combine_tables(self.fixed_effects(ci), self.variance_components(profile=profile, level=ci))
 
     def blups(self) -> list[np.ndarray]:
         """Conditional modes b̂ of each random block, arrays of shape (n_levels, n_terms)."""

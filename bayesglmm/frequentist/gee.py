@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..results import RE_COLUMNS, VC_COLUMNS, tidy_frame, wald_fixed_effects
+from ..results import RE_COLUMNS, VC_COLUMNS, combine_tables, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
 
@@ -85,6 +85,10 @@ class GEEFit:
             raise ValueError("a GEE fit has no random effects: predict with random_effects=False")
         eta = linear_predictor(self.model.design, new_data, self.beta, None, allow_new_levels)
         return to_scale(self.model.family, eta, kind)
+
+    def summary(self, ci: float = 0.95) -> pd.DataFrame:
+        """The fixed effects with ``parameter`` and ``kind`` columns, as the other results' summaries."""
+        return combine_tables(self.fixed_effects(ci), None)
 
     def variance_components(self) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
