@@ -212,7 +212,7 @@ class Posterior:
             pc = azp.plot_ppc_rootogram(self.idata, backend="matplotlib")
         else:
             pc = azp.plot_ppc_dist(self.idata, num_samples=num_samples, backend="matplotlib")
-        return pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
+        return pc.viz["figure"].item()  # arviz-plots keeps the figure in a 0-d DataArray
 
     def marginal_fixed_effects(self, max_draws: int = 1000, ci: float | None = None) -> pd.DataFrame:
         """Posterior of the population-averaged coefficients (see :mod:`bayesglmm.marginal`).

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 
+from ..results import RESIDUAL
 from .laplace import ThetaMap, laplace_deviance
 from .pql import working_lmm_deviance
 
@@ -57,7 +58,7 @@ def _criterion(fit):
     return dev, x_hat, lower, tmap
 
 
-def _targets(fit, tmap):
+def _targets(tmap):
     """(group, term, positions in x of the term's row of L, index of its diagonal within the row)."""
     out, pos = [], 0
     for block, size in zip(tmap.blocks, tmap.sizes):
@@ -77,12 +78,10 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
     -------
     list of (group, term, low, high)
     """
-    from ..results import RESIDUAL
-
     dev, x_hat, lower, tmap = _criterion(fit)
     d_min = dev(x_hat)
     cutoff = stats.chi2.ppf(level, 1)
-    targets = _targets(fit, tmap)
+    targets = _targets(tmap)
     if fit.model.family.has_scale:
         targets.append((RESIDUAL, RESIDUAL, None, None))
     out = []
