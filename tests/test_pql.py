@@ -36,8 +36,10 @@ def test_pql_equals_glmmpql(name, key):
 def test_pql_shrinks_binary_variance_relative_to_ml():
     """The textbook warning: for binary data with small clusters PQL underestimates the SD."""
     model = _model("bacteria")
-    assert model.fit("pql").variance_components()["estimate"].iloc[0] < \
+    pql = model.fit("pql")
+    assert pql.variance_components()["estimate"].iloc[0] < \
         0.8 * model.fit("laplace").variance_components()["estimate"].iloc[0]
+    assert np.isnan(pql.loglik) and np.isnan(pql.aic) and "no likelihood (PQL)" in repr(pql)
 
 
 @pytest.mark.parametrize("name", ["sleepstudy", "milk"])

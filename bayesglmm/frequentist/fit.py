@@ -117,7 +117,8 @@ class MLFit:
         self.singular = any(np.any(np.abs(np.diag(L)) < SINGULAR_TOL) for L in self._tmap.factors(self.theta))
 
     def __repr__(self):
-        return (f"<MLFit {self.method}: {self.model.formula!r}, loglik={self.loglik:.4f}, "
+        ll = "no likelihood (PQL)" if np.isnan(self.loglik) else f"loglik={self.loglik:.4f}"
+        return (f"<MLFit {self.method}: {self.model.formula!r}, {ll}, "
                 f"converged={self.converged}, singular={self.singular}>")
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
