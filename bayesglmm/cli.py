@@ -15,7 +15,10 @@ into ``--out``::
     bayesglmm sample --dataset cbpp --draws 500
 
 Errors in the input (missing file, bad formula, unknown family) end with a
-one-line message and exit status 2, without a traceback.
+one-line message and exit status 2, without a traceback; option values (``--draws``,
+``--chains``, ``--tune``, ``--seed``, ``--nagq``, ``--methods``) are checked before anything
+is fitted. ``compare`` exits 1 when every requested method failed or was skipped. The seed
+is printed (drawn at random when ``--seed`` is not given), so any run can be repeated.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
         q.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps per chain (default 1000)")
         q.add_argument("--chains", type=int, default=4)
-        q.add_argument("--seed", type=int, default=None)
+        q.add_argument("--seed", type=int, default=None,
+                       help="random seed (default: drawn at random and printed, so a run can be repeated)")
+        q.add_argument("--missing", choices=("raise", "drop"), default="raise",
+                       help="rows with missing values in a used column: an error (default) or dropped with a warning")
         q.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
     c.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated methods (default {','.join(DEFAULT_METHODS)}; also ml, reml)")
@@ -61,6 +67,35 @@ def _parser() -> argparse.ArgumentParser:
                    help="directory for comparison.csv, comparison_long.csv, comparison.md, forest.png "
                         "(default ./bayesglmm-compare)")
     return p
+
+
+def _check_args(args) -> None:
+    """Reject invalid option values before anything is fitted (one line, exit 2)."""
+    import numpy as np
+
+    for name in ("draws", "chains"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.tune < 0:
+        raise ValueError(f"--tune must be 0 or more, got {args.tune}")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.seed is None:
+        args.seed = int(np.random.SeedSequence().entropy % 2**31)
+    if getattr(args, "nagq", None) is not None:
+        from .frequentist.fit import MAX_NAGQ
+
+        if not 1 <= args.nagq <= MAX_NAGQ:
+            raise ValueError(f"--nagq must be an integer from 1 to {MAX_NAGQ}, got {args.nagq}")
+    if getattr(args, "methods", None) is not None:
+        from .compare import ALL_METHODS
+
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in methods if m not in ALL_METHODS]
+        if unknown or not methods:
+            raise ValueError(f"--methods: unknown method(s) {', '.join(unknown) or repr(args.methods)}; "
+                             f"available: {', '.join(ALL_METHODS)}")
+    print(f"seed: {args.seed}", flush=True)
 
 
 def _model(args):
@@ -80,7 +115,7 @@ def _model(args):
         meta = datasets.info(args.dataset or "salamander")
         data = datasets.load(meta.name)
         formula, family = args.formula or meta.formula, args.family or meta.family
-    model = GLMM(formula, data, family=family, link=args.link)
+    model = GLMM(formula, data, family=family, link=args.link, missing=args.missing)
     print(model, flush=True)
     return model
 
@@ -92,6 +127,7 @@ def _compare(args) -> int:
     from .compare import compare
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    _check_args(args)
     model = _model(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +136,10 @@ def _compare(args) -> int:
     cmp = compare(model, methods, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                   progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile,
                   report=lambda message: print(message, flush=True))
+    if not cmp.results:
+        reasons = "; ".join(f"{m}: {why}" for m, why in {**cmp.skipped, **cmp.failed}.items())
+        print(f"bayesglmm: error: every requested method failed or could not apply ({reasons})", file=sys.stderr)
+        return 1
     wide = cmp.wide()
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
         print("\nEstimate (SE or posterior SD) [profile interval of an ML SD] by method; notes below")
@@ -117,6 +157,7 @@ def _compare(args) -> int:
 
 
 def _sample(args) -> int:
+    _check_args(args)
     model = _model(args)
     post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                         progressbar=not args.no_progress)

@@ -28,7 +28,10 @@ What the columns mean, and why the methods differ
     GEE needs a single grouping factor to cluster on: otherwise it is skipped.
 
 A method that cannot apply to the model is skipped, with the reason in the table
-(``status = "skipped"``), never an exception.
+(``status = "skipped"``), never an exception; a method that applied and broke (an error
+during the fit, or NaN estimates, as GEE under separation) is ``status = "failed"``
+with the reason. Findings about a fit (separation naming the term, a singular fit naming
+the boundary, non-convergence, NaN SEs) are read from each result's ``flags``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .results import combine_tables
+from .results import FitFailedError, combine_tables
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -79,11 +82,9 @@ def _findings(caught) -> list:
     return out
 
 
-def _fit_flags(caught, result) -> list[str]:
-    flags = [str(w.message).split(". Its coefficient")[0] for w in caught]  # separation: keep the term
-    if getattr(result, "singular", False) and not any("singular" in f for f in flags):
-        flags.append("singular fit")
-    return flags
+def _fit_flags(result) -> list[str]:
+    """The result's structured flags as short text for the table."""
+    return [str(f) for f in getattr(result, "flags", [])]
 
 
 class Comparison:
@@ -98,12 +99,15 @@ class Comparison:
         Method → its result (:class:`~bayesglmm.bayes.posterior.Posterior`,
         :class:`~bayesglmm.frequentist.MLFit` or :class:`~bayesglmm.frequentist.gee.GEEFit`).
     skipped : dict
-        Method → the reason it could not apply.
+        Method → the reason it could not apply (``status="skipped"``).
+    failed : dict
+        Method → why it applied and broke (``status="failed"``: an error, or NaN estimates).
     ci : float
     """
 
-    def __init__(self, model, methods, results, skipped, long: pd.DataFrame, ci: float):
+    def __init__(self, model, methods, results, skipped, long: pd.DataFrame, ci: float, failed=None):
         self.model, self.methods, self.results, self.skipped, self.ci = model, tuple(methods), results, skipped, ci
+        self.failed = dict(failed or {})
         self._long = long
 
     def __repr__(self):
@@ -113,8 +117,9 @@ class Comparison:
 
     # -- tables
     def table(self) -> pd.DataFrame:
-        """The long tidy table: one row per (parameter, method); skipped methods have one row
-        with ``status="skipped"`` and the reason in ``note``."""
+        """The long tidy table: one row per (parameter, method); a skipped method (cannot apply)
+        has one row with ``status="skipped"``, a failed one (applied and broke) one row with
+        ``status="failed"``, the reason in ``note``."""
         return self._long.copy()
 
     def method_columns(self) -> list[str]:
@@ -163,6 +168,7 @@ class Comparison:
             flags = f"; flags: {r.flags}" if r.flags else ""
             lines.append(f"{r.method}: {r.note} ({r.seconds:.2f} s{flags})")
         lines += [f"{m}: skipped — {why}" for m, why in self.skipped.items()]
+        lines += [f"{m}: FAILED — {why}" for m, why in self.failed.items()]
         return lines
 
     def to_markdown(self, digits: int = 3) -> str:
@@ -260,7 +266,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
     extra = _route(method_options)
-    results, skipped, frames = {}, {}, []
+    results, skipped, failed, frames = {}, {}, {}, []
     say = report or (lambda message: None)
     for method in methods:
         opts = dict(extra.get(method, {}))
@@ -298,7 +304,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     else:
                         vc = result.variance_components(profile=profile and method != "pql", level=ci)
                     converged = bool(result.converged)
-                    flags = _fit_flags(_findings(caught), result)
+                    flags = _fit_flags(result)
                     interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
                     if model.family.has_scale and method in ("laplace", "agq", "pql"):
                         note = "Gaussian model: exact, the ML LMM (as glmer hands gaussian models to lmer)"
@@ -306,7 +312,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                         note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
                             f", working correlation {result.correlation} (alpha={result.alpha:.3f})"
                             if method == "gee" else "")
-                    if np.isfinite(result.loglik):
+                    if np.isfinite(getattr(result, "loglik", np.nan)):
                         note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
         except ValueError as err:  # the method cannot apply to this model
             skipped[method] = str(err)
@@ -314,7 +320,20 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
                                          "seconds": time.perf_counter() - t0}]))
             continue
+        except (FitFailedError, np.linalg.LinAlgError, FloatingPointError) as err:  # applied, and broke
+            failed[method] = str(err)
+            say(f"[{method}] failed: {err}")
+            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": str(err),
+                                         "seconds": time.perf_counter() - t0}]))
+            continue
         seconds = time.perf_counter() - t0
+        if not np.all(np.isfinite(fe["estimate"].to_numpy(dtype=float))):  # NaN estimates are never "ok"
+            why = "the fit returned NaN/inf estimates"
+            failed[method] = why
+            say(f"[{method}] failed: {why}")
+            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": why, "seconds": seconds,
+                                         "flags": "; ".join(flags)}]))
+            continue
         say(f"[{method}] done in {seconds:.2f} s")
         for w in _findings(caught):  # what the fit warned is kept in the table and still shown
             warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
@@ -348,4 +367,4 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
         if c not in long.columns:
             long[c] = None
     long = long[list(LONG_COLUMNS) + [c for c in long.columns if c not in LONG_COLUMNS]]
-    return Comparison(model, methods, results, skipped, long, ci)
+    return Comparison(model, methods, results, skipped, long, ci, failed=failed)

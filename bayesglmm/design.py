@@ -164,6 +164,8 @@ class Design:
         """
         if not isinstance(new_data, pd.DataFrame):
             raise TypeError(f"new_data must be a pandas DataFrame, got {type(new_data).__name__}")
+        if len(new_data) == 0:
+            raise ValueError("new_data has no rows: nothing to predict")
         spec = parse_formula(self.formula)
         needed = set(_referenced_columns(spec, self.data)) - set(_IDENT.findall(self.response))
         if spec.response[0] != "name":
@@ -378,6 +380,9 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     common = _common(spec.fixed, data, "fixed effects")
     X = np.asarray(common.design_matrix, dtype=float)
     fixed_names = tuple(_rename(c) for c in common.as_dataframe().columns)
+    if X.shape[1] and len(X) <= X.shape[1]:
+        raise ValueError(f"too few rows: {len(X)} observation(s) for {X.shape[1]} fixed-effect column(s) "
+                         f"{list(fixed_names)}; a GLMM needs more observations than fixed effects")
     if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(
             "the fixed-effects matrix is rank deficient: some of the columns "

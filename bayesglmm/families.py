@@ -94,6 +94,15 @@ class Family:
             return mu
         return np.ones_like(mu)
 
+    def clip_mu(self, mu):
+        """μ kept inside the open support of the mean where the variance function vanishes at the
+        edge (a probability within [ε, 1 − ε]), so that working weights stay finite when a
+        separated term drives μ to 0 or 1; other families' μ is returned unchanged."""
+        mu = np.asarray(mu, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            return np.clip(mu, _EPS, 1.0 - _EPS)
+        return mu
+
     def loglik_obs(self, y, mu, trials=None, sigma=None):
         """Log-likelihood of each observation, with every normalising constant.
 

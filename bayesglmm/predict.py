@@ -8,10 +8,14 @@ population-level prediction, as lme4's ``allow.new.levels = TRUE`` — unless
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .design import NewData
 
-__all__ = ["new_data_matrices", "linear_predictor", "to_scale", "KINDS"]
+__all__ = ["new_data_matrices", "linear_predictor", "to_scale", "prediction_frame", "KINDS", "PREDICT_COLUMNS"]
+
+#: the columns of every result's ``predict()`` DataFrame
+PREDICT_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high")
 
 KINDS = ("mean", "link")
 
@@ -34,3 +38,14 @@ def to_scale(family, eta, kind: str):
     if kind not in KINDS:
         raise ValueError(f"kind must be 'mean' or 'link', got {kind!r}")
     return np.asarray(eta) if kind == "link" else family.link.inverse(np.asarray(eta))
+
+
+def prediction_frame(estimate, std_error=None, conf_low=None, conf_high=None, index=None) -> pd.DataFrame:
+    """The ``predict()`` table shared by every result: one row per predicted row, the columns
+    :data:`PREDICT_COLUMNS`; NaN where a method has no value (a point fit has no interval)."""
+    est = np.asarray(estimate, dtype=float)
+    nan = np.full(est.shape, np.nan)
+    cols = {"estimate": est}
+    for name, v in (("std_error", std_error), ("conf_low", conf_low), ("conf_high", conf_high)):
+        cols[name] = nan if v is None else np.asarray(v, dtype=float)
+    return pd.DataFrame(cols, index=index)

@@ -17,17 +17,45 @@ group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+__all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
            "parameter_labels", "combine_tables"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
 RE_COLUMNS = ("group", "level", "term", "estimate", "std_error", "conf_low", "conf_high", "method")
 RESIDUAL = "Residual"
+
+#: the kinds of :class:`Flag` a result may carry
+FLAG_KINDS = ("separation", "singular", "not_converged", "nan_se", "divergences", "rhat", "ess")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A structured finding about a fit: ``kind`` (one of :data:`FLAG_KINDS`) and a message.
+
+    Every result has a ``flags`` list of these; :func:`bayesglmm.compare` reads them rather
+    than the text of warnings.
+    """
+
+    kind: str
+    message: str
+
+    def __str__(self):
+        return f"{self.kind}: {self.message}"
+
+
+class FitFailedError(RuntimeError):
+    """A method applied to the model but broke (e.g. GEE's estimates are NaN under separation).
+
+    :func:`bayesglmm.compare` reports such a method with ``status="failed"`` and the reason;
+    a method that cannot apply raises ``ValueError`` instead (``status="skipped"``).
+    """
 
 
 def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:

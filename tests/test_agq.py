@@ -64,7 +64,7 @@ def test_agq_refuses_crossed_and_bad_nagq():
     sal = _model("salamander")
     with pytest.raises(ValueError, match="single grouping factor.*use method='laplace'"):
         sal.fit("agq")
-    with pytest.raises(ValueError, match="nagq must be a positive integer"):
+    with pytest.raises(ValueError, match="nagq must be an integer from 1 to"):
         _model("cbpp").fit("agq", nagq=0)
     with pytest.raises(ValueError, match="nagq applies to method=.agq., not .laplace."):
         _model("cbpp").fit("laplace", nagq=5)

@@ -17,9 +17,9 @@ def test_mlfit_predict_on_fitting_data(cbpp_model):
     d = cbpp_model.design
     b = np.concatenate([x.ravel() for x in fit.blups()])
     eta = d.offset + d.X @ fit.beta + d.Z() @ b
-    assert fit.predict(kind="link") == pytest.approx(eta, abs=1e-12)
-    assert fit.predict() == pytest.approx(1 / (1 + np.exp(-eta)), abs=1e-12)
-    assert fit.predict(kind="link", random_effects=False) == pytest.approx(d.X @ fit.beta, abs=1e-12)
+    assert fit.predict(kind="link")["estimate"].to_numpy() == pytest.approx(eta, abs=1e-12)
+    assert fit.predict()["estimate"].to_numpy() == pytest.approx(1 / (1 + np.exp(-eta)), abs=1e-12)
+    assert fit.predict(kind="link", random_effects=False)["estimate"].to_numpy() == pytest.approx(d.X @ fit.beta, abs=1e-12)
     re = fit.random_effects()
     assert b == pytest.approx(re["estimate"].to_numpy())
 
@@ -28,8 +28,8 @@ def test_predict_new_data_and_unseen_levels(cbpp_model):
     fit = cbpp_model.fit("laplace")
     data = bg.datasets.load("cbpp")
     new = pd.DataFrame({"herd": [data["herd"].iloc[0], "no-such-herd"], "period": ["1", "4"]})
-    got = fit.predict(new, kind="link")
-    expected = fit.predict(kind="link")[0]
+    got = fit.predict(new, kind="link")["estimate"].to_numpy()
+    expected = fit.predict(kind="link")["estimate"].iloc[0]
     assert got[0] == pytest.approx(expected, abs=1e-12)
     # an unseen herd: the population-level prediction
     assert got[1] == pytest.approx(fit.beta[0] + fit.beta[3], abs=1e-12)
@@ -54,15 +54,17 @@ def test_predict_offsets_slopes_and_every_fit():
     fit = model.fit("reml")
     new = pd.DataFrame({"Subject": [fit.model.design.random[0].levels[0]] * 2, "Days": [0.0, 10.0]})
     b0, b1 = fit.blups()[0][0]
-    assert fit.predict(new) == pytest.approx([fit.beta[0] + b0, fit.beta[0] + b1 * 10 + fit.beta[1] * 10 + b0])
+    assert fit.predict(new)["estimate"].to_numpy() == pytest.approx([fit.beta[0] + b0, fit.beta[0] + b1 * 10 + fit.beta[1] * 10 + b0])
     gee = _bundled("ohio").fit("gee")
     ohio = bg.datasets.load("ohio").head(4)
-    eta = gee.predict(ohio, kind="link")
-    assert eta == pytest.approx(gee.beta[0] + gee.beta[1] * ohio["age"] + gee.beta[2] * ohio["smoke"])
+    eta = gee.predict(ohio, kind="link")["estimate"].to_numpy()
+    assert eta == pytest.approx((gee.beta[0] + gee.beta[1] * ohio["age"] + gee.beta[2] * ohio["smoke"]).to_numpy())
     with pytest.raises(ValueError, match="no random effects"):
         gee.predict(random_effects=True)
     pql = _bundled("epil").fit("pql")
-    assert np.all(pql.predict() > 0)
+    mean, link = pql.predict()["estimate"].to_numpy(), pql.predict(kind="link")["estimate"].to_numpy()
+    assert mean == pytest.approx(np.exp(link), rel=1e-12)  # the log link's inverse, not just "positive"
+    assert mean.mean() == pytest.approx(pql.model.design.y.mean(), rel=0.1)
 
 
 def test_posterior_predict_and_ppc(cbpp_comparison):

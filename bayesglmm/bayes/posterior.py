@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, combine_tables, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, combine_tables, tidy_frame
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -119,6 +119,19 @@ class Posterior:
                     rows.append(_summary_row(stats, (j, t), group=block.group, level=level, term=term))
         return tidy_frame(rows, RE_COLUMNS)
 
+    @property
+    def flags(self) -> list[Flag]:
+        """Structured findings of :meth:`diagnostics`: ``divergences``, ``rhat``, ``ess`` (empty when healthy)."""
+        d = self.diagnostics(warn=False)
+        out = []
+        if d["divergences"]:
+            out.append(Flag("divergences", f"{d['divergences']} divergent transitions"))
+        if d["max_r_hat"] > 1.01:
+            out.append(Flag("rhat", f"max R-hat {d['max_r_hat']:.3f} for {d['worst_r_hat']!r}"))
+        if d["min_ess_bulk"] < 400:
+            out.append(Flag("ess", f"min bulk ESS {d['min_ess_bulk']:.0f} for {d['worst_ess_bulk']!r}"))
+        return out
+
     # -- derived quantities
     def _flat(self, name: str, max_draws: int | None = None) -> np.ndarray:
         """Draws of ``name`` with chains stacked, shape (n, *shape), thinned evenly to ≤ ``max_draws``."""
@@ -162,7 +175,7 @@ class Posterior:
             ``estimate`` (posterior mean), ``std_error`` (posterior SD), ``conf_low``,
             ``conf_high`` (equal-tailed ``ci``) for each row.
         """
-        from ..predict import new_data_matrices, to_scale
+        from ..predict import new_data_matrices, prediction_frame, to_scale
 
         nd = new_data_matrices(self.model.design, new_data, allow_new_levels)
         beta = self.draws("beta")
@@ -176,7 +189,8 @@ class Posterior:
         if draws:
             return out
         stats = summarize_draws(out, ci or self.ci)
-        return pd.DataFrame({k: stats[k] for k in ("estimate", "std_error", "conf_low", "conf_high")})
+        return prediction_frame(stats["estimate"], stats["std_error"], stats["conf_low"], stats["conf_high"],
+                                index=None if new_data is None else new_data.index)
 
     def posterior_predictive(self, random_seed=None, progressbar: bool = False):
         """Draw replicated data y_rep for the fitted rows (:func:`pymc.sample_posterior_predictive`).
@@ -285,6 +299,14 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
+            or not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be a number in (0, 1), e.g. 0.9, got {target_accept!r}")
+    if random_seed is not None:
+        try:
+            np.random.SeedSequence(random_seed)
+        except (TypeError, ValueError):
+            raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
     with model.pymc_model():
         if nuts_sampler == "pymc":

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import RE_COLUMNS, RESIDUAL, VC_COLUMNS, combine_tables, tidy_frame, wald_fixed_effects
+from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, combine_tables, tidy_frame,
+                       wald_fixed_effects)
 from .laplace import fit_laplace
 from .pql import fit_pql
 
@@ -72,9 +73,36 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
     if found:
         warnings.warn("complete or quasi-complete separation: " + "; ".join(found)
                       + ". Its coefficient has no finite MLE: the estimate and SE are meaningless "
-                      "(consider a proper prior, i.e. the Bayesian fit, or dropping/merging levels).",
+                      "(drop or merge the level, or use model.sample(): NUTS runs on these data because the "
+                      "proper prior on the coefficient keeps its posterior proper).",
                       SeparationWarning, stacklevel=stacklevel)
     return found
+
+
+def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]:
+    """Name each boundary a fit sits on: an SD at 0, or a correlation at ±1.
+
+    A block's relative factor L (Σ ∝ LLᵀ) is singular when a diagonal entry L[t, t] is
+    (near) 0, as lme4's ``isSingular`` checks. If the whole row t is near 0, term t's SD is
+    0; otherwise term t is a linear combination of the earlier terms: their correlation
+    is ±1 (named for the earlier term it is most correlated with).
+    """
+    out = []
+    for block, L in zip(design.random, factors):
+        S = L @ L.T
+        sd = np.sqrt(np.clip(np.diag(S), 0, None))
+        for t in range(block.n_terms):
+            if abs(L[t, t]) >= tol:
+                continue
+            if sd[t] < tol:
+                out.append(f"the SD of {block.terms[t]!r} in group {block.group!r} is estimated at 0")
+                continue
+            corr = [S[t, j] / (sd[t] * sd[j]) if sd[j] >= tol else 0.0 for j in range(t)]
+            if corr:
+                j = int(np.argmax(np.abs(corr)))
+                out.append(f"the correlation of {block.terms[j]!r} and {block.terms[t]!r} in group "
+                           f"{block.group!r} is estimated at {corr[j]:+.3f} (at the boundary ±1)")
+    return out
 
 
 class MLFit:
@@ -96,6 +124,10 @@ class MLFit:
     converged : bool
     singular : bool
         Some random-effect SD is (near) zero, or a correlation is ±1.
+    boundary : list of str
+        Which boundary: each SD at 0 and each correlation at ±1, named.
+    flags : list of Flag
+        Structured findings (``separation``, ``singular``, ``not_converged``, ``nan_se``).
     seconds : float
         Wall time of the fit.
     """
@@ -114,7 +146,10 @@ class MLFit:
         k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
         self.aic = -2 * self.loglik + 2 * k
         self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
-        self.singular = any(np.any(np.abs(np.diag(L)) < SINGULAR_TOL) for L in self._tmap.factors(self.theta))
+        self.boundary = singular_boundaries(model.design, self._tmap.factors(self.theta))
+        self.singular = bool(self.boundary)
+        #: structured findings (:class:`~bayesglmm.results.Flag`): separation, singular, not_converged, nan_se
+        self.flags: list[Flag] = []
 
     def __repr__(self):
         ll = "no likelihood (PQL)" if np.isnan(self.loglik) else f"loglik={self.loglik:.4f}"
@@ -192,8 +227,10 @@ class MLFit:
         return out
 
     def predict(self, new_data=None, kind: str = "mean", random_effects: bool = True,
-                allow_new_levels: bool = True) -> np.ndarray:
-        """Predictions at the estimates, as lme4's ``predict``.
+                allow_new_levels: bool = True) -> pd.DataFrame:
+        """Predictions at the estimates, as lme4's ``predict``: a DataFrame with ``estimate``
+        (and ``std_error``, ``conf_low``, ``conf_high``, NaN for a point fit), one row per row
+        of ``new_data`` (its index kept).
 
         Parameters
         ----------
@@ -208,11 +245,12 @@ class MLFit:
             A group level not seen in fitting gets b = 0 (the population-level prediction);
             False makes it an error.
         """
-        from ..predict import linear_predictor, to_scale
+        from ..predict import linear_predictor, prediction_frame, to_scale
 
         eta = linear_predictor(self.model.design, new_data, self.beta, self.blups() if random_effects else None,
                                allow_new_levels)
-        return to_scale(self.model.family, eta, kind)
+        return prediction_frame(to_scale(self.model.family, eta, kind),
+                                index=None if new_data is None else new_data.index)
 
     def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float = 0.95) -> pd.DataFrame:
         """Population-averaged coefficients implied by the fit (see :mod:`bayesglmm.marginal`).
@@ -256,6 +294,30 @@ class MLFit:
         return tidy_frame(rows, RE_COLUMNS)
 
 
+_OPTIONS = {"laplace": ("tol", "maxiter"), "agq": ("tol", "maxiter"), "pql": ("tol", "maxiter"),
+            "ml": ("tol", "maxiter"), "reml": ("tol", "maxiter"), "gee": ("correlation",)}
+MAX_NAGQ = 100
+
+
+def _check_options(method: str, nagq, options: dict) -> None:
+    """Clear errors for options a method does not take or values it cannot use."""
+    unknown = [k for k in options if k not in _OPTIONS[method]]
+    if unknown:
+        raise TypeError(f"method {method!r} takes the options {', '.join(_OPTIONS[method])}; got {', '.join(unknown)}")
+    if nagq is not None and (isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer))
+                             or not 1 <= nagq <= MAX_NAGQ):
+        raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ} (nodes per dimension; 25 is lme4's "
+                         f"usual choice), got {nagq!r}")
+    if "maxiter" in options:
+        m = options["maxiter"]
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"maxiter must be a positive integer, got {m!r}")
+    if "tol" in options:
+        t = options["tol"]
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0 < t < 1:
+            raise ValueError(f"tol must be a number in (0, 1), got {t!r}")
+
+
 def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
         **options):
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
@@ -267,11 +329,13 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
         raise ValueError(f"nagq applies to method='agq', not {method!r}")
     if method != "pql" and dispersion is not None:
         raise ValueError(f"dispersion applies to method='pql', not {method!r}")
+    _check_options(method, nagq, options)
     if method == "gee":
         from .gee import fit_gee
 
         result = fit_gee(model, **options)
-        check_separation(model.design, model.family, result.beta)
+        for term in check_separation(model.design, model.family, result.beta):
+            result.flags.append(Flag("separation", term))
         return result
     t0 = time.perf_counter()
     if model.family.has_scale and method in ("laplace", "agq", "pql"):
@@ -296,11 +360,31 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
     else:
         nagq = 1 if method == "laplace" else (default_nagq(model.design) if nagq is None else nagq)
         raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
+    if method != "pql" and not np.isfinite(raw["loglik"]):
+        from .pql import _OUTSIDE
+
+        raise FitFailedError(f"{method} failed: the log-likelihood is not finite at the estimates ({_OUTSIDE})")
     result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
-    if not result.converged:
-        warnings.warn(f"{method} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
-    check_separation(model.design, model.family, result.beta)
-    if result.singular:
-        warnings.warn("singular fit: a random-effect SD is estimated at (or near) zero", ConvergenceWarning,
-                      stacklevel=3)
+    add_fit_flags(result, method, stacklevel=3)
     return result
+
+
+def add_fit_flags(result, method: str, stacklevel: int = 3) -> None:
+    """Set ``result.flags`` and warn once for each: not converged, separation, NaN SEs, singular."""
+    model = result.model
+    flags = result.flags
+    if not result.converged:
+        flags.append(Flag("not_converged", f"{method} fit did not converge: {result.message}"))
+        warnings.warn(flags[-1].message, ConvergenceWarning, stacklevel=stacklevel + 1)
+    for term in check_separation(model.design, model.family, result.beta, stacklevel=stacklevel + 1):
+        flags.append(Flag("separation", term))
+    se = np.sqrt(np.diag(np.asarray(result.vcov, dtype=float)))
+    bad = [t for t, v in zip(model.design.fixed_names, se) if not np.isfinite(v)]
+    if bad:
+        flags.append(Flag("nan_se", "the Hessian is not invertible or not finite at the estimates: no standard "
+                                    f"errors for {', '.join(map(repr, bad))}"))
+        warnings.warn(flags[-1].message, ConvergenceWarning, stacklevel=stacklevel + 1)
+    for where in getattr(result, "boundary", []):
+        flags.append(Flag("singular", where))
+    if getattr(result, "boundary", None):
+        warnings.warn("singular fit: " + "; ".join(result.boundary), ConvergenceWarning, stacklevel=stacklevel + 1)

@@ -17,11 +17,12 @@ models. Biometrika 73, 13–22.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from ..results import RE_COLUMNS, VC_COLUMNS, combine_tables, tidy_frame, wald_fixed_effects
+from ..results import RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, combine_tables, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
 
@@ -64,7 +65,10 @@ class GEEFit:
         dep = result.model.cov_struct
         self.alpha = float(getattr(dep, "dep_params", np.nan)) if correlation != "independence" else 0.0
         self.converged = bool(getattr(result, "converged", True))
-        self.loglik = np.nan  # GEE has no likelihood
+        #: structured findings (:class:`~bayesglmm.results.Flag`), e.g. ``separation``
+        self.flags: list[Flag] = []
+        if not self.converged:
+            self.flags.append(Flag("not_converged", "GEE iterations did not converge"))
 
     def __repr__(self):
         return f"<GEEFit {self.correlation}: {self.model.formula!r}, alpha={self.alpha:.4f} (population-averaged)>"
@@ -74,17 +78,19 @@ class GEEFit:
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def predict(self, new_data=None, kind: str = "mean", random_effects: bool = False,
-                allow_new_levels: bool = True) -> np.ndarray:
-        """Population-averaged predictions g⁻¹(offset + Xβ̂) (there are no random effects to add).
+                allow_new_levels: bool = True) -> pd.DataFrame:
+        """Population-averaged predictions g⁻¹(offset + Xβ̂) (there are no random effects to add),
+        as a DataFrame with the columns of every result's ``predict`` (``estimate``; NaN SEs).
 
         ``kind`` is ``"mean"`` or ``"link"``; ``random_effects=True`` is an error.
         """
-        from ..predict import linear_predictor, to_scale
+        from ..predict import linear_predictor, prediction_frame, to_scale
 
         if random_effects:
             raise ValueError("a GEE fit has no random effects: predict with random_effects=False")
         eta = linear_predictor(self.model.design, new_data, self.beta, None, allow_new_levels)
-        return to_scale(self.model.family, eta, kind)
+        return prediction_frame(to_scale(self.model.family, eta, kind),
+                                index=None if new_data is None else new_data.index)
 
     def summary(self, ci: float = 0.95) -> pd.DataFrame:
         """The fixed effects with ``parameter`` and ``kind`` columns, as the other results' summaries."""
@@ -136,5 +142,16 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     if design.trials is not None and np.any(design.trials != 1):
         y, X, groups, offset = _bernoulli_rows(design.y, design.trials, X, groups, offset)
     gee = sm.GEE(y, X, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
-    result = gee.fit(maxiter=200)
-    return GEEFit(model, result, correlation, time.perf_counter() - t0)
+    with warnings.catch_warnings():  # statsmodels' overflow/divide chatter under separation
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = gee.fit(maxiter=200)
+    fit = GEEFit(model, result, correlation, time.perf_counter() - t0)
+    if not (np.all(np.isfinite(fit.beta)) and np.all(np.isfinite(np.diag(fit.vcov)))):
+        from .fit import check_separation
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sep = check_separation(design, model.family)
+        cause = f": separation by {'; '.join(sep)}" if sep else ""
+        raise FitFailedError(f"GEE failed: its estimates or robust SEs are NaN/inf{cause}")
+    return fit

@@ -39,7 +39,7 @@ from ..design import Design
 from ..families import Family
 from .agq import agq_loglik, agq_value_and_beta_grad, canonical_weights, check_agq
 
-__all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState"]
+__all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
 
 
 class ThetaMap:
@@ -225,7 +225,7 @@ def _score_weights(family: Family, eta, trials):
     n = 1.0 if trials is None else trials
     mu = family.link.inverse(eta)
     dmu = family.link.inverse_deriv(eta)
-    var = np.maximum(family.variance(mu), 1e-300)
+    var = np.maximum(family.variance(family.clip_mu(mu)), 1e-300)
     return mu, n * mu, dmu / var, n * dmu**2 / var
 
 
@@ -375,6 +375,38 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     return value_and_grad
 
 
+def _ridge_solve(M, rhs) -> np.ndarray:
+    """Solve the normal equations M x = rhs of an IRLS step, M = XᵀWX.
+
+    Under (quasi-)complete separation the weights of the separated rows underflow to 0
+    and M becomes singular; a ridge of 1e-10 × the largest diagonal entry keeps the step
+    finite (the coefficient then grows step by step, as R's ``glm`` lets it), and a
+    least-squares solve is the last resort. ``check_separation`` reports the term.
+    """
+    ridge = 1e-10 * max(float(np.max(np.abs(np.diag(M)))), 1e-300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        try:
+            return linalg.solve(M + ridge * np.eye(len(M)), rhs, assume_a="pos")
+        except (linalg.LinAlgError, ValueError):
+            return np.linalg.lstsq(M, rhs, rcond=None)[0]
+
+
+def safe_inverse(H) -> np.ndarray:
+    """H⁻¹, or a matrix of NaN when H is singular or holds NaN/inf (e.g. a Hessian taken
+    where the likelihood is undefined): the fit then reports NaN standard errors and
+    ``MLFit.flags`` says why, instead of raising from inside LAPACK."""
+    H = np.asarray(H, dtype=float)
+    if not np.all(np.isfinite(H)):
+        return np.full(H.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return linalg.inv(H)
+        except (linalg.LinAlgError, ValueError):
+            return np.full(H.shape, np.nan)
+
+
 def _glm_start(design: Design, family: Family) -> np.ndarray:
     """β of the GLM without random effects (IRLS), the usual starting value."""
     y, n = design.y, (1.0 if design.trials is None else design.trials)
@@ -385,9 +417,7 @@ def _glm_start(design: Design, family: Family) -> np.ndarray:
         mu, mean, s, w = _score_weights(family, eta, design.trials)
         z = eta - design.offset + (y - mean) * s / np.maximum(w, 1e-300)
         WX = design.X * w[:, None]
-        with warnings.catch_warnings():  # separated data make XᵀWX near-singular; check_separation reports it
-            warnings.simplefilter("ignore", linalg.LinAlgWarning)
-            new = linalg.solve(design.X.T @ WX, WX.T @ z, assume_a="pos")
+        new = _ridge_solve(design.X.T @ WX, WX.T @ z)
         if np.max(np.abs(new - beta)) < 1e-10:
             beta = new
             break
@@ -488,9 +518,10 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     # with the analytic β-gradient (θ by differences) far fewer deviance evaluations
     res = minimize_with_restart(vg or devfun, x0, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
     n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
-    if not res.success:  # fall back on a derivative-free search from where L-BFGS-B stopped
+    if not res.success and res.status != 1:  # fall back on a derivative-free search from where L-BFGS-B
+        # stopped (not when it used up maxiter: then the fit is reported as not converged)
         res2 = optimize.minimize(devfun, res.x, method="Powell", bounds=bounds,
-                                 options={"xtol": 1e-8, "ftol": 1e-12, "maxfev": 20000})
+                                 options={"xtol": 1e-8, "ftol": 1e-12, "maxiter": maxiter, "maxfev": 20 * maxiter})
         n_eval, message = n_eval + res2.nfev, f"{message}; Powell: {res2.message}"
         best = res2 if res2.fun <= res.fun else res
     x = best.x
@@ -499,12 +530,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         H = _hessian_mixed(devfun, vg.beta, x, lower, tmap.n_theta) / 2.0  # Hessian of −log L
     else:
         H = _hessian(devfun, x, lower) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            cov = linalg.inv(H)
-        except linalg.LinAlgError:
-            cov = np.full(H.shape, np.nan)
+    cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)
     return {

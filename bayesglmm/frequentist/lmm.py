@@ -19,14 +19,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, optimize
 
-from .laplace import LaplaceState, ThetaMap, penalized_system
+from .laplace import LaplaceState, ThetaMap, penalized_system, safe_inverse
 from .pql import minimize_working_lmm, working_lmm_deviance
 
 __all__ = ["fit_lmm"]
 
 
-def fit_lmm(design, family, reml: bool = True):
+def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int = 2000):
     """Fit a Gaussian identity-link LMM by REML (default) or ML.
+
+    ``tol`` is L-BFGS-B's relative reduction ``ftol``; ``maxiter`` its iteration limit (a fit
+    that reaches it is reported as not converged).
 
     Returns
     -------
@@ -44,11 +47,11 @@ def fit_lmm(design, family, reml: bool = True):
         return working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0]
 
     res = minimize_working_lmm(tmap, X, z, w, True, reml, tmap.theta0(), bounds,
-                               {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000})
+                               {"ftol": tol, "gtol": 1e-8, "maxiter": maxiter})
     message = f"L-BFGS-B: {res.message}"
-    if not res.success:  # e.g. an ABNORMAL line search on a flat criterion: polish without gradients
+    if not res.success and res.status != 1:  # e.g. an ABNORMAL line search on a flat criterion: polish without gradients
         res2 = optimize.minimize(objective, res.x, method="Powell", bounds=bounds,
-                                 options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 20000})
+                                 options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": maxiter, "maxfev": 20 * maxiter})
         message += f"; Powell: {res2.message}"
         res = res2 if res2.fun <= res.fun or res2.success else res
     theta = res.x
@@ -63,7 +66,7 @@ def fit_lmm(design, family, reml: bool = True):
     state = LaplaceState(u=u / sigma, eta=X @ beta + A @ u + design.offset, loglik_cond=np.nan, logdet=fac.logdet,
                          factor=penalized_system(tmap.ZLambda(theta_abs), w / sigma2), converged=bool(res.success))
     return {
-        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * linalg.inv(xtvx), "loglik": float(loglik),
+        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * safe_inverse(xtvx), "loglik": float(loglik),
         "state": state, "tmap": tmap, "converged": bool(res.success), "sigma": sigma,
         "message": message, "n_eval": int(res.nfev),
     }

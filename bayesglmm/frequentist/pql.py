@@ -27,7 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, optimize
 
-from .laplace import LaplaceState, ThetaMap, _glm_start, _score_weights, minimize_with_restart, penalized_system
+from ..results import FitFailedError
+
+from .laplace import (LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
+                      penalized_system, safe_inverse)
+
+_OUTSIDE = ("the linear predictor reached values where the mean is outside the family's support, e.g. a "
+            "negative Poisson mean under the identity link; try the canonical link")
 
 __all__ = ["fit_pql", "working_lmm_deviance", "working_lmm_objective", "minimize_working_lmm"]
 
@@ -56,7 +62,7 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
 
     VX, Vz = vinv(X), vinv(z)
     xtvx = X.T @ VX
-    beta = linalg.solve(xtvx, X.T @ Vz, assume_a="pos")
+    beta = _ridge_solve(xtvx, X.T @ Vz)
     r = z - X @ beta
     quad = float(r @ vinv(r))
     logdetV = fac.logdet - float(np.sum(np.log(w)))
@@ -163,8 +169,12 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     for it in range(maxiter):
         _, mean, s, w = _score_weights(family, eta, design.trials)
         mu = mean / n_trials
-        dmu = family.link.inverse_deriv(eta)
+        dmu = np.maximum(family.link.inverse_deriv(eta), 1e-300)  # > 0: monotone links; saturated under separation
         z = eta - design.offset + (y / n_trials - mu) / dmu
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(w))
+                and np.all(np.isfinite(family.loglik_obs(y, mu, design.trials)))):
+            raise FitFailedError(f"PQL failed at iteration {it + 1}: the working response or weights are not finite "
+                                 f"({_OUTSIDE})")
 
         res = minimize_working_lmm(tmap, X, z, w, estimate, False, theta, bounds,
                                    {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000})
@@ -183,7 +193,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     state = LaplaceState(u=u / sigma, eta=eta, loglik_cond=np.nan, logdet=np.nan,
                          factor=penalized_system(A_abs, w / sigma2), converged=converged)
     return {
-        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * linalg.inv(xtvx), "loglik": np.nan,
+        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * safe_inverse(xtvx), "loglik": np.nan,
         "state": state, "tmap": tmap, "converged": converged, "sigma": sigma,
         "message": f"PQL {'converged' if converged else 'stopped'} after {it + 1} iterations",
         "n_eval": int(n_eval),
