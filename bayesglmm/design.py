@@ -47,7 +47,9 @@ class RandomBlock:
     terms : tuple of str
         The effects in this block, e.g. ``("(Intercept)", "Days")``.
     levels : tuple of str
-        The grouping factor's levels, sorted as strings.
+        The grouping factor's levels in natural order: numbers (and numeric-looking strings)
+        by value, other labels with their digit runs compared as numbers (``"g2" < "g10"``),
+        a pandas Categorical in its category order.
     index : ndarray of int, shape (n,)
         Level of each observation (position in ``levels``).
     Xr : ndarray, shape (n, n_terms)
@@ -273,19 +275,37 @@ def _referenced_columns(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
 
 
 def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Level labels (sorted; numerically for a numeric column) and each row's level."""
+    """Level labels in natural order (see :class:`RandomBlock`) and each row's level."""
     for c in cols:
         if c not in data.columns:
             raise _missing_column(c, data)
     if len(cols) == 1:
-        index, uniques = pd.factorize(data[cols[0]], sort=True)
-        return np.asarray([str(u) for u in uniques], dtype=object), index
-    parts = [data[c].astype(str).to_numpy(dtype=object) for c in cols]
-    labels = parts[0]
-    for p in parts[1:]:
-        labels = labels + ":" + p
-    levels, index = np.unique(labels.astype(str), return_inverse=True)
-    return levels.astype(object), index
+        col = data[cols[0]]
+        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
+            # a Categorical keeps its category order; numbers sort numerically
+            index, uniques = pd.factorize(col, sort=True)
+            return np.asarray([str(u) for u in uniques], dtype=object), index
+        labels = col.astype(str).to_numpy(dtype=object)
+    else:
+        parts = [data[c].astype(str).to_numpy(dtype=object) for c in cols]
+        labels = parts[0]
+        for p in parts[1:]:
+            labels = labels + ":" + p
+    uniques, index = np.unique(labels.astype(str), return_inverse=True)
+    order = sorted(range(len(uniques)), key=lambda k: natural_key(uniques[k]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniques[order].astype(object), rank[index]
+
+
+def natural_key(label: str):
+    """Sort key for level labels in natural order: ``"2" < "10"``, ``"a2" < "a10"``, ``"1:2" < "1:10"``;
+    a label that is one number sorts by its value (``"-1.5" < "2"``)."""
+    try:
+        return (0, float(label), ())
+    except ValueError:
+        parts = re.split(r"(\d+)", label)
+        return (1, 0.0, tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts if t))
 
 
 def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,

@@ -72,6 +72,16 @@ class GLMM:
         return (f"GLMM({self.formula!r}, family={self.family.name}, link={self.family.link.name}, "
                 f"nobs={d.nobs}, random: {groups})")
 
+    def __str__(self):
+        from .report import model_text
+
+        return model_text(self)
+
+    def _repr_html_(self):
+        from .report import model_html
+
+        return model_html(self)
+
     @cached_property
     def _pymc_model(self):
         from .bayes.model import build_pymc_model

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "parameter_labels", "combine_tables"]
+           "parameter_labels", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -101,3 +101,18 @@ def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True)
     first = ["parameter", "kind", "group", "term", "term2"]
     return out[first + [c for c in out.columns if c not in first]]
+
+
+#: the columns of every result's ``summary()``, in order; NaN where a method has no value
+SUMMARY_COLUMNS = ("parameter", "kind", "group", "term", "term2", "estimate", "std_error", "conf_low",
+                   "conf_high", "median", "r_hat", "ess_bulk", "method")
+
+
+def summary_table(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
+    """``summary()`` of any result: :func:`combine_tables` with exactly :data:`SUMMARY_COLUMNS`
+    (a posterior fills ``median``, ``r_hat``, ``ess_bulk``; a point fit leaves them NaN)."""
+    out = combine_tables(fe, vc)
+    for c in SUMMARY_COLUMNS:
+        if c not in out.columns:
+            out[c] = np.nan
+    return out[list(SUMMARY_COLUMNS)]

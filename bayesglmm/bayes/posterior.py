@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, combine_tables, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, summary_table, tidy_frame
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -64,6 +64,9 @@ class Posterior:
         Default interval probability of the tables (0.95).
     """
 
+    #: the method label of every row of its tables
+    method = METHOD
+
     def __init__(self, model, idata, ci: float = 0.95):
         self.model = model
         self.idata = idata
@@ -79,6 +82,16 @@ class Posterior:
         return (f"<Posterior {self.model.formula!r}, family={self.model.family.name}, "
                 f"{post.sizes['chain']} chains × {post.sizes['draw']} draws>")
 
+    def __str__(self):
+        from ..report import summary_text
+
+        return summary_text(self)
+
+    def _repr_html_(self):
+        from ..report import summary_html
+
+        return summary_html(self)
+
     # -- tidy tables
     def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Fixed effects: posterior mean, SD and equal-tailed interval, in design-column order."""
@@ -89,8 +102,11 @@ class Posterior:
         rows = [_summary_row(stats, j, term=t) for j, t in enumerate(design.fixed_names)]
         return tidy_frame(rows, FIXED_COLUMNS)
 
-    def variance_components(self, ci: float | None = None) -> pd.DataFrame:
-        """Random-effect SDs and correlations (and the Gaussian residual SD)."""
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """Random-effect SDs and correlations (and the Gaussian residual SD).
+
+        ``profile`` exists for the shared protocol and is ignored: a posterior's intervals are
+        already its own (equal-tailed ``ci``)."""
         ci = ci or self.ci
         rows = []
         for block in self.model.design.random:
@@ -245,10 +261,10 @@ class Posterior:
             r["method"] = f"{METHOD} (marginal)"
         return tidy_frame(rows, FIXED_COLUMNS)
 
-    def summary(self, ci: float | None = None) -> pd.DataFrame:
-        """Fixed effects and variance components in one table (``parameter`` column first)."""
-        cols = ["parameter", "estimate", "std_error", "conf_low", "conf_high", "median", "r_hat", "ess_bulk"]
-        return combine_tables(self.fixed_effects(ci), self.variance_components(ci))[cols]
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """Fixed effects and variance components in one table, the columns of every result's
+        summary (:data:`bayesglmm.results.SUMMARY_COLUMNS`); ``profile`` is ignored."""
+        return summary_table(self.fixed_effects(ci), self.variance_components(ci))
 
     def diagnostics(self, warn: bool = True, max_r_hat: float = 1.01, min_ess: float = 400.0) -> dict:
         """Sampler health: divergences, the largest R-hat and smallest bulk ESS of every free parameter.

@@ -11,10 +11,10 @@ and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`), which ``"laplace"``, ``"agq"`
 for SDs: :mod:`bayesglmm.frequentist.profile`.
 """
 
-from .fit import METHODS, MLFit, fit
+from .fit import METHODS, MLFit, PQLFit, fit
 from .agq import agq_loglik
 from .laplace import fit_laplace, laplace_deviance, pirls
 from .pql import fit_pql, working_lmm_deviance
 
-__all__ = ["METHODS", "MLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
+__all__ = ["METHODS", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
            "working_lmm_deviance"]

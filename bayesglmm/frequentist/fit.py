@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, combine_tables, tidy_frame,
+from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame,
                        wald_fixed_effects)
 from .laplace import fit_laplace
 from .pql import fit_pql
 
-__all__ = ["MLFit", "fit", "METHODS", "ConvergenceWarning", "SeparationWarning"]
+__all__ = ["MLFit", "PQLFit", "fit", "METHODS", "ConvergenceWarning", "SeparationWarning"]
 
 METHODS = ("laplace", "agq", "pql", "gee", "ml", "reml")
 SINGULAR_TOL = 1e-4
@@ -118,8 +118,8 @@ class MLFit:
     theta : ndarray
         Packed lower-triangular relative covariance factors (lme4's θ).
     loglik : float
-        The log-likelihood with every normalising constant; NaN for PQL, which
-        maximises no likelihood (so are ``aic`` and ``bic``).
+        The log-likelihood with every normalising constant. A :class:`PQLFit` has no
+        ``loglik``, ``aic`` or ``bic`` attribute: PQL maximises no likelihood.
     aic, bic : float
     converged : bool
     singular : bool
@@ -139,22 +139,36 @@ class MLFit:
         self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
         #: covariance of (θ, β) from the Hessian (Laplace/AGQ only; else None)
         self.vcov_full = raw.get("vcov_full")
-        self.loglik = float(raw["loglik"])
         self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
         self._state, self._tmap = raw["state"], raw["tmap"]
         self._profiles = {}
-        k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
-        self.aic = -2 * self.loglik + 2 * k
-        self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
+        if self.has_likelihood:
+            self.loglik = float(raw["loglik"])
+            k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
+            self.aic = -2 * self.loglik + 2 * k
+            self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
         self.boundary = singular_boundaries(model.design, self._tmap.factors(self.theta))
         self.singular = bool(self.boundary)
         #: structured findings (:class:`~bayesglmm.results.Flag`): separation, singular, not_converged, nan_se
         self.flags: list[Flag] = []
 
+    #: ML/REML/Laplace/AGQ fits maximise a likelihood: they have ``loglik``, ``aic``, ``bic``
+    has_likelihood = True
+
     def __repr__(self):
-        ll = "no likelihood (PQL)" if np.isnan(self.loglik) else f"loglik={self.loglik:.4f}"
-        return (f"<MLFit {self.method}: {self.model.formula!r}, {ll}, "
+        ll = f"loglik={self.loglik:.4f}" if self.has_likelihood else "no likelihood (PQL)"
+        return (f"<{type(self).__name__} {self.method}: {self.model.formula!r}, {ll}, "
                 f"converged={self.converged}, singular={self.singular}>")
+
+    def __str__(self):
+        from ..report import summary_text
+
+        return summary_text(self)
+
+    def _repr_html_(self):
+        from ..report import summary_html
+
+        return summary_html(self)
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """β̂ with Hessian-based standard errors and Wald intervals."""
@@ -175,17 +189,20 @@ class MLFit:
             self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
         return self._profiles[level]
 
-    def variance_components(self, profile: bool = False, level: float = 0.95) -> pd.DataFrame:
+    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
         """Random-effect SDs and correlations.
 
         Parameters
         ----------
+        ci : float
+            Interval probability (as every result's ``variance_components(ci=...)``).
         profile : bool
-            Add profile-likelihood intervals for the SDs at ``level`` (as lme4's
+            Add profile-likelihood intervals for the SDs at ``ci`` (as lme4's
             ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
-            refits, so it is off by default). Correlations and PQL fits get NaN intervals.
-        level : float
+            refits, so it is off by default). Without it, and for correlations, the
+            interval columns are NaN; PQL has no likelihood to profile.
         """
+        level = ci
         if profile and self.method == "pql":
             raise ValueError("PQL maximises no likelihood: it has no profile-likelihood intervals")
         bounds = self.profile(level) if profile else {}
@@ -214,7 +231,7 @@ class MLFit:
     def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter``, ``kind`` first),
         as :meth:`Posterior.summary <bayesglmm.bayes.posterior.Posterior.summary>`."""
-        return combine_tables(self.fixed_effects(ci), self.variance_components(profile=profile, level=ci))
+        return summary_table(self.fixed_effects(ci), self.variance_components(ci, profile=profile))
 
     def blups(self) -> list[np.ndarray]:
         """Conditional modes b̂ of each random block, arrays of shape (n_levels, n_terms)."""
@@ -318,6 +335,17 @@ def _check_options(method: str, nagq, options: dict) -> None:
             raise ValueError(f"tol must be a number in (0, 1), got {t!r}")
 
 
+class PQLFit(MLFit):
+    """A PQL fit (Breslow & Clayton 1993): the tables of :class:`MLFit`, but no likelihood.
+
+    PQL iterates a working linear mixed model; it maximises no likelihood, so it has no
+    ``loglik``, ``aic``, ``bic`` and no profile intervals, and its SDs are biased towards 0
+    for binary data and small counts.
+    """
+
+    has_likelihood = False
+
+
 def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
         **options):
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
@@ -364,7 +392,8 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
         from .pql import _OUTSIDE
 
         raise FitFailedError(f"{method} failed: the log-likelihood is not finite at the estimates ({_OUTSIDE})")
-    result = MLFit(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
+    cls = PQLFit if method == "pql" and not model.family.has_scale else MLFit
+    result = cls(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
     add_fit_flags(result, method, stacklevel=3)
     return result
 

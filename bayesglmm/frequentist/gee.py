@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..results import RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, combine_tables, tidy_frame, wald_fixed_effects
+from ..results import RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
 
@@ -73,6 +73,16 @@ class GEEFit:
     def __repr__(self):
         return f"<GEEFit {self.correlation}: {self.model.formula!r}, alpha={self.alpha:.4f} (population-averaged)>"
 
+    def __str__(self):
+        from ..report import summary_text
+
+        return summary_text(self)
+
+    def _repr_html_(self):
+        from ..report import summary_html
+
+        return summary_html(self)
+
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
@@ -92,15 +102,15 @@ class GEEFit:
         return prediction_frame(to_scale(self.model.family, eta, kind),
                                 index=None if new_data is None else new_data.index)
 
-    def summary(self, ci: float = 0.95) -> pd.DataFrame:
-        """The fixed effects with ``parameter`` and ``kind`` columns, as the other results' summaries."""
-        return combine_tables(self.fixed_effects(ci), None)
+    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+        """The fixed effects in the columns of every result's summary (no variance components)."""
+        return summary_table(self.fixed_effects(ci), None)
 
-    def variance_components(self) -> pd.DataFrame:
+    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
         return tidy_frame([], VC_COLUMNS)
 
-    def random_effects(self) -> pd.DataFrame:
+    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Empty: the marginal model has no random effects."""
         return tidy_frame([], RE_COLUMNS)
 

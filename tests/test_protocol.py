@@ -1,0 +1,104 @@
+"""Issue 8: every result type speaks one protocol (tables, summary, predict, print, HTML, flags)."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.results import FIXED_COLUMNS, RE_COLUMNS, SUMMARY_COLUMNS, VC_COLUMNS, Flag
+
+from .conftest import _bundled
+
+
+@pytest.fixture(scope="module")
+def results(cbpp_comparison):
+    """One result of each type: Posterior, Laplace, AGQ, PQL, GEE (ohio) and ML, REML (sleepstudy)."""
+    ohio, sleep, cbpp = _bundled("ohio"), _bundled("sleepstudy"), cbpp_comparison.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"nuts": cbpp_comparison.results["nuts"], "laplace": cbpp.fit("laplace"), "agq": cbpp.fit("agq"),
+                "pql": cbpp.fit("pql"), "gee": ohio.fit("gee"), "ml": sleep.fit("ml"), "reml": sleep.fit("reml")}
+
+
+METHODS = ("nuts", "laplace", "agq", "pql", "gee", "ml", "reml")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tables_have_the_same_columns_and_signatures(results, method):
+    r = results[method]
+    fe = r.fixed_effects(ci=0.9)
+    assert tuple(fe.columns[:len(FIXED_COLUMNS)]) == FIXED_COLUMNS
+    assert np.all(fe["conf_low"] < fe["estimate"]) and np.all(fe["estimate"] < fe["conf_high"])
+    vc = r.variance_components(ci=0.9)
+    assert tuple(vc.columns[:len(VC_COLUMNS)]) == VC_COLUMNS
+    re_ = r.random_effects(ci=0.9)
+    assert tuple(re_.columns[:len(RE_COLUMNS)]) == RE_COLUMNS
+    summ = r.summary(ci=0.9)
+    assert tuple(summ.columns) == SUMMARY_COLUMNS
+    assert len(summ) == len(fe) + len(vc)
+    if method == "gee":
+        assert vc.empty and re_.empty
+    else:
+        assert (vc["kind"] == "sd").any() and len(re_) > 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_is_a_dataframe(results, method):
+    r = results[method]
+    data = r.model.design.data.head(5)
+    pred = r.predict(data)
+    assert isinstance(pred, pd.DataFrame) and list(pred.columns) == ["estimate", "std_error", "conf_low",
+                                                                      "conf_high"]
+    assert len(pred) == 5 and list(pred.index) == list(data.index)
+    assert np.all(np.isfinite(pred["estimate"]))
+    assert pred["estimate"].to_numpy() == pytest.approx(r.predict()["estimate"].to_numpy()[:5])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_print_reads_like_lme4_and_html_renders(results, method):
+    r = results[method]
+    text = str(r)
+    assert f"Formula: {r.model.formula}" in text and f"Family: {r.model.family.name}" in text
+    assert "Number of obs:" in text and "Fixed effects" in text
+    for term in r.model.design.fixed_names:
+        assert term in text
+    if method in ("laplace", "agq", "ml", "reml"):
+        assert "logLik" in text and "AIC" in text and f"{r.loglik:8.1f}".strip() in text
+    else:
+        assert "logLik" not in text
+    if method == "nuts":
+        assert "R-hat" in text and "divergences" in text
+    elif method != "gee":
+        assert "Random effects:" in text and "Std.Dev." in text and "Pr(>|z|)" in text or "t value" in text
+    page = r._repr_html_()
+    assert page.count("<table") >= 1 and r.model.formula.split("~")[0].strip() in page
+    assert isinstance(r.flags, list) and all(isinstance(f, Flag) for f in r.flags)
+    if method == "pql":
+        assert not hasattr(r, "loglik") and "penalized quasi-likelihood" in text
+
+
+def test_glmm_displays_itself():
+    model = _bundled("sleepstudy")
+    assert "Random: ((Intercept) + Days | Subject) correlated" in str(model)
+    assert "<table" in model._repr_html_()
+
+
+def test_sleepstudy_summary_matches_lmer_layout(results):
+    text = str(results["reml"])
+    # lmer: REML criterion at convergence 1743.6; Subject (Intercept) 612.10 24.741, Days 35.07 5.922, corr 0.07
+    assert "1743.6" in text and "24.74" in text and "5.922" in text and "0.07" in text
+
+
+def test_group_levels_in_natural_order():
+    df = pd.DataFrame({"y": np.arange(24.0) % 5, "x": np.linspace(0, 1, 24),
+                       "g": [str(i) for i in range(1, 13)] * 2,
+                       "h": pd.Categorical(["z", "a", "m"] * 8, categories=["z", "m", "a"]),
+                       "k": [f"s{i}" for i in (1, 2, 10, 11)] * 6})
+    d = bg.GLMM("y ~ x + (1 | g) + (1 | h) + (1 | k)", df).design
+    assert d.random[0].levels == tuple(str(i) for i in range(1, 13))
+    assert d.random[1].levels == ("z", "m", "a")
+    assert d.random[2].levels == ("s1", "s2", "s10", "s11")
+    block = d.random[0]
+    assert all(block.levels[i] == df["g"].iloc[r] for r, i in enumerate(block.index))
