@@ -13,7 +13,7 @@ beside
   R timed **in the same run** on the same CSV and this machine (median of ``--reps`` after a
   warm-up, ``system.time`` elapsed): the true side-by-side ratios ``bg/R`` and ``bg/tmb``.
 
-Run: ``.venv/bin/python benchmarks/ml_vs_r.py [--ref-dir ../shared/data] [--no-r]``.
+Run: ``.venv/bin/python benchmarks/ml_vs_r.py [--no-r]`` (R seconds from ``bayesglmm.datasets.reference``).
 """
 
 import argparse
@@ -21,7 +21,6 @@ import json
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import os
 import shutil
@@ -83,7 +82,6 @@ def r_timings(name, meta, data, methods, reps):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ref-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--no-r", action="store_true", help="do not time R here even if Rscript is installed")
     a = p.parse_args()
@@ -92,7 +90,7 @@ def main():
           f"{'tmb here':>8s} {'bg/R':>6s} {'bg/tmb':>6s}")
     for name in CASES:
         meta = bg.datasets.info(name)
-        ref = json.loads((Path(a.ref_dir) / f"{name}.json").read_text())
+        ref = bg.datasets.reference(name)  # the reference JSON shipped in the package
         data = bg.datasets.load(name)
         model = bg.GLMM(meta.formula, data, family=meta.family)
         methods = [m for m, key in METHODS if key in ref and ref[key].get("seconds")]

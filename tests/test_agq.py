@@ -16,15 +16,16 @@ def _model(name):
 
 @pytest.mark.parametrize("name", list(GLMER_AGQ25))
 def test_agq25_equals_glmer(name):
-    """|Δβ| ≤ 2e-3, |ΔSD| ≤ 2e-3·max(1, SD), |Δloglik| ≤ 2e-3 against glmer nAGQ = 25."""
+    """Against glmer nAGQ = 25 (itself within 4e-5 of its tight-tolerance refit, shared/data/README.md;
+    observed here |Δβ| ≤ 7e-6, |ΔSD| ≤ 3e-6, |Δloglik| ≤ 1.1e-6): |Δβ| ≤ 1e-4, |ΔSD| ≤ 5e-5, ≤ 2e-5."""
     ref, fit = GLMER_AGQ25[name], _model(name).fit("agq", nagq=25)
     fe = fit.fixed_effects().set_index("term")["estimate"]
     for term, value in ref["fixef"].items():
-        assert abs(fe[term] - value) <= 2e-3, term
+        assert abs(fe[term] - value) <= 1e-4, term
     vc = fit.variance_components().set_index(["group", "term"])["estimate"]
     for key, sd in ref["sd"].items():
-        assert abs(vc[key] - sd) <= 2e-3 * max(1.0, sd), key
-    assert abs(fit.loglik - ref["loglik_full"]) <= 2e-3
+        assert abs(vc[key] - sd) <= 5e-5 * max(1.0, sd), key
+    assert abs(fit.loglik - ref["loglik_full"]) <= 2e-5
 
 
 @pytest.mark.parametrize("name", ["cbpp", "epil"])

@@ -14,12 +14,15 @@ def _model(name):
 
 @pytest.mark.parametrize("name", list(GEE_EXCH))
 def test_gee_equals_geepack(name):
-    """β and robust SEs within 1e-3 of geeglm (exchangeable)."""
+    """β and robust SEs against geeglm (exchangeable), per data set at ~5-10× the agreement reached:
+    bacteria (observed 1.9e-4 in β, 1.4e-4 in SEs: statsmodels' and geepack's moment estimators of
+    alpha differ by 1.1e-3 on 50 small clusters) 1e-3; ohio (observed 5e-6, 2e-7) 5e-5 and 5e-6."""
+    tol_beta, tol_se = {"bacteria": (1e-3, 1e-3), "ohio": (5e-5, 5e-6)}[name]
     ref, fit = GEE_EXCH[name], _model(name).fit("gee")
     fe = fit.fixed_effects().set_index("term")
     for term, value in ref["coef"].items():
-        assert abs(fe.loc[term, "estimate"] - value) <= 1e-3, term
-        assert abs(fe.loc[term, "std_error"] - ref["robust_se"][term]) <= 1e-3, term
+        assert abs(fe.loc[term, "estimate"] - value) <= tol_beta, term
+        assert abs(fe.loc[term, "std_error"] - ref["robust_se"][term]) <= tol_se, term
     # statsmodels and geepack use slightly different moment estimators of alpha
     assert fit.alpha == pytest.approx(ref["alpha"], abs=2e-3)
     assert fit.population_averaged and fit.variance_components().empty and fit.random_effects().empty

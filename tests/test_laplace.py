@@ -15,22 +15,25 @@ def _fit(name):
 
 @pytest.mark.parametrize("name", list(GLMMTMB))
 def test_laplace_equals_glmmtmb(name):
-    """|Δβ| ≤ 2e-3, |ΔSD| ≤ 2e-3·max(1, SD), |Δloglik| ≤ 2e-3; Hessian SEs within 1%."""
+    """About 10× the agreement reached (observed: |Δβ| ≤ 2.9e-5 (epil), SEs ≤ 1.6e-6 relative,
+    |ΔSD| ≤ 1.5e-6, |Δloglik| ≤ 1.9e-8): a regression that matters fails."""
     ref, fit = GLMMTMB[name], _fit(name)
     fe = fit.fixed_effects().set_index("term")
-    assert list(fe.index) == list(ref["fixef"]) or set(fe.index) == set(ref["fixef"])
+    assert set(fe.index) == set(ref["fixef"])  # the same terms (R moves interactions last; formulae keeps the written order)
     for term, value in ref["fixef"].items():
-        assert abs(fe.loc[term, "estimate"] - value) <= 2e-3, term
-        assert fe.loc[term, "std_error"] == pytest.approx(ref["se"][term], rel=1e-2), term
+        assert abs(fe.loc[term, "estimate"] - value) <= 3e-4, term
+        assert fe.loc[term, "std_error"] == pytest.approx(ref["se"][term], rel=2e-5), term
     vc = fit.variance_components().set_index(["group", "term"])
     for key, sd in ref["sd"].items():
-        assert abs(vc.loc[key, "estimate"] - sd) <= 2e-3 * max(1.0, sd), key
-    assert abs(fit.loglik - ref["loglik"]) <= 2e-3
+        assert abs(vc.loc[key, "estimate"] - sd) <= 2e-5 * max(1.0, sd), key
+    assert abs(fit.loglik - ref["loglik"]) <= 2e-7
     assert fit.converged and not fit.singular
 
 
 @pytest.mark.parametrize("name,ref", [("cbpp", CBPP_GLMER_LAPLACE), ("salamander", SALAMANDER_GLMER_LAPLACE)])
 def test_laplace_equals_glmer(name, ref):
+    """glmer at its default tolerances is itself off the optimum by up to 6e-4 on cbpp
+    (shared/data/README.md; observed here 5.7e-4 in β, 2.8e-4 in loglik): 2e-3 is its margin."""
     fit = _fit(name)
     fe = fit.fixed_effects().set_index("term")["estimate"]
     for term, value in ref["fixef"].items():

@@ -1,19 +1,21 @@
 """Real data sets bundled with the package (nothing is downloaded).
 
 Each entry records its source, what its columns mean, the reference model fitted
-to it in R (``tests/reference/*.json`` hold those fits), and which columns are
-categorical. :func:`load` returns a fresh :class:`pandas.DataFrame`; categorical
+to it in R, and which columns are categorical. :func:`reference` returns the R
+reference fits (``reference/NAME.json`` inside this package, each method with the R call
+and package versions that produced it), read alike by the tests, benchmarks and case studies. :func:`load` returns a fresh :class:`pandas.DataFrame`; categorical
 columns are strings, so their levels sort alphabetically as in the R references.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load", "list_datasets", "info", "DatasetInfo"]
+__all__ = ["load", "list_datasets", "info", "DatasetInfo", "reference", "profile_reference", "from_r_label"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,82 @@ def load(name: str) -> pd.DataFrame:
     with resources.files(__package__).joinpath("data", f"{name}.csv").open("r") as fh:
         frame = pd.read_csv(fh, dtype={c: str for c in meta.categorical})
     return frame
+
+
+def from_r_label(label: str, categorical=()) -> str:
+    """An R coefficient label in bayesglmm's spelling: ``period2`` → ``period[2]``,
+    ``lbase:trtprogabide`` → ``lbase:trt[progabide]`` (a term of a categorical column)."""
+    parts = []
+    for part in label.split(":"):
+        col = next((c for c in sorted(categorical, key=len, reverse=True)
+                    if part.startswith(c) and len(part) > len(c)), None)
+        parts.append(f"{col}[{part[len(col):]}]" if col else part)
+    return ":".join(parts)
+
+
+def _read_json(name: str) -> dict:
+    with resources.files(__package__).joinpath("reference", f"{name}.json").open("r") as fh:
+        return json.load(fh)
+
+
+def reference(name: str) -> dict:
+    """The R reference fits of a bundled data set's model, in bayesglmm's labels.
+
+    Returns
+    -------
+    dict
+        ``formula``, ``family``, ``link``, ``nobs``, ``produced_by`` (the R script and package
+        versions) and one entry per R method (``glmer_laplace``, ``glmer_agq25``,
+        ``glmer_nagq0``, ``glmmtmb``, ``glmmpql``, ``glmmpql_sigma1``, ``gee_exch``,
+        ``lmer_reml``, ``lmer_ml``, where they were fitted), each with ``r_call``, ``fixef``
+        and ``se`` (or GEE's ``coef``, ``robust_se``, ``alpha``) keyed by bayesglmm's term
+        labels, ``sd`` keyed by ``(group, term)`` (the Gaussian residual as
+        ``("Residual", "Residual")``; PQL's estimated dispersion as ``residual``), ``corr``
+        keyed by ``(group, term, term2)``, ``loglik`` (``loglik_full`` for nAGQ > 1, on the
+        Laplace scale) and ``seconds`` (machine-dependent: compare ratios measured in one run).
+    """
+    meta = info(name)
+    raw = _read_json(name)
+    out = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for method, fit in raw.items():
+        if not isinstance(fit, dict):
+            continue
+        entry = {k: v for k, v in fit.items() if k != "vc_sd"}
+        for key in ("fixef", "se", "coef", "robust_se"):
+            if key in fit:
+                entry[key] = {from_r_label(t, meta.categorical): v for t, v in fit[key].items()}
+        sd, corr = {}, {}
+        groups = [b.split("|")[1].strip(" )") for b in meta.formula.split("(")[1:] if "|" in b]
+        for key, v in fit.get("vc_sd", {}).items():
+            if method.startswith("glmmpql"):  # nlme's VarCorr rows: the one group's term, and Residual
+                if key == "Residual":
+                    entry["residual"] = v
+                else:
+                    sd[(groups[0], key)] = v
+            elif method == "glmmtmb":  # "herd.(Intercept)"
+                g, t = key.split(".", 1)
+                sd[(g, t)] = v
+            else:  # lme4's "grp|var1|var2"
+                g, t1, t2 = key.split("|")
+                if g == "Residual":
+                    sd[("Residual", "Residual")] = v
+                elif t2:
+                    corr[(g, t1, t2)] = v
+                else:
+                    sd[(g, t1)] = v
+        entry["sd"], entry["corr"] = sd, corr
+        out[method] = entry
+    return out
+
+
+def profile_reference() -> dict:
+    """lme4's profile-likelihood intervals of the SDs, ``{(dataset, method): {(group, term): (low, high)}}``,
+    with ``r_call`` per entry in the JSON (``reference/profiles.json``)."""
+    raw = _read_json("profiles")
+    out = {}
+    for key, entry in raw.items():
+        if not isinstance(entry, dict):
+            continue
+        dataset = key.split("_")[0]
+        out[(dataset, entry["method"])] = {tuple(k.split("|")): tuple(v) for k, v in entry["intervals"].items()}
+    return out

@@ -17,7 +17,7 @@ models using lme4. Journal of Statistical Software 67(1), sec. 3.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import optimize
 
 from .laplace import LaplaceState, ThetaMap, penalized_system, safe_inverse
 from .pql import minimize_working_lmm, working_lmm_deviance

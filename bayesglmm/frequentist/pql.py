@@ -25,7 +25,6 @@ Venables, W. N. and Ripley, B. D. (2002). Modern Applied Statistics with S, sec.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, optimize
 
 from ..results import FitFailedError
 
