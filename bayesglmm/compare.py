@@ -344,6 +344,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             has = frame["kind"].ne("fixed") & frame["conf_low"].notna()
             frame.loc[frame["kind"].ne("fixed"), "interval"] = "none"
             frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
+            frame.loc[frame["kind"].eq("corr"), "interval"] = (
+                "none: profile intervals are computed for SDs only, not yet for correlations")
         frames.append(frame)
     if marginal and "gee" in results:
         ml = next((m for m in ("agq", "laplace") if m in results), None)  # one ML source: AGQ's is the better

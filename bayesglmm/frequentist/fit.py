@@ -199,8 +199,10 @@ class MLFit:
         profile : bool
             Add profile-likelihood intervals for the SDs at ``ci`` (as lme4's
             ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
-            refits, so it is off by default). Without it, and for correlations, the
-            interval columns are NaN; PQL has no likelihood to profile.
+            refits, so it is off by default). Without it the interval columns are NaN; so they
+            are for correlations, which are not profiled yet (lme4's ``confint`` does profile
+            them; :func:`bayesglmm.compare` states this in its ``interval`` column). PQL has no
+            likelihood to profile.
         """
         level = ci
         if profile and self.method == "pql":
