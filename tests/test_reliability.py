@@ -197,3 +197,13 @@ def test_singular_boundaries_names_a_correlation_at_one(cbpp_model):
     assert "correlation of '(Intercept)' and 'Days'" in msg and "+1.000" in msg
     (msg,) = singular_boundaries(design, [np.array([[1.0, 0.0], [0.0, 0.0]])])
     assert "SD of 'Days'" in msg
+
+
+@pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
+def test_nuts_runs_on_separated_data():
+    """The warning says NUTS runs: the proper prior on the coefficient keeps the posterior proper."""
+    model = _separated()
+    post = model.sample(draws=150, tune=150, chains=1, random_seed=2, progressbar=False)
+    fe = post.fixed_effects().set_index("term")
+    assert np.all(np.isfinite(fe["estimate"])) and fe.loc["f[c]", "estimate"] > 1
+    assert fe.loc["f[c]", "conf_high"] < 50  # bounded by the prior, not heading to infinity
