@@ -103,6 +103,31 @@ class Family:
             return np.clip(mu, _EPS, 1.0 - _EPS)
         return mu
 
+    def sample(self, mu, trials=None, sigma=None, rng=None):
+        """Draw responses with mean ``mu`` (successes out of ``trials`` for the binomial).
+
+        Parameters
+        ----------
+        mu : array, shape (n,)
+            Means (success probabilities for Bernoulli/binomial).
+        trials : array, shape (n,), optional
+        sigma : float, optional
+            Residual SD (Gaussian).
+        rng : numpy.random.Generator
+        """
+        rng = np.random.default_rng() if rng is None else rng
+        mu = np.asarray(mu, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            n = np.ones_like(mu) if trials is None else np.asarray(trials)
+            return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+        if self.name == "poisson":
+            if np.any(mu < 0):
+                raise ValueError("cannot draw Poisson counts with a negative mean (identity link)")
+            return rng.poisson(mu).astype(float)
+        if sigma is None:
+            raise ValueError("drawing Gaussian responses needs sigma")
+        return rng.normal(mu, sigma)
+
     def loglik_obs(self, y, mu, trials=None, sigma=None):
         """Log-likelihood of each observation, with every normalising constant.
 

@@ -112,6 +112,20 @@ class GLMM:
         mu = self.family.link.inverse(eta)
         return float(np.sum(self.family.loglik_obs(d.y, mu, d.trials, sigma)))
 
+    def simulate(self, params=None, n: int = 1, random_seed=None) -> list[pd.DataFrame]:
+        """Data sets drawn from the model at ``params`` (a fit, a posterior, or a dict of
+        ``beta``/``sd``/``corr``/``sigma``; default: the ML fit's estimates), keeping the design;
+        see :func:`bayesglmm.simulate.simulate`.
+
+        Returns
+        -------
+        list of pandas.DataFrame
+            ``n`` copies of the model's data with the response column(s) redrawn.
+        """
+        from .simulate import simulate
+
+        return simulate(self, params, n=n, random_seed=random_seed)
+
     def fit(self, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
             **options):
         """Fit the same model by maximum likelihood.
