@@ -1,0 +1,289 @@
+"""Teaching fixed vs random: pooling and shrinkage, and naive vs clustered standard errors.
+
+:func:`pooling` shows, level by level of a grouping factor, what treating it as absent
+(complete pooling: an ordinary GLM), as fixed (no pooling: one intercept per level) or as
+random (partial pooling: the GLMM's BLUP, and the posterior if given) does to the estimate.
+:func:`naive_vs_clustered` puts side by side the fixed effects of an ordinary GLM that ignores
+the clustering (naive SEs), the same GLM with cluster-robust SEs, GEE and the GLMM: naive SEs
+are too small for cluster-level covariates, while the estimates move little (in a logit model
+the GLMM's conditional coefficients are larger than the marginal ones).
+
+The ordinary GLMs are fitted by statsmodels on the model's own design matrices.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .results import FitFailedError, Flag, wald_fixed_effects
+
+__all__ = ["pooling", "Pooling", "naive_vs_clustered", "NaiveVsClustered"]
+
+
+def _sm_glm(design, family, X):
+    """statsmodels GLM of the response on ``X`` (binomial successes with trials as two columns)."""
+    import statsmodels.api as sm
+
+    from .frequentist.gee import _sm_family
+
+    y = design.y
+    if design.trials is not None and family.name == "binomial":
+        y = np.column_stack([design.y, design.trials - design.y])
+    return sm.GLM(y, X, family=_sm_family(family), offset=design.offset)
+
+
+def _ml_method(model):
+    return "ml" if model.family.has_scale else "laplace"
+
+
+def _display(title_lines, table, flags):
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+        body = table.to_string(index=False)
+    return "\n".join(title_lines + ["", body, ""] + ([f"flag {f}" for f in flags] or ["flags: none"]))
+
+
+def _html(title_lines, table, flags):
+    head = "<br>".join(html.escape(x) for x in title_lines)
+    fl = "<br>".join(html.escape(str(f)) for f in flags) or "flags: none"
+    return f"<p>{head}</p>" + table.to_html(index=False, float_format="{:.4g}".format) + f"<p>{fl}</p>"
+
+
+class Pooling:
+    """The result of :func:`pooling`.
+
+    Attributes
+    ----------
+    model : GLMM
+    group : str
+    population : float
+        The GLMM's population value of the intercept (β₀, the partial pooling target).
+    complete : float
+        The complete-pooling (ordinary GLM) intercept.
+    flags : list of Flag
+    """
+
+    def __init__(self, model, group, frame, population, complete, flags):
+        self.model, self.group, self._frame = model, group, frame
+        self.population, self.complete, self.flags = population, complete, flags
+
+    def table(self) -> pd.DataFrame:
+        """One row per level: ``level``, ``n`` (observations), ``no_pooling`` (the level as a fixed
+        effect), ``partial_pooling`` (β₀ + b̂ from the ML fit), ``partial_pooling_posterior`` (if a
+        posterior was given), ``complete_pooling``, and ``shrinkage`` = the share of the distance
+        from the no-pooling estimate to the population value that partial pooling moves
+        (0: none, 1: all the way), all on the linear-predictor scale at the other covariates' 0."""
+        return self._frame.copy()
+
+    def summary(self) -> pd.DataFrame:
+        """The same as :meth:`table`."""
+        return self.table()
+
+    def _title(self):
+        return [f"Pooling of the intercept over the levels of {self.group!r}: {self.model.formula}",
+                f"population value (GLMM beta_0) {self.population:.4f}; complete pooling (GLM) {self.complete:.4f}"]
+
+    def __repr__(self):
+        return f"<Pooling {self.group!r}: {len(self._frame)} levels>"
+
+    def __str__(self):
+        return _display(self._title(), self._frame, self.flags)
+
+    def _repr_html_(self):
+        return _html(self._title(), self._frame, self.flags)
+
+    def plot(self, ax=None):
+        """The shrinkage plot: each level's no-pooling estimate with an arrow to its partial-pooling
+        estimate, marker size by group size, the population value as a line.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib.pyplot as plt
+
+        t = self._frame.sort_values("no_pooling").reset_index(drop=True)
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 0.18 * len(t) + 2))
+        else:
+            fig = ax.figure
+        y = np.arange(len(t))
+        size = 20 + 180 * t["n"] / t["n"].max()
+        ax.scatter(t["no_pooling"], y, s=size, facecolors="none", edgecolors="C0", label="no pooling (fixed)")
+        ax.scatter(t["partial_pooling"], y, s=size, color="C1", label="partial pooling (random, ML)")
+        for k in range(len(t)):
+            ax.annotate("", xy=(t["partial_pooling"][k], y[k]), xytext=(t["no_pooling"][k], y[k]),
+                        arrowprops={"arrowstyle": "->", "color": "grey", "lw": 0.8})
+        if "partial_pooling_posterior" in t:
+            ax.scatter(t["partial_pooling_posterior"], y, s=12, color="C2", marker="x", label="posterior mean")
+        ax.axvline(self.population, color="C1", lw=0.8, ls="--", label="population value")
+        ax.axvline(self.complete, color="k", lw=0.8, ls=":", label="complete pooling (GLM)")
+        ax.set_yticks(y, t["level"])
+        ax.set_xlabel("intercept of the level (linear-predictor scale)")
+        ax.legend(fontsize="small", loc="best")
+        fig.tight_layout()
+        return fig
+
+
+def pooling(model, group: str | None = None, posterior=None) -> Pooling:
+    """Complete, no and partial pooling of the intercept over the levels of ``group``.
+
+    Parameters
+    ----------
+    model : GLMM
+        With a random intercept on ``group``.
+    group : str, optional
+        The grouping factor (default: the model's only one).
+    posterior : Posterior, optional
+        Adds the posterior mean of β₀ + b for each level.
+
+    Returns
+    -------
+    Pooling
+    """
+    d = model.design
+    groups = [b.group for b in d.random if "(Intercept)" in b.terms]
+    if group is None:
+        if len(groups) != 1:
+            raise ValueError(f"name the grouping factor: group= one of {groups}")
+        group = groups[0]
+    if group not in groups:
+        raise ValueError(f"group must be a grouping factor with a random intercept; this model's are {groups}, "
+                         f"got {group!r}")
+    if "(Intercept)" not in d.fixed_names:
+        raise ValueError("pooling needs a fixed intercept (the population value of the level intercepts)")
+    block = next(b for b in d.random if b.group == group and "(Intercept)" in b.terms)
+    flags = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = model.fit(_ml_method(model))
+        complete = _sm_glm(d, model.family, d.X).fit()
+        # no pooling: one intercept per level instead of the common one (the other columns kept)
+        j0 = d.fixed_names.index("(Intercept)")
+        dummies = np.zeros((d.nobs, block.n_levels))
+        dummies[np.arange(d.nobs), block.index] = 1.0
+        Xn = np.column_stack([dummies, np.delete(d.X, j0, axis=1)])
+        no = _sm_glm(d, model.family, Xn).fit()
+    flags += fit.flags
+    if any("overflow" in str(w.message) or "separation" in str(w.message).lower() for w in caught) \
+            or np.any(np.abs(no.params[:block.n_levels]) > 15):
+        flags.append(Flag("separation", "some levels have all-0 or all-1 responses: their no-pooling estimate "
+                                        "is unbounded (partial pooling keeps it finite)"))
+    beta0 = float(fit.beta[j0])
+    t0 = block.terms.index("(Intercept)")
+    b = fit.blups()[d.random.index(block)][:, t0]
+    no_pool = np.asarray(no.params[:block.n_levels], dtype=float)
+    partial = beta0 + b
+    counts = np.bincount(block.index, minlength=block.n_levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrink = (no_pool - partial) / (no_pool - beta0)
+    frame = pd.DataFrame({"level": list(block.levels), "n": counts, "no_pooling": no_pool,
+                          "partial_pooling": partial})
+    if posterior is not None:
+        draws = posterior.draws("beta")[..., j0][..., None] + posterior.draws(block.label)[..., t0]
+        frame["partial_pooling_posterior"] = draws.reshape(-1, block.n_levels).mean(axis=0)
+    frame["complete_pooling"] = float(complete.params[j0])
+    frame["shrinkage"] = shrink
+    return Pooling(model, group, frame, beta0, float(complete.params[j0]), flags)
+
+
+class NaiveVsClustered:
+    """The result of :func:`naive_vs_clustered`: one table, one plot, the shared display."""
+
+    METHODS = ("glm (naive)", "glm (cluster-robust)", "gee", "glmm")
+
+    def __init__(self, model, group, long, flags):
+        self.model, self.group, self._long, self.flags = model, group, long, flags
+
+    def table(self) -> pd.DataFrame:
+        """Long: ``term``, ``method``, ``estimate``, ``std_error``, ``conf_low``, ``conf_high``,
+        ``se_ratio`` (SE ÷ the naive GLM's SE), ``cluster_level`` (the covariate is constant
+        within every cluster)."""
+        return self._long.copy()
+
+    def summary(self) -> pd.DataFrame:
+        """Wide: "estimate (SE)" per term and method."""
+        t = self._long
+        cells = t.assign(cell=[f"{e:.3f} ({s:.3f})" for e, s in zip(t["estimate"], t["std_error"])])
+        wide = cells.pivot(index="term", columns="method", values="cell")
+        order = list(dict.fromkeys(t["term"]))
+        return wide.reindex(index=order, columns=[m for m in self.METHODS if m in wide.columns]).reset_index()
+
+    def _title(self):
+        return [f"Naive vs clustered standard errors, clusters = {self.group!r}: {self.model.formula}",
+                "gee and glm coefficients are population-averaged; glmm's are conditional on the cluster"]
+
+    def __repr__(self):
+        return f"<NaiveVsClustered {self.group!r}: {', '.join(dict.fromkeys(self._long['method']))}>"
+
+    def __str__(self):
+        return _display(self._title(), self.summary(), self.flags)
+
+    def _repr_html_(self):
+        return _html(self._title(), self.summary(), self.flags)
+
+    def plot(self):
+        """Estimates with 95% intervals per term, one colour per method (a forest plot).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from .plots import forest
+
+        long = self._long.assign(parameter=self._long["term"], kind="fixed")
+        methods = [m for m in self.METHODS if m in set(long["method"])]
+        return forest(long, methods, kinds=("fixed",), title=self.model.formula)
+
+
+def naive_vs_clustered(model, ci: float = 0.95) -> NaiveVsClustered:
+    """Fixed effects and SEs of a GLM ignoring the clusters, the same with cluster-robust SEs, GEE and the GLMM.
+
+    Parameters
+    ----------
+    model : GLMM
+        With one grouping factor (the cluster).
+    ci : float
+
+    Returns
+    -------
+    NaiveVsClustered
+    """
+    d = model.design
+    if len(d.groups) != 1:
+        raise ValueError(f"naive_vs_clustered needs one grouping factor (the cluster); this model has "
+                         f"{len(d.groups)} ({', '.join(d.groups)})")
+    block = next(b for b in d.random if b.group == d.groups[0])
+    frames, flags = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        glm = _sm_glm(d, model.family, d.X)
+        naive = glm.fit()
+        robust = glm.fit(cov_type="cluster", cov_kwds={"groups": block.index})
+        frames.append(wald_fixed_effects(d.fixed_names, naive.params, naive.cov_params(), "glm (naive)", ci))
+        frames.append(wald_fixed_effects(d.fixed_names, robust.params, robust.cov_params(),
+                                         "glm (cluster-robust)", ci))
+        for method in ("gee", _ml_method(model)):
+            try:
+                fit = model.fit(method)
+            except (ValueError, FitFailedError) as err:
+                flags.append(Flag("not_converged", f"{method}: {err}"))
+                continue
+            flags += [Flag(f.kind, f"{method}: {f.message}") for f in fit.flags]
+            frames.append(fit.fixed_effects(ci).assign(method="gee" if method == "gee" else "glmm"))
+    long = pd.concat(frames, ignore_index=True)[["term", "method", "estimate", "std_error", "conf_low", "conf_high"]]
+    naive_se = dict(zip(d.fixed_names, np.sqrt(np.diag(naive.cov_params()))))
+    long["se_ratio"] = long["std_error"] / long["term"].map(naive_se)
+    within = {}
+    for j, t in enumerate(d.fixed_names):
+        col = d.X[:, j]
+        lo = np.full(block.n_levels, np.inf)
+        hi = np.full(block.n_levels, -np.inf)
+        np.minimum.at(lo, block.index, col)
+        np.maximum.at(hi, block.index, col)
+        within[t] = t != "(Intercept)" and bool(np.all(hi - lo == 0))
+    long["cluster_level"] = long["term"].map(within)
+    return NaiveVsClustered(model, block.group, long, flags)
