@@ -19,10 +19,11 @@ from .interop import from_bambi
 from .io import load, save
 from .ranking import rank_levels
 from .simulate import bootstrap_lrt, simulation_study
+from .sensitivity import prior_sensitivity
 from .teaching import naive_vs_clustered, pooling
 
 __version__ = "0.1.0"
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
            "FormulaError", "parse_formula", "datasets", "priors", "plots", "lrt",
            "compare", "Comparison", "rank_levels", "from_bambi", "save", "load",
-           "ConvergenceWarning", "SeparationWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "__version__"]
+           "ConvergenceWarning", "SeparationWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "prior_sensitivity", "__version__"]

@@ -1,0 +1,42 @@
+"""Issue 9 (prior sensitivity): power-scaling on the top-level priors, and refits under prior sets."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.priors import HalfCauchy, InverseGamma
+
+pytestmark = pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
+
+
+def test_power_scaling_does_not_flag_an_informed_sd(cbpp_comparison):
+    """cbpp's herd SD is informed by the data: no prior-data conflict, no strong-prior reading."""
+    post = cbpp_comparison.results["nuts"]
+    res = bg.prior_sensitivity(post, method="power")
+    t = res.table().set_index("parameter")
+    sd = t.loc["1|herd_sd[(Intercept)]"]
+    assert sd["diagnosis"] == "✓" and sd["prior"] < 0.05 and sd["likelihood"] > 0.05
+    # only the top-level priors are scaled: no standardized random effects in the table
+    assert not any(p.startswith("1|herd_z") for p in t.index) and len(t) == 5
+    assert res.flags == [] and "power-scaling" in str(res) and "<table" in res._repr_html_()
+
+
+def test_refit_under_prior_sets_reports_shifts_and_flags_the_near_improper_prior(cbpp_model):
+    priors = {"HalfCauchy(1)": {"sd": HalfCauchy(1.0)},
+              "InverseGamma(0.001, 0.001) on the variance": {"sd": InverseGamma(0.001, 0.001)}}
+    res = bg.prior_sensitivity(cbpp_model, priors, method="refit", draws=300, tune=300, chains=2, random_seed=4)
+    t = res.table()
+    assert set(t["prior"]) == {"reference (default priors)", *priors}
+    ref = t[t["prior"] == "reference (default priors)"]
+    assert np.allclose(ref["shift"], 0)
+    sd = t[t["kind"] == "sd"].set_index("prior")
+    assert bool(sd.loc["InverseGamma(0.001, 0.001) on the variance", "near_improper"])
+    assert not bool(sd.loc["HalfCauchy(1)", "near_improper"])
+    assert np.all(np.isfinite(t["shift"])) and len(res.seconds) == 3
+    assert res.plot().axes
+    with pytest.raises(ValueError, match="method must be 'power' or 'refit'"):
+        bg.prior_sensitivity(cbpp_model, method="bogus")
