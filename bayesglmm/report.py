@@ -17,7 +17,7 @@ import html
 import numpy as np
 import pandas as pd
 
-__all__ = ["summary_text", "summary_html", "model_text", "model_html"]
+__all__ = ["summary_text", "summary_html", "model_text", "model_html", "StudyDisplay"]
 
 _TITLES = {
     "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
@@ -171,3 +171,24 @@ def model_html(model) -> str:
         priors = ""
     return f"<p>{body}</p>" + (f"<p><b>Priors</b></p>{priors}" if priors else "")
 
+
+
+class StudyDisplay:
+    """``print`` and ``_repr_html_`` for the study results (simulation study, bootstrap LRT,
+    pooling, naive vs clustered, prior sensitivity), from their ``_title()`` (lines),
+    ``_display_table()`` (default: ``table()``) and ``flags``."""
+
+    def _display_table(self) -> pd.DataFrame:
+        return self.table()
+
+    def __str__(self):
+        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+            body = self._display_table().to_string(index=False)
+        flags = [f"flag {f}" for f in self.flags] or ["flags: none"]
+        return "\n".join(self._title() + ["", body, ""] + flags)
+
+    def _repr_html_(self):
+        head = "<br>".join(html.escape(x) for x in self._title())
+        flags = "<br>".join(html.escape(str(f)) for f in self.flags) or "flags: none"
+        return (f"<p>{head}</p>" + self._display_table().to_html(index=False, float_format="{:.4g}".format)
+                + f"<p>{flags}</p>")

@@ -25,11 +25,11 @@ for a class of mixed models for binomial responses. Biometrika 82, 639–643.
 
 from __future__ import annotations
 
-import html
 import time
 
 import pandas as pd
 
+from .report import StudyDisplay
 from .results import Flag
 
 __all__ = ["prior_sensitivity", "PriorSensitivity", "classic_sd_priors"]
@@ -61,7 +61,7 @@ def _top_level(post) -> list[str]:
     return [v.name for v in pm_model.free_RVs if not v.name.endswith("_z")]
 
 
-class PriorSensitivity:
+class PriorSensitivity(StudyDisplay):
     """The result of :func:`prior_sensitivity`: ``table()``, ``plot()``, the shared display, ``flags``.
 
     Attributes
@@ -96,16 +96,6 @@ class PriorSensitivity:
 
     def __repr__(self):
         return f"<PriorSensitivity {self.method}: {self.model.formula!r}>"
-
-    def __str__(self):
-        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-            body = self._frame.to_string(index=False)
-        return "\n".join(self._title() + ["", body, ""] + ([f"flag {f}" for f in self.flags] or ["flags: none"]))
-
-    def _repr_html_(self):
-        head = "<br>".join(html.escape(x) for x in self._title())
-        fl = "<br>".join(html.escape(str(f)) for f in self.flags) or "flags: none"
-        return f"<p>{head}</p>" + self._frame.to_html(index=False, float_format="{:.4g}".format) + f"<p>{fl}</p>"
 
     def plot(self):
         """``"power"``: arviz-plots' ``plot_psense_dist`` (the posterior under prior scalings);

@@ -19,7 +19,6 @@ statistical methods. Statistics in Medicine 38, 2074–2102 (Monte Carlo SEs).
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import time
@@ -32,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from .formula import parse_formula
+from .report import StudyDisplay
 from .results import FitFailedError, Flag, RESIDUAL, parameter_labels
 
 __all__ = ["Truth", "truth_from", "simulate", "simulation_study", "SimulationStudy", "bootstrap_lrt",
@@ -68,13 +68,18 @@ class Truth:
 
 
 def truth_from(source, model) -> Truth:
-    """A :class:`Truth` from a fit or posterior of ``model`` (its estimates; posterior means) or a dict.
+    """A :class:`Truth` from a fit or posterior of ``model`` (its estimates; posterior means), a dict,
+    or None (the model's ML fit: ``"laplace"``, ``"ml"`` for a Gaussian model).
 
     A dict holds ``"beta"`` (array in design order, or ``{term: value}``), ``"sd"``
     (``{(group, term): sd}``, or ``{group: sd}`` for a one-term block), optionally ``"corr"``
     (``{(group, term1, term2): r}``) and ``"sigma"`` (Gaussian).
     """
     d = model.design
+    if source is None:  # the model's ML fit
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = model.fit("ml" if model.family.has_scale else "laplace")
     if isinstance(source, Truth):
         return source
     if isinstance(source, dict):
@@ -169,12 +174,7 @@ def simulate(model, params=None, n: int = 1, random_seed=None) -> list[pd.DataFr
     list of pandas.DataFrame
         Copies of the model's data with the response column(s) replaced.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if params is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            params = model.fit("ml" if model.family.has_scale else "laplace")
+    _check_reps(n, "n")
     truth = truth_from(params, model)
     seeds = np.random.SeedSequence(random_seed).spawn(n)
     return [_draw(model, truth, np.random.default_rng(s)) for s in seeds]
@@ -248,12 +248,17 @@ def _run(fn, args_per_chunk, executor, progress, desc):
         bar.close()
 
 
-def _chunks(items, n_chunks):
-    size = max(1, math.ceil(len(items) / n_chunks))
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _replicate(fn, before, after, n, random_seed, executor, progress, desc):
+    """``fn(*before, chunk, *after)`` over chunks of [(r, SeedSequence(random_seed).spawn(n)[r])], four
+    chunks per worker, on ``executor`` (see :func:`_run`); the list of each chunk's result, in order."""
+    seeds = list(enumerate(np.random.SeedSequence(random_seed).spawn(n)))
+    workers = 1 if executor == "serial" else (os.cpu_count() or 1)
+    size = max(1, math.ceil(len(seeds) / (4 * workers)))
+    args = [(*before, seeds[i:i + size], *after) for i in range(0, len(seeds), size)]
+    return _run(fn, args, executor, progress, desc)
 
 
-class SimulationStudy:
+class SimulationStudy(StudyDisplay):
     """The result of :func:`simulation_study`.
 
     Attributes
@@ -355,25 +360,13 @@ class SimulationStudy:
         fig.tight_layout()
         return fig
 
-    def _text(self) -> list[str]:
+    def _title(self) -> list[str]:
         return [f"Simulation study: {self.n_reps} replications of {self.model.formula} "
                 f"({self.model.family.name}, {self.model.family.link.name} link), seed {self.random_seed}",
                 f"Methods: {', '.join(self.methods)}"]
 
     def __repr__(self):
         return f"<SimulationStudy {self.model.formula!r}: {self.n_reps} replications, {', '.join(self.methods)}>"
-
-    def __str__(self):
-        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-            body = self.table().to_string(index=False)
-        flags = [f"flag {f}" for f in self.flags] or ["flags: none"]
-        return "\n".join(self._text() + ["", body, ""] + flags)
-
-    def _repr_html_(self):
-        head = "<br>".join(html.escape(x) for x in self._text())
-        flags = "<br>".join(html.escape(str(f)) for f in self.flags) or "flags: none"
-        return f"<p>{head}</p>" + self.table().to_html(index=False, float_format="{:.4g}".format) + f"<p>{flags}</p>"
-
 
 def _check_reps(n, name):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -426,16 +419,9 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     for name, opts in method_options.items():
         if name not in methods or not isinstance(opts, dict):
             raise TypeError(f"unexpected option {name!r}: per-method options are dicts keyed by a requested method")
-    if truth is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            truth = model.fit("ml" if model.family.has_scale else "laplace")
     truth = truth_from(truth, model)
-    seeds = list(enumerate(np.random.SeedSequence(random_seed).spawn(n_reps)))
-    workers = 1 if executor == "serial" else (os.cpu_count() or 1)
-    chunks = _chunks(seeds, 4 * workers)
-    args = [(model, truth, tuple(methods), chunk, method_options, profile, ci) for chunk in chunks]
-    parts = _run(_replicate_chunk, args, executor, progress, "simulation")
+    parts = _replicate(_replicate_chunk, (model, truth, tuple(methods)), (method_options, profile, ci), n_reps,
+                       random_seed, executor, progress, "simulation")
     replicates = pd.DataFrame([row for part in parts for row in part]).sort_values(
         ["rep", "method"], kind="stable", key=lambda s: s if s.name == "rep" else s.map(list(methods).index)
     ).reset_index(drop=True)
@@ -459,7 +445,7 @@ def _bootstrap_chunk(full_model, reduced_model, truth, method, seeds):
     return out
 
 
-class BootstrapLRT:
+class BootstrapLRT(StudyDisplay):
     """The result of :func:`bootstrap_lrt`.
 
     Attributes
@@ -525,22 +511,11 @@ class BootstrapLRT:
         fig.tight_layout()
         return fig
 
+    def _title(self) -> list[str]:
+        return [f"Parametric bootstrap LRT: {self.full.model.formula}  vs  {self.reduced.model.formula}"]
+
     def __repr__(self):
         return f"<BootstrapLRT statistic={self.statistic:.3f}, p={self.p_value:.4f} (n={self.n})>"
-
-    def __str__(self):
-        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-            body = self.table().to_string(index=False)
-        flags = [f"flag {f}" for f in self.flags] or ["flags: none"]
-        return "\n".join([f"Parametric bootstrap LRT: {self.full.model.formula}  vs  {self.reduced.model.formula}",
-                          body] + flags)
-
-    def _repr_html_(self):
-        flags = "<br>".join(html.escape(str(f)) for f in self.flags) or "flags: none"
-        return (f"<p><b>Parametric bootstrap LRT</b>: {html.escape(self.full.model.formula)} vs "
-                f"{html.escape(self.reduced.model.formula)}</p>"
-                + self.table().to_html(index=False, float_format="{:.4g}".format) + f"<p>{flags}</p>")
-
 
 def bootstrap_lrt(full, reduced, n: int = 200, random_seed=None, executor=None,
                   progress: bool = True) -> BootstrapLRT:
@@ -570,10 +545,8 @@ def bootstrap_lrt(full, reduced, n: int = 200, random_seed=None, executor=None,
     _check_reps(n, "n")
     row = lrt(full, reduced)
     truth = truth_from(reduced, reduced.model)
-    seeds = list(enumerate(np.random.SeedSequence(random_seed).spawn(n)))
-    workers = 1 if executor == "serial" else (os.cpu_count() or 1)
-    args = [(full.model, reduced.model, truth, full.method, chunk) for chunk in _chunks(seeds, 4 * workers)]
-    parts = _run(_bootstrap_chunk, args, executor, progress, "bootstrap")
+    parts = _replicate(_bootstrap_chunk, (full.model, reduced.model, truth, full.method), (), n, random_seed,
+                       executor, progress, "bootstrap")
     t = np.full(n, np.nan)
     for part in parts:
         for rep, value in part:

@@ -13,12 +13,12 @@ The ordinary GLMs are fitted by statsmodels on the model's own design matrices.
 
 from __future__ import annotations
 
-import html
 import warnings
 
 import numpy as np
 import pandas as pd
 
+from .report import StudyDisplay
 from .results import FitFailedError, Flag, wald_fixed_effects
 
 __all__ = ["pooling", "Pooling", "naive_vs_clustered", "NaiveVsClustered"]
@@ -40,19 +40,7 @@ def _ml_method(model):
     return "ml" if model.family.has_scale else "laplace"
 
 
-def _display(title_lines, table, flags):
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-        body = table.to_string(index=False)
-    return "\n".join(title_lines + ["", body, ""] + ([f"flag {f}" for f in flags] or ["flags: none"]))
-
-
-def _html(title_lines, table, flags):
-    head = "<br>".join(html.escape(x) for x in title_lines)
-    fl = "<br>".join(html.escape(str(f)) for f in flags) or "flags: none"
-    return f"<p>{head}</p>" + table.to_html(index=False, float_format="{:.4g}".format) + f"<p>{fl}</p>"
-
-
-class Pooling:
+class Pooling(StudyDisplay):
     """The result of :func:`pooling`.
 
     Attributes
@@ -88,12 +76,6 @@ class Pooling:
 
     def __repr__(self):
         return f"<Pooling {self.group!r}: {len(self._frame)} levels>"
-
-    def __str__(self):
-        return _display(self._title(), self._frame, self.flags)
-
-    def _repr_html_(self):
-        return _html(self._title(), self._frame, self.flags)
 
     def plot(self, ax=None):
         """The shrinkage plot: each level's no-pooling estimate with an arrow to its partial-pooling
@@ -190,7 +172,7 @@ def pooling(model, group: str | None = None, posterior=None) -> Pooling:
     return Pooling(model, group, frame, beta0, float(complete.params[j0]), flags)
 
 
-class NaiveVsClustered:
+class NaiveVsClustered(StudyDisplay):
     """The result of :func:`naive_vs_clustered`: one table, one plot, the shared display."""
 
     METHODS = ("glm (naive)", "glm (cluster-robust)", "gee", "glmm")
@@ -212,18 +194,15 @@ class NaiveVsClustered:
         order = list(dict.fromkeys(t["term"]))
         return wide.reindex(index=order, columns=[m for m in self.METHODS if m in wide.columns]).reset_index()
 
+    def _display_table(self):
+        return self.summary()
+
     def _title(self):
         return [f"Naive vs clustered standard errors, clusters = {self.group!r}: {self.model.formula}",
                 "gee and glm coefficients are population-averaged; glmm's are conditional on the cluster"]
 
     def __repr__(self):
         return f"<NaiveVsClustered {self.group!r}: {', '.join(dict.fromkeys(self._long['method']))}>"
-
-    def __str__(self):
-        return _display(self._title(), self.summary(), self.flags)
-
-    def _repr_html_(self):
-        return _html(self._title(), self.summary(), self.flags)
 
     def plot(self):
         """Estimates with 95% intervals per term, one colour per method (a forest plot).
