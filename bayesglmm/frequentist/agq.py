@@ -24,7 +24,6 @@ import itertools
 
 import numpy as np
 import scipy.sparse as sp
-from scipy import linalg
 from scipy.special import logsumexp
 
 __all__ = ["agq_loglik", "check_agq"]

@@ -116,7 +116,7 @@ class ThetaMap:
 
     def theta_positions(self):
         """For each θ component: (position a in a row's nonzeros, block, row r of L) — ∂D[:, a]/∂θ = Xr_b[:, r]."""
-        out, pos_theta, off = [], 0, 0
+        out, off = [], 0
         for b, size in zip(self.blocks, self.sizes):
             k = b.n_terms
             rows, cols = np.tril_indices(k) if b.correlated else (np.arange(k), np.arange(k))
