@@ -54,16 +54,20 @@ class Pooling(StudyDisplay):
     flags : list of Flag
     """
 
-    def __init__(self, model, group, frame, population, complete, flags):
+    def __init__(self, model, group, frame, population, complete, flags, slope=None, population_slope=None):
         self.model, self.group, self._frame = model, group, frame
         self.population, self.complete, self.flags = population, complete, flags
+        #: the random slope's term, if the group has one in the fixed part too (else None)
+        self.slope, self.population_slope = slope, population_slope
 
     def table(self) -> pd.DataFrame:
         """One row per level: ``level``, ``n`` (observations), ``no_pooling`` (the level as a fixed
         effect), ``partial_pooling`` (β₀ + b̂ from the ML fit), ``partial_pooling_posterior`` (if a
         posterior was given), ``complete_pooling``, and ``shrinkage`` = the share of the distance
         from the no-pooling estimate to the population value that partial pooling moves
-        (0: none, 1: all the way), all on the linear-predictor scale at the other covariates' 0."""
+        (0: none, 1: all the way), all on the linear-predictor scale at the other covariates' 0.
+        With a random slope that is also a fixed effect: ``no_pooling_slope``,
+        ``partial_pooling_slope``, ``complete_pooling_slope``."""
         return self._frame.copy()
 
     def summary(self) -> pd.DataFrame:
@@ -79,13 +83,17 @@ class Pooling(StudyDisplay):
 
     def plot(self, ax=None):
         """The shrinkage plot: each level's no-pooling estimate with an arrow to its partial-pooling
-        estimate, marker size by group size, the population value as a line.
+        estimate, marker size by group size, the population value as a line. With a random slope,
+        the intercept-vs-slope version: arrows in the plane toward the population (β₀, β₁).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
         import matplotlib.pyplot as plt
+
+        if self.slope is not None:
+            return self._plot_2d(ax)
 
         t = self._frame.sort_values("no_pooling").reset_index(drop=True)
         if ax is None:
@@ -105,6 +113,31 @@ class Pooling(StudyDisplay):
         ax.axvline(self.complete, color="k", lw=0.8, ls=":", label="complete pooling (GLM)")
         ax.set_yticks(y, t["level"])
         ax.set_xlabel("intercept of the level (linear-predictor scale)")
+        ax.legend(fontsize="small", loc="best")
+        fig.tight_layout()
+        return fig
+
+
+    def _plot_2d(self, ax=None):
+        import matplotlib.pyplot as plt
+
+        t = self._frame
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        else:
+            fig = ax.figure
+        size = 20 + 180 * t["n"] / t["n"].max()
+        ax.scatter(t["no_pooling"], t["no_pooling_slope"], s=size, facecolors="none", edgecolors="C0",
+                   label="no pooling (fixed)")
+        ax.scatter(t["partial_pooling"], t["partial_pooling_slope"], s=size, color="C1",
+                   label="partial pooling (random, ML)")
+        for r in t.itertuples():
+            ax.annotate("", xy=(r.partial_pooling, r.partial_pooling_slope), xytext=(r.no_pooling, r.no_pooling_slope),
+                        arrowprops={"arrowstyle": "->", "color": "grey", "lw": 0.8})
+        ax.scatter([self.population], [self.population_slope], marker="*", s=250, color="k",
+                   label="population value")
+        ax.set_xlabel("intercept of the level")
+        ax.set_ylabel(f"slope of {self.slope!r} in the level")
         ax.legend(fontsize="small", loc="best")
         fig.tight_layout()
         return fig
@@ -143,11 +176,17 @@ def pooling(model, group: str | None = None, posterior=None) -> Pooling:
         warnings.simplefilter("always")
         fit = model.fit(_ml_method(model))
         complete = _sm_glm(d, model.family, d.X).fit()
-        # no pooling: one intercept per level instead of the common one (the other columns kept)
+        # no pooling: one intercept (and slope) per level instead of the common one (the other columns kept)
         j0 = d.fixed_names.index("(Intercept)")
+        slope = next((t for t in block.terms if t != "(Intercept)" and t in d.fixed_names), None)
         dummies = np.zeros((d.nobs, block.n_levels))
         dummies[np.arange(d.nobs), block.index] = 1.0
-        Xn = np.column_stack([dummies, np.delete(d.X, j0, axis=1)])
+        per_level, drop = [dummies], [j0]
+        if slope is not None:
+            j1 = d.fixed_names.index(slope)
+            per_level.append(dummies * d.X[:, [j1]])
+            drop.append(j1)
+        Xn = np.column_stack(per_level + [np.delete(d.X, drop, axis=1)])
         no = _sm_glm(d, model.family, Xn).fit()
     flags += fit.flags
     if any("overflow" in str(w.message) or "separation" in str(w.message).lower() for w in caught) \
@@ -169,7 +208,15 @@ def pooling(model, group: str | None = None, posterior=None) -> Pooling:
         frame["partial_pooling_posterior"] = draws.reshape(-1, block.n_levels).mean(axis=0)
     frame["complete_pooling"] = float(complete.params[j0])
     frame["shrinkage"] = shrink
-    return Pooling(model, group, frame, beta0, float(complete.params[j0]), flags)
+    pop_slope = None
+    if slope is not None:  # the slope's version of each column
+        J, t1 = block.n_levels, block.terms.index(slope)
+        pop_slope = float(fit.beta[j1])
+        frame["no_pooling_slope"] = np.asarray(no.params[J:2 * J], dtype=float)
+        frame["partial_pooling_slope"] = pop_slope + fit.blups()[d.random.index(block)][:, t1]
+        frame["complete_pooling_slope"] = float(complete.params[j1])
+    return Pooling(model, group, frame, beta0, float(complete.params[j0]), flags, slope=slope,
+                   population_slope=pop_slope)
 
 
 class NaiveVsClustered(StudyDisplay):

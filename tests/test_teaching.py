@@ -60,3 +60,21 @@ def test_naive_se_of_a_cluster_level_covariate_is_too_small():
     assert abs(t.loc[("smoke", "gee"), "estimate"] - t.loc[("smoke", "glm (naive)"), "estimate"]) < naive
     assert abs(t.loc[("(Intercept)", "glmm"), "estimate"]) > 1.5 * abs(t.loc[("(Intercept)", "gee"), "estimate"])
     assert "glm (cluster-robust)" in str(res) and "<table" in res._repr_html_() and res.plot().axes
+
+
+def test_pooling_with_a_random_slope_gives_the_intercept_slope_version():
+    sleep = bg.datasets.load("sleepstudy")
+    pool = bg.pooling(bg.GLMM("Reaction ~ Days + (Days | Subject)", sleep))
+    t = pool.table()
+    assert pool.slope == "Days" and {"no_pooling_slope", "partial_pooling_slope"} <= set(t.columns)
+    # no pooling = each subject's own least-squares line
+    first = sleep[sleep["Subject"] == t["level"].iloc[0]]
+    slope, intercept = np.polyfit(first["Days"], first["Reaction"], 1)
+    assert t["no_pooling_slope"].iloc[0] == pytest.approx(slope, rel=1e-6)
+    assert t["no_pooling"].iloc[0] == pytest.approx(intercept, rel=1e-6)
+    # partial pooling pulls the slopes toward the population slope
+    spread_no = np.std(t["no_pooling_slope"] - pool.population_slope)
+    spread_partial = np.std(t["partial_pooling_slope"] - pool.population_slope)
+    assert spread_partial < 0.95 * spread_no
+    ax = pool.plot().axes[0]
+    assert "slope of 'Days'" in ax.get_ylabel()
