@@ -276,12 +276,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if method == "nuts":
-                    target = model
-                    if priors is not None:
-                        from .glmm import GLMM
-
-                        target = GLMM(model.formula, model.design.data, family=model.family.name,
-                                      link=model.family.link.name, priors=priors)
+                    target = model if priors is None else model.update(priors=priors)
                     kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                               progressbar=progressbar, diagnose=False)
                     kw.update(opts)

@@ -43,6 +43,9 @@ class GLMM:
         The parsed model matrices, shared by every engine.
     family : Family
     priors : ResolvedPriors
+    prior_overrides : dict
+        The ``priors`` given (a copy), which :meth:`update` carries to a new data set.
+    missing : str
 
     Examples
     --------
@@ -57,9 +60,34 @@ class GLMM:
     def __init__(self, formula: str, data: pd.DataFrame, family="gaussian", link=None,
                  priors: dict | None = None, missing: str = "raise"):
         self.formula = formula
+        self.missing = missing
+        self.prior_overrides: dict = dict(priors or {})
         self.family: Family = get_family(family, link)
         self.design: Design = make_design(formula, data, self.family, missing=missing)
         self.priors: ResolvedPriors = resolve_priors(self.design, self.family, priors)
+
+    def update(self, data: pd.DataFrame | None = None, priors: dict | None = None) -> "GLMM":
+        """The same model (formula, family, link, ``missing``) on other data or under other priors,
+        as R's ``update()``.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, optional
+            Default: this model's data.
+        priors : dict, optional
+            Overrides as in the constructor; default: this model's ``prior_overrides`` (data-scaled
+            defaults are recomputed from ``data``).
+
+        Returns
+        -------
+        GLMM
+            Models that differ only in their response and priors build the same PyMC graph, so
+            sampling one after the other reuses the compiled code (see
+            :mod:`bayesglmm.bayes.prior_graph`).
+        """
+        return GLMM(self.formula, self.design.data if data is None else data, family=self.family.name,
+                    link=self.family.link.name, priors=self.prior_overrides if priors is None else priors,
+                    missing=self.missing)
 
     def __getstate__(self):  # the compiled PyMC model is rebuilt on demand, not pickled
         state = dict(self.__dict__)

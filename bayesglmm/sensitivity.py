@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 
 from .report import StudyDisplay
@@ -72,17 +73,21 @@ class PriorSensitivity(StudyDisplay):
         Label → Posterior (``"refit"``: one per prior set, the first the reference).
     seconds : dict
         Label → wall time of each refit (``"refit"``).
+    compilations : dict
+        Label → Numba compilations during each refit (``"refit"``): the prior sets share one
+        graph, so after the first refit this is 0 (see :func:`bayesglmm.bayes.count_compilations`).
     """
 
-    def __init__(self, model, method, frame, flags, posteriors, seconds, idata=None):
+    def __init__(self, model, method, frame, flags, posteriors, seconds, idata=None, compilations=None):
         self.model, self.method, self._frame, self.flags = model, method, frame, flags
         self.posteriors, self.seconds, self._idata = posteriors, seconds, idata
+        self.compilations = dict(compilations or {})
 
     def table(self) -> pd.DataFrame:
         """``"power"``: per parameter, the prior and likelihood sensitivities (CJS distance
         derivatives) and ArviZ's diagnosis. ``"refit"``: per parameter and prior set, the posterior
         median, interval, and ``shift`` = (median − reference median) / reference posterior SD;
-        ``near_improper`` marks InverseGamma(ε, ε)."""
+        ``near_improper`` marks InverseGamma(ε, ε); ``seconds`` and ``compilations`` of each refit."""
         return self._frame.copy()
 
     def summary(self) -> pd.DataFrame:
@@ -138,21 +143,45 @@ def _power(post, threshold=0.05) -> PriorSensitivity:
     return PriorSensitivity(post.model, "power", frame, flags, {"posterior": post}, {}, idata=data)
 
 
+def _with_set(model, prior_set: dict) -> dict:
+    """The model's own prior overrides, with ``prior_set`` on top: a general key of the set
+    (``"sd"``, ``"sd|G"``, ``"corr"``, ``"fixed"``) replaces the model's more specific ones it covers."""
+    from .priors import default_priors
+
+    defaults = default_priors(model.design, model.family)
+    sd_keys = {k for k in defaults if "|" in k and not k.startswith("corr|")}
+
+    def covered(key, general):
+        if general == "sd":
+            return key in sd_keys or key.startswith("sd|")
+        if general.startswith("sd|"):
+            return key in sd_keys and key.endswith("|" + general[3:])
+        if general == "corr":
+            return key.startswith("corr|")
+        if general == "fixed":
+            return key in model.design.fixed_names and key not in ("(Intercept)", "Intercept")
+        return False
+
+    own = {k: v for k, v in model.prior_overrides.items() if not any(covered(k, g) for g in prior_set)}
+    return {**own, **prior_set}
+
+
 def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progressbar) -> PriorSensitivity:
-    from .glmm import GLMM
+    from .bayes.compilation import count_compilations
 
     sets = {"reference (default priors)": None} if reference is None else {}
     sets.update(classic_sd_priors(model) if priors is None else priors)
-    posteriors, seconds = {}, {}
+    posteriors, seconds, compiles = {}, {}, {}
     if reference is not None:
         posteriors["reference"] = reference
     for label, prior_set in sets.items():
         t0 = time.perf_counter()
-        target = model if prior_set is None else GLMM(model.formula, model.design.data, family=model.family.name,
-                                                      link=model.family.link.name, priors=prior_set)
-        posteriors[label] = target.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                                          progressbar=progressbar, diagnose=False)
-        seconds[label] = time.perf_counter() - t0
+        # every prior set builds the same graph (priors are data), so only the first compiles
+        with count_compilations() as count:
+            target = model if prior_set is None else model.update(priors=_with_set(model, prior_set))
+            posteriors[label] = target.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                                              progressbar=progressbar, diagnose=False)
+        seconds[label], compiles[label] = time.perf_counter() - t0, count.n
     ref_label = next(iter(posteriors))
     ref = posteriors[ref_label].summary(ci).set_index("parameter")
     rows, flags = [], []
@@ -162,14 +191,15 @@ def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progr
             rows.append({"parameter": r.parameter, "kind": r.kind, "prior": label, "median": r.median,
                          "conf_low": r.conf_low, "conf_high": r.conf_high, "sd": r.std_error,
                          "shift": (r.median - ref.loc[r.parameter, "median"]) / ref.loc[r.parameter, "std_error"],
-                         "near_improper": label == NEAR_IMPROPER, "r_hat": r.r_hat})
+                         "near_improper": label == NEAR_IMPROPER, "r_hat": r.r_hat,
+                         "seconds": seconds.get(label, np.nan), "compilations": compiles.get(label, 0)})
         bad = post.flags
         flags += [Flag(f.kind, f"{label}: {f.message}") for f in bad]
     frame = pd.DataFrame(rows)
     big = frame[(frame["prior"] != ref_label) & (frame["shift"].abs() > 0.5)]
     flags += [Flag("prior_sensitivity", f"{r.parameter} moves {r.shift:+.2f} reference SDs under {r.prior}")
               for r in big.itertuples()]
-    return PriorSensitivity(model, "refit", frame, flags, posteriors, seconds)
+    return PriorSensitivity(model, "refit", frame, flags, posteriors, seconds, compilations=compiles)
 
 
 def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: str = "power", *,
@@ -199,8 +229,10 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
 
     Notes
     -----
-    Each refit builds and compiles its own PyMC model today (a few seconds each); one compiled
-    graph for all the prior sets is still to come.
+    The priors are data in the PyMC graph (:mod:`bayesglmm.bayes.prior_graph`), so every prior set
+    of a sweep builds the same graph and only the first refit compiles; each later refit pays the
+    graph's rewriting (under a second for a one-factor model) and its sampling. The table's
+    ``compilations`` column counts it.
     """
     from .bayes.posterior import Posterior
 

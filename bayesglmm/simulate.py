@@ -180,18 +180,12 @@ def simulate(model, params=None, n: int = 1, random_seed=None) -> list[pd.DataFr
     return [_draw(model, truth, np.random.default_rng(s)) for s in seeds]
 
 
-def _refit(model, data):
-    from .glmm import GLMM
-
-    return GLMM(model.formula, data, family=model.family.name, link=model.family.link.name)
-
-
 def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
     """Run replications ``seeds`` = [(index, SeedSequence)]: simulate, fit by each method, tidy rows."""
     rows = []
     for rep, seed in seeds:
         data = _draw(model, truth, np.random.default_rng(seed))
-        target = _refit(model, data)
+        target = model.update(data)
         for method in methods:
             t0 = time.perf_counter()
             try:
@@ -437,8 +431,8 @@ def _bootstrap_chunk(full_model, reduced_model, truth, method, seeds):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                f = _refit(full_model, data).fit(method)
-                r = _refit(reduced_model, data).fit(method)
+                f = full_model.update(data).fit(method)
+                r = reduced_model.update(data).fit(method)
             out.append((rep, max(0.0, 2.0 * (f.loglik - r.loglik))))
         except (ValueError, FitFailedError, np.linalg.LinAlgError, FloatingPointError):
             out.append((rep, np.nan))

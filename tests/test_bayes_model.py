@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 import bayesglmm as bg
-from bayesglmm import priors as P
 
 CASES = [
     ("y ~ x + c + (1 + x | g)", "bernoulli", "logit"),
@@ -43,11 +42,3 @@ def test_coords_and_variable_names():
     names = {v.name for v in pmm.free_RVs}
     assert names == {"beta", "1+Days|Subject_sd", "1+Days|Subject_z", "1+Days|Subject_corr_chol", "sigma"}
     assert pmm is m.pymc_model()  # built once
-
-
-def test_mixed_prior_families_and_variance_prior(small_df):
-    m = bg.GLMM("y ~ x + (1 + x || g)", small_df, family="bernoulli",
-                priors={"1|g": P.InverseGamma(2, 1), "x|g": P.HalfCauchy(1), "x": P.StudentT(3, 0, 1)})
-    names = {v.name for v in m.pymc_model().free_RVs}
-    assert "1|g_sd_var" in names and "x|g_sd" in names
-    assert "beta[(Intercept)]" in names and "beta[x]" in names

@@ -37,6 +37,22 @@ def test_refit_under_prior_sets_reports_shifts_and_flags_the_near_improper_prior
     assert bool(sd.loc["InverseGamma(0.001, 0.001) on the variance", "near_improper"])
     assert not bool(sd.loc["HalfCauchy(1)", "near_improper"])
     assert np.all(np.isfinite(t["shift"])) and len(res.seconds) == 3
+    # a sweep of three prior sets (three families) compiles once: the prior sets are data in one
+    # graph, and the later refits compile nothing (Numba's compile events, counted per refit)
+    assert list(res.compilations.values())[1:] == [0, 0]
+    assert t.groupby("prior")["compilations"].first().to_dict() == res.compilations
     assert res.plot().axes
     with pytest.raises(ValueError, match="method must be 'power' or 'refit'"):
         bg.prior_sensitivity(cbpp_model, method="bogus")
+
+
+def test_a_prior_set_keeps_the_models_other_priors(cbpp_model):
+    from bayesglmm.priors import HalfNormal, Normal
+    from bayesglmm.sensitivity import _with_set
+
+    model = cbpp_model.update(priors={"1|herd": HalfNormal(3.0), "period[2]": Normal(0, 1)})
+    merged = _with_set(model, {"sd": HalfCauchy(1.0)})
+    assert merged == {"period[2]": Normal(0, 1), "sd": HalfCauchy(1.0)}
+    refit = model.update(priors=merged)
+    labels = dict(refit.priors.labels)
+    assert labels["sd 1|herd"] == "HalfCauchy(beta=1)" and labels["period[2]"] == "Normal(mu=0, sigma=1)"

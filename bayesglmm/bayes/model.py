@@ -7,7 +7,6 @@ than a dense Z product. Variable names:
 =================================  ==============================================
 ``beta``                           fixed effects, dims ``("fixed",)``
 ``{label}_sd``                     SDs of a random block, e.g. ``"1|herd_sd"``
-``{label}_sd_var``                 the variance, when its prior is InverseGamma
 ``{label}_corr_chol``              LKJ Cholesky factor of a correlated block
 ``{label}_corr``                   its correlation matrix (deterministic)
 ``{label}_z``                      standardised effects, dims ``(level, term)``
@@ -15,18 +14,23 @@ than a dense Z product. Variable names:
 ``sigma``                          Gaussian residual SD
 ``y``                              the observed response, dims ``("obs",)``
 =================================  ==============================================
+
+The priors and the observed response are shared variables, not constants (see
+:mod:`bayesglmm.bayes.prior_graph`): models that differ only in their priors or their response
+build the same graph, and the second reuses the first one's compiled code.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
-from .. import priors as P
 from ..design import Design
 from ..families import Family
 from ..priors import ResolvedPriors
+from .prior_graph import lkj_eta, location_prior, scale_prior
 
 __all__ = ["build_pymc_model", "inverse_link", "linear_predictor"]
 
@@ -46,66 +50,20 @@ def inverse_link(family: Family, eta):
     return _INVERSE_LINK[family.link.name](eta)
 
 
-def _likelihood(family: Family, design: Design, eta, sigma):
-    y = design.y
+def observed_values(family: Family, y) -> np.ndarray:
+    """The response as the graph's data holds it (int64 counts, float otherwise)."""
+    return np.asarray(y, dtype=np.int64 if family.name in ("bernoulli", "binomial", "poisson") else float)
+
+
+def _likelihood(family: Family, design: Design, eta, sigma, y):
     if family.name in ("bernoulli", "binomial"):
         kw = {"logit_p": eta} if family.link.name == "logit" else {"p": inverse_link(family, eta)}
         if family.name == "bernoulli":
-            return pm.Bernoulli("y", observed=y.astype(np.int64), dims="obs", **kw)
-        return pm.Binomial("y", n=design.trials.astype(np.int64), observed=y.astype(np.int64),
-                           dims="obs", **kw)
+            return pm.Bernoulli("y", observed=y, dims="obs", **kw)
+        return pm.Binomial("y", n=design.trials.astype(np.int64), observed=y, dims="obs", **kw)
     if family.name == "poisson":
-        return pm.Poisson("y", mu=inverse_link(family, eta), observed=y.astype(np.int64), dims="obs")
+        return pm.Poisson("y", mu=inverse_link(family, eta), observed=y, dims="obs")
     return pm.Normal("y", mu=inverse_link(family, eta), sigma=sigma, observed=y, dims="obs")
-
-
-def _stack_params(prior_list):
-    return {k: np.array([getattr(p, k) for p in prior_list], dtype=float) for k in prior_list[0].params}
-
-
-def _rv(name, prior_cls, params, dims):
-    """A PyMC random variable from a prior description (params may be arrays)."""
-    if prior_cls is P.Normal:
-        return pm.Normal(name, mu=params["mu"], sigma=params["sigma"], dims=dims)
-    if prior_cls is P.StudentT:
-        return pm.StudentT(name, nu=params["nu"], mu=params["mu"], sigma=params["sigma"], dims=dims)
-    if prior_cls is P.HalfNormal:
-        return pm.HalfNormal(name, sigma=params["sigma"], dims=dims)
-    if prior_cls is P.HalfStudentT:
-        return pm.HalfStudentT(name, nu=params["nu"], sigma=params["sigma"], dims=dims)
-    if prior_cls is P.HalfCauchy:
-        return pm.HalfCauchy(name, beta=params["beta"], dims=dims)
-    if prior_cls is P.Exponential:
-        return pm.Exponential(name, lam=params["lam"], dims=dims)
-    if prior_cls is P.Uniform:
-        return pm.Uniform(name, lower=params["lower"], upper=params["upper"], dims=dims)
-    if prior_cls is P.InverseGamma:
-        return pm.InverseGamma(name, alpha=params["alpha"], beta=params["beta"], dims=dims)
-    raise TypeError(f"no PyMC translation for prior {prior_cls.__name__}")  # pragma: no cover
-
-
-def _vector(name, prior_list, dim, labels):
-    """One vector variable ``name`` with ``dims=(dim,)`` from per-element priors.
-
-    Elements that share a prior family become one vectorised random variable;
-    a prior on the variance (InverseGamma) is sampled as ``{name}_var`` and
-    square-rooted. When families differ, the pieces are stacked in a Deterministic.
-    """
-    kinds = {type(p) for p in prior_list}
-    on_variance = [p.role == "variance" for p in prior_list]
-    if len(kinds) == 1:
-        cls = kinds.pop()
-        params = _stack_params(prior_list)
-        if on_variance[0]:
-            var = _rv(f"{name}_var", cls, params, (dim,))
-            return pm.Deterministic(name, pt.sqrt(var), dims=dim)
-        return _rv(name, cls, params, (dim,))
-    pieces = []
-    for label, p in zip(labels, prior_list):
-        params = {k: np.asarray(v, dtype=float) for k, v in p.params.items()}
-        piece = _rv(f"{name}[{label}]" + ("_var" if p.role == "variance" else ""), type(p), params, None)
-        pieces.append(pt.sqrt(piece) if p.role == "variance" else piece)
-    return pm.Deterministic(name, pt.stack(pieces), dims=dim)
 
 
 def linear_predictor(design: Design, beta, random_effects):
@@ -151,27 +109,22 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> 
         if block.has_correlation:
             coords[f"{block.label}_term_bis"] = list(block.terms)
     with pm.Model(coords=coords) as model:
-        beta = _vector("beta", list(priors.fixed), "fixed", design.fixed_names) if design.X.shape[1] else None
+        beta = location_prior("beta", priors.fixed, "fixed") if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"
-            sd = _vector(f"{block.label}_sd", list(sd_priors), term_dim, block.terms)
+            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim)
             z = pm.Normal(f"{block.label}_z", 0.0, 1.0, dims=(level_dim, term_dim))
             if corr is not None:
                 # rows b_j = diag(sd) L z_j with L L' the correlation matrix: Cov(b_j) = D R D
-                chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=corr.eta)
+                eta = lkj_eta(f"{block.label}_corr", corr)
+                chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=eta)
                 pm.Deterministic(f"{block.label}_corr", pt.dot(chol, chol.T),
                                  dims=(term_dim, f"{block.label}_term_bis"))
                 z = pt.dot(z, chol.T)
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
-        sigma = None
-        if family.has_scale:
-            sig_p = priors.sigma
-            params = {k: np.asarray(v, dtype=float) for k, v in sig_p.params.items()}
-            if sig_p.role == "variance":
-                sigma = pm.Deterministic("sigma", pt.sqrt(_rv("sigma_var", type(sig_p), params, None)))
-            else:
-                sigma = _rv("sigma", type(sig_p), params, None)
+        sigma = scale_prior("sigma", priors.sigma, None) if family.has_scale else None
         eta = linear_predictor(design, beta if beta is not None else pt.zeros(0), effects)
-        _likelihood(family, design, eta, sigma)
+        y = pytensor.shared(observed_values(family, design.y), name="y.observed")
+        _likelihood(family, design, eta, sigma, y)
     return model

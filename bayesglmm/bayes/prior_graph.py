@@ -1,0 +1,179 @@
+"""Priors as data: one PyMC graph serves every prior set of a model structure.
+
+Each prior enters the graph as a :class:`pymc.CustomDist` whose family and hyperparameters are
+shared variables, not constants: the family is an integer code and the density a
+``switch`` over the allowed families. Two models that differ only in their priors (or in their
+response, see :func:`bayesglmm.bayes.model.build_pymc_model`) therefore build identical graphs,
+and PyTensor's compiled-function cache hands the second one the first one's compiled code: a
+sweep over prior sets (:func:`bayesglmm.prior_sensitivity`) or a simulation study by NUTS compiles
+once.
+
+Scale priors (on a standard deviation ``s``) are sampled on ``y = log s − log(1 − s/U)``, which is
+``log s`` for every family except ``Uniform(0, U)``, whose upper bound it maps to infinity (the
+bound ``log_c = −log U`` is data too, ``−inf`` when there is none). InverseGamma priors are on the
+variance: the density of ``s`` carries the Jacobian ``2 s``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
+
+from .. import priors as P
+
+__all__ = ["LOCATION_FAMILIES", "SCALE_FAMILIES", "prior_values", "location_prior", "scale_prior", "lkj_eta"]
+
+#: the code of a location prior in the graph is its position here
+LOCATION_FAMILIES = (P.Normal, P.StudentT)
+#: the code of a scale prior in the graph is its position here
+SCALE_FAMILIES = (P.HalfNormal, P.HalfStudentT, P.HalfCauchy, P.Exponential, P.Uniform, P.InverseGamma)
+
+_LOG_2_OVER_PI = float(np.log(2.0 / np.pi))
+
+
+def _location_row(p) -> tuple:
+    # (code, nu, mu, sigma); nu is unused by Normal
+    if isinstance(p, P.Normal):
+        return 0, 1.0, p.mu, p.sigma
+    return 1, p.nu, p.mu, p.sigma
+
+
+def _scale_row(p) -> tuple:
+    # (code, a, b, log_c, start): a a scale, b a shape; start as PyMC's own support point
+    if isinstance(p, P.HalfNormal):
+        return 0, p.sigma, 1.0, -np.inf, p.sigma
+    if isinstance(p, P.HalfStudentT):
+        return 1, p.sigma, p.nu, -np.inf, p.sigma
+    if isinstance(p, P.HalfCauchy):
+        return 2, p.beta, 1.0, -np.inf, p.beta
+    if isinstance(p, P.Exponential):
+        return 3, 1.0 / p.lam, 1.0, -np.inf, 1.0 / p.lam
+    if isinstance(p, P.Uniform):
+        return 4, p.upper, 1.0, -np.log(p.upper), p.upper / 2.0
+    if isinstance(p, P.InverseGamma):
+        var = p.beta / (p.alpha - 1.0) if p.alpha > 1 else p.beta / (p.alpha + 1.0)
+        return 5, p.beta, p.alpha, -np.inf, np.sqrt(var)
+    raise TypeError(f"no graph translation for prior {type(p).__name__}")  # pragma: no cover
+
+
+def prior_values(prior_list, kind: str) -> dict:
+    """The data arrays of a vector of priors (or 0-d arrays of a single prior): ``kind`` is
+    ``"location"`` or ``"scale"``.
+
+    Returns
+    -------
+    dict
+        ``code`` (int64) and float arrays: ``nu``, ``mu``, ``sigma`` (location) or ``a``, ``b``,
+        ``log_c``, ``start`` (scale), each with one element per prior.
+    """
+    if isinstance(prior_list, P.Prior):
+        return {k: v[0] for k, v in prior_values([prior_list], kind).items()}
+    if kind == "location":
+        rows, names = [_location_row(p) for p in prior_list], ("code", "nu", "mu", "sigma")
+    else:
+        rows, names = [_scale_row(p) for p in prior_list], ("code", "a", "b", "log_c", "start")
+    cols = list(zip(*rows))
+    out = {names[0]: np.asarray(cols[0], dtype=np.int64)}
+    out.update({n: np.asarray(c, dtype=float) for n, c in zip(names[1:], cols[1:])})
+    return out
+
+
+def _shared(values: dict, name: str) -> dict:
+    # shared variables, not constants: their values stay out of the compiled graph
+    return {k: pytensor.shared(v, name=f"{name}.prior.{k}") for k, v in values.items()}
+
+
+# --- location: Normal / StudentT -----------------------------------------------------------
+def _student_logp(z, nu):
+    return (pt.gammaln((nu + 1.0) / 2.0) - pt.gammaln(nu / 2.0) - 0.5 * pt.log(nu * np.pi)
+            - (nu + 1.0) / 2.0 * pt.log1p(z * z / nu))
+
+
+def _location_logp(value, code, nu, mu, sigma):
+    z = (value - mu) / sigma
+    normal = -0.5 * z * z - 0.5 * np.log(2.0 * np.pi)
+    return pt.switch(pt.eq(code, 0), normal, _student_logp(z, nu)) - pt.log(sigma)
+
+
+def _location_random(code, nu, mu, sigma, rng=None, size=None):
+    t = rng.standard_t(np.broadcast_to(nu, size) if size is not None else nu, size=size)
+    n = rng.standard_normal(size=size if size is not None else np.shape(mu))
+    return mu + sigma * np.where(code == 0, n, t)
+
+
+def _location_start(rv, size, code, nu, mu, sigma):
+    return pt.full_like(rv, 0.0) + mu
+
+
+def location_prior(name: str, prior_list, dims):
+    """A vector of Normal/StudentT priors (or one prior) as one random variable."""
+    data = _shared(prior_values(prior_list, "location"), name)
+    rv = pm.CustomDist(name, data["code"], data["nu"], data["mu"], data["sigma"], logp=_location_logp,
+                       random=_location_random, support_point=_location_start, dims=dims)
+    return rv
+
+
+# --- scale: HalfNormal / HalfStudentT / HalfCauchy / Exponential / Uniform(0, U) / InverseGamma
+def _scale_logp(value, code, a, b, log_c, start):
+    x = value / a
+    # the families with a scale a: log density of x = s/a, then − log a
+    scaled = pt.switch(pt.eq(code, 0), 0.5 * _LOG_2_OVER_PI - 0.5 * x * x,          # HalfNormal
+             pt.switch(pt.eq(code, 1), np.log(2.0) + _student_logp(x, b),           # HalfStudentT
+             pt.switch(pt.eq(code, 2), _LOG_2_OVER_PI - pt.log1p(x * x),            # HalfCauchy
+             pt.switch(pt.eq(code, 3), -x,                                          # Exponential
+                       pt.switch(pt.le(x, 1.0), 0.0, -np.inf))))) - pt.log(a)       # Uniform(0, a)
+    # InverseGamma(b, a) on v = s²: b log a − lgamma(b) − (b+1) log v − a/v, times |dv/ds| = 2s
+    var = value * value
+    inv_gamma = b * pt.log(a) - pt.gammaln(b) - (b + 1.0) * pt.log(var) - a / var + pt.log(2.0 * value)
+    return pt.switch(pt.gt(value, 0.0), pt.switch(pt.eq(code, 5), inv_gamma, scaled), -np.inf)
+
+
+def _scale_random(code, a, b, log_c, start, rng=None, size=None):
+    shape = size if size is not None else np.shape(a)
+    a, b, code = np.broadcast_to(a, shape), np.broadcast_to(b, shape), np.broadcast_to(code, shape)
+    draws = np.select(
+        [code == 0, code == 1, code == 2, code == 3, code == 4],
+        [np.abs(rng.standard_normal(shape)) * a, np.abs(rng.standard_t(b, shape)) * a,
+         np.abs(rng.standard_cauchy(shape)) * a, rng.exponential(1.0, shape) * a, rng.uniform(0.0, 1.0, shape) * a],
+        np.sqrt(a / rng.gamma(b, 1.0, shape)),
+    )
+    return draws
+
+
+def _scale_start(rv, size, code, a, b, log_c, start):
+    return pt.full_like(rv, 0.0) + start
+
+
+class BoundedLog(Transform):
+    """``y = log s − log(1 − s·c)`` with ``log c`` the last input: ``log s`` when ``c = 0``, and
+    (0, 1/c) onto the real line otherwise (a Uniform(0, U) prior, ``c = 1/U``)."""
+
+    name = "boundedlog"  # no underscore: PyMC strips "_{name}__" to find the variable
+    ndim_supp = 0
+
+    def forward(self, value, *inputs):
+        log_c = inputs[-2]
+        log_s = pt.log(value)
+        return log_s - pt.log1p(-pt.exp(log_s + log_c))
+
+    def backward(self, value, *inputs):
+        return pt.exp(value - pt.softplus(value + inputs[-2]))
+
+    def log_jac_det(self, value, *inputs):
+        return value - 2.0 * pt.softplus(value + inputs[-2])
+
+
+def scale_prior(name: str, prior_list, dims):
+    """A vector of SD priors (any of :data:`SCALE_FAMILIES`), or one, as one positive random variable."""
+    data = _shared(prior_values(prior_list, "scale"), name)
+    rv = pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"], logp=_scale_logp,
+                       random=_scale_random, support_point=_scale_start, transform=BoundedLog(), dims=dims)
+    return rv
+
+
+def lkj_eta(name: str, prior):
+    """The LKJ shape of a correlated block as shared data."""
+    return pytensor.shared(np.asarray(float(prior.eta)), name=f"{name}.prior.eta")

@@ -1,0 +1,131 @@
+"""Priors as data (bayesglmm.bayes.prior_graph): each family's density against SciPy, the bounded-log
+transform, the draws, and that models differing only in priors or response share one graph."""
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+from scipy import stats
+
+import bayesglmm as bg
+from bayesglmm import priors as P
+from bayesglmm.bayes import count_compilations
+from bayesglmm.bayes.prior_graph import BoundedLog, location_prior, prior_values, scale_prior
+
+S = np.array([0.05, 0.3, 1.0, 2.7, 6.0])
+
+SCALE_CASES = [
+    (P.HalfNormal(1.3), stats.halfnorm(scale=1.3).logpdf(S)),
+    (P.HalfStudentT(3.0, 0.7), np.log(2) + stats.t(3.0, scale=0.7).logpdf(S)),
+    (P.HalfCauchy(2.0), stats.halfcauchy(scale=2.0).logpdf(S)),
+    (P.Exponential(0.5), stats.expon(scale=2.0).logpdf(S)),
+    (P.Uniform(0.0, 8.0), stats.uniform(0, 8.0).logpdf(S)),
+    # on the variance: the density of s = sqrt(v) is p_v(s²)·2s
+    (P.InverseGamma(2.0, 1.5), stats.invgamma(2.0, scale=1.5).logpdf(S**2) + np.log(2 * S)),
+    (P.InverseGamma(0.001, 0.001), stats.invgamma(0.001, scale=0.001).logpdf(S**2) + np.log(2 * S)),
+]
+
+
+def _logp(rv, values):
+    value = pt.vector("v")
+    return pm.logp(rv, value).eval({value: values})
+
+
+@pytest.mark.parametrize("prior,expected", SCALE_CASES, ids=lambda c: str(c) if isinstance(c, P.Prior) else "")
+def test_scale_prior_density_equals_scipy(prior, expected):
+    with pm.Model(coords={"k": range(len(S))}):
+        rv = scale_prior("s", [prior] * len(S), "k")
+    np.testing.assert_allclose(_logp(rv, S), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_mixed_scale_families_in_one_vector():
+    priors = [c[0] for c in SCALE_CASES[:5]]
+    with pm.Model(coords={"k": range(5)}):
+        rv = scale_prior("s", priors, "k")
+    expected = [c[1][i] for i, c in enumerate(SCALE_CASES[:5])]
+    np.testing.assert_allclose(_logp(rv, S), expected, rtol=1e-10)
+    # outside the support
+    assert np.all(_logp(rv, np.array([-1.0, -1.0, -1.0, -1.0, 9.0])) == -np.inf)
+
+
+def test_location_prior_density_equals_scipy():
+    x = np.array([-3.0, -0.2, 0.0, 1.5])
+    priors = [P.Normal(0.5, 2.0), P.StudentT(3.0, -1.0, 0.5), P.Normal(0.0, 1.0), P.StudentT(7.0, 2.0, 3.0)]
+    expected = [stats.norm(0.5, 2.0).logpdf(x[0]), stats.t(3.0, -1.0, 0.5).logpdf(x[1]),
+                stats.norm(0, 1).logpdf(x[2]), stats.t(7.0, 2.0, 3.0).logpdf(x[3])]
+    with pm.Model(coords={"k": range(4)}):
+        rv = location_prior("b", priors, "k")
+    np.testing.assert_allclose(_logp(rv, x), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("log_c", [-np.inf, -np.log(8.0)])
+def test_bounded_log_transform_round_trip_and_jacobian(log_c):
+    t, y = BoundedLog(), pt.dvector("y")
+    inputs = (None, None, None, None, None, pt.as_tensor(np.full(4, log_c)), None)  # rng, size, code, a, b, log_c, start
+    ys = np.array([-4.0, -0.5, 1.0, 3.0])
+    s = t.backward(y, *inputs).eval({y: ys})
+    np.testing.assert_allclose(t.forward(pt.as_tensor(s), *inputs).eval(), ys, rtol=1e-10, atol=1e-12)
+    if np.isfinite(log_c):
+        assert np.all((s > 0) & (s < 8.0))
+    else:
+        np.testing.assert_allclose(s, np.exp(ys))
+    h = 1e-6
+    numeric = np.log((t.backward(y, *inputs).eval({y: ys + h}) - t.backward(y, *inputs).eval({y: ys - h})) / (2 * h))
+    np.testing.assert_allclose(t.log_jac_det(y, *inputs).eval({y: ys}), numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("prior,cdf", [
+    (P.HalfNormal(1.3), stats.halfnorm(scale=1.3).cdf), (P.HalfCauchy(2.0), stats.halfcauchy(scale=2.0).cdf),
+    (P.Exponential(0.5), stats.expon(scale=2.0).cdf), (P.Uniform(0, 8.0), stats.uniform(0, 8.0).cdf),
+    (P.HalfStudentT(3.0, 0.7), lambda s: 2 * stats.t(3.0, scale=0.7).cdf(s) - 1),
+], ids=["HalfNormal", "HalfCauchy", "Exponential", "Uniform", "HalfStudentT"])
+def test_scale_prior_draws_follow_the_family(prior, cdf):
+    with pm.Model():
+        rv = scale_prior("s", prior, None)
+    draws = pm.draw(rv, draws=20_000, random_seed=3)
+    assert stats.kstest(draws, cdf).pvalue > 1e-3
+
+
+def test_inverse_gamma_draws_are_sds():
+    with pm.Model():
+        rv = scale_prior("s", P.InverseGamma(3.0, 2.0), None)
+    draws = pm.draw(rv, draws=20_000, random_seed=3)
+    assert stats.kstest(draws**2, stats.invgamma(3.0, scale=2.0).cdf).pvalue > 1e-3
+
+
+def test_prior_values_codes():
+    v = prior_values([P.HalfNormal(1), P.Uniform(0, 4), P.InverseGamma(2, 1)], "scale")
+    assert v["code"].tolist() == [0, 4, 5]
+    assert v["log_c"][1] == pytest.approx(-np.log(4)) and np.isneginf(v["log_c"][[0, 2]]).all()
+    assert prior_values(P.Normal(1, 2), "location")["mu"].shape == ()
+
+
+def test_models_differing_in_priors_or_response_compile_once(small_df):
+    """The second model (other priors of other families, another response) compiles nothing new."""
+    f = "y ~ x + (1 + x || g)"
+    first = bg.GLMM(f, small_df, family="bernoulli")
+    flipped = small_df.assign(y=1 - small_df["y"])
+    other = first.update(data=flipped, priors={"1|g": P.InverseGamma(2, 1), "x|g": P.Uniform(0, 5),
+                                               "x": P.StudentT(3, 0, 1)})
+    counts = []
+    for m in (first, other):
+        with count_compilations() as count:
+            fn = m.pymc_model().logp_dlogp_function(ravel_inputs=True)
+            fn.set_extra_values({})
+            point = m.pymc_model().initial_point()
+            fn(np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars]))
+        counts.append(count.n)
+    assert counts[1] == 0
+    # the counter does see compilations
+    import numba
+
+    k = np.random.default_rng().integers(1 << 30)
+    with count_compilations() as count:
+        numba.njit(lambda x: x + k)(1.0)
+    assert count.n >= 1
+
+
+def test_free_variables_keep_their_names_under_any_prior(small_df):
+    m = bg.GLMM("y ~ x + (1 + x || g)", small_df, family="bernoulli",
+                priors={"1|g": P.InverseGamma(2, 1), "x|g": P.HalfCauchy(1), "x": P.StudentT(3, 0, 1)})
+    assert {v.name for v in m.pymc_model().free_RVs} == {"beta", "1|g_sd", "x|g_sd", "1|g_z", "x|g_z"}
