@@ -180,32 +180,60 @@ def simulate(model, params=None, n: int = 1, random_seed=None) -> list[pd.DataFr
     return [_draw(model, truth, np.random.default_rng(s)) for s in seeds]
 
 
+#: options of the "nuts" method in a simulation study, with their defaults (as GLMM.sample's)
+NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.9}
+
+
+def _nuts_seed(seed: np.random.SeedSequence) -> int:
+    # the first child of the replication's sequence: a stream apart from the data draw's
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 0))
+    return int(child.generate_state(1)[0])
+
+
+def _fit_one(target, method, options, profile, ci, seed):
+    """One fit of a replication: the result and its summary table."""
+    if method == "nuts":
+        # chains one after the other: the workers already run replications side by side
+        post = target.sample(random_seed=_nuts_seed(seed), progressbar=False, diagnose=False, cores=1,
+                             **{**NUTS_OPTIONS, **options})
+        return post, post.summary(ci)
+    fit = target.fit(method, **options)
+    return fit, fit.summary(ci, profile=profile)
+
+
 def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
-    """Run replications ``seeds`` = [(index, SeedSequence)]: simulate, fit by each method, tidy rows."""
+    """Run replications ``seeds`` = [(index, SeedSequence)]: simulate, fit by each method, tidy rows.
+
+    Every replication's model has the same graph (only the response differs), so NUTS compiles
+    in a worker's first replication only; ``compilations`` counts it per fit."""
+    from pymc.exceptions import SamplingError
+
+    from .bayes.compilation import count_compilations
+
     rows = []
     for rep, seed in seeds:
         data = _draw(model, truth, np.random.default_rng(seed))
         target = model.update(data)
         for method in methods:
             t0 = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = target.fit(method, **options.get(method, {}))
-                    table = fit.summary(ci, profile=profile)
-                status, flagged, note = "ok", bool(fit.flags), "; ".join(map(str, fit.flags))
-            except (ValueError, FitFailedError, np.linalg.LinAlgError, FloatingPointError) as err:
-                table, status, flagged, note = None, "failed", False, str(err)
-            seconds = time.perf_counter() - t0
+            with count_compilations() as compiled:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit, table = _fit_one(target, method, options.get(method, {}), profile, ci, seed)
+                    status, flagged, note = "ok", bool(fit.flags), "; ".join(map(str, fit.flags))
+                except (ValueError, FitFailedError, np.linalg.LinAlgError, FloatingPointError,
+                        SamplingError) as err:
+                    table, status, flagged, note = None, "failed", False, str(err)
+            common = {"status": status, "flagged": flagged, "seconds": time.perf_counter() - t0,
+                      "compilations": compiled.n, "note": note}
             if table is None:
                 rows.append({"rep": rep, "method": method, "parameter": None, "estimate": np.nan,
-                             "conf_low": np.nan, "conf_high": np.nan, "status": status, "flagged": flagged,
-                             "seconds": seconds, "note": note})
+                             "conf_low": np.nan, "conf_high": np.nan, **common})
                 continue
             for r in table.itertuples():
                 rows.append({"rep": rep, "method": method, "parameter": r.parameter, "estimate": r.estimate,
-                             "conf_low": r.conf_low, "conf_high": r.conf_high, "status": status,
-                             "flagged": flagged, "seconds": seconds, "note": note})
+                             "conf_low": r.conf_low, "conf_high": r.conf_high, **common})
     return rows
 
 
@@ -262,7 +290,8 @@ class SimulationStudy(StudyDisplay):
     methods : tuple of str
     replicates : pandas.DataFrame
         One row per (replication, method, parameter): ``estimate``, ``conf_low``, ``conf_high``,
-        ``status`` ("ok"/"failed"), ``flagged``, ``seconds``, ``note``.
+        ``status`` ("ok"/"failed"), ``flagged``, ``seconds``, ``compilations`` (Numba compilations
+        during the fit: NUTS compiles in a worker's first replication only), ``note``.
     n_reps : int
     random_seed : int or None
     flags : list of Flag
@@ -280,7 +309,7 @@ class SimulationStudy(StudyDisplay):
     def table(self) -> pd.DataFrame:
         """Per parameter and method: truth, mean, bias, RMSE, coverage of the ``ci`` interval, each
         with its Monte Carlo SE (Morris et al. 2019), the share of fits that failed or were
-        flagged, and the mean seconds per fit."""
+        flagged, the mean seconds per fit and the Numba compilations over all its fits."""
         truth = self.truth.table(self.model).set_index("parameter")["truth"]
         reps = self.replicates
         per_fit = reps.drop_duplicates(["rep", "method"])
@@ -289,7 +318,7 @@ class SimulationStudy(StudyDisplay):
             fits = per_fit[per_fit["method"] == method]
             share_failed = float((fits["status"] == "failed").mean())
             share_flagged = float(fits["flagged"].mean())
-            secs = float(fits["seconds"].mean())
+            secs, compiles = float(fits["seconds"].mean()), int(fits["compilations"].sum())
             ok = reps[(reps["method"] == method) & (reps["status"] == "ok")]
             for param, t in truth.items():
                 e = ok.loc[ok["parameter"] == param]
@@ -310,10 +339,12 @@ class SimulationStudy(StudyDisplay):
                     if has.any():
                         cover = float(np.mean((lo[has] <= t) & (t <= hi[has])))
                         row.update(coverage=cover, coverage_mcse=math.sqrt(cover * (1 - cover) / has.sum()))
-                row.update(share_failed=share_failed, share_flagged=share_flagged, seconds_per_fit=secs)
+                row.update(share_failed=share_failed, share_flagged=share_flagged, seconds_per_fit=secs,
+                           compilations=compiles)
                 rows.append(row)
         cols = ["parameter", "method", "truth", "n_ok", "mean", "bias", "bias_mcse", "rmse", "rmse_mcse",
-                "coverage", "coverage_mcse", "share_failed", "share_flagged", "seconds_per_fit"]
+                "coverage", "coverage_mcse", "share_failed", "share_flagged", "seconds_per_fit",
+                "compilations"]
         out = pd.DataFrame(rows)
         for c in cols:
             if c not in out.columns:
@@ -380,7 +411,10 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
         The true parameters (see :func:`truth_from`); default: the model's ML fit.
     methods : sequence of str
         Frequentist methods of :meth:`GLMM.fit` (``"laplace"``, ``"agq"``, ``"pql"``, ``"ml"``,
-        ``"reml"``; ``"gee"`` estimates other, population-averaged, parameters).
+        ``"reml"``; ``"gee"`` estimates other, population-averaged, parameters) and ``"nuts"``
+        (:meth:`GLMM.sample` under the model's priors; estimate = posterior mean, interval =
+        equal-tailed; chains run one after the other inside a worker; the replications share one
+        compiled graph, so a worker compiles once).
     n_reps : int
     random_seed : int, optional
         Replication ``r`` uses ``SeedSequence(random_seed).spawn(n_reps)[r]``: the same seed gives
@@ -395,7 +429,9 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     ci : float
         Interval probability for the coverage.
     **method_options
-        Per-method option dicts passed to :meth:`GLMM.fit`, e.g. ``pql={"dispersion": "estimate"}``.
+        Per-method option dicts passed to :meth:`GLMM.fit`, e.g. ``pql={"dispersion": "estimate"}``,
+        or to :meth:`GLMM.sample` for ``nuts`` (``draws``, ``tune``, ``chains``, ``target_accept``;
+        defaults 1000, 1000, 4, 0.9).
 
     Returns
     -------
@@ -406,13 +442,16 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     from .frequentist.fit import METHODS
 
-    bad = [m for m in methods if m not in METHODS]
+    allowed = (*METHODS, "nuts")
+    bad = [m for m in methods if m not in allowed]
     if bad or not methods:
-        raise ValueError(f"methods must be among {', '.join(METHODS)} (NUTS is not part of simulation studies "
-                         f"yet); got {bad or methods}")
+        raise ValueError(f"methods must be among {', '.join(allowed)}; got {bad or methods}")
     for name, opts in method_options.items():
         if name not in methods or not isinstance(opts, dict):
             raise TypeError(f"unexpected option {name!r}: per-method options are dicts keyed by a requested method")
+    unknown = set(method_options.get("nuts", {})) - set(NUTS_OPTIONS)
+    if unknown:
+        raise TypeError(f"nuts options {sorted(unknown)} are not accepted; use {', '.join(NUTS_OPTIONS)}")
     truth = truth_from(truth, model)
     parts = _replicate(_replicate_chunk, (model, truth, tuple(methods)), (method_options, profile, ci), n_reps,
                        random_seed, executor, progress, "simulation")

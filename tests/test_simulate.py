@@ -13,7 +13,8 @@ import pytest
 import bayesglmm as bg
 
 
-TIMING = ["seconds_per_fit"]
+# what depends on the machine and the executor, not on the seed
+TIMING = ["seconds_per_fit", "compilations"]
 
 
 def _lmm_design(n_groups=60, per=8, seed=0):
@@ -66,6 +67,27 @@ def test_study_is_identical_on_dask_and_serially():
     pd.testing.assert_frame_equal(serial.table().drop(columns=TIMING), on_dask.table().drop(columns=TIMING))
     cols = ["rep", "method", "parameter", "estimate", "conf_low", "conf_high"]
     pd.testing.assert_frame_equal(serial.replicates[cols], on_dask.replicates[cols])
+
+
+def test_nuts_in_a_study_compiles_once_and_is_identical_in_a_process_pool():
+    """NUTS as a study method: each replication's model shares the first one's compiled graph (no
+    compilation after the first fit), and a process pool gives exactly the serial study."""
+    model = bg.GLMM("y ~ x + (1 | g)", _lmm_design(10, 5).assign(y=1), family="poisson")
+    truth = {"beta": [0.5, 0.3], "sd": {"g": 0.5}}
+    kw = dict(methods=("nuts", "laplace"), n_reps=4, random_seed=3, progress=False,
+              nuts={"draws": 150, "tune": 150, "chains": 2})
+    serial = bg.simulation_study(model, truth, executor="serial", **kw)
+    per_fit = serial.replicates.drop_duplicates(["rep", "method"])
+    nuts = per_fit[per_fit["method"] == "nuts"]
+    assert (nuts["status"] == "ok").all() and nuts["compilations"].iloc[1:].eq(0).all()
+    tab = serial.table().set_index(["parameter", "method"])
+    assert tab.loc[("sd((Intercept)|g)", "nuts"), "n_ok"] == 4
+    assert np.isfinite(tab.xs("nuts", level="method")["coverage"]).all()
+    pooled = bg.simulation_study(model, truth, executor=None, **kw)
+    cols = ["rep", "method", "parameter", "estimate", "conf_low", "conf_high"]
+    pd.testing.assert_frame_equal(serial.replicates[cols], pooled.replicates[cols])
+    with pytest.raises(TypeError, match="nuts options \\['cores'\\] are not accepted"):
+        bg.simulation_study(model, truth, methods=("nuts",), nuts={"cores": 2})
 
 
 def test_reml_wald_coverage_is_nominal():
