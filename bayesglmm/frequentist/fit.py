@@ -297,10 +297,13 @@ class MLFit:
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""
-        Lam = self._tmap.Lambda(self.theta)
         b = np.concatenate([x.ravel() for x in self.blups()])
-        cov = Lam @ self._state.factor.solve(Lam.T.toarray())
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        blocks = self.model.design.random
+        inv = self._state.factor.inverse_blocks([(blk.n_levels, blk.n_terms) for blk in blocks])
+        # level j's block of Λ H⁻¹ Λᵀ is L (H⁻¹)ⱼⱼ Lᵀ: only H⁻¹'s diagonal blocks are needed
+        var = [np.einsum("ab,gbc,dc->gad", L, Hj, L).diagonal(axis1=1, axis2=2).ravel()
+               for L, Hj in zip(self._tmap.factors(self.theta), inv)]
+        se = np.sqrt(np.clip(np.concatenate(var), 0, None)) if var else np.zeros(0)
         z = stats.norm.ppf(0.5 + ci / 2)
         rows, pos = [], 0
         for block in self.model.design.random:

@@ -139,12 +139,53 @@ class ThetaMap:
         A._bg_system = (self, D)
         return A
 
+    @property
+    def block_diagonal(self) -> bool:
+        """One grouping factor with k ≥ 2 terms: H is block diagonal, G blocks of k × k."""
+        return len(self.blocks) == 1 and self.blocks[0].n_terms >= 2
+
     def system(self, D, w) -> sp.csc_matrix:
         """H = ΛᵀZᵀWZΛ + I from D(θ) and the weights, by one scatter-add."""
         prod = (D[:, :, None] * D[:, None, :] * w[:, None, None]).ravel()
         data = np.bincount(self._h_inv, weights=prod, minlength=self._h_size)
         data[self._h_diag] += 1.0
         return sp.csc_matrix((data, self._h_indices, self._h_indptr), shape=(self._q, self._q))
+
+    def factor(self, D, w) -> "_Factor":
+        """The factorisation of H = ΛᵀZᵀWZΛ + I: its G k × k blocks summed per level and inverted
+        at once when :attr:`block_diagonal`, else the sparse H of :meth:`system`."""
+        if not self.block_diagonal:
+            return _Factor(self.system(D, w))
+        block = self.blocks[0]
+        G, k = block.n_levels, block.n_terms
+        Hb = np.zeros((G, k, k))
+        for a in range(k):
+            for b in range(a, k):
+                Hb[:, a, b] = Hb[:, b, a] = np.bincount(block.index, weights=D[:, a] * D[:, b] * w, minlength=G)
+        Hb += np.eye(k)
+        return _Factor.from_blocks(Hb)
+
+    @property
+    def rows_solvable(self) -> bool:
+        """Whether :meth:`solved_rows` is affordable: one grouping factor (diagonal or block-diagonal
+        H), or H⁻¹Aᵀ small enough to form (q·n ≤ 4e6)."""
+        return len(self.blocks) == 1 or self._q * self.design.nobs <= 4_000_000
+
+    def solved_rows(self, fac: "_Factor", D) -> np.ndarray | None:
+        """``(H⁻¹Aᵀ)[C[i, a], i]`` for every nonzero (i, a) of A = ZΛ, shape (n, m): the entries of
+        H⁻¹aᵢ where row aᵢ of A is nonzero. Row i's leverage is aᵢᵀH⁻¹aᵢ = Σₐ D[i, a]·result[i, a].
+        O(n k²) when H is diagonal or block diagonal; otherwise from H⁻¹Aᵀ, or None when q·n > 4e6."""
+        if fac.kind == "diag":
+            return D / fac.diag[self._C]
+        if fac.kind == "block":
+            return np.einsum("iab,ib->ia", fac.inv[self.blocks[0].index], D)
+        n = D.shape[0]
+        if not self.rows_solvable:
+            return None
+        At = np.zeros((self._q, n))
+        rows = np.arange(n)[:, None]
+        np.add.at(At, (self._C, np.broadcast_to(rows, self._C.shape)), D)
+        return fac.solve(At).T[rows, self._C]
 
     def Lambda(self, theta) -> sp.csc_matrix:
         """Λ(θ) = blockdiag(I_J ⊗ L), sparse, shape (q, q)."""
@@ -172,7 +213,9 @@ class _Factor:
     """Factorisation of the SPD matrix H = ΛᵀZᵀWZΛ + I: solve() and logdet.
 
     ``kind`` is ``"diag"`` when H is diagonal (one scalar random effect per observation
-    group, e.g. a single ``(1 | g)``): inverted elementwise; ``"dense"`` when H is small
+    group, e.g. a single ``(1 | g)``): inverted elementwise; ``"block"`` when H is block
+    diagonal with G blocks of k × k (one grouping factor with k ≥ 2 terms; :meth:`from_blocks`):
+    all blocks inverted at once, vectorized, in O(G k³); ``"dense"`` when H is small
     (q ≤ ``DENSE_MAX``): a dense Cholesky, cheaper than a sparse factorization's overhead
     at that size; otherwise ``"sparse"``: SuperLU.
     """
@@ -194,30 +237,80 @@ class _Factor:
             self._lu = splu(H, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
             self.logdet = float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
 
+    @classmethod
+    def from_blocks(cls, blocks: np.ndarray) -> "_Factor":
+        """H = blockdiag(blocks), ``blocks`` of shape (G, k, k), each SPD: H⁻¹'s blocks and log det."""
+        self = cls.__new__(cls)
+        self.kind, self.H = "block", None
+        chol = np.linalg.cholesky(blocks)
+        self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2))))
+        eye = np.broadcast_to(np.eye(blocks.shape[1]), blocks.shape)
+        linv = np.linalg.solve(chol, eye)  # L⁻¹, so H⁻¹ = L⁻ᵀL⁻¹
+        self.inv = np.einsum("gba,gbc->gac", linv, linv)
+        return self
+
     def __getstate__(self):  # SuperLU objects do not pickle: keep H, factor it again on loading
-        return {"H": self.H}
+        return {"H": self.H} if self.kind != "block" else {"kind": "block", "inv": self.inv, "logdet": self.logdet}
 
     def __setstate__(self, state):
-        self.__init__(state["H"])
+        if state.get("kind") == "block":
+            self.kind, self.H, self.inv, self.logdet = "block", None, state["inv"], state["logdet"]
+        else:
+            self.__init__(state["H"])
 
     def solve(self, rhs):
         if self.kind == "diag":
             return rhs / (self.diag[:, None] if np.ndim(rhs) == 2 else self.diag)
+        if self.kind == "block":
+            G, k, _ = self.inv.shape
+            r = np.asarray(rhs, dtype=float)
+            out = np.einsum("gab,gb...->ga...", self.inv, r.reshape((G, k) + r.shape[1:]))
+            return out.reshape(r.shape)
         if self.kind == "dense":
             return linalg.cho_solve(self._chol, rhs, check_finite=False)
         return self._lu.solve(rhs)
+
+    def inverse_blocks(self, sizes) -> list[np.ndarray]:
+        """The diagonal blocks of H⁻¹ for consecutive runs of ``sizes`` [(n_levels, k), ...] — one
+        per random block, each (n_levels, k, k). Block and diagonal H: directly; otherwise by
+        solving for unit columns in chunks of ≈ 2·10⁷ / q (never the whole q × q inverse)."""
+        if self.kind == "block" and len(sizes) == 1:
+            return [self.inv]
+        if self.kind == "diag":
+            d, out, pos = 1.0 / self.diag, [], 0
+            for g, k in sizes:
+                out.append(np.einsum("ga,ab->gab", d[pos:pos + g * k].reshape(g, k), np.eye(k)))
+                pos += g * k
+            return out
+        q = sum(g * k for g, k in sizes)
+        out, pos = [], 0
+        for g, k in sizes:
+            blocks = np.empty((g, k, k))
+            per = max(1, int(2e7 // (q * k)))  # levels per chunk
+            for g0 in range(0, g, per):
+                g1 = min(g, g0 + per)
+                cols = pos + np.arange(g0 * k, g1 * k)
+                E = np.zeros((q, len(cols)))
+                E[cols, np.arange(len(cols))] = 1.0
+                sol = np.asarray(self.solve(E))[cols]  # rows of the same levels, (len, len)
+                idx = np.arange(g1 - g0)[:, None] * k + np.arange(k)[None, :]
+                blocks[g0:g1] = sol[idx[:, :, None], idx[:, None, :]]
+            out.append(blocks)
+            pos += g * k
+        return out
 
 
 def penalized_system(A, w) -> _Factor:
     """Factor H = AᵀWA + I (A = ZΛ, W = diag(w)), the matrix of PIRLS and of the LMM.
 
-    An A made by :meth:`ThetaMap.ZLambda` is assembled by its precomputed scatter pattern;
-    any other sparse A by sparse products.
+    An A made by :meth:`ThetaMap.ZLambda` is assembled by its precomputed scatter pattern
+    (block by block for one grouping factor, :meth:`ThetaMap.factor`); any other sparse A by
+    sparse products.
     """
     fast = getattr(A, "_bg_system", None)
     if fast is not None:
         tmap, D = fast
-        return _Factor(tmap.system(D, np.asarray(w, dtype=float)))
+        return tmap.factor(D, np.asarray(w, dtype=float))
     return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
 
 
@@ -316,51 +409,74 @@ _CANONICAL = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "log")}
 
 
 def _value_and_grad(design, family, tmap, devfun, nagq=1):
-    """Deviance and its gradient: analytic in β, forward differences in θ (canonical links only).
+    """Deviance and its gradient in (θ, β), analytic for the canonical links.
 
-    With û the conditional mode, the envelope theorem leaves ∂/∂β of −2ℓ + ‖û‖² = −2Xᵀ(y − m),
-    and ∂ log det H/∂β_j = Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂β_j with hᵢ = aᵢᵀH⁻¹aᵢ (A = ZΛ), w′ = dw/dη and
-    ∂η̂/∂β = X − A H⁻¹AᵀWX (implicit differentiation of the PIRLS equations; for a canonical
-    link the observed and Fisher weights coincide). β costs two solves instead of p deviance
-    evaluations. Returns None where it does not apply (other links; very large dense H⁻¹Aᵀ).
+    With û the conditional mode, r = ∂ℓ/∂η = y − m, W the weights, w′ = dw/dη, H = AᵀWA + I
+    (A = ZΛ) and hᵢ = aᵢᵀH⁻¹aᵢ, the envelope theorem and implicit differentiation of the PIRLS
+    equations Aᵀr − u = 0 give, for a parameter x,
+
+        ∂dev/∂x = −2 rᵀ(∂A û) + 2 tr(H⁻¹AᵀW ∂A) + Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂x,
+        ∂η̂/∂x = ∂ηₓ + A H⁻¹(∂Aᵀ r − AᵀW ∂ηₓ),
+
+    with ∂ηₓ = X (β, where ∂A = 0) or ∂A û (θ: one known column of nonzeros of A per element of
+    a factor L). For a canonical link the observed and Fisher weights coincide. Everything needs
+    H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one grouping factor,
+    from H⁻¹Aᵀ otherwise. Where that is too large θ falls back on forward differences; AGQ
+    (``nagq > 1``, one scalar random effect) has its own β-gradient and θ by differences.
+    Returns None where nothing applies (other links).
     """
     if (family.name, family.link.name) not in _CANONICAL or not tmap.blocks:
         return None
     if nagq > 1 and design.random[0].n_terms != 1:
         return None  # AGQ's analytic β-gradient is written for one scalar random effect
-    X, y, n_obs, nt = design.X, design.y, design.nobs, tmap.n_theta
+    X, y, nt = design.X, design.y, tmap.n_theta
     trials = 1.0 if design.trials is None else design.trials
-    q = tmap._q
+    C, q = tmap._C, tmap._q
+    positions = tmap.theta_positions()
     eps = np.sqrt(np.finfo(float).eps)
 
-    def beta_grad(params, st):
-        A = tmap.ZLambda(params[:nt])
+    def analytic(params, st, with_theta):
+        """(β-gradient, θ-gradient or None), or None when H⁻¹ at A's nonzeros is too large."""
+        th = params[:nt]
+        D = tmap.values(th)
+        hia = tmap.solved_rows(st.factor, D)
+        if hia is None:
+            return None
+        A, fac = tmap.ZLambda(th), st.factor
         mu = family.link.inverse(st.eta)
         w, dw = canonical_weights(family, mu, trials)
         resid = y - (mu if family.name == "poisson" else trials * mu)
-        fac = st.factor
-        if fac.kind == "diag":
-            lev = np.asarray(A.multiply(A) @ (1.0 / fac.diag)).ravel()
-        elif q * n_obs <= 4_000_000:
-            At = A.T.toarray()
-            lev = np.einsum("qi,qi->i", At, fac.solve(At))
-        else:
-            return None
+        lev_dw = np.sum(D * hia, axis=1) * dw
         deta = X - A @ fac.solve(np.asarray(A.T @ (w[:, None] * X)))
-        return -2.0 * X.T @ resid + deta.T @ (lev * dw)
+        g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
+        if not with_theta:
+            return g_beta, None
+        xr = np.column_stack([block.Xr[:, r] for _, block, r in positions])  # ∂A's nonzeros, (n, nθ)
+        cols = [a for a, _, _ in positions]
+        dA_u = xr * st.u[C[:, cols]]  # ∂A û
+        dA_r = np.column_stack([np.bincount(C[:, a], weights=xr[:, t] * resid, minlength=q)
+                                for t, a in enumerate(cols)])  # ∂Aᵀ r
+        deta_t = dA_u + A @ fac.solve(dA_r - np.asarray(A.T @ (w[:, None] * dA_u)))
+        g_theta = -2.0 * resid @ dA_u + 2.0 * np.sum(w[:, None] * xr * hia[:, cols], axis=0) + deta_t.T @ lev_dw
+        return g_beta, g_theta
 
     def value_and_beta_grad(params):
         params = np.asarray(params, dtype=float)
         st = devfun.state(params)
         if nagq > 1:
             return agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq)
-        return -2.0 * st.loglik, beta_grad(params, st)
+        g = analytic(params, st, False)
+        return -2.0 * st.loglik, None if g is None else g[0]
 
     def value_and_grad(params):
         params = np.asarray(params, dtype=float)
+        if nagq == 1:
+            st = devfun.state(params)
+            g = analytic(params, st, True)
+            if g is None:
+                return None
+            return -2.0 * st.loglik, np.concatenate([g[1], g[0]])
         f0, gb = value_and_beta_grad(params)
-        if gb is None:
-            return None
         grad = np.empty(len(params))
         grad[nt:] = gb
         for t in range(nt):  # θ: forward differences, each one PIRLS from the current modes
@@ -372,6 +488,8 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         return f0, grad
 
     value_and_grad.beta = value_and_beta_grad
+    #: the θ-gradient is analytic too (the Hessian can come from differences of the gradient)
+    value_and_grad.full = nagq == 1 and tmap.rows_solvable
     return value_and_grad
 
 
@@ -445,6 +563,24 @@ def _hessian(f, x, lower, h=1e-4):
     return H
 
 
+def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
+    """Central differences of the analytic gradient ``fg(x) -> (value, gradient)``, symmetrized:
+    2k gradient evaluations (each one PIRLS), steps kept inside θ's lower bounds."""
+    k = len(x)
+    steps = h * np.maximum(1.0, np.abs(x))
+    xs = x.copy()
+    for i in range(nt):
+        if np.isfinite(lower[i]) and xs[i] - steps[i] < lower[i]:
+            xs[i] = lower[i] + steps[i]
+    H = np.zeros((k, k))
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = steps[j]
+        H[:, j] = (fg(xs + e)[1] - fg(xs - e)[1]) / (2 * steps[j])
+    fg(x)  # leave the warm start at x
+    return (H + H.T) / 2
+
+
 def _hessian_mixed(f, fg, x, lower, nt, h=1e-4):
     """Hessian from central differences of the analytic β-gradient ``fg`` (β rows and the θβ block)
     and of the deviance ``f`` (the θθ block): 2(p + nθ) + 1 + 2nθ(nθ − 1) evaluations instead of
@@ -515,7 +651,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if vg is not None and vg(x0) is None:
         vg = None
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
-    # with the analytic β-gradient (θ by differences) far fewer deviance evaluations
+    # with the analytic gradient (θ by differences for AGQ) far fewer deviance evaluations
     res = minimize_with_restart(vg or devfun, x0, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
     n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
     if not res.success and res.status != 1:  # fall back on a derivative-free search from where L-BFGS-B
@@ -526,8 +662,10 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         best = res2 if res2.fun <= res.fun else res
     x = best.x
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
-    if vg is not None:
-        H = _hessian_mixed(devfun, vg.beta, x, lower, tmap.n_theta) / 2.0  # Hessian of −log L
+    if vg is not None and vg.full:
+        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0  # Hessian of −log L
+    elif vg is not None:
+        H = _hessian_mixed(devfun, vg.beta, x, lower, tmap.n_theta) / 2.0
     else:
         H = _hessian(devfun, x, lower) / 2.0
     cov = safe_inverse(H)

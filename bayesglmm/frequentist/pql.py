@@ -85,16 +85,14 @@ def working_lmm_objective(tmap, X, z, w, estimate_dispersion: bool, reml: bool):
         ∂ log|V₀| = 2 tr(H⁻¹AᵀW ∂A),   ∂ rᵀV₀⁻¹r = −2 vᵀ ∂A û,   ∂ log|M| = −2 tr(M⁻¹(V₀⁻¹X)ᵀ ∂A B),
 
     and ∂A for one element of a factor L is one known column of nonzeros (ThetaMap's pattern).
-    Returns None (use finite differences) without random effects, or when H is not diagonal
-    and q·n > 4e6 (H⁻¹Aᵀ would be too large to hold).
+    Returns None (use finite differences) without random effects, or when the design has several
+    grouping factors and q·n > 4e6 (H⁻¹Aᵀ would be too large to hold).
     """
-    scalar = len(tmap.blocks) == 1 and tmap.blocks[0].n_terms == 1  # then H is diagonal
-    if not tmap.blocks or (not scalar and tmap._q * len(z) > 4_000_000):
+    if not tmap.blocks or not tmap.rows_solvable:
         return None
     n, p = X.shape
     dof = (n - p) if reml else n
     C = tmap._C
-    rows = np.arange(n)[:, None]
     positions = tmap.theta_positions()
 
     def f(th):
@@ -105,12 +103,8 @@ def working_lmm_objective(tmap, X, z, w, estimate_dispersion: bool, reml: bool):
         v = w * r - w * (A @ u_hat)  # V₀⁻¹ r
         quad = float(r @ v)
         # per nonzero (i, a) of A, the derivative of the criterion w.r.t. that entry of A;
-        # log|V₀| needs (H⁻¹Aᵀ)[C[i, a], i]: elementwise when H is diagonal, else from H⁻¹Aᵀ
-        if fac.kind == "diag":
-            hia = tmap.values(th) / fac.diag[C]
-        else:
-            hia = fac.solve(A.T.toarray()).T[rows, C]
-        G = 2.0 * w[:, None] * hia
+        # log|V₀| needs (H⁻¹Aᵀ)[C[i, a], i] (ThetaMap.solved_rows: O(n k²) for one grouping factor)
+        G = 2.0 * w[:, None] * tmap.solved_rows(fac, tmap.values(th))
         dq = -2.0 * v[:, None] * u_hat[C]  # rᵀV₀⁻¹r
         G += (dof / quad) * dq if estimate_dispersion else dq
         if reml:
