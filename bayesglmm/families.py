@@ -129,7 +129,8 @@ class Family:
         return rng.normal(mu, sigma)
 
     def loglik_obs(self, y, mu, trials=None, sigma=None):
-        """Log-likelihood of each observation, with every normalising constant.
+        """Log-likelihood of each observation, with every normalising constant:
+        :meth:`loglik_kernel` + :meth:`loglik_constant`.
 
         Parameters
         ----------
@@ -142,18 +143,35 @@ class Family:
         sigma : float, optional
             Residual SD (Gaussian only).
         """
+        return self.loglik_kernel(y, mu, trials, sigma) + self.loglik_constant(y, trials)
+
+    def loglik_kernel(self, y, mu, trials=None, sigma=None):
+        """The part of :meth:`loglik_obs` that depends on μ (and σ): what optimisers evaluate
+        again and again, with the constant computed once."""
         y = np.asarray(y, dtype=float)
         mu = np.asarray(mu, dtype=float)
         if self.name in ("bernoulli", "binomial"):
             n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
             p = np.clip(mu, _EPS, 1.0 - _EPS)
-            const = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
-            return const + special.xlogy(y, p) + special.xlog1py(n - y, -p)
+            return special.xlogy(y, p) + special.xlog1py(n - y, -p)
         if self.name == "poisson":
-            return special.xlogy(y, mu) - mu - special.gammaln(y + 1)
+            return special.xlogy(y, mu) - mu
         if sigma is None:
             raise ValueError("the gaussian log-likelihood needs sigma")
         return -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((y - mu) / sigma) ** 2
+
+    def loglik_constant(self, y, trials=None):
+        """The part of :meth:`loglik_obs` free of the parameters: log C(n, y) for the binomial,
+        −log y! for the Poisson, 0 for the Gaussian (its normalising term involves σ)."""
+        y = np.asarray(y, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            if trials is None:
+                return np.zeros_like(y)
+            n = np.asarray(trials, dtype=float)
+            return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+        if self.name == "poisson":
+            return -special.gammaln(y + 1)
+        return np.zeros_like(y)
 
     def irls_weights(self, eta, trials=None):
         """Working weights w = (dμ/dη)² / Var(y) per unit dispersion."""

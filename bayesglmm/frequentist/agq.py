@@ -96,14 +96,15 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
     yb = y[None, :]
     tb = None if trials is None else trials[None, :]
     indicator = _level_indicator(block)
+    const = indicator.T @ family.loglik_constant(y, trials)  # per level; the same at every node
     chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch: bounded memory
     terms = []
     for start in range(0, len(X), chunk):
         Xc = X[start:start + chunk]
         Ux = U[None, :, :] + np.sqrt(2.0) * np.einsum("jab,Kb->Kja", Rinv_T, Xc)  # (K, J, k)
         eta_x = base[None, :] + np.einsum("ik,Kik->Ki", a, Ux[:, idx, :])
-        ll = family.loglik_obs(yb, family.link.inverse(eta_x), tb)  # (K, n)
-        per = (indicator.T @ ll.T).T  # per-level sums, (K, J)
+        ll = family.loglik_kernel(yb, family.link.inverse(eta_x), tb)  # (K, n)
+        per = (indicator.T @ ll.T).T + const  # per-level sums, (K, J)
         terms.append(logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2))
     per_level = logsumexp(np.vstack(terms), axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
     return float(np.sum(per_level))
@@ -151,8 +152,8 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq):
     U = u_hat[None, :] + np.sqrt(2.0) * x[:, None] / Rj[None, :]  # (K, J)
     eta_k = base[None, :] + a[None, :] * U[:, idx]  # (K, n)
     mu_k = family.link.inverse(eta_k)
-    ll = family.loglik_obs(y[None, :], mu_k, None if design.trials is None else design.trials[None, :])
-    F = logw[:, None] + (M.T @ ll.T).T - 0.5 * U**2  # (K, J)
+    ll = family.loglik_kernel(y[None, :], mu_k, None if design.trials is None else design.trials[None, :])
+    F = logw[:, None] + (M.T @ ll.T).T + (M.T @ family.loglik_constant(y, design.trials))[None, :] - 0.5 * U**2
     lse = logsumexp(F, axis=0)
     P = np.exp(F - lse[None, :])  # node weights per level
     G = y[None, :] - n_tr * mu_k  # score in η at each node, (K, n)

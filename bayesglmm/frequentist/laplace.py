@@ -165,27 +165,37 @@ class ThetaMap:
         Hb += np.eye(k)
         return _Factor.from_blocks(Hb)
 
+    #: the largest q for which H⁻¹ is formed densely (128 MB)
+    DENSE_INVERSE_MAX = 4000
+
     @property
     def rows_solvable(self) -> bool:
         """Whether :meth:`solved_rows` is affordable: one grouping factor (diagonal or block-diagonal
-        H), or H⁻¹Aᵀ small enough to form (q·n ≤ 4e6)."""
-        return len(self.blocks) == 1 or self._q * self.design.nobs <= 4_000_000
+        H), q ≤ :attr:`DENSE_INVERSE_MAX`, or H⁻¹Aᵀ small enough to form (q·n ≤ 4e6)."""
+        return (len(self.blocks) == 1 or self._q <= self.DENSE_INVERSE_MAX
+                or self._q * self.design.nobs <= 4_000_000)
 
     def solved_rows(self, fac: "_Factor", D) -> np.ndarray | None:
         """``(H⁻¹Aᵀ)[C[i, a], i]`` for every nonzero (i, a) of A = ZΛ, shape (n, m): the entries of
-        H⁻¹aᵢ where row aᵢ of A is nonzero. Row i's leverage is aᵢᵀH⁻¹aᵢ = Σₐ D[i, a]·result[i, a].
-        O(n k²) when H is diagonal or block diagonal; otherwise from H⁻¹Aᵀ, or None when q·n > 4e6."""
+        H⁻¹aᵢ where row aᵢ of A is nonzero, i.e. Σ_b H⁻¹[C[i, a], C[i, b]] D[i, b]. Row i's leverage
+        is aᵢᵀH⁻¹aᵢ = Σₐ D[i, a]·result[i, a]. O(n k²) when H is diagonal or block diagonal; from
+        the dense H⁻¹ (q ≤ :attr:`DENSE_INVERSE_MAX`, O(q³ + n m²)) or H⁻¹Aᵀ otherwise; None when
+        neither fits in memory."""
         if fac.kind == "diag":
             return D / fac.diag[self._C]
         if fac.kind == "block":
             return np.einsum("iab,ib->ia", fac.inv[self.blocks[0].index], D)
+        C = self._C
+        if self._q <= self.DENSE_INVERSE_MAX:
+            Hinv = np.asarray(fac.solve(np.eye(self._q)))
+            return np.einsum("iab,ib->ia", Hinv[C[:, :, None], C[:, None, :]], D)
         n = D.shape[0]
         if not self.rows_solvable:
             return None
         At = np.zeros((self._q, n))
         rows = np.arange(n)[:, None]
-        np.add.at(At, (self._C, np.broadcast_to(rows, self._C.shape)), D)
-        return fac.solve(At).T[rows, self._C]
+        np.add.at(At, (C, np.broadcast_to(rows, C.shape)), D)
+        return fac.solve(At).T[rows, C]
 
     def Lambda(self, theta) -> sp.csc_matrix:
         """Λ(θ) = blockdiag(I_J ⊗ L), sparse, shape (q, q)."""
@@ -322,18 +332,26 @@ def _score_weights(family: Family, eta, trials):
     return mu, n * mu, dmu / var, n * dmu**2 / var
 
 
-def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-10, maxit=100) -> LaplaceState:
+def loglik_constant(design: Design, family: Family) -> float:
+    """Σᵢ of the log-likelihood terms free of the parameters (:meth:`Family.loglik_constant`)."""
+    return float(np.sum(family.loglik_constant(design.y, design.trials)))
+
+
+def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-10, maxit=100,
+          constant: float | None = None) -> LaplaceState:
     """Penalized IRLS for the conditional modes û given β and A = ZΛ.
 
     Maximises ℓ(y | offset + Xβ + A u) − ‖u‖²/2 by Fisher scoring with step halving.
+    ``constant`` is :func:`loglik_constant` when the caller has it (computed here otherwise).
     """
     y, trials = design.y, design.trials
     base = design.offset + design.X @ beta
     u = np.zeros(A.shape[1]) if u0 is None else u0.copy()
+    const = loglik_constant(design, family) if constant is None else constant
 
     def objective(u):
         eta = base + A @ u
-        return float(np.sum(family.loglik_obs(y, family.link.inverse(eta), trials))) - 0.5 * float(u @ u)
+        return float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), trials))) + const - 0.5 * float(u @ u)
 
     def system(eta):
         _, mean, s, w = _score_weights(family, eta, trials)
@@ -360,7 +378,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     eta = base + A @ u
     _, _, lu = system(eta)
     logdet = lu.logdet
-    ll = float(np.sum(family.loglik_obs(y, family.link.inverse(eta), trials)))
+    ll = float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), trials))) + const
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
 
 
@@ -385,10 +403,11 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
         check_agq(design, nagq)
     tmap = ThetaMap(design)
     cache = {"u": None}
+    const = loglik_constant(design, family)
 
     def state(params):
         theta, beta = params[:tmap.n_theta], params[tmap.n_theta:]
-        st = pirls(design, family, tmap.ZLambda(theta), beta, u0=cache["u"])
+        st = pirls(design, family, tmap.ZLambda(theta), beta, u0=cache["u"], constant=const)
         cache["u"] = st.u
         return st
 
@@ -581,6 +600,43 @@ def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
     return (H + H.T) / 2
 
 
+def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
+    """Newton steps on the deviance from an optimiser's end point, with the Hessian from gradient
+    differences; θ stays within its bounds (a θ on its bound with the gradient pushing outward
+    is held there). Returns (x, the Hessian at x, steps taken)."""
+    f, g = fg(x)
+    H = _hessian_from_grad(fg, x, lower, nt)
+    steps = 0
+    for _ in range(max_steps):
+        held = np.zeros(len(x), dtype=bool)
+        held[:nt] = (x[:nt] <= lower[:nt] + 1e-10) & (g[:nt] > 0)
+        free = ~held
+        if np.max(np.abs(g[free]), initial=0.0) < gtol:
+            break
+        try:
+            step = np.zeros(len(x))
+            step[free] = np.linalg.solve(H[np.ix_(free, free)], g[free])
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or float(g @ step) <= 0:  # not a descent direction
+            break
+        t, accepted = 1.0, False
+        while t > 1e-4:
+            xn = x - t * step
+            xn[:nt] = np.maximum(xn[:nt], lower[:nt])
+            fn, gn = fg(xn)
+            if fn < f:
+                accepted = True
+                break
+            t /= 2
+        if not accepted:
+            break
+        x, f, g, steps = xn, fn, gn, steps + 1
+        H = _hessian_from_grad(fg, x, lower, nt)
+    fg(x)  # leave the warm start at x
+    return x, H, steps
+
+
 def _hessian_mixed(f, fg, x, lower, nt, h=1e-4):
     """Hessian from central differences of the analytic β-gradient ``fg`` (β rows and the θβ block)
     and of the deviance ``f`` (the θθ block): 2(p + nθ) + 1 + 2nθ(nθ − 1) evaluations instead of
@@ -662,8 +718,15 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         best = res2 if res2.fun <= res.fun else res
     x = best.x
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
-    if vg is not None and vg.full:
-        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0  # Hessian of −log L
+    if vg is not None and vg.full and best.success and maxiter > 1:
+        # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley
+        # (e.g. a quadratic term in age) can leave the gradient far from 0: finish by Newton
+        x, H, steps = _newton_polish(vg, x, lower, tmap.n_theta)
+        if steps:
+            message += f"; {steps} Newton step{'s' * (steps > 1)}"
+        H = H / 2.0  # Hessian of −log L
+    elif vg is not None and vg.full:
+        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
     elif vg is not None:
         H = _hessian_mixed(devfun, vg.beta, x, lower, tmap.n_theta) / 2.0
     else:

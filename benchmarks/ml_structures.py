@@ -1,0 +1,124 @@
+"""Laplace on the structures beyond one scalar random effect, against glmer and glmmTMB in one run.
+
+Two public designs from R packages (exported to CSV by ``Rscript`` at run time; nothing is
+bundled or downloaded):
+
+* ``verbagg`` — crossed random effects: lme4's ``VerbAgg`` (7,584 rows; 316 persons × 24 items),
+  ``r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)``, Bernoulli logit;
+* ``contraception`` — a correlated random slope on one factor: mlmRev's ``Contraception``
+  (1,934 women in 60 districts), ``use ~ age + I(age^2) + urban + livch + (urban | district)``.
+
+Each is fitted by bayesglmm's ``fit("laplace")`` (median of ``--reps`` after a warm-up) and by
+``glmer`` (``nAGQ = 1``) and ``glmmTMB`` in the same run (``system.time`` elapsed, median of
+``--reps``); the ratios and the largest differences of β, SDs and the log-likelihood are printed.
+Needs ``Rscript`` with lme4, glmmTMB, mlmRev and jsonlite (Debian: ``r-cran-lme4 r-cran-glmmtmb
+r-cran-mlmrev r-cran-jsonlite``).
+
+Run: ``.venv/bin/python benchmarks/ml_structures.py [--reps 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import bayesglmm as bg
+
+CASES = {
+    "verbagg": {
+        "export": 'data(VerbAgg, package = "lme4"); d <- VerbAgg; d$r2 <- as.integer(d$r2 == "Y")',
+        "formula": "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        "r_formula": "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        "factors": ["id", "item", "Gender", "btype", "situ"],
+    },
+    "contraception": {
+        "export": ('suppressMessages(library(mlmRev)); data(Contraception); d <- Contraception; '
+                   'd$use <- as.integer(d$use == "Y")'),
+        "formula": "use ~ age + I(age**2) + urban + livch + (urban | district)",
+        "r_formula": "use ~ age + I(age^2) + urban + livch + (urban | district)",
+        "factors": ["district", "urban", "livch"],
+    },
+}
+
+R_FIT = r"""
+suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
+args <- commandArgs(TRUE); d <- read.csv(args[1]); reps <- as.integer(args[2]); f <- as.formula(args[3])
+for (v in strsplit(args[4], ",")[[1]]) d[[v]] <- factor(d[[v]])
+tm <- function(expr) { e <- substitute(expr); eval(e); median(replicate(reps, system.time(eval(e))[["elapsed"]])) }
+m1 <- glmer(f, d, binomial); t1 <- tm(glmer(f, d, binomial))
+m2 <- glmmTMB(f, d, binomial); t2 <- tm(glmmTMB(f, d, binomial))
+vc1 <- as.data.frame(VarCorr(m1)); vc1 <- vc1[is.na(vc1$var2), ]
+sd2 <- unlist(lapply(VarCorr(m2)$cond, function(s) attr(s, "stddev")))
+cat(toJSON(list(glmer = list(seconds = t1, beta = unname(fixef(m1)), sd = vc1$sdcor, loglik = as.numeric(logLik(m1))),
+                glmmtmb = list(seconds = t2, beta = unname(fixef(m2)$cond), sd = unname(sd2),
+                               loglik = as.numeric(logLik(m2)))), digits = 10, auto_unbox = TRUE))
+"""
+
+
+def _rscript(code, *args, tmp):
+    path = os.path.join(tmp, "s.R")
+    with open(path, "w") as fh:
+        fh.write(code)
+    out = subprocess.run(["Rscript", path, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-800:])
+    return out.stdout
+
+
+def run_case(name, case, reps, tmp):
+    csv = os.path.join(tmp, f"{name}.csv")
+    _rscript(f'{case["export"]}; write.csv(d, "{csv}", row.names = FALSE)', tmp=tmp)
+    df = pd.read_csv(csv)
+    for col in case["factors"]:
+        df[col] = df[col].astype(str)
+    model = bg.GLMM(case["formula"], df, family="bernoulli")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit("laplace")
+        secs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fit = model.fit("laplace")
+            secs.append(time.perf_counter() - t0)
+    r = json.loads(_rscript(R_FIT, csv, str(reps), case["r_formula"], ",".join(case["factors"]), tmp=tmp)
+                   .strip().splitlines()[-1])
+    vc = fit.variance_components()
+    sd = vc[vc["kind"] == "sd"]["estimate"].to_numpy()
+    ours = statistics.median(secs)
+    return {"case": name, "rows": model.design.nobs, "bg_s": ours, "glmer_s": r["glmer"]["seconds"],
+            "tmb_s": r["glmmtmb"]["seconds"], "bg_over_glmer": ours / r["glmer"]["seconds"],
+            "bg_over_tmb": ours / r["glmmtmb"]["seconds"],
+            "max_dbeta_tmb": float(np.max(np.abs(fit.beta - r["glmmtmb"]["beta"]))),
+            "max_dsd_tmb": float(np.max(np.abs(np.sort(sd) - np.sort(r["glmmtmb"]["sd"])))),
+            "dloglik_tmb": fit.loglik - r["glmmtmb"]["loglik"],
+            "dloglik_glmer": fit.loglik - r["glmer"]["loglik"]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--cases", nargs="+", default=list(CASES))
+    args = ap.parse_args()
+    if shutil.which("Rscript") is None:
+        raise SystemExit("this benchmark needs Rscript with lme4, glmmTMB and mlmRev (the data come from R)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases:
+            rows.append(run_case(name, CASES[name], args.reps, tmp))
+            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+    print()
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
