@@ -118,6 +118,7 @@ def _grad_df():
 
 
 GRAD_CASES = [("y ~ x + (1 | g)", "bernoulli"), ("y ~ x + (1 + x | g)", "bernoulli"),
+              ("y ~ x + (1 | h/g)", "bernoulli"), ("c ~ x + (1 + x | h) + (1 | g)", "poisson"),
               ("c ~ x + (1 + x | g)", "poisson"), ("y ~ x + (1 + x || g)", "bernoulli"),
               ("c ~ x + (1 | g) + (1 | h)", "poisson"), ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial")]
 
@@ -139,10 +140,15 @@ def test_analytic_laplace_gradient_equals_central_differences(formula, family):
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("formula", ["y ~ x + (1 + x | g)", "y ~ x + (1 | g)", "y ~ x + (1 | g) + (1 | h)"])
+FACTOR_KINDS = {"y ~ x + (1 + x | g)": "block", "y ~ x + (1 | g)": "diag", "y ~ x + (1 | g) + (1 | h)": "schur",
+                "y ~ x + (1 | h/g)": "schur", "y ~ x + (1 + x | h) + (1 | g)": "schur", "y ~ x + (1 + x || g)": "schur"}
+
+
+@pytest.mark.parametrize("formula", list(FACTOR_KINDS))
 def test_factor_kinds_agree_with_dense_algebra(formula):
-    """Block (one factor, k = 2), diagonal and sparse factorisations: log det, solves, the per-row
-    entries of H⁻¹Aᵀ and H⁻¹'s diagonal blocks, against dense linear algebra."""
+    """Block (one factor, k = 2), diagonal and Schur-complement (crossed, nested, a random slope
+    beside an intercept factor) factorisations: log det, solves, the per-row entries of H⁻¹Aᵀ and
+    H⁻¹'s diagonal blocks, against dense linear algebra (and the chunked sparse path)."""
     from bayesglmm.frequentist.laplace import ThetaMap, _Factor, penalized_system
 
     m = bg.GLMM(formula, _grad_df(), family="bernoulli")
@@ -151,7 +157,7 @@ def test_factor_kinds_agree_with_dense_algebra(formula):
     A = tmap.ZLambda(theta)
     w = np.random.default_rng(1).uniform(0.05, 0.25, m.design.nobs)
     fac = penalized_system(A, w)
-    assert fac.kind == {"y ~ x + (1 + x | g)": "block", "y ~ x + (1 | g)": "diag"}.get(formula, "dense")
+    assert fac.kind == FACTOR_KINDS[formula]
     H = (A.T @ (w[:, None] * A.toarray())) + np.eye(A.shape[1])
     assert fac.logdet == pytest.approx(np.linalg.slogdet(H)[1], rel=1e-12)
     rhs = np.random.default_rng(2).normal(size=(A.shape[1], 3))

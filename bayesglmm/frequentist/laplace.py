@@ -38,6 +38,7 @@ from scipy.sparse.linalg import splu
 from ..design import Design
 from ..families import Family
 from .agq import agq_loglik, agq_value_and_beta_grad, canonical_weights, check_agq
+from .schur import SchurPattern, choose_elimination
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
 
@@ -60,6 +61,7 @@ class ThetaMap:
             self.sizes.append(len(rows))
             self.lower += [0.0 if r == c else -np.inf for r, c in zip(rows, cols)]
         self.n_theta = int(sum(self.sizes))
+        self._schur = None
         if self.blocks:
             self._structure()
 
@@ -113,6 +115,8 @@ class ThetaMap:
         self._h_indices = (uniq % q).astype(np.int32)
         self._h_indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // q, minlength=q))]).astype(np.int32)
         self._q, self._m = q, m
+        elim = choose_elimination(self.blocks)
+        self._schur = None if elim is None else SchurPattern(C, q, self.blocks, elim)
 
     def theta_positions(self):
         """For each θ component: (position a in a row's nonzeros, block, row r of L) — ∂D[:, a]/∂θ = Xr_b[:, r]."""
@@ -153,7 +157,11 @@ class ThetaMap:
 
     def factor(self, D, w) -> "_Factor":
         """The factorisation of H = ΛᵀZᵀWZΛ + I: its G k × k blocks summed per level and inverted
-        at once when :attr:`block_diagonal`, else the sparse H of :meth:`system`."""
+        at once when :attr:`block_diagonal`; with several grouping factors, the Schur complement
+        after eliminating the largest random-intercept factor (:mod:`bayesglmm.frequentist.schur`)
+        when it is at most 4000 × 4000; else the sparse H of :meth:`system`."""
+        if self._schur is not None:
+            return self._schur.factor(D, w)
         if not self.block_diagonal:
             return _Factor(self.system(D, w))
         block = self.blocks[0]
@@ -172,7 +180,7 @@ class ThetaMap:
     def rows_solvable(self) -> bool:
         """Whether :meth:`solved_rows` is affordable: one grouping factor (diagonal or block-diagonal
         H), q ≤ :attr:`DENSE_INVERSE_MAX`, or H⁻¹Aᵀ small enough to form (q·n ≤ 4e6)."""
-        return (len(self.blocks) == 1 or self._q <= self.DENSE_INVERSE_MAX
+        return (len(self.blocks) == 1 or self._schur is not None or self._q <= self.DENSE_INVERSE_MAX
                 or self._q * self.design.nobs <= 4_000_000)
 
     def solved_rows(self, fac: "_Factor", D) -> np.ndarray | None:
@@ -185,6 +193,8 @@ class ThetaMap:
             return D / fac.diag[self._C]
         if fac.kind == "block":
             return np.einsum("iab,ib->ia", fac.inv[self.blocks[0].index], D)
+        if fac.kind == "schur":
+            return fac.solved_rows(D)
         C = self._C
         if self._q <= self.DENSE_INVERSE_MAX:
             Hinv = np.asarray(fac.solve(np.eye(self._q)))
