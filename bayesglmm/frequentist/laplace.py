@@ -717,8 +717,21 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if vg is not None and vg(x0) is None:
         vg = None
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
-    # with the analytic gradient (θ by differences for AGQ) far fewer deviance evaluations
-    res = minimize_with_restart(vg or devfun, x0, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
+    # L-BFGS-B works on β scaled by the SD of its column (β_j·sd(x_j)), so that a badly scaled
+    # predictor (a quadratic term in age) does not stretch the valley; with the analytic gradient
+    # (θ by differences for AGQ) far fewer deviance evaluations
+    scale = np.ones(len(x0))
+    sx = design.X.std(axis=0)
+    scale[tmap.n_theta:] = np.where(sx > 0, sx, 1.0)
+    if vg is not None:
+        def fun(z):
+            f, g = vg(z / scale)
+            return f, g / scale
+    else:
+        def fun(z):
+            return devfun(z / scale)
+    res = minimize_with_restart(fun, x0 * scale, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
+    res.x = res.x / scale
     n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
     if not res.success and res.status != 1:  # fall back on a derivative-free search from where L-BFGS-B
         # stopped (not when it used up maxiter: then the fit is reported as not converged)
