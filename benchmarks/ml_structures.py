@@ -6,11 +6,14 @@ bundled or downloaded):
 * ``verbagg`` — crossed random effects: lme4's ``VerbAgg`` (7,584 rows; 316 persons × 24 items),
   ``r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)``, Bernoulli logit;
 * ``contraception`` — a correlated random slope on one factor: mlmRev's ``Contraception``
-  (1,934 women in 60 districts), ``use ~ age + I(age^2) + urban + livch + (urban | district)``.
+  (1,934 women in 60 districts), ``use ~ age + I(age^2) + urban + livch + (urban | district)``;
+* ``insteval`` — a crossed Gaussian LMM by REML: lme4's ``InstEval`` (73,421 ratings; 2,972
+  students, 1,128 instructors, 14 departments), ``y ~ service + (1 | s) + (1 | d) + (1 | dept)``,
+  against ``lmer(REML = TRUE)`` and ``glmmTMB(REML = TRUE)``.
 
-Each is fitted by bayesglmm's ``fit("laplace")`` (median of ``--reps`` after a warm-up) and by
+Each is fitted by bayesglmm's ``fit("laplace")`` (``"reml"`` for InstEval) (median of ``--reps`` after a warm-up) and by
 ``glmer`` (``nAGQ = 1``) and ``glmmTMB`` in the same run (``system.time`` elapsed, median of
-``--reps``); the ratios and the largest differences of β, SDs and the log-likelihood are printed.
+``--reps``; the lme4 column is glmer, or lmer for InstEval); the ratios and the largest differences of β, SDs and the log-likelihood are printed.
 Needs ``Rscript`` with lme4, glmmTMB, mlmRev and jsonlite (Debian: ``r-cran-lme4 r-cran-glmmtmb
 r-cran-mlmrev r-cran-jsonlite``).
 
@@ -41,6 +44,13 @@ CASES = {
         "r_formula": "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
         "factors": ["id", "item", "Gender", "btype", "situ"],
     },
+    "insteval": {
+        "export": 'data(InstEval, package = "lme4"); d <- InstEval',
+        "formula": "y ~ service + (1 | s) + (1 | d) + (1 | dept)",
+        "r_formula": "y ~ service + (1 | s) + (1 | d) + (1 | dept)",
+        "factors": ["s", "d", "dept", "service"],
+        "family": "gaussian", "method": "reml",
+    },
     "contraception": {
         "export": ('suppressMessages(library(mlmRev)); data(Contraception); d <- Contraception; '
                    'd$use <- as.integer(d$use == "Y")'),
@@ -55,9 +65,14 @@ suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
 args <- commandArgs(TRUE); d <- read.csv(args[1]); reps <- as.integer(args[2]); f <- as.formula(args[3])
 for (v in strsplit(args[4], ",")[[1]]) d[[v]] <- factor(d[[v]])
 tm <- function(expr) { e <- substitute(expr); eval(e); median(replicate(reps, system.time(eval(e))[["elapsed"]])) }
-m1 <- glmer(f, d, binomial); t1 <- tm(glmer(f, d, binomial))
-m2 <- glmmTMB(f, d, binomial); t2 <- tm(glmmTMB(f, d, binomial))
-vc1 <- as.data.frame(VarCorr(m1)); vc1 <- vc1[is.na(vc1$var2), ]
+if (args[5] == "gaussian") {
+  m1 <- lmer(f, d, REML = TRUE); t1 <- tm(lmer(f, d, REML = TRUE))
+  m2 <- glmmTMB(f, d, REML = TRUE); t2 <- tm(glmmTMB(f, d, REML = TRUE))
+} else {
+  m1 <- glmer(f, d, binomial); t1 <- tm(glmer(f, d, binomial))
+  m2 <- glmmTMB(f, d, binomial); t2 <- tm(glmmTMB(f, d, binomial))
+}
+vc1 <- as.data.frame(VarCorr(m1)); vc1 <- vc1[is.na(vc1$var2) & vc1$grp != "Residual", ]
 sd2 <- unlist(lapply(VarCorr(m2)$cond, function(s) attr(s, "stddev")))
 cat(toJSON(list(glmer = list(seconds = t1, beta = unname(fixef(m1)), sd = vc1$sdcor, loglik = as.numeric(logLik(m1))),
                 glmmtmb = list(seconds = t2, beta = unname(fixef(m2)$cond), sd = unname(sd2),
@@ -81,27 +96,28 @@ def run_case(name, case, reps, tmp):
     df = pd.read_csv(csv)
     for col in case["factors"]:
         df[col] = df[col].astype(str)
-    model = bg.GLMM(case["formula"], df, family="bernoulli")
+    family, method = case.get("family", "bernoulli"), case.get("method", "laplace")
+    model = bg.GLMM(case["formula"], df, family=family)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit("laplace")
+        model.fit(method)
         secs = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            fit = model.fit("laplace")
+            fit = model.fit(method)
             secs.append(time.perf_counter() - t0)
-    r = json.loads(_rscript(R_FIT, csv, str(reps), case["r_formula"], ",".join(case["factors"]), tmp=tmp)
+    r = json.loads(_rscript(R_FIT, csv, str(reps), case["r_formula"], ",".join(case["factors"]), family, tmp=tmp)
                    .strip().splitlines()[-1])
     vc = fit.variance_components()
-    sd = vc[vc["kind"] == "sd"]["estimate"].to_numpy()
+    sd = vc[(vc["kind"] == "sd") & (vc["group"] != "Residual")]["estimate"].to_numpy()
     ours = statistics.median(secs)
-    return {"case": name, "rows": model.design.nobs, "bg_s": ours, "glmer_s": r["glmer"]["seconds"],
-            "tmb_s": r["glmmtmb"]["seconds"], "bg_over_glmer": ours / r["glmer"]["seconds"],
+    return {"case": name, "method": method, "rows": model.design.nobs, "bg_s": ours, "lme4_s": r["glmer"]["seconds"],
+            "tmb_s": r["glmmtmb"]["seconds"], "bg_over_lme4": ours / r["glmer"]["seconds"],
             "bg_over_tmb": ours / r["glmmtmb"]["seconds"],
             "max_dbeta_tmb": float(np.max(np.abs(fit.beta - r["glmmtmb"]["beta"]))),
             "max_dsd_tmb": float(np.max(np.abs(np.sort(sd) - np.sort(r["glmmtmb"]["sd"])))),
             "dloglik_tmb": fit.loglik - r["glmmtmb"]["loglik"],
-            "dloglik_glmer": fit.loglik - r["glmer"]["loglik"]}
+            "dloglik_lme4": fit.loglik - r["glmer"]["loglik"]}
 
 
 def main():

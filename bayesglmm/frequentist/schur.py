@@ -10,7 +10,7 @@ so that log det H = Σ log D + log det S, solves cost O(nnz(B) + q₂²), and on
 items × subjects (VerbAgg: 316 persons, 24 items) S is 24 × 24; for an InstEval-shaped design
 (2,972 students, 1,128 instructors, 14 departments) 1,142 × 1,142. The entries of H⁻¹ that the
 analytic gradients need — at the pairs of columns one observation touches — come from S⁻¹ and
-P = D⁻¹BS⁻¹ (q₁ × q₂) without ever forming the q × q inverse:
+P = D⁻¹BS⁻¹ (at B's pattern only) without ever forming the q × q inverse:
 
     H⁻¹ = [[D⁻¹ + D⁻¹BS⁻¹BᵀD⁻¹, −D⁻¹BS⁻¹], [−S⁻¹BᵀD⁻¹, S⁻¹]].
 
@@ -74,7 +74,8 @@ class SchurPattern:
         self.rc = rest_of[C[:, self.R]]  # rest column of each other nonzero, (n, m − 1)
         # B's pattern (rows: eliminated levels), in CSR order
         keys = (self.c[:, None].astype(np.int64) * self.q2 + self.rc).ravel()
-        uniq, self.b_inv = np.unique(keys, return_inverse=True)
+        uniq, b_inv = np.unique(keys, return_inverse=True)
+        self.b_inv = b_inv.reshape(self.rc.shape)  # pattern index of each (row, rest position)
         self.b_rows, self.b_cols = (uniq // self.q2).astype(np.int64), (uniq % self.q2).astype(np.int32)
         self.b_indptr = np.concatenate([[0], np.cumsum(np.bincount(self.b_rows, minlength=self.q1))])
         # H₂₂'s pattern, as flat indices of the dense q₂ × q₂ array
@@ -122,12 +123,24 @@ class SchurFactor:
         return out[:, 0] if col else out
 
     def _pieces(self):
-        """(S⁻¹, P = D⁻¹BS⁻¹, diag of H⁻¹'s eliminated block), formed once per factorisation."""
+        """(S⁻¹, P = D⁻¹BS⁻¹ at B's pattern, diag of H⁻¹'s eliminated block), formed once per
+        factorisation; S⁻¹ from the Cholesky factor by LAPACK's potri."""
         if self._inverse is None:
-            Sinv = linalg.cho_solve(self._chol, np.eye(self.pattern.q2), check_finite=False)
-            M = sp.diags(1.0 / self.d1) @ self.B
-            P = np.asarray(M @ Sinv)
-            hee = 1.0 / self.d1 + np.asarray(M.multiply(P).sum(axis=1)).ravel()
+            pat = self.pattern
+            inv, info = linalg.lapack.dpotri(self._chol[0], lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"potri failed ({info})")
+            Sinv = np.tril(inv) + np.tril(inv, -1).T
+            mvals = self.B.data / self.d1[pat.b_rows]  # M = D⁻¹B at its pattern
+            M = sp.csr_matrix((mvals, pat.b_cols, pat.b_indptr), shape=(pat.q1, pat.q2))
+            P = np.empty(len(mvals))
+            per = max(1, 4_000_000 // pat.q2)  # rows of M S⁻¹ formed at a time (≤ 32 MB)
+            for r0 in range(0, pat.q1, per):
+                r1 = min(pat.q1, r0 + per)
+                lo, hi = pat.b_indptr[r0], pat.b_indptr[r1]
+                block = np.asarray(M[r0:r1] @ Sinv)
+                P[lo:hi] = block[pat.b_rows[lo:hi] - r0, pat.b_cols[lo:hi]]
+            hee = 1.0 / self.d1 + np.bincount(pat.b_rows, weights=P * mvals, minlength=pat.q1)
             self._inverse = (Sinv, P, hee)
         return self._inverse
 
@@ -139,7 +152,7 @@ class SchurFactor:
         out = np.zeros_like(D)
         out[:, e] = hee[c] * D[:, e]
         for j, b in enumerate(R):
-            peb = -P[c, rc[:, j]]  # H⁻¹[eliminated, rest]
+            peb = -P[pat.b_inv[:, j]]  # H⁻¹[eliminated, rest], at B's pattern
             out[:, e] += peb * D[:, b]
             out[:, b] += peb * D[:, e]
             for i, a in enumerate(R):
