@@ -615,7 +615,7 @@ def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
     differences; θ stays within its bounds (a θ on its bound with the gradient pushing outward
     is held there). Returns (x, the Hessian at x, steps taken)."""
     f, g = fg(x)
-    H = _hessian_from_grad(fg, x, lower, nt)
+    H = None
     steps = 0
     for _ in range(max_steps):
         held = np.zeros(len(x), dtype=bool)
@@ -623,6 +623,8 @@ def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
         free = ~held
         if np.max(np.abs(g[free]), initial=0.0) < gtol:
             break
+        if H is None:
+            H = _hessian_from_grad(fg, x, lower, nt)
         try:
             step = np.zeros(len(x))
             step[free] = np.linalg.solve(H[np.ix_(free, free)], g[free])
@@ -641,7 +643,8 @@ def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
             t /= 2
         if not accepted:
             break
-        x, f, g, steps = xn, fn, gn, steps + 1
+        x, f, g, steps, H = xn, fn, gn, steps + 1, None
+    if H is None:
         H = _hessian_from_grad(fg, x, lower, nt)
     fg(x)  # leave the warm start at x
     return x, H, steps
@@ -700,7 +703,7 @@ def minimize_with_restart(fun, x0, bounds, options, jac, n_theta):
     return res
 
 
-def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-10, maxiter: int = 2000):
+def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-14, maxiter: int = 2000):
     """Fit a GLMM by maximum likelihood: Laplace (``nagq=1``) or adaptive Gauss–Hermite quadrature.
 
     Returns

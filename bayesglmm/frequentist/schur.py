@@ -28,14 +28,17 @@ __all__ = ["SchurPattern", "SchurFactor", "choose_elimination"]
 
 #: the largest Schur complement factored densely (q₂ × q₂ doubles: 128 MB)
 MAX_REST = 4000
+#: below this q a dense Cholesky of all of H is cheaper than the elimination's bookkeeping
+MIN_Q = 400
 
 
 def choose_elimination(blocks) -> int | None:
     """The random block to eliminate: the scalar (one-term) block with the most levels, when there
-    are two or more blocks and what remains has at most :data:`MAX_REST` columns; else None."""
-    if len(blocks) < 2:
-        return None
+    are two or more blocks, q > :data:`MIN_Q` and what remains has at most :data:`MAX_REST`
+    columns; else None."""
     q = sum(b.n_levels * b.n_terms for b in blocks)
+    if len(blocks) < 2 or q <= MIN_Q:
+        return None
     scalar = [j for j, b in enumerate(blocks) if b.n_terms == 1]
     if not scalar:
         return None
