@@ -163,14 +163,18 @@ def test_factor_kinds_agree_with_dense_algebra(formula, force_schur):
     tmap = ThetaMap(m.design)
     theta = tmap.theta0() * 0.8 + 0.1
     A = tmap.ZLambda(theta)
+    Ad = A.sparse().toarray()
+    v, r = np.random.default_rng(3).normal(size=A.shape[1]), np.random.default_rng(4).normal(size=(A.shape[0], 2))
+    np.testing.assert_allclose(A @ v, Ad @ v, rtol=1e-12)  # the operator against the dense matrix
+    np.testing.assert_allclose(A.T @ r, Ad.T @ r, rtol=1e-12, atol=1e-12)
     w = np.random.default_rng(1).uniform(0.05, 0.25, m.design.nobs)
     fac = penalized_system(A, w)
     assert fac.kind == FACTOR_KINDS[formula]
-    H = (A.T @ (w[:, None] * A.toarray())) + np.eye(A.shape[1])
+    H = (Ad.T @ (w[:, None] * Ad)) + np.eye(A.shape[1])
     assert fac.logdet == pytest.approx(np.linalg.slogdet(H)[1], rel=1e-12)
     rhs = np.random.default_rng(2).normal(size=(A.shape[1], 3))
     np.testing.assert_allclose(fac.solve(rhs), np.linalg.solve(H, rhs), rtol=1e-10, atol=1e-12)
-    Hinv_At = np.linalg.solve(H, A.toarray().T)
+    Hinv_At = np.linalg.solve(H, Ad.T)
     rows = np.arange(m.design.nobs)[:, None]
     np.testing.assert_allclose(tmap.solved_rows(fac, tmap.values(theta)), Hinv_At.T[rows, tmap._C], rtol=1e-10)
     sizes = [(b.n_levels, b.n_terms) for b in m.design.random]

@@ -133,15 +133,13 @@ class ThetaMap:
         """D(θ), shape (n, m): the nonzeros of ZΛ row by row."""
         return np.hstack([b.Xr @ L for b, L in zip(self.blocks, self.factors(theta))])
 
-    def ZLambda(self, theta) -> sp.csc_matrix:
-        """ZΛ(θ), sparse, shape (n, q); it carries what :func:`penalized_system` needs to assemble fast."""
+    def ZLambda(self, theta) -> "ZLambdaOp":
+        """ZΛ(θ) as a linear operator (``A @ v``, ``A.T @ r``, ``A.shape``) over the fixed pattern,
+        which :func:`penalized_system` factors by the design's structure."""
+        n = self.design.nobs
         if not self.blocks:
-            return sp.csc_matrix((self.design.nobs, 0))
-        D = self.values(theta)
-        A = sp.csc_matrix((D.ravel()[self._perm], self._a_indices, self._a_indptr),
-                          shape=(self.design.nobs, self._q))
-        A._bg_system = (self, D)
-        return A
+            return ZLambdaOp(self, np.zeros((n, 0)), (n, 0))
+        return ZLambdaOp(self, self.values(theta), (n, self._q))
 
     @property
     def block_diagonal(self) -> bool:
@@ -211,6 +209,58 @@ class ThetaMap:
         """Λ(θ) = blockdiag(I_J ⊗ L), sparse, shape (q, q)."""
         return sp.block_diag([sp.kron(sp.identity(b.n_levels), L) for b, L in zip(self.blocks, self.factors(theta))],
                              format="csc")
+
+
+class ZLambdaOp:
+    """A = ZΛ(θ) by its nonzeros: row i holds D[i, a] at column C[i, a] (:class:`ThetaMap`).
+
+    ``A @ v`` gathers, ``A.T @ r`` scatters by ``np.bincount``: O(n·m) per column, with none of a
+    sparse matrix's construction cost, which dominated small fits. ``sparse()`` gives the CSC
+    matrix when one is needed.
+    """
+
+    def __init__(self, tmap: "ThetaMap", D: np.ndarray, shape: tuple):
+        self.tmap, self.D, self.shape = tmap, D, shape
+
+    def __matmul__(self, v):
+        v = np.asarray(v, dtype=float)
+        if self.shape[1] == 0:
+            return np.zeros((self.shape[0],) + v.shape[1:])
+        C = self.tmap._C
+        if v.ndim == 1:
+            return np.einsum("ia,ia->i", self.D, v[C])
+        return np.einsum("ia,iap->ip", self.D, v[C])
+
+    @property
+    def T(self) -> "_TransposedOp":
+        return _TransposedOp(self)
+
+    def sparse(self) -> sp.csc_matrix:
+        """A as a SciPy CSC matrix."""
+        t = self.tmap
+        if self.shape[1] == 0:
+            return sp.csc_matrix(self.shape)
+        return sp.csc_matrix((self.D.ravel()[t._perm], t._a_indices, t._a_indptr), shape=self.shape)
+
+
+class _TransposedOp:
+    """Aᵀ for :class:`ZLambdaOp`: ``Aᵀ @ r`` sums D[i, a]·r[i] into column C[i, a]."""
+
+    def __init__(self, op: ZLambdaOp):
+        self.op = op
+        self.shape = op.shape[::-1]
+
+    def __matmul__(self, r):
+        r = np.asarray(r, dtype=float)
+        op = self.op
+        q = op.shape[1]
+        if q == 0:
+            return np.zeros((0,) + r.shape[1:])
+        flat = op.tmap._C.ravel()
+        if r.ndim == 1:
+            return np.bincount(flat, weights=(op.D * r[:, None]).ravel(), minlength=q)
+        return np.column_stack([np.bincount(flat, weights=(op.D * r[:, j, None]).ravel(), minlength=q)
+                                for j in range(r.shape[1])]) if r.shape[1] else np.zeros((q, 0))
 
 
 @dataclass
@@ -323,14 +373,11 @@ class _Factor:
 def penalized_system(A, w) -> _Factor:
     """Factor H = AᵀWA + I (A = ZΛ, W = diag(w)), the matrix of PIRLS and of the LMM.
 
-    An A made by :meth:`ThetaMap.ZLambda` is assembled by its precomputed scatter pattern
-    (block by block for one grouping factor, :meth:`ThetaMap.factor`); any other sparse A by
-    sparse products.
+    A :class:`ZLambdaOp` is assembled by its precomputed scatter pattern (block by block for one
+    grouping factor, :meth:`ThetaMap.factor`); any other sparse A by sparse products.
     """
-    fast = getattr(A, "_bg_system", None)
-    if fast is not None:
-        tmap, D = fast
-        return tmap.factor(D, np.asarray(w, dtype=float))
+    if isinstance(A, ZLambdaOp):
+        return A.tmap.factor(A.D, np.asarray(w, dtype=float))
     return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
 
 
