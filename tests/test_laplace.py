@@ -125,7 +125,7 @@ GRAD_CASES = [("y ~ x + (1 | g)", "bernoulli"), ("y ~ x + (1 + x | g)", "bernoul
 
 @pytest.fixture
 def force_schur(monkeypatch):
-    """Eliminate a factor even on these small designs (in use from q > 400)."""
+    """Eliminate a factor even on these small designs (in use from q > 200)."""
     import bayesglmm.frequentist.schur as schur
 
     monkeypatch.setattr(schur, "MIN_Q", 0)

@@ -657,27 +657,25 @@ def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
     return (H + H.T) / 2
 
 
-def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
+def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
     """Newton steps on the deviance from an optimiser's end point, with the Hessian from gradient
-    differences; θ stays within its bounds (a θ on its bound with the gradient pushing outward
-    is held there). Returns (x, the Hessian at x, steps taken)."""
+    differences (which the SEs need anyway), while the Newton decrement gᵀH⁻¹g — twice the
+    deviance still to gain — is above ``decrement``; θ stays within its bounds (a θ on its bound
+    with the gradient pushing outward is held there). Returns (x, the Hessian at x, steps taken)."""
     f, g = fg(x)
-    H = None
     steps = 0
-    for _ in range(max_steps):
+    while True:
+        H = _hessian_from_grad(fg, x, lower, nt)
         held = np.zeros(len(x), dtype=bool)
         held[:nt] = (x[:nt] <= lower[:nt] + 1e-10) & (g[:nt] > 0)
         free = ~held
-        if np.max(np.abs(g[free]), initial=0.0) < gtol:
-            break
-        if H is None:
-            H = _hessian_from_grad(fg, x, lower, nt)
         try:
             step = np.zeros(len(x))
             step[free] = np.linalg.solve(H[np.ix_(free, free)], g[free])
         except np.linalg.LinAlgError:
             break
-        if not np.all(np.isfinite(step)) or float(g @ step) <= 0:  # not a descent direction
+        gain = float(g @ step)
+        if steps >= max_steps or not np.isfinite(gain) or gain < decrement:  # converged (or not a descent)
             break
         t, accepted = 1.0, False
         while t > 1e-4:
@@ -690,9 +688,7 @@ def _newton_polish(fg, x, lower, nt, gtol=1e-5, max_steps=6):
             t /= 2
         if not accepted:
             break
-        x, f, g, steps, H = xn, fn, gn, steps + 1, None
-    if H is None:
-        H = _hessian_from_grad(fg, x, lower, nt)
+        x, f, g, steps = xn, fn, gn, steps + 1
     fg(x)  # leave the warm start at x
     return x, H, steps
 

@@ -29,7 +29,7 @@ __all__ = ["SchurPattern", "SchurFactor", "choose_elimination"]
 #: the largest Schur complement factored densely (q₂ × q₂ doubles: 128 MB)
 MAX_REST = 4000
 #: below this q a dense Cholesky of all of H is cheaper than the elimination's bookkeeping
-MIN_Q = 400
+MIN_Q = 200
 
 
 def choose_elimination(blocks) -> int | None:
