@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench bench-ml clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
@@ -23,6 +23,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/nuts_vs_bambi.py
+
+bench-ml: $(STAMP)
+	$(PY) benchmarks/ml_vs_r.py
+	$(PY) benchmarks/laplace_scale.py
+	-$(PY) benchmarks/ml_structures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
