@@ -168,6 +168,8 @@ def _with_set(model, prior_set: dict) -> dict:
 
 def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progressbar) -> PriorSensitivity:
     from .bayes.compilation import count_compilations
+    from .bayes.model import build_pymc_model
+    from .bayes.posterior import sample_model
 
     sets = {"reference (default priors)": None} if reference is None else {}
     sets.update(classic_sd_priors(model) if priors is None else priors)
@@ -176,11 +178,13 @@ def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progr
         posteriors["reference"] = reference
     for label, prior_set in sets.items():
         t0 = time.perf_counter()
-        # every prior set builds the same graph (priors are data), so only the first compiles
+        # every prior set builds the same graph (priors are data and the graph holds every prior
+        # family), so only the first refit compiles
         with count_compilations() as count:
             target = model if prior_set is None else model.update(priors=_with_set(model, prior_set))
-            posteriors[label] = target.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                                              progressbar=progressbar, diagnose=False)
+            graph = build_pymc_model(target.design, target.family, target.priors, families="all")
+            posteriors[label] = sample_model(target, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                                             progressbar=progressbar, pymc_model=graph)
         seconds[label], compiles[label] = time.perf_counter() - t0, count.n
     ref_label = next(iter(posteriors))
     ref = posteriors[ref_label].summary(ci).set_index("parameter")
@@ -229,8 +233,9 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
 
     Notes
     -----
-    The priors are data in the PyMC graph (:mod:`bayesglmm.bayes.prior_graph`), so every prior set
-    of a sweep builds the same graph and only the first refit compiles; each later refit pays the
+    The priors are data in the PyMC graph and the refits' graphs hold every prior family
+    (:mod:`bayesglmm.bayes.prior_graph`), so every prior set of a sweep builds the same graph and
+    only the first refit compiles; each later refit pays the
     graph's rewriting (under a second for a one-factor model) and its sampling. The table's
     ``compilations`` column counts it.
     """

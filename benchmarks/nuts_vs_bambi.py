@@ -1,8 +1,8 @@
 """NUTS: bayesglmm vs bambi 0.21 on the same models, in one run.
 
 For cbpp, bacteria, ohio and epil each package builds the model and samples 2 chains ×
-(1000 tune + 1000 draws) with PyMC's NUTS (``nuts_sampler="pymc"`` for both, so that
-neither silently switches to nutpie). Wall time includes model building and
+(1000 tune + 1000 draws) with the same NUTS for both: PyMC's (``--sampler pymc``, the default)
+or nutpie's (``--sampler nutpie``; ``pip install nutpie``). Wall time includes model building and
 compilation. Printed per case: seconds, bulk ESS of each group SD, ESS/s, and the
 ratio bayesglmm/bambi of ESS/s (> 1 means bayesglmm is faster).
 
@@ -33,18 +33,18 @@ CASES = {
 }
 
 
-def run_bayesglmm(name, draws, tune, chains, seed):
+def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc"):
     formula, _, family, group = CASES[name]
     t0 = time.perf_counter()
     model = bg.GLMM(formula, bg.datasets.load(name), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
-                        diagnose=False)
+                        diagnose=False, nuts_sampler=sampler)
     secs = time.perf_counter() - t0
     ess = float(post.variance_components().query("group == @group")["ess_bulk"].min())
     return secs, ess
 
 
-def run_bambi(name, draws, tune, chains, seed):
+def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
     import bambi as bmb
 
     _, formula, family, group = CASES[name]
@@ -52,9 +52,12 @@ def run_bambi(name, draws, tune, chains, seed):
     data[group] = data[group].astype(str)
     t0 = time.perf_counter()
     model = bmb.Model(formula, data, family=family)
-    idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
-                      inference_method="pymc", progressbar=False,
-                      target_accept=0.9)
+    if sampler == "pymc":
+        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
+                          inference_method="pymc", progressbar=False, target_accept=0.9)
+    else:
+        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
+                          inference_method=sampler, progressbar=False, nuts={"target_accept": 0.9})
     secs = time.perf_counter() - t0
     ess = float(np.asarray(az.ess(idata["posterior"][f"1|{group}_sigma"].values, method="bulk")).min())
     return secs, ess
@@ -67,16 +70,18 @@ def main():
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc",
+                   help="the NUTS implementation, the same for both packages")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     # warm-up: pay one-off imports and on-disk compilation caches for both packages
-    run_bayesglmm("cbpp", 50, 50, a.chains, 0)
-    run_bambi("cbpp", 50, 50, a.chains, 0)
+    run_bayesglmm("cbpp", 50, 50, a.chains, 0, a.sampler)
+    run_bambi("cbpp", 50, 50, a.chains, 0, a.sampler)
     print(f"{'case':10s} {'bg s':>7s} {'bg ESS':>7s} {'bg ESS/s':>9s} {'bmb s':>7s} {'bmb ESS':>8s} "
           f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
     for name in a.cases:
-        s1, e1 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed)
-        s2, e2 = run_bambi(name, a.draws, a.tune, a.chains, a.seed)
+        s1, e1 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
+        s2, e2 = run_bambi(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
         print(f"{name:10s} {s1:7.1f} {e1:7.0f} {e1 / s1:9.1f} {s2:7.1f} {e2:8.0f} {e2 / s2:9.1f} "
               f"{s2 / s1:10.2f} {(e1 / s1) / (e2 / s2):11.2f}", flush=True)
     print("time ratio = bambi seconds / bayesglmm seconds; ESS/s ratio = bayesglmm / bambi (group SD)")

@@ -100,22 +100,35 @@ def test_prior_values_codes():
     assert prior_values(P.Normal(1, 2), "location")["mu"].shape == ()
 
 
+def _compile_and_run(pmm):
+    fn = pmm.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})
+    point = pmm.initial_point()
+    return fn(np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars]))
+
+
 def test_models_differing_in_priors_or_response_compile_once(small_df):
-    """The second model (other priors of other families, another response) compiles nothing new."""
+    """A second model with other hyperparameters and another response compiles nothing new; nor
+    does a graph holding every prior family under priors of other families (prior sweeps)."""
+    from bayesglmm.bayes.model import build_pymc_model
+
     f = "y ~ x + (1 + x || g)"
     first = bg.GLMM(f, small_df, family="bernoulli")
     flipped = small_df.assign(y=1 - small_df["y"])
-    other = first.update(data=flipped, priors={"1|g": P.InverseGamma(2, 1), "x|g": P.Uniform(0, 5),
-                                               "x": P.StudentT(3, 0, 1)})
+    same_families = first.update(data=flipped, priors={"sd": P.HalfNormal(0.7), "x": P.Normal(0.3, 2.0)})
+    other_families = first.update(data=flipped, priors={"1|g": P.InverseGamma(2, 1), "x|g": P.Uniform(0, 5),
+                                                        "x": P.StudentT(3, 0, 1)})
+    graphs = [first.pymc_model(), same_families.pymc_model(),
+              build_pymc_model(first.design, first.family, first.priors, families="all"),
+              build_pymc_model(other_families.design, other_families.family, other_families.priors, families="all")]
     counts = []
-    for m in (first, other):
+    for pmm in graphs:
         with count_compilations() as count:
-            fn = m.pymc_model().logp_dlogp_function(ravel_inputs=True)
-            fn.set_extra_values({})
-            point = m.pymc_model().initial_point()
-            fn(np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars]))
+            _compile_and_run(pmm)
         counts.append(count.n)
-    assert counts[1] == 0
+    assert counts[1] == 0 and counts[3] == 0
+    # the default graph holds only the families in use: one HalfNormal, no switch, log transform
+    assert "boundedlog" not in str(first.pymc_model().rvs_to_transforms.values()).lower()
     # the counter does see compilations
     import numba
 
@@ -123,6 +136,26 @@ def test_models_differing_in_priors_or_response_compile_once(small_df):
     with count_compilations() as count:
         numba.njit(lambda x: x + k)(1.0)
     assert count.n >= 1
+
+
+@pytest.mark.parametrize("families", ["present", "all"])
+def test_both_graphs_give_the_same_log_density(small_df, families):
+    """The graph of the families in use and the graph of all families are the same density."""
+    from bayesglmm.bayes.model import build_pymc_model
+
+    m = bg.GLMM("y ~ x + (1 + x || g)", small_df, family="bernoulli",
+                priors={"1|g": P.InverseGamma(2, 1), "x|g": P.Uniform(0, 5), "x": P.StudentT(3, 0, 1)})
+    pmm = build_pymc_model(m.design, m.family, m.priors, families=families)
+    vals = {"beta": np.array([0.2, -0.4]), "1|g_sd": np.array([0.8]), "x|g_sd": np.array([1.3])}
+    rvs = [pmm[k] for k in vals]
+    terms = pmm.logp(vars=rvs, jacobian=False, sum=True)
+    fn = pmm.compile_fn(terms, inputs=[pmm.rvs_to_values[rv] for rv in rvs], point_fn=False)
+    # value variables are on the transformed scale: set them from the SDs
+    args = [vals["beta"]] + [pmm.rvs_to_transforms[rv].forward(pt.as_tensor(vals[rv.name]), *rv.owner.inputs).eval()
+                             for rv in rvs[1:]]
+    expected = (stats.norm(0, 5).logpdf(0.2) + stats.t(3, 0, 1).logpdf(-0.4)
+                + stats.invgamma(2, scale=1).logpdf(0.64) + np.log(1.6) + stats.uniform(0, 5).logpdf(1.3))
+    assert float(fn(*args)) == pytest.approx(expected, rel=1e-10)
 
 
 def test_free_variables_keep_their_names_under_any_prior(small_df):

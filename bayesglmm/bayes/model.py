@@ -15,9 +15,9 @@ than a dense Z product. Variable names:
 ``y``                              the observed response, dims ``("obs",)``
 =================================  ==============================================
 
-The priors and the observed response are shared variables, not constants (see
-:mod:`bayesglmm.bayes.prior_graph`): models that differ only in their priors or their response
-build the same graph, and the second reuses the first one's compiled code.
+The priors' hyperparameters and the observed response are shared variables, not constants (see
+:mod:`bayesglmm.bayes.prior_graph`): models that differ only in those build the same graph, and
+the second reuses the first one's compiled code.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def linear_predictor(design: Design, beta, random_effects):
     return eta
 
 
-def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> pm.Model:
+def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present") -> pm.Model:
     """Compile a GLMM to a :class:`pymc.Model`.
 
     Parameters
@@ -95,6 +95,9 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> 
     design : Design
     family : Family
     priors : ResolvedPriors
+    families : {"present", "all"}
+        Which prior families the graph holds (see :mod:`bayesglmm.bayes.prior_graph`): those the
+        priors use, or all (the same graph under any prior set: prior sweeps).
 
     Returns
     -------
@@ -109,11 +112,11 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> 
         if block.has_correlation:
             coords[f"{block.label}_term_bis"] = list(block.terms)
     with pm.Model(coords=coords) as model:
-        beta = location_prior("beta", priors.fixed, "fixed") if design.X.shape[1] else None
+        beta = location_prior("beta", priors.fixed, "fixed", families) if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"
-            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim)
+            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families)
             z = pm.Normal(f"{block.label}_z", 0.0, 1.0, dims=(level_dim, term_dim))
             if corr is not None:
                 # rows b_j = diag(sd) L z_j with L L' the correlation matrix: Cov(b_j) = D R D
@@ -123,7 +126,7 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors) -> 
                                  dims=(term_dim, f"{block.label}_term_bis"))
                 z = pt.dot(z, chol.T)
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
-        sigma = scale_prior("sigma", priors.sigma, None) if family.has_scale else None
+        sigma = scale_prior("sigma", priors.sigma, None, families) if family.has_scale else None
         eta = linear_predictor(design, beta if beta is not None else pt.zeros(0), effects)
         y = pytensor.shared(observed_values(family, design.y), name="y.observed")
         _likelihood(family, design, eta, sigma, y)

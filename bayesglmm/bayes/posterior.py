@@ -308,8 +308,10 @@ class Posterior:
 
 
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
-                 target_accept=0.9, nuts_sampler="pymc", progressbar=True, **kwargs) -> Posterior:
-    """Run NUTS on ``model.pymc_model()``; see :meth:`bayesglmm.GLMM.sample`."""
+                 target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None, **kwargs) -> Posterior:
+    """Run NUTS on ``model.pymc_model()`` (or on ``pymc_model``, a graph of the same model built
+    otherwise, e.g. with every prior family: :func:`bayesglmm.bayes.model.build_pymc_model`);
+    see :meth:`bayesglmm.GLMM.sample`."""
     if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
         raise ValueError(f"nuts_sampler must be 'pymc' or 'nutpie' (or numpyro/blackjax), got {nuts_sampler!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -324,7 +326,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         except (TypeError, ValueError):
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
-    with model.pymc_model():
+    with model.pymc_model() if pymc_model is None else pymc_model:
         if nuts_sampler == "pymc":
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               target_accept=target_accept, nuts_sampler="pymc",

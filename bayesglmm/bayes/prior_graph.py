@@ -1,16 +1,19 @@
 """Priors as data: one PyMC graph serves every prior set of a model structure.
 
 Each prior enters the graph as a :class:`pymc.CustomDist` whose family and hyperparameters are
-shared variables, not constants: the family is an integer code and the density a
-``switch`` over the allowed families. Two models that differ only in their priors (or in their
-response, see :func:`bayesglmm.bayes.model.build_pymc_model`) therefore build identical graphs,
-and PyTensor's compiled-function cache hands the second one the first one's compiled code: a
-sweep over prior sets (:func:`bayesglmm.prior_sensitivity`) or a simulation study by NUTS compiles
-once.
+shared variables, not constants: the family is an integer code and the density a ``switch``
+over the families the graph holds. By default a graph holds the families its priors use (one
+family, no switch: the smallest graph, quickest to compile — nutpie compiles its own copy on
+every call); with ``families="all"`` it holds every allowed family. Two models that differ only
+in hyperparameters of the same families, or in their response (see
+:func:`bayesglmm.bayes.model.build_pymc_model`), build identical graphs, and so do any two
+``"all"`` graphs: PyTensor's compiled-function cache then hands the second one the first one's
+compiled code. A simulation study by NUTS compiles once; a prior sweep
+(:func:`bayesglmm.prior_sensitivity`) builds ``"all"`` graphs and compiles once.
 
-Scale priors (on a standard deviation ``s``) are sampled on ``y = log s − log(1 − s/U)``, which is
-``log s`` for every family except ``Uniform(0, U)``, whose upper bound it maps to infinity (the
-bound ``log_c = −log U`` is data too, ``−inf`` when there is none). InverseGamma priors are on the
+Scale priors (on a standard deviation ``s``) are sampled on ``log s``, or, when a ``Uniform(0, U)``
+may be among them, on ``y = log s − log(1 − s/U)``, which is ``log s`` for every other family and
+maps U to infinity (the bound ``log_c = −log U`` is data too, ``−inf`` when there is none). InverseGamma priors are on the
 variance: the density of ``s`` carries the Jacobian ``2 s``.
 """
 
@@ -92,10 +95,19 @@ def _student_logp(z, nu):
             - (nu + 1.0) / 2.0 * pt.log1p(z * z / nu))
 
 
-def _location_logp(value, code, nu, mu, sigma):
-    z = (value - mu) / sigma
-    normal = -0.5 * z * z - 0.5 * np.log(2.0 * np.pi)
-    return pt.switch(pt.eq(code, 0), normal, _student_logp(z, nu)) - pt.log(sigma)
+def _location_logp_for(codes):
+    """The log density of the location families ``codes`` (a switch only when there are two)."""
+
+    def logp(value, code, nu, mu, sigma):
+        z = (value - mu) / sigma
+        normal = -0.5 * z * z - 0.5 * np.log(2.0 * np.pi)
+        if codes == {0}:
+            return normal - pt.log(sigma)
+        if codes == {1}:
+            return _student_logp(z, nu) - pt.log(sigma)
+        return pt.switch(pt.eq(code, 0), normal, _student_logp(z, nu)) - pt.log(sigma)
+
+    return logp
 
 
 def _location_random(code, nu, mu, sigma, rng=None, size=None):
@@ -108,27 +120,46 @@ def _location_start(rv, size, code, nu, mu, sigma):
     return pt.full_like(rv, 0.0) + mu
 
 
-def location_prior(name: str, prior_list, dims):
-    """A vector of Normal/StudentT priors (or one prior) as one random variable."""
-    data = _shared(prior_values(prior_list, "location"), name)
-    rv = pm.CustomDist(name, data["code"], data["nu"], data["mu"], data["sigma"], logp=_location_logp,
+def _codes(values, families, n):
+    return set(range(n)) if families == "all" else set(np.unique(values["code"]).tolist())
+
+
+def location_prior(name: str, prior_list, dims, families="present"):
+    """A vector of Normal/StudentT priors (or one prior) as one random variable.
+
+    ``families="present"`` puts only the families in ``prior_list`` into the graph; ``"all"`` puts
+    every family there, so that any other location prior gives the same graph (prior sweeps)."""
+    values = prior_values(prior_list, "location")
+    data = _shared(values, name)
+    rv = pm.CustomDist(name, data["code"], data["nu"], data["mu"], data["sigma"],
+                       logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES))),
                        random=_location_random, support_point=_location_start, dims=dims)
     return rv
 
 
 # --- scale: HalfNormal / HalfStudentT / HalfCauchy / Exponential / Uniform(0, U) / InverseGamma
-def _scale_logp(value, code, a, b, log_c, start):
-    x = value / a
-    # the families with a scale a: log density of x = s/a, then − log a
-    scaled = pt.switch(pt.eq(code, 0), 0.5 * _LOG_2_OVER_PI - 0.5 * x * x,          # HalfNormal
-             pt.switch(pt.eq(code, 1), np.log(2.0) + _student_logp(x, b),           # HalfStudentT
-             pt.switch(pt.eq(code, 2), _LOG_2_OVER_PI - pt.log1p(x * x),            # HalfCauchy
-             pt.switch(pt.eq(code, 3), -x,                                          # Exponential
-                       pt.switch(pt.le(x, 1.0), 0.0, -np.inf))))) - pt.log(a)       # Uniform(0, a)
-    # InverseGamma(b, a) on v = s²: b log a − lgamma(b) − (b+1) log v − a/v, times |dv/ds| = 2s
-    var = value * value
-    inv_gamma = b * pt.log(a) - pt.gammaln(b) - (b + 1.0) * pt.log(var) - a / var + pt.log(2.0 * value)
-    return pt.switch(pt.gt(value, 0.0), pt.switch(pt.eq(code, 5), inv_gamma, scaled), -np.inf)
+def _scale_logp_for(codes):
+    """The log density of the scale families ``codes``, a ``switch`` over them when there are several."""
+
+    def logp(value, code, a, b, log_c, start):
+        x = value / a
+        branch = {  # log density of s; the first five with a scale a
+            0: lambda: 0.5 * _LOG_2_OVER_PI - 0.5 * x * x - pt.log(a),               # HalfNormal
+            1: lambda: np.log(2.0) + _student_logp(x, b) - pt.log(a),                # HalfStudentT
+            2: lambda: _LOG_2_OVER_PI - pt.log1p(x * x) - pt.log(a),                 # HalfCauchy
+            3: lambda: -x - pt.log(a),                                               # Exponential
+            4: lambda: pt.switch(pt.le(x, 1.0), 0.0, -np.inf) - pt.log(a),           # Uniform(0, a)
+            # InverseGamma(b, a) on v = s²: b log a − lgamma(b) − (b+1) log v − a/v, times |dv/ds| = 2s
+            5: lambda: (b * pt.log(a) - pt.gammaln(b) - (b + 1.0) * pt.log(value * value) - a / (value * value)
+                        + pt.log(2.0 * value)),
+        }
+        present = sorted(codes)
+        out = branch[present[-1]]()
+        for c in reversed(present[:-1]):
+            out = pt.switch(pt.eq(code, c), branch[c](), out)
+        return pt.switch(pt.gt(value, 0.0), out, -np.inf)
+
+    return logp
 
 
 def _scale_random(code, a, b, log_c, start, rng=None, size=None):
@@ -166,11 +197,19 @@ class BoundedLog(Transform):
         return value - 2.0 * pt.softplus(value + inputs[-2])
 
 
-def scale_prior(name: str, prior_list, dims):
-    """A vector of SD priors (any of :data:`SCALE_FAMILIES`), or one, as one positive random variable."""
-    data = _shared(prior_values(prior_list, "scale"), name)
-    rv = pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"], logp=_scale_logp,
-                       random=_scale_random, support_point=_scale_start, transform=BoundedLog(), dims=dims)
+def scale_prior(name: str, prior_list, dims, families="present"):
+    """A vector of SD priors (any of :data:`SCALE_FAMILIES`), or one, as one positive random variable.
+
+    ``families="present"`` puts only the families in ``prior_list`` into the graph (sampled on
+    log s, or by :class:`BoundedLog` when a Uniform is among them); ``"all"`` puts every family and
+    the bounded transform there, so that any other SD prior gives the same graph (prior sweeps)."""
+    values = prior_values(prior_list, "scale")
+    codes = _codes(values, families, len(SCALE_FAMILIES))
+    data = _shared(values, name)
+    transform = BoundedLog() if 4 in codes else pm.distributions.transforms.log
+    rv = pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"],
+                       logp=_scale_logp_for(codes), random=_scale_random, support_point=_scale_start,
+                       transform=transform, dims=dims)
     return rv
 
 
