@@ -162,3 +162,21 @@ def test_free_variables_keep_their_names_under_any_prior(small_df):
     m = bg.GLMM("y ~ x + (1 + x || g)", small_df, family="bernoulli",
                 priors={"1|g": P.InverseGamma(2, 1), "x|g": P.HalfCauchy(1), "x": P.StudentT(3, 0, 1)})
     assert {v.name for v in m.pymc_model().free_RVs} == {"beta", "1|g_sd", "x|g_sd", "1|g_z", "x|g_z"}
+
+
+def test_constant_graph_for_samplers_that_compile_their_own_copy(small_df):
+    """as_data=False (used for nutpie & co.) holds no shared variables and is the same density."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import ancestors
+
+    from bayesglmm.bayes.model import build_pymc_model
+
+    m = bg.GLMM("y ~ x + (1 + x | g)", small_df, family="bernoulli", priors={"sd": P.HalfCauchy(1.5)})
+    data, const = m.pymc_model(), build_pymc_model(m.design, m.family, m.priors, as_data=False)
+    def ours(model):  # the priors' and the response's shared variables (PyMC's dim lengths aside)
+        return [v for v in ancestors([model.logp()]) if isinstance(v, SharedVariable)
+                and (".prior." in str(v.name) or v.name == "y.observed")]
+
+    assert not ours(const) and len(ours(data)) >= 5
+    point = data.initial_point()
+    assert float(const.compile_logp()(point)) == pytest.approx(float(data.compile_logp()(point)), rel=1e-12)

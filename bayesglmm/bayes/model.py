@@ -87,7 +87,8 @@ def linear_predictor(design: Design, beta, random_effects):
     return eta
 
 
-def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present") -> pm.Model:
+def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",
+                     as_data: bool = True) -> pm.Model:
     """Compile a GLMM to a :class:`pymc.Model`.
 
     Parameters
@@ -98,6 +99,10 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
     families : {"present", "all"}
         Which prior families the graph holds (see :mod:`bayesglmm.bayes.prior_graph`): those the
         priors use, or all (the same graph under any prior set: prior sweeps).
+    as_data : bool
+        Hyperparameters and response as shared variables (True), so that models differing only in
+        them share compiled code; False makes them constants, for samplers such as nutpie that
+        compile their own copy of the graph on every call and cache only constant graphs.
 
     Returns
     -------
@@ -112,22 +117,23 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
         if block.has_correlation:
             coords[f"{block.label}_term_bis"] = list(block.terms)
     with pm.Model(coords=coords) as model:
-        beta = location_prior("beta", priors.fixed, "fixed", families) if design.X.shape[1] else None
+        beta = location_prior("beta", priors.fixed, "fixed", families, as_data) if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"
-            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families)
+            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families, as_data)
             z = pm.Normal(f"{block.label}_z", 0.0, 1.0, dims=(level_dim, term_dim))
             if corr is not None:
                 # rows b_j = diag(sd) L z_j with L L' the correlation matrix: Cov(b_j) = D R D
-                eta = lkj_eta(f"{block.label}_corr", corr)
+                eta = lkj_eta(f"{block.label}_corr", corr, as_data)
                 chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=eta)
                 pm.Deterministic(f"{block.label}_corr", pt.dot(chol, chol.T),
                                  dims=(term_dim, f"{block.label}_term_bis"))
                 z = pt.dot(z, chol.T)
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
-        sigma = scale_prior("sigma", priors.sigma, None, families) if family.has_scale else None
+        sigma = scale_prior("sigma", priors.sigma, None, families, as_data) if family.has_scale else None
         eta = linear_predictor(design, beta if beta is not None else pt.zeros(0), effects)
-        y = pytensor.shared(observed_values(family, design.y), name="y.observed")
+        y = observed_values(family, design.y)
+        y = pytensor.shared(y, name="y.observed") if as_data else y
         _likelihood(family, design, eta, sigma, y)
     return model

@@ -326,6 +326,12 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         except (TypeError, ValueError):
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
+    if pymc_model is None and nuts_sampler != "pymc":
+        # nutpie & co. compile their own copy on every call, which only hits the compile cache for
+        # a graph of constants
+        from .model import build_pymc_model
+
+        pymc_model = build_pymc_model(model.design, model.family, model.priors, as_data=False)
     with model.pymc_model() if pymc_model is None else pymc_model:
         if nuts_sampler == "pymc":
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,

@@ -84,8 +84,11 @@ def prior_values(prior_list, kind: str) -> dict:
     return out
 
 
-def _shared(values: dict, name: str) -> dict:
-    # shared variables, not constants: their values stay out of the compiled graph
+def _shared(values: dict, name: str, as_data: bool = True) -> dict:
+    # shared variables, not constants: their values stay out of the compiled graph (as_data=False:
+    # constants, for samplers that compile their own copy of the graph on every call)
+    if not as_data:
+        return {k: pt.constant(v, name=f"{name}.prior.{k}") for k, v in values.items()}
     return {k: pytensor.shared(v, name=f"{name}.prior.{k}") for k, v in values.items()}
 
 
@@ -124,13 +127,13 @@ def _codes(values, families, n):
     return set(range(n)) if families == "all" else set(np.unique(values["code"]).tolist())
 
 
-def location_prior(name: str, prior_list, dims, families="present"):
+def location_prior(name: str, prior_list, dims, families="present", as_data: bool = True):
     """A vector of Normal/StudentT priors (or one prior) as one random variable.
 
     ``families="present"`` puts only the families in ``prior_list`` into the graph; ``"all"`` puts
     every family there, so that any other location prior gives the same graph (prior sweeps)."""
     values = prior_values(prior_list, "location")
-    data = _shared(values, name)
+    data = _shared(values, name, as_data)
     rv = pm.CustomDist(name, data["code"], data["nu"], data["mu"], data["sigma"],
                        logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES))),
                        random=_location_random, support_point=_location_start, dims=dims)
@@ -197,7 +200,7 @@ class BoundedLog(Transform):
         return value - 2.0 * pt.softplus(value + inputs[-2])
 
 
-def scale_prior(name: str, prior_list, dims, families="present"):
+def scale_prior(name: str, prior_list, dims, families="present", as_data: bool = True):
     """A vector of SD priors (any of :data:`SCALE_FAMILIES`), or one, as one positive random variable.
 
     ``families="present"`` puts only the families in ``prior_list`` into the graph (sampled on
@@ -205,7 +208,7 @@ def scale_prior(name: str, prior_list, dims, families="present"):
     the bounded transform there, so that any other SD prior gives the same graph (prior sweeps)."""
     values = prior_values(prior_list, "scale")
     codes = _codes(values, families, len(SCALE_FAMILIES))
-    data = _shared(values, name)
+    data = _shared(values, name, as_data)
     transform = BoundedLog() if 4 in codes else pm.distributions.transforms.log
     rv = pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"],
                        logp=_scale_logp_for(codes), random=_scale_random, support_point=_scale_start,
@@ -213,6 +216,6 @@ def scale_prior(name: str, prior_list, dims, families="present"):
     return rv
 
 
-def lkj_eta(name: str, prior):
-    """The LKJ shape of a correlated block as shared data."""
-    return pytensor.shared(np.asarray(float(prior.eta)), name=f"{name}.prior.eta")
+def lkj_eta(name: str, prior, as_data: bool = True):
+    """The LKJ shape of a correlated block as shared data (a constant with ``as_data=False``)."""
+    return _shared({"eta": np.asarray(float(prior.eta))}, name, as_data)["eta"]
