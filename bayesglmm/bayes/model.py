@@ -110,6 +110,8 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
         Coordinates: ``obs``, ``fixed``, and per random block ``{group}_level`` and
         ``{label}_term``. See the module docstring for variable names.
     """
+    if families not in ("present", "all"):
+        raise ValueError(f"families must be 'present' or 'all', got {families!r}")
     coords = {"obs": np.arange(design.nobs), "fixed": list(design.fixed_names)}
     for block in design.random:
         coords[f"{block.group}_level"] = list(block.levels)

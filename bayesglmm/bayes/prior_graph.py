@@ -9,7 +9,9 @@ in hyperparameters of the same families, or in their response (see
 :func:`bayesglmm.bayes.model.build_pymc_model`), build identical graphs, and so do any two
 ``"all"`` graphs: PyTensor's compiled-function cache then hands the second one the first one's
 compiled code. A simulation study by NUTS compiles once; a prior sweep
-(:func:`bayesglmm.prior_sensitivity`) builds ``"all"`` graphs and compiles once.
+(:func:`bayesglmm.prior_sensitivity`) builds ``"all"`` graphs and compiles once. Samplers that
+compile their own copy of the graph on every call (nutpie) get constants instead
+(``as_data=False``): only a graph of constants hits their compile cache.
 
 Scale priors (on a standard deviation ``s``) are sampled on ``log s``, or, when a ``Uniform(0, U)``
 may be among them, on ``y = log s − log(1 − s/U)``, which is ``log s`` for every other family and
