@@ -81,3 +81,19 @@ def test_default_nodes_shrink_with_the_block_size():
     assert default_nagq(slopes.design) == 5  # 4 terms: 5⁴ = 625 nodes per herd
     sleep = bg.GLMM("Reaction ~ Days + (Days | Subject)", bg.datasets.load("sleepstudy"))
     assert default_nagq(sleep.design) == 11
+
+
+def test_agq_theta_derivative_equals_central_differences():
+    """The AGQ deviance's exact θ-derivative (through the adaptive nodes) against differences."""
+    from bayesglmm.frequentist.agq import agq_value_and_beta_grad
+
+    for name in ("cbpp", "ohio"):
+        info = bg.datasets.info(name)
+        m = bg.GLMM(info.formula, bg.datasets.load(name), family=info.family)
+        dev, tmap = laplace_deviance(m.design, m.family, nagq=11)
+        x = np.concatenate([[0.7], np.zeros(len(m.design.fixed_names))])
+        st = dev.state(x)
+        f0, _, gt = agq_value_and_beta_grad(m.design, m.family, x[0], x[1:], st.u, 11, with_theta=True)
+        h = np.r_[1e-6, np.zeros(len(x) - 1)]
+        assert f0 == pytest.approx(dev(x), rel=1e-12)
+        assert gt == pytest.approx((dev(x + h) - dev(x - h)) / 2e-6, rel=1e-5, abs=1e-5)

@@ -118,8 +118,9 @@ def canonical_weights(family, mu, trials):
     return w, w * (1 - 2 * mu)
 
 
-def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq):
-    """AGQ deviance and its exact gradient in β, for one scalar random effect and a canonical link.
+def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False):
+    """AGQ deviance and its exact gradient in β (and in θ with ``with_theta``: returns
+    (deviance, β-gradient, θ-derivative)), for one scalar random effect and a canonical link.
 
     With the nodes u_jk = û_j + √2 x_k / R_j (R_j² = H_j = 1 + Σ_{i∈j} wᵢ aᵢ², aᵢ = θ xrᵢ)
     and F_jk = log ω_k + x_k² + Σ_{i∈j} ℓᵢ(η_ik) − u_jk²/2, the log-likelihood is
@@ -163,4 +164,15 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq):
     pcx = np.sum(P * c * x[:, None], axis=0)
     grad_ll = X.T @ s1 + du_hat.T @ pc - dH.T @ (pcx / (np.sqrt(2.0) * Rj**3)) - dH.T @ (0.5 / Hj)
     loglik = float(np.sum(lse - np.log(Rj)) + 0.5 * J * np.log(2.0) - 0.5 * J * np.log(2 * np.pi))
-    return -2.0 * loglik, -2.0 * grad_ll
+    if not with_theta:
+        return -2.0 * loglik, -2.0 * grad_ll
+    # θ (a = θ·xr): the same chain through the nodes, with ∂η/∂θ = xr·u at fixed u
+    xr = block.Xr[:, 0]
+    u_i = u_hat[idx]
+    s_mode = y - n_tr * family.link.inverse(eta)  # score at the mode
+    du_t = (M.T @ (xr * (s_mode - a * w * u_i))) / Hj  # dû/dθ, (J,)
+    deta_t = xr * u_i + a * du_t[idx]
+    dH_t = M.T @ (2.0 * a * xr * w + a * a * dw * deta_t)  # (J,)
+    S = (M.T @ (G * xr[None, :]).T).T  # Σ_{i∈j} g_ik xr_i, (K, J)
+    grad_t = (np.sum(P * U * S, axis=0) + pc * du_t - pcx * dH_t / (np.sqrt(2.0) * Rj**3) - 0.5 * dH_t / Hj)
+    return -2.0 * loglik, -2.0 * grad_ll, -2.0 * float(np.sum(grad_t))

@@ -14,8 +14,9 @@ and the Laplace approximation of the marginal log-likelihood is
 with W the IRLS (Fisher) weights at η̂ (Bates et al. 2015, eqs. 28–31; for the
 canonical links the Fisher and observed information coincide). ``laplace_deviance``
 returns −2 log L as a function of the packed vector (θ, β), which ``fit_laplace``
-minimises with L-BFGS-B (Powell if that fails); standard errors come from the finite-difference Hessian
-of the deviance in (θ, β), as glmer reports them.
+minimises with L-BFGS-B (Powell if that fails) using its analytic gradient where the link is
+canonical; standard errors come from the Hessian in (θ, β) by differences of that gradient (of
+the deviance otherwise), as glmer reports them.
 
 References
 ----------
@@ -497,9 +498,10 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     with ∂ηₓ = X (β, where ∂A = 0) or ∂A û (θ: one known column of nonzeros of A per element of
     a factor L). For a canonical link the observed and Fisher weights coincide. Everything needs
     H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one grouping factor,
-    from H⁻¹Aᵀ otherwise. Where that is too large θ falls back on forward differences; AGQ
-    (``nagq > 1``, one scalar random effect) has its own β-gradient and θ by differences.
-    Returns None where nothing applies (other links).
+    from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses differences). AGQ
+    (``nagq > 1``, one scalar random effect) has its own exact gradient through the adaptive
+    nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`). Returns None where
+    nothing applies (other links).
     """
     if (family.name, family.link.name) not in _CANONICAL or not tmap.blocks:
         return None
@@ -509,10 +511,8 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     trials = 1.0 if design.trials is None else design.trials
     C, q = tmap._C, tmap._q
     positions = tmap.theta_positions()
-    eps = np.sqrt(np.finfo(float).eps)
-
-    def analytic(params, st, with_theta):
-        """(β-gradient, θ-gradient or None), or None when H⁻¹ at A's nonzeros is too large."""
+    def analytic(params, st):
+        """(β-gradient, θ-gradient), or None when H⁻¹ at A's nonzeros is too large."""
         th = params[:nt]
         D = tmap.values(th)
         hia = tmap.solved_rows(st.factor, D)
@@ -525,8 +525,6 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         lev_dw = np.sum(D * hia, axis=1) * dw
         deta = X - A @ fac.solve(np.asarray(A.T @ (w[:, None] * X)))
         g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
-        if not with_theta:
-            return g_beta, None
         xr = np.column_stack([block.Xr[:, r] for _, block, r in positions])  # ∂A's nonzeros, (n, nθ)
         cols = [a for a, _, _ in positions]
         dA_u = xr * st.u[C[:, cols]]  # ∂A û
@@ -536,36 +534,17 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         g_theta = -2.0 * resid @ dA_u + 2.0 * np.sum(w[:, None] * xr * hia[:, cols], axis=0) + deta_t.T @ lev_dw
         return g_beta, g_theta
 
-    def value_and_beta_grad(params):
-        params = np.asarray(params, dtype=float)
-        st = devfun.state(params)
-        if nagq > 1:
-            return agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq)
-        g = analytic(params, st, False)
-        return -2.0 * st.loglik, None if g is None else g[0]
-
     def value_and_grad(params):
         params = np.asarray(params, dtype=float)
-        if nagq == 1:
-            st = devfun.state(params)
-            g = analytic(params, st, True)
-            if g is None:
-                return None
-            return -2.0 * st.loglik, np.concatenate([g[1], g[0]])
-        f0, gb = value_and_beta_grad(params)
-        grad = np.empty(len(params))
-        grad[nt:] = gb
-        for t in range(nt):  # θ: forward differences, each one PIRLS from the current modes
-            h = eps * max(1.0, abs(params[t]))
-            x = params.copy()
-            x[t] += h
-            grad[t] = (devfun(x) - f0) / h
-        devfun.state(params)  # leave the warm start at params
-        return f0, grad
+        st = devfun.state(params)
+        if nagq > 1:  # AGQ, one scalar random effect: θ through the adaptive nodes as well
+            f0, gb, gt = agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq, with_theta=True)
+            return f0, np.concatenate([[gt], gb])
+        g = analytic(params, st)
+        if g is None:
+            return None
+        return -2.0 * st.loglik, np.concatenate([g[1], g[0]])
 
-    value_and_grad.beta = value_and_beta_grad
-    #: the θ-gradient is analytic too (the Hessian can come from differences of the gradient)
-    value_and_grad.full = nagq == 1 and tmap.rows_solvable
     return value_and_grad
 
 
@@ -693,38 +672,6 @@ def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
     return x, H, steps
 
 
-def _hessian_mixed(f, fg, x, lower, nt, h=1e-4):
-    """Hessian from central differences of the analytic β-gradient ``fg`` (β rows and the θβ block)
-    and of the deviance ``f`` (the θθ block): 2(p + nθ) + 1 + 2nθ(nθ − 1) evaluations instead of
-    1 + 2k + 2k(k − 1) for the all-deviance :func:`_hessian`."""
-    k = len(x)
-    steps = h * np.maximum(1.0, np.abs(x))
-    xs = x.copy()
-    for i in range(nt):
-        if np.isfinite(lower[i]) and xs[i] - 2 * steps[i] < lower[i]:
-            xs[i] = lower[i] + 2 * steps[i]
-    H = np.zeros((k, k))
-    f0, _ = fg(xs)
-    fplus, fminus = np.zeros(nt), np.zeros(nt)
-    for j in range(k):
-        e = np.zeros(k); e[j] = steps[j]
-        fp, gp = fg(xs + e)
-        fm, gm = fg(xs - e)
-        H[nt:, j] = (gp - gm) / (2 * steps[j])
-        if j < nt:
-            fplus[j], fminus[j] = fp, fm
-    H[:, nt:] = H[nt:, :].T.copy()
-    H[nt:, nt:] = (H[nt:, nt:] + H[nt:, nt:].T) / 2
-    for i in range(nt):
-        H[i, i] = (fplus[i] - 2 * f0 + fminus[i]) / steps[i] ** 2
-        for j in range(i):
-            ei = np.zeros(k); ei[i] = steps[i]
-            ej = np.zeros(k); ej[j] = steps[j]
-            H[i, j] = H[j, i] = (f(xs + ei + ej) - f(xs + ei - ej) - f(xs - ei + ej) + f(xs - ei - ej)) / (
-                4 * steps[i] * steps[j])
-    return H
-
-
 def minimize_with_restart(fun, x0, bounds, options, jac, n_theta):
     """L-BFGS-B, restarted once from inside when it stops with a diagonal θ on its bound 0.
 
@@ -765,7 +712,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
     # L-BFGS-B works on β scaled by the SD of its column (β_j·sd(x_j)), so that a badly scaled
     # predictor (a quadratic term in age) does not stretch the valley; with the analytic gradient
-    # (θ by differences for AGQ) far fewer deviance evaluations
+    # far fewer deviance evaluations
     scale = np.ones(len(x0))
     sx = design.X.std(axis=0)
     scale[tmap.n_theta:] = np.where(sx > 0, sx, 1.0)
@@ -787,17 +734,15 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         best = res2 if res2.fun <= res.fun else res
     x = best.x
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
-    if vg is not None and vg.full and best.success and maxiter > 1:
+    if vg is not None and best.success and maxiter > 1:
         # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley
         # (e.g. a quadratic term in age) can leave the gradient far from 0: finish by Newton
         x, H, steps = _newton_polish(vg, x, lower, tmap.n_theta)
         if steps:
             message += f"; {steps} Newton step{'s' * (steps > 1)}"
         H = H / 2.0  # Hessian of −log L
-    elif vg is not None and vg.full:
-        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
     elif vg is not None:
-        H = _hessian_mixed(devfun, vg.beta, x, lower, tmap.n_theta) / 2.0
+        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
     else:
         H = _hessian(devfun, x, lower) / 2.0
     cov = safe_inverse(H)
