@@ -37,7 +37,7 @@ _OUTSIDE = ("the linear predictor reached values where the mean is outside the f
 __all__ = ["fit_pql", "working_lmm_deviance", "working_lmm_objective", "minimize_working_lmm"]
 
 
-def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = True):
+def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = True, parts: bool = False):
     """−2 × (RE)ML log-likelihood (up to a constant) of z = Xβ + A u + e, e ~ N(0, σ² W⁻¹).
 
     With σ = 1 fixed, ``A`` holds absolute scales; with σ estimated, A is relative to σ
@@ -51,19 +51,22 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
         Xᵀ V₀⁻¹ X.
     sigma2 : float
     factor : _Factor of H
+    parts : dict, with ``parts=True``
+        ``r`` = z − Xβ̂, ``v`` = V₀⁻¹r, ``u_hat`` = H⁻¹AᵀWr, ``B`` = H⁻¹AᵀWX, ``VX`` = V₀⁻¹X,
+        ``quad`` = rᵀV₀⁻¹r — what the θ-gradient reuses.
     """
     n, p = X.shape
     fac = penalized_system(A, w)
-
-    def vinv(M):  # V₀⁻¹ M by Woodbury
-        WM = M * (w[:, None] if M.ndim == 2 else w)
-        return WM - (A @ fac.solve(A.T @ WM)) * (w[:, None] if M.ndim == 2 else w)
-
-    VX, Vz = vinv(X), vinv(z)
+    WX = w[:, None] * X
+    B = fac.solve(np.asarray(A.T @ WX))  # H⁻¹AᵀWX
+    VX = WX - w[:, None] * (A @ B)  # V₀⁻¹X by Woodbury
+    Vz = w * z - w * (A @ fac.solve(A.T @ (w * z)))
     xtvx = X.T @ VX
     beta = _ridge_solve(xtvx, X.T @ Vz)
     r = z - X @ beta
-    quad = float(r @ vinv(r))
+    u_hat = fac.solve(A.T @ (w * r))
+    v = w * r - w * (A @ u_hat)  # V₀⁻¹r
+    quad = float(r @ v)
     logdetV = fac.logdet - float(np.sum(np.log(w)))
     logdetX = float(np.linalg.slogdet(xtvx)[1]) if reml else 0.0
     if estimate_dispersion:
@@ -73,6 +76,8 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
     else:
         sigma2 = 1.0
         dev = quad + logdetV + logdetX
+    if parts:
+        return dev, beta, xtvx, sigma2, fac, {"r": r, "v": v, "u_hat": u_hat, "B": B, "VX": VX, "quad": quad}
     return dev, beta, xtvx, sigma2, fac
 
 
@@ -97,21 +102,16 @@ def working_lmm_objective(tmap, X, z, w, estimate_dispersion: bool, reml: bool):
 
     def f(th):
         A = tmap.ZLambda(th)
-        dev, beta, xtvx, sigma2, fac = working_lmm_deviance(X, A, z, w, estimate_dispersion, reml=reml)
-        r = z - X @ beta
-        u_hat = fac.solve(A.T @ (w * r))
-        v = w * r - w * (A @ u_hat)  # V₀⁻¹ r
-        quad = float(r @ v)
+        dev, beta, xtvx, sigma2, fac, pc = working_lmm_deviance(X, A, z, w, estimate_dispersion, reml=reml,
+                                                                parts=True)
         # per nonzero (i, a) of A, the derivative of the criterion w.r.t. that entry of A;
         # log|V₀| needs (H⁻¹Aᵀ)[C[i, a], i] (ThetaMap.solved_rows: O(n k²) for one grouping factor)
-        G = 2.0 * w[:, None] * tmap.solved_rows(fac, tmap.values(th))
-        dq = -2.0 * v[:, None] * u_hat[C]  # rᵀV₀⁻¹r
-        G += (dof / quad) * dq if estimate_dispersion else dq
+        G = 2.0 * w[:, None] * tmap.solved_rows(fac, A.D)
+        dq = -2.0 * pc["v"][:, None] * pc["u_hat"][C]  # rᵀV₀⁻¹r
+        G += (dof / pc["quad"]) * dq if estimate_dispersion else dq
         if reml:
-            B = fac.solve(np.asarray(A.T @ (w[:, None] * X)))  # H⁻¹AᵀWX, (q, p)
-            VX = w[:, None] * X - w[:, None] * (A @ B)  # V₀⁻¹X
-            VXM = np.linalg.solve(xtvx, VX.T).T  # V₀⁻¹X M⁻¹, (n, p)
-            G -= 2.0 * np.einsum("ip,iap->ia", VXM, B[C])
+            VXM = np.linalg.solve(xtvx, pc["VX"].T).T  # V₀⁻¹X M⁻¹, (n, p)
+            G -= 2.0 * np.einsum("ip,iap->ia", VXM, pc["B"][C])
         grad = np.array([float(G[:, a] @ block.Xr[:, r]) for a, block, r in positions])
         return dev, grad
 
