@@ -239,8 +239,10 @@ def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
 
 def _run(fn, args_per_chunk, executor, progress, desc):
     """Run ``fn(*args)`` for each chunk on ``executor`` (None: a local process pool; "serial": inline)."""
-    from tqdm.auto import tqdm
-
+    if progress:  # tqdm.auto picks the notebook widget (and warns when ipywidgets is missing)
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     bar = tqdm(total=len(args_per_chunk), desc=desc, disable=not progress, unit="chunk")
     out = [None] * len(args_per_chunk)
     try:
