@@ -1,3 +1,5 @@
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -78,7 +80,10 @@ def test_posterior_predict_and_ppc(cbpp_comparison):
     assert draws == pytest.approx(manual)
     new = pd.DataFrame({"herd": ["no-such-herd"], "period": ["1"]})
     assert post.predict(new, kind="link", draws=True)[..., 0] == pytest.approx(beta[..., 0])
-    yrep = post.posterior_predictive(random_seed=1)
+    with warnings.catch_warnings(record=True) as caught:  # the parameters are the posterior's draws, kept
+        warnings.simplefilter("always")
+        yrep = post.posterior_predictive(random_seed=1)
+    assert not [w for w in caught if "frozen" in str(w.message)], [str(w.message)[:200] for w in caught]
     assert yrep.shape == (2, 200, 56) and np.all(yrep <= d.trials)
     fig = post.plot_ppc(random_seed=1)
     assert fig.axes

@@ -214,8 +214,11 @@ class Posterior:
         The draws are added to ``idata`` (group ``posterior_predictive``, variable ``y``) and returned.
         """
         if "posterior_predictive" not in self.idata.children:
-            with self.model.pymc_model():
+            with self.model.pymc_model() as pm_model:
+                # the priors' hyperparameters are data in the graph (prior_graph): the parameters
+                # upstream of them are the posterior's draws, kept as they are, only y is drawn
                 pp = pm.sample_posterior_predictive(self.idata, random_seed=random_seed, progressbar=progressbar,
+                                                    freeze_vars=[rv.name for rv in pm_model.free_RVs],
                                                     return_inferencedata=True)
             self.idata["posterior_predictive"] = pp["posterior_predictive"]
             if "observed_data" not in self.idata.children and "observed_data" in pp.children:
