@@ -30,14 +30,17 @@
 # 4. ranks the children by their own propensity to wheeze, with P(effect > c).
 
 # %%
+import logging
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
+import pymc  # noqa: F401  (imported first so that quieting its logger below sticks)
 
 import bayesglmm as bg
 
-# Fast mode (CI): fewer draws. The committed notebook ran in full mode.
+# PyMC sets its logger to INFO on import: quiet its "Initializing NUTS ..." messages
+logging.getLogger("pymc").setLevel(logging.WARNING)
+# Fast mode (CI, BAYESGLMM_FAST=1): fewer draws. The committed notebook ran in full mode.
 FAST = os.environ.get("BAYESGLMM_FAST") == "1"
 DRAWS, TUNE, CHAINS = (150, 150, 2) if FAST else (1000, 1000, 4)
 SEED = 20261125

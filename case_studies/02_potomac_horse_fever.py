@@ -27,13 +27,18 @@
 # outcomes per farm, PQL is known to be biased low (Breslow & Lin 1995).
 
 # %%
+import logging
 import os
 
 import numpy as np
 import pandas as pd
+import pymc  # noqa: F401  (imported first so that quieting its logger below sticks)
 
 import bayesglmm as bg
 
+# PyMC sets its logger to INFO on import: quiet its "Initializing NUTS ..." messages
+logging.getLogger("pymc").setLevel(logging.WARNING)
+# Fast mode (CI, BAYESGLMM_FAST=1): fewer draws and replications. The committed notebook ran in full mode.
 FAST = os.environ.get("BAYESGLMM_FAST") == "1"
 DRAWS, TUNE, CHAINS = (150, 150, 2) if FAST else (1000, 1000, 4)
 N_REPS = 4 if FAST else 200
