@@ -31,7 +31,6 @@
 import logging
 import os
 
-import numpy as np
 import pandas as pd
 import pymc  # noqa: F401  (imported first so that quieting its logger below sticks)
 

@@ -29,7 +29,6 @@
 import logging
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pymc  # noqa: F401  (imported first so that quieting its logger below sticks)
