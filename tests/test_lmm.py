@@ -1,3 +1,5 @@
+import numpy as np
+import pandas as pd
 import pytest
 
 import bayesglmm as bg
@@ -65,3 +67,45 @@ def test_working_lmm_gradient_equals_finite_differences(name, estimate, reml):
     numeric = approx_fprime(theta, lambda t: working_lmm_deviance(design.X, tmap.ZLambda(t), z, w, estimate,
                                                                    reml=reml)[0], 1e-7)
     assert grad == pytest.approx(numeric, rel=1e-5, abs=1e-6 * max(1.0, np.abs(numeric).max()))
+
+
+
+
+def _balanced_loglik(params, Y):
+    """The ML log-likelihood of (1 | Subject) + (0 + Days | Subject) written directly: every
+    subject's covariance is V = σ²I + σ_b²11ᵀ + σ_s²ddᵀ (an independent implementation)."""
+    b0, b1, sigma, sb, ss = params
+    K, m = Y.shape
+    d = np.arange(m, dtype=float)
+    V = sigma ** 2 * np.eye(m) + sb ** 2 * np.ones((m, m)) + ss ** 2 * np.outer(d, d)
+    R = Y - (b0 + b1 * d)
+    return -0.5 * (K * np.linalg.slogdet(V)[1] + np.einsum("ij,jk,ik->", R, np.linalg.inv(V), R)
+                   + K * m * np.log(2 * np.pi))
+
+
+@pytest.mark.parametrize("seed", [4, 6])
+def test_ml_leaves_a_false_boundary(seed):
+    """Data simulated without a random slope whose likelihood still peaks at a positive slope SD
+    (seeds found by search): the fit must not stop at SD = 0, where the θ-derivative is 0 by symmetry.
+    Checked against the directly written likelihood: it equals ours at our estimates, and no point
+    of its profile in σ_s (the other parameters maximised, σ_s fixed: no boundary) is higher."""
+    from scipy import optimize
+
+    # the data of the seed-th draw of a stream seeded by 1 (as the search that found them)
+    rng = np.random.default_rng(1)
+    for _ in range(seed - 1):
+        rng.normal(0, 30, 150), rng.normal(0, 30, (150, 10))
+    Y = 250 + 10 * np.arange(10) + rng.normal(0, 30, 150)[:, None] + rng.normal(0, 30, (150, 10))
+    data = pd.DataFrame({"Subject": np.repeat(np.arange(150), 10).astype(str),
+                         "Days": np.tile(np.arange(10, dtype=float), 150), "Reaction": Y.ravel()})
+    fit = bg.GLMM("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", data).fit("ml")
+    vc = fit.variance_components().set_index("group")
+    sds = vc["estimate"].to_numpy()  # Subject intercept, Subject slope, residual
+    ours = (fit.beta[0], fit.beta[1], sds[2], sds[0], sds[1])
+    assert _balanced_loglik(ours, Y) == pytest.approx(fit.loglik, abs=1e-7)
+    assert sds[1] > 0.5
+    for ss in np.linspace(0.0, 2.5, 11):
+        res = optimize.minimize(lambda p: -_balanced_loglik((p[0], p[1], np.exp(p[2]), np.exp(p[3]), ss), Y),
+                                [fit.beta[0], fit.beta[1], np.log(30), np.log(30)], method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000})
+        assert -res.fun <= fit.loglik + 1e-6, (ss, -res.fun, fit.loglik)

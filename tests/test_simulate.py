@@ -131,7 +131,7 @@ def test_pql_sd_bias_is_visible_for_small_binary_clusters_and_shrinks_with_size(
 def test_bootstrap_lrt_matches_the_mixture_on_a_null_case():
     """Crossed Gaussian model whose second factor has no variance: the bootstrap p-value agrees with
     the 0.5 chi2(0) + 0.5 chi2(1) mixture (within Monte Carlo error), not with the naive chi2(1)."""
-    df = _lmm_design(40, 6, seed=4)
+    df = _lmm_design(40, 20, seed=4)
     full = bg.GLMM("y ~ x + (1 | g) + (1 | h)", df).fit("ml")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -140,9 +140,11 @@ def test_bootstrap_lrt_matches_the_mixture_on_a_null_case():
     tab = boot.table().iloc[0]
     assert boot.n == 200 and boot.n_failed == 0
     assert abs(tab["p_value_bootstrap"] - tab["p_value_mixture"]) <= 3 * tab["bootstrap_mcse"] + 0.02
-    # under H0 the statistic sits on the boundary (0) at least half the time; with few levels of
-    # the tested factor (h has 6) more than half (Crainiceanu & Ruppert 2004): observed 0.785
-    assert np.mean(boot.null_statistics < 1e-8) >= 0.45
+    # under H0 the statistic sits on the boundary (0) about half the time with many levels of the
+    # tested factor (h has 20: observed 0.54), more with few (Crainiceanu & Ruppert 2004; with 6
+    # levels 0.655 — and 0.785 before the fits stopped taking θ = 0's zero gradient for a minimum,
+    # which also made this bootstrap agree with the mixture by accident)
+    assert 0.45 <= np.mean(boot.null_statistics < 1e-8) <= 0.65
     assert "Parametric bootstrap LRT" in str(boot) and "<table" in boot._repr_html_()
     assert boot.plot().axes
 
