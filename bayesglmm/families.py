@@ -1,19 +1,21 @@
 """Families and links in plain NumPy, shared by every engine.
 
 A :class:`Family` is asked, never subclassed by the engines: ``loglik_obs``,
-``variance``, ``validate``, ``irls_weights``. A :class:`Link` knows ``link``,
-``inverse`` and ``inverse_deriv`` (dμ/dη). The PyMC backend translates these
+``variance``, ``validate``, ``irls_weights``, ``working`` (the score, Fisher and observed
+weights and the weights' derivative in η, for any link). A :class:`Link` knows ``link``,
+``inverse``, ``inverse_deriv`` (dμ/dη) and ``inverse_deriv2`` (d²μ/dη²). The PyMC backend translates these
 through one small table in :mod:`bayesglmm.bayes.model`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
 
-__all__ = ["Link", "Family", "LINKS", "FAMILIES", "get_family", "get_link"]
+__all__ = ["Link", "Family", "Working", "LINKS", "FAMILIES", "get_family", "get_link"]
 
 _EPS = np.finfo(float).eps
 
@@ -23,15 +25,38 @@ def _logit_deriv(eta):
     return p * (1.0 - p)
 
 
-# name: (g, g⁻¹, dμ/dη)
+def _logit_deriv2(eta):
+    p = special.expit(eta)
+    return p * (1.0 - p) * (1.0 - 2.0 * p)
+
+
+def _probit_deriv(eta):
+    return np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)
+
+
+# name: (g, g⁻¹, dμ/dη, d²μ/dη²)
 _LINK_FUNCTIONS = {
-    "logit": (special.logit, special.expit, _logit_deriv),
-    "probit": (special.ndtri, special.ndtr, lambda eta: np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)),
+    "logit": (special.logit, special.expit, _logit_deriv, _logit_deriv2),
+    "probit": (special.ndtri, special.ndtr, _probit_deriv, lambda eta: -eta * _probit_deriv(eta)),
     "cloglog": (lambda mu: np.log(-np.log1p(-mu)), lambda eta: -np.expm1(-np.exp(eta)),
-                lambda eta: np.exp(eta - np.exp(eta))),
-    "log": (np.log, np.exp, np.exp),
-    "identity": (lambda mu: mu, lambda eta: eta, np.ones_like),
+                lambda eta: np.exp(eta - np.exp(eta)), lambda eta: np.exp(eta - np.exp(eta)) * -np.expm1(eta)),
+    "log": (np.log, np.exp, np.exp, np.exp),
+    "identity": (lambda mu: mu, lambda eta: eta, np.ones_like, np.zeros_like),
 }
+
+#: the canonical link of each family (observed and Fisher information coincide under it)
+_CANONICAL = {"bernoulli": "logit", "binomial": "logit", "poisson": "log", "gaussian": "identity"}
+
+
+class Working(NamedTuple):
+    """What the likelihood engines need of each observation at η (see :meth:`Family.working`)."""
+
+    mu: np.ndarray           #: μ = g⁻¹(η) (a probability for Bernoulli/binomial)
+    mean: np.ndarray         #: E y (n μ for the binomial)
+    score: np.ndarray        #: ∂ℓ/∂η
+    weight: np.ndarray       #: Fisher weight E[−∂²ℓ/∂η²] = n μ′² / V(μ)
+    dweight: np.ndarray      #: ∂weight/∂η
+    obs_weight: np.ndarray   #: observed weight −∂²ℓ/∂η² (= weight for a canonical link)
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,10 @@ class Link:
     def inverse_deriv(self, eta):
         """dμ/dη at η."""
         return _LINK_FUNCTIONS[self.name][2](np.asarray(eta, dtype=float))
+
+    def inverse_deriv2(self, eta):
+        """d²μ/dη² at η."""
+        return _LINK_FUNCTIONS[self.name][3](np.asarray(eta, dtype=float))
 
 
 LINKS = tuple(_LINK_FUNCTIONS)
@@ -85,6 +114,21 @@ class Family:
     def needs_trials(self) -> bool:
         return self.name == "binomial"
 
+    @property
+    def counts_successes(self) -> bool:
+        """True for Bernoulli and binomial responses (successes out of trials, μ a probability):
+        the families where a 0/1 predictor can separate the outcomes."""
+        return self.name in ("bernoulli", "binomial")
+
+    def initial_mu(self, y, trials=None):
+        """A starting mean for IRLS, inside the support: (y + ½)/(n + 1) for a probability,
+        y + 0.1 for a Poisson mean, y itself for a Gaussian one."""
+        y = np.asarray(y, dtype=float)
+        if self.counts_successes:
+            n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+            return np.clip((y + 0.5) / (n + 1.0), 1e-3, 1 - 1e-3)
+        return y + 0.1 if self.name == "poisson" else y
+
     def variance(self, mu):
         """The variance function V(μ) (per trial for the binomial)."""
         mu = np.asarray(mu, dtype=float)
@@ -93,6 +137,44 @@ class Family:
         if self.name == "poisson":
             return mu
         return np.ones_like(mu)
+
+    def variance_deriv(self, mu):
+        """dV/dμ."""
+        mu = np.asarray(mu, dtype=float)
+        if self.name in ("bernoulli", "binomial"):
+            return 1.0 - 2.0 * mu
+        return np.ones_like(mu) if self.name == "poisson" else np.zeros_like(mu)
+
+    @property
+    def canonical(self) -> bool:
+        """True if the link is the family's canonical link (logit, log, identity)."""
+        return _CANONICAL[self.name] == self.link.name
+
+    def working(self, eta, y, trials=None) -> Working:
+        """Score, Fisher and observed weights and the Fisher weight's η-derivative at ``eta``
+        (unit dispersion): what PIRLS, the analytic Laplace/AGQ gradients and the implicit
+        derivative of the conditional modes ask, for any link.
+
+        With μ′, μ″ the link's derivatives, V the variance function and n the trials:
+        score = (y − nμ) μ′/V, weight W = n μ′²/V, dW/dη = n(2μ′μ″/V − μ′³V′/V²) and the
+        observed weight W − (y − nμ)(μ″/V − μ′²V′/V²). μ is clipped as in :meth:`clip_mu`
+        for the variance, so that the weights stay finite under separation.
+        """
+        eta = np.asarray(eta, dtype=float)
+        n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+        mu = self.link.inverse(eta)
+        d1, d2 = self.link.inverse_deriv(eta), self.link.inverse_deriv2(eta)
+        mc = self.clip_mu(mu)
+        var = np.maximum(self.variance(mc), 1e-300)
+        dvar = self.variance_deriv(mc)
+        mean = n * mu
+        resid = np.asarray(y, dtype=float) - mean
+        weight = n * d1**2 / var
+        if self.canonical:  # μ″/V = μ′²V′/V²: the observed weight is the Fisher one
+            return Working(mu, mean, resid * d1 / var, weight, n * d1 * d2 / var, weight)
+        curv = d2 / var - d1**2 * dvar / var**2
+        return Working(mu, mean, resid * d1 / var, weight, n * (2.0 * d1 * d2 / var - d1**3 * dvar / var**2),
+                       weight - resid * curv)
 
     def clip_mu(self, mu):
         """μ kept inside the open support of the mean where the variance function vanishes at the

@@ -57,9 +57,9 @@ def marginal_coefficients(design, family, beta, covariances, nodes: int = 40) ->
     eta = design.offset + design.X @ np.asarray(beta, dtype=float)
     sd = np.sqrt(np.maximum(_random_variance(design, covariances), 0.0))
     mu = (family.link.inverse(eta[:, None] + np.sqrt(2.0) * sd[:, None] * x[None, :]) @ w) / np.sqrt(np.pi)
-    if family.name in ("bernoulli", "binomial"):  # keep g(μᴹ) finite when a fitted β is huge (separation)
+    if family.counts_successes:  # keep g(μᴹ) finite when a fitted β is huge (separation)
         mu = np.clip(mu, 1e-12, 1 - 1e-12)
-    elif family.name == "poisson":
+    elif not family.has_scale:  # a Poisson mean
         mu = np.maximum(mu, 1e-300)
     target = family.link.link(mu) - design.offset
     return linalg.lstsq(design.X, target)[0]

@@ -31,7 +31,7 @@ def _sm_glm(design, family, X):
     from .frequentist.gee import _sm_family
 
     y = design.y
-    if design.trials is not None and family.name == "binomial":
+    if design.trials is not None and family.needs_trials:
         y = np.column_stack([design.y, design.trials - design.y])
     return sm.GLM(y, X, family=_sm_family(family), offset=design.offset)
 

@@ -17,6 +17,8 @@ def test_link_identities_and_derivative(name):
     h = 1e-6
     fd = (link.inverse(eta + h) - link.inverse(eta - h)) / (2 * h)
     np.testing.assert_allclose(link.inverse_deriv(eta), fd, rtol=1e-6, atol=1e-9)
+    fd2 = (link.inverse_deriv(eta + h) - link.inverse_deriv(eta - h)) / (2 * h)
+    np.testing.assert_allclose(link.inverse_deriv2(eta), fd2, rtol=1e-6, atol=1e-9)
 
 
 def test_loglik_matches_scipy():
@@ -55,3 +57,27 @@ def test_unknown_family_and_link():
 def test_support_validation(family, y, trials, msg):
     with pytest.raises(ValueError, match=msg):
         get_family(family).validate(np.array(y, float), None if trials is None else np.array(trials, float))
+
+
+@pytest.mark.parametrize("family,link", [("bernoulli", "logit"), ("bernoulli", "probit"), ("binomial", "cloglog"),
+                                         ("binomial", "probit"), ("poisson", "log"), ("poisson", "identity")])
+def test_working_quantities_equal_differences_of_the_loglik(family, link):
+    """Family.working: the score, observed weight (−∂²ℓ/∂η²) and ∂W/∂η against differences."""
+    fam = get_family(family, link)
+    rng = np.random.default_rng(1)
+    eta = rng.normal(scale=0.8, size=8) + (2.0 if link == "identity" else 0.0)
+    n = np.full(8, 5.0) if family == "binomial" else None
+    y = rng.integers(0, 2 if family == "bernoulli" else 6, 8).astype(float)
+
+    def ll(e):
+        return fam.loglik_kernel(y, fam.link.inverse(e), n)
+
+    h = 1e-4
+    wk = fam.working(eta, y, n)
+    np.testing.assert_allclose(wk.score, (ll(eta + h) - ll(eta - h)) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(wk.obs_weight, -(ll(eta + h) - 2 * ll(eta) + ll(eta - h)) / h**2, rtol=1e-5, atol=1e-6)
+    dw = (fam.working(eta + h, y, n).weight - fam.working(eta - h, y, n).weight) / (2 * h)
+    np.testing.assert_allclose(wk.dweight, dw, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(wk.mean, fam.link.inverse(eta) * (1.0 if n is None else n))
+    if fam.canonical:
+        np.testing.assert_allclose(wk.obs_weight, wk.weight)

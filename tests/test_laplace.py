@@ -131,15 +131,25 @@ def force_schur(monkeypatch):
     monkeypatch.setattr(schur, "MIN_Q", 0)
 
 
-@pytest.mark.parametrize("formula,family", GRAD_CASES)
-def test_analytic_laplace_gradient_equals_central_differences(formula, family, force_schur):
+# non-canonical links: the observed weights enter the modes' derivative (Family.working)
+LINK_CASES = [("y ~ x + (1 + x | g)", "bernoulli", "probit", 1), ("y ~ x + (1 | h/g)", "bernoulli", "probit", 1),
+              ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial", "cloglog", 1),
+              ("y ~ x + (1 | g) + (1 | h)", "bernoulli", "cloglog", 1),
+              ("c ~ x + (1 + x | h) + (1 | g)", "poisson", "identity", 1),
+              ("y ~ x + (1 | g)", "bernoulli", "probit", 9), ("cbind(s, t - s) ~ x + (1 | g)", "binomial", "cloglog", 11)]
+
+
+@pytest.mark.parametrize("formula,family,link,nagq", [(f, fam, None, 1) for f, fam in GRAD_CASES] + LINK_CASES)
+def test_analytic_laplace_gradient_equals_central_differences(formula, family, link, nagq, force_schur):
     """The θ- and β-gradient of the Laplace deviance (implicit differentiation of PIRLS) against
-    central differences of the deviance, on scalar, block, two-block and crossed structures."""
+    central differences of the deviance, on scalar, block, two-block and crossed structures,
+    for canonical and other links (and scalar AGQ's gradient through its nodes)."""
     from bayesglmm.frequentist.laplace import laplace_deviance
 
-    m = bg.GLMM(formula, _grad_df(), family=family)
-    dev, tmap = laplace_deviance(m.design, m.family)
-    x = np.concatenate([tmap.theta0() * 0.7 + 0.05 * np.arange(tmap.n_theta), [-0.3, 0.2]])
+    m = bg.GLMM(formula, _grad_df(), family=family, link=link)
+    dev, tmap = laplace_deviance(m.design, m.family, nagq)
+    beta = [3.0, 0.2] if link == "identity" else [-0.3, 0.2]  # identity Poisson: keep the means positive
+    x = np.concatenate([tmap.theta0() * 0.7 + 0.05 * np.arange(tmap.n_theta), beta])
     f0, g = dev.value_and_grad(x)
     assert f0 == pytest.approx(dev(x), rel=1e-12)
     h = 1e-5

@@ -110,23 +110,17 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
     return float(np.sum(per_level))
 
 
-def canonical_weights(family, mu, trials):
-    """IRLS weights w = n V(μ) and dw/dη for a canonical link (logit binomial, log Poisson)."""
-    if family.name == "poisson":
-        return mu, mu
-    w = trials * mu * (1 - mu)
-    return w, w * (1 - 2 * mu)
-
-
 def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False):
     """AGQ deviance and its exact gradient in β (and in θ with ``with_theta``: returns
-    (deviance, β-gradient, θ-derivative)), for one scalar random effect and a canonical link.
+    (deviance, β-gradient, θ-derivative)), for one scalar random effect and any link.
 
     With the nodes u_jk = û_j + √2 x_k / R_j (R_j² = H_j = 1 + Σ_{i∈j} wᵢ aᵢ², aᵢ = θ xrᵢ)
     and F_jk = log ω_k + x_k² + Σ_{i∈j} ℓᵢ(η_ik) − u_jk²/2, the log-likelihood is
     Σ_j [logsumexp_k F_jk − log R_j] + const. Its β-derivative follows the nodes: dû/dβ by
-    implicit differentiation of the mode equations, dH_j/dβ = Σ_{i∈j} w′ᵢ aᵢ² dη̂ᵢ/dβ, and
-    du_jk/dβ = dû_j/dβ − x_k dH_j/dβ / (√2 R_j³).
+    implicit differentiation of the mode equations (with the observed weights W°: dû_j/dβ =
+    −Σ_{i∈j} W°ᵢ aᵢ xᵢ / (1 + Σ_{i∈j} W°ᵢ aᵢ²)), dH_j/dβ = Σ_{i∈j} w′ᵢ aᵢ² dη̂ᵢ/dβ (Fisher weights W
+    in H_j, as in PIRLS), and du_jk/dβ = dû_j/dβ − x_k dH_j/dβ / (√2 R_j³). The family answers
+    the scores and weights (:meth:`~bayesglmm.families.Family.working`).
 
     Returns
     -------
@@ -136,15 +130,16 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     block = design.random[0]
     J = block.n_levels
     y, idx, X = design.y, block.index, design.X
-    n_tr = 1.0 if design.trials is None else design.trials
     a = block.Xr[:, 0] * float(theta)
     base = design.offset + X @ beta
     eta = base + a * u_hat[idx]
-    w, dw = canonical_weights(family, family.link.inverse(eta), n_tr)
+    wk = family.working(eta, y, design.trials)
+    w, dw, w_obs = wk.weight, wk.dweight, wk.obs_weight
     M = _level_indicator(block)  # (n, J)
     Hj = 1.0 + M.T @ (w * a * a)
+    Hobs = 1.0 + M.T @ (w_obs * a * a)  # the mode equations' curvature (= Hj for a canonical link)
     Rj = np.sqrt(Hj)
-    du_hat = -(M.T @ ((w * a)[:, None] * X)) / Hj[:, None]  # (J, p)
+    du_hat = -(M.T @ ((w_obs * a)[:, None] * X)) / Hobs[:, None]  # (J, p)
     deta_hat = X + a[:, None] * du_hat[idx]
     dH = M.T @ ((dw * a * a)[:, None] * deta_hat)  # (J, p)
 
@@ -157,7 +152,8 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     F = logw[:, None] + (M.T @ ll.T).T + (M.T @ family.loglik_constant(y, design.trials))[None, :] - 0.5 * U**2
     lse = logsumexp(F, axis=0)
     P = np.exp(F - lse[None, :])  # node weights per level
-    G = y[None, :] - n_tr * mu_k  # score in η at each node, (K, n)
+    G = family.working(eta_k, y[None, :], None if design.trials is None else design.trials[None, :]).score
+    # the score in η at each node, (K, n)
     s1 = np.sum(P[:, idx] * G, axis=0)  # Σ_k p_jk g_ik, per observation
     c = (M.T @ (G * a[None, :]).T).T - U  # ∂F_jk/∂u_jk, (K, J)
     pc = np.sum(P * c, axis=0)
@@ -169,8 +165,8 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     # θ (a = θ·xr): the same chain through the nodes, with ∂η/∂θ = xr·u at fixed u
     xr = block.Xr[:, 0]
     u_i = u_hat[idx]
-    s_mode = y - n_tr * family.link.inverse(eta)  # score at the mode
-    du_t = (M.T @ (xr * (s_mode - a * w * u_i))) / Hj  # dû/dθ, (J,)
+    s_mode = wk.score  # score at the mode
+    du_t = (M.T @ (xr * (s_mode - a * w_obs * u_i))) / Hobs  # dû/dθ, (J,)
     deta_t = xr * u_i + a * du_t[idx]
     dH_t = M.T @ (2.0 * a * xr * w + a * a * dw * deta_t)  # (J,)
     S = (M.T @ (G * xr[None, :]).T).T  # Σ_{i∈j} g_ik xr_i, (K, J)

@@ -52,7 +52,7 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
     list of str
         The terms warned about.
     """
-    if family.name not in ("bernoulli", "binomial"):
+    if not family.counts_successes:
         return []
     y = design.y
     n = np.ones_like(y) if design.trials is None else design.trials

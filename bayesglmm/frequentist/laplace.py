@@ -38,7 +38,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, agq_value_and_beta_grad, canonical_weights, check_agq
+from .agq import agq_loglik, agq_value_and_beta_grad, check_agq
 from .schur import SchurPattern, choose_elimination
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
@@ -395,13 +395,19 @@ def loglik_constant(design: Design, family: Family) -> float:
     return float(np.sum(family.loglik_constant(design.y, design.trials)))
 
 
-def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-10, maxit=100,
-          constant: float | None = None) -> LaplaceState:
+def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-10, maxit=200,
+          constant: float | None = None, utol: float | None = None) -> LaplaceState:
     """Penalized IRLS for the conditional modes û given β and A = ZΛ.
 
-    Maximises ℓ(y | offset + Xβ + A u) − ‖u‖²/2 by Fisher scoring with step halving.
+    Maximises ℓ(y | offset + Xβ + A u) − ‖u‖²/2 by Fisher scoring with step halving, until the
+    objective changes by less than ``tol`` (relative) and the step by less than ``utol``. Under a
+    canonical link Fisher scoring is Newton's method (a step below 1e-7 leaves an error of about
+    its square); under another link it converges linearly, so ``utol`` defaults to 1e-11 there —
+    the deviance must not depend on the warm start at the level its derivatives are checked.
     ``constant`` is :func:`loglik_constant` when the caller has it (computed here otherwise).
     """
+    if utol is None:
+        utol = 1e-7 if family.canonical else 1e-11
     y, trials = design.y, design.trials
     base = design.offset + design.X @ beta
     u = np.zeros(A.shape[1]) if u0 is None else u0.copy()
@@ -430,7 +436,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
             step /= 2
         u, change = u + step * delta, new - obj
         obj = new
-        if abs(change) < tol * (1 + abs(obj)) and np.max(np.abs(step * delta)) < 1e-7:
+        if abs(change) < tol * (1 + abs(obj)) and np.max(np.abs(step * delta)) < utol:
             converged = True
             break
     eta = base + A @ u
@@ -482,35 +488,35 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
     return devfun, tmap
 
 
-_CANONICAL = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "log")}
-
-
 def _value_and_grad(design, family, tmap, devfun, nagq=1):
-    """Deviance and its gradient in (θ, β), analytic for the canonical links.
+    """Deviance and its gradient in (θ, β), analytic for every link.
 
-    With û the conditional mode, r = ∂ℓ/∂η = y − m, W the weights, w′ = dw/dη, H = AᵀWA + I
-    (A = ZΛ) and hᵢ = aᵢᵀH⁻¹aᵢ, the envelope theorem and implicit differentiation of the PIRLS
-    equations Aᵀr − u = 0 give, for a parameter x,
+    With û the conditional mode, s = ∂ℓ/∂η at û, W the Fisher weights (those of PIRLS and of
+    the Laplace curvature), w′ = dW/dη, H = AᵀWA + I (A = ZΛ), hᵢ = aᵢᵀH⁻¹aᵢ, and W° the
+    observed weights −∂²ℓ/∂η² with H° = AᵀW°A + I (the Hessian of the mode equations; H° = H
+    for a canonical link), the envelope theorem and implicit differentiation of the mode
+    equations Aᵀs − u = 0 give, for a parameter x,
 
-        ∂dev/∂x = −2 rᵀ(∂A û) + 2 tr(H⁻¹AᵀW ∂A) + Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂x,
-        ∂η̂/∂x = ∂ηₓ + A H⁻¹(∂Aᵀ r − AᵀW ∂ηₓ),
+        ∂dev/∂x = −2 sᵀ∂ηₓ + 2 tr(H⁻¹AᵀW ∂A) + Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂x,
+        ∂η̂/∂x = ∂ηₓ + A H°⁻¹(∂Aᵀ s − AᵀW° ∂ηₓ),
 
     with ∂ηₓ = X (β, where ∂A = 0) or ∂A û (θ: one known column of nonzeros of A per element of
-    a factor L). For a canonical link the observed and Fisher weights coincide. Everything needs
-    H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one grouping factor,
-    from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses differences). AGQ
-    (``nagq > 1``, one scalar random effect) has its own exact gradient through the adaptive
-    nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`). Returns None where
-    nothing applies (other links).
+    a factor L). The family answers s, W, w′ and W° (:meth:`~bayesglmm.families.Family.working`).
+    Everything needs H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one
+    grouping factor, from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses
+    differences). AGQ (``nagq > 1``) with one scalar random effect has its own exact gradient
+    through the adaptive nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`);
+    AGQ with a vector random effect has none (None: central differences, see
+    :func:`central_value_and_grad`).
     """
-    if (family.name, family.link.name) not in _CANONICAL or not tmap.blocks:
+    if not tmap.blocks:
         return None
     if nagq > 1 and design.random[0].n_terms != 1:
-        return None  # AGQ's analytic β-gradient is written for one scalar random effect
+        return None  # AGQ's analytic gradient is written for one scalar random effect
     X, y, nt = design.X, design.y, tmap.n_theta
-    trials = 1.0 if design.trials is None else design.trials
     C, q = tmap._C, tmap._q
     positions = tmap.theta_positions()
+
     def analytic(params, st):
         """(β-gradient, θ-gradient), or None when H⁻¹ at A's nonzeros is too large."""
         th = params[:nt]
@@ -519,18 +525,18 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         if hia is None:
             return None
         A, fac = tmap.ZLambda(th), st.factor
-        mu = family.link.inverse(st.eta)
-        w, dw = canonical_weights(family, mu, trials)
-        resid = y - (mu if family.name == "poisson" else trials * mu)
+        wk = family.working(st.eta, y, design.trials)
+        w, dw, resid = wk.weight, wk.dweight, wk.score
+        w_obs, fac_obs = (w, fac) if family.canonical else (wk.obs_weight, penalized_system(A, wk.obs_weight))
         lev_dw = np.sum(D * hia, axis=1) * dw
-        deta = X - A @ fac.solve(np.asarray(A.T @ (w[:, None] * X)))
+        deta = X - A @ fac_obs.solve(np.asarray(A.T @ (w_obs[:, None] * X)))
         g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
         xr = np.column_stack([block.Xr[:, r] for _, block, r in positions])  # ∂A's nonzeros, (n, nθ)
         cols = [a for a, _, _ in positions]
         dA_u = xr * st.u[C[:, cols]]  # ∂A û
         dA_r = np.column_stack([np.bincount(C[:, a], weights=xr[:, t] * resid, minlength=q)
-                                for t, a in enumerate(cols)])  # ∂Aᵀ r
-        deta_t = dA_u + A @ fac.solve(dA_r - np.asarray(A.T @ (w[:, None] * dA_u)))
+                                for t, a in enumerate(cols)])  # ∂Aᵀ s
+        deta_t = dA_u + A @ fac_obs.solve(dA_r - np.asarray(A.T @ (w_obs[:, None] * dA_u)))
         g_theta = -2.0 * resid @ dA_u + 2.0 * np.sum(w[:, None] * xr * hia[:, cols], axis=0) + deta_t.T @ lev_dw
         return g_beta, g_theta
 
@@ -544,6 +550,36 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         if g is None:
             return None
         return -2.0 * st.loglik, np.concatenate([g[1], g[0]])
+
+    return value_and_grad
+
+
+def central_value_and_grad(devfun, lower, h: float = 1e-6):
+    """``value_and_grad`` by central differences of ``devfun`` (2 evaluations a coordinate, steps
+    h·max(1, |x|), one-sided at θ's lower bounds), for the deviances without an analytic gradient
+    (AGQ with a vector random effect). With PIRLS converged to 1e-11 the deviance is smooth to
+    about 1e-12, so the gradient is good to about 1e-6: enough for L-BFGS-B and the Newton finish
+    to reach the optimum, which forward differences at the optimiser's default 1e-8 are not (they
+    stopped a correlated-slopes AGQ fit 1.3e-4 short in log-likelihood)."""
+    lower = np.asarray(lower, dtype=float)
+
+    def value_and_grad(x):
+        x = np.asarray(x, dtype=float)
+        f0 = float(devfun(x))
+        g = np.empty(len(x))
+        for i in range(len(x)):
+            step = h * max(1.0, abs(x[i]))
+            up, down = x.copy(), x.copy()
+            up[i] += step
+            if x[i] - step < lower[i]:  # forward, second order: (−3f₀ + 4f₁ − f₂) / 2h
+                up2 = x.copy()
+                up2[i] += 2 * step
+                g[i] = (-3.0 * f0 + 4.0 * devfun(up) - devfun(up2)) / (2 * step)
+            else:
+                down[i] -= step
+                g[i] = (devfun(up) - devfun(down)) / (2 * step)
+        devfun(x)  # leave the warm start at x
+        return f0, g
 
     return value_and_grad
 
@@ -582,9 +618,8 @@ def safe_inverse(H) -> np.ndarray:
 
 def _glm_start(design: Design, family: Family) -> np.ndarray:
     """β of the GLM without random effects (IRLS), the usual starting value."""
-    y, n = design.y, (1.0 if design.trials is None else design.trials)
-    mu0 = np.clip((y + 0.5) / (n + 1.0), 1e-3, 1 - 1e-3) if family.name in ("bernoulli", "binomial") else y + 0.1
-    eta = family.link.link(mu0)
+    y = design.y
+    eta = family.link.link(family.initial_mu(y, design.trials))
     beta = np.zeros(design.X.shape[1])
     for _ in range(50):
         mu, mean, s, w = _score_weights(family, eta, design.trials)
@@ -597,25 +632,6 @@ def _glm_start(design: Design, family: Family) -> np.ndarray:
         beta = new
         eta = design.offset + design.X @ beta
     return beta
-
-
-def _hessian(f, x, lower, h=1e-4):
-    """Central finite-difference Hessian of f at x (one-sided at a lower bound)."""
-    k = len(x)
-    H = np.zeros((k, k))
-    steps = h * np.maximum(1.0, np.abs(x))
-    xs = x.copy()
-    for i in range(k):  # keep the steps inside the bounds
-        if np.isfinite(lower[i]) and xs[i] - 2 * steps[i] < lower[i]:
-            xs[i] = lower[i] + 2 * steps[i]
-    f0 = f(xs)
-    for i in range(k):
-        ei = np.zeros(k); ei[i] = steps[i]
-        H[i, i] = (f(xs + ei) - 2 * f0 + f(xs - ei)) / steps[i] ** 2
-        for j in range(i):
-            ej = np.zeros(k); ej[j] = steps[j]
-            H[i, j] = H[j, i] = (f(xs + ei + ej) - f(xs + ei - ej) - f(xs - ei + ej) + f(xs - ei - ej)) / (4 * steps[i] * steps[j])
-    return H
 
 
 def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
@@ -734,9 +750,12 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     devfun, tmap = laplace_deviance(design, family, nagq)
     x0 = np.concatenate([tmap.theta0(), _glm_start(design, family)])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower] + [(None, None)] * design.X.shape[1]
+    lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad
     if vg is not None and vg(x0) is None:
         vg = None
+    if vg is None:  # no analytic gradient: central differences, never the optimiser's forward ones
+        vg = central_value_and_grad(devfun, lower)
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
     # L-BFGS-B works on β scaled by the SD of its column (β_j·sd(x_j)), so that a badly scaled
     # predictor (a quadratic term in age) does not stretch the valley; with the analytic gradient
@@ -744,14 +763,11 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     scale = np.ones(len(x0))
     sx = design.X.std(axis=0)
     scale[tmap.n_theta:] = np.where(sx > 0, sx, 1.0)
-    if vg is not None:
-        def fun(z):
-            f, g = vg(z / scale)
-            return f, g / scale
-    else:
-        def fun(z):
-            return devfun(z / scale)
-    res = minimize_with_restart(fun, x0 * scale, bounds, options, jac=vg is not None, n_theta=tmap.n_theta)
+    def fun(z):
+        f, g = vg(z / scale)
+        return f, g / scale
+
+    res = minimize_with_restart(fun, x0 * scale, bounds, options, jac=True, n_theta=tmap.n_theta)
     res.x = res.x / scale
     n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
     if not res.success and res.status != 1:  # fall back on a derivative-free search from where L-BFGS-B
@@ -761,18 +777,15 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         n_eval, message = n_eval + res2.nfev, f"{message}; Powell: {res2.message}"
         best = res2 if res2.fun <= res.fun else res
     x = best.x
-    lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
-    if vg is not None and best.success and maxiter > 1:
+    if best.success and maxiter > 1:
         # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley
         # (e.g. a quadratic term in age) can leave the gradient far from 0: finish by Newton
         x, H, steps = _newton_polish(vg, x, lower, tmap.n_theta)
         if steps:
             message += f"; {steps} Newton step{'s' * (steps > 1)}"
         H = H / 2.0  # Hessian of −log L
-    elif vg is not None:
-        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
     else:
-        H = _hessian(devfun, x, lower) / 2.0
+        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
     cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)

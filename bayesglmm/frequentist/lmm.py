@@ -36,7 +36,7 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
     dict
         As :func:`bayesglmm.frequentist.laplace.fit_laplace`, plus ``sigma``.
     """
-    if family.name != "gaussian" or family.link.name != "identity":
+    if not (family.has_scale and family.canonical):
         raise ValueError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
                          f"{family.name}/{family.link.name}: use 'laplace', 'agq' or 'pql'")
     tmap = ThetaMap(design)
