@@ -14,9 +14,10 @@ and the Laplace approximation of the marginal log-likelihood is
 with W the IRLS (Fisher) weights at η̂ (Bates et al. 2015, eqs. 28–31; for the
 canonical links the Fisher and observed information coincide). ``laplace_deviance``
 returns −2 log L as a function of the packed vector (θ, β), which ``fit_laplace``
-minimises with L-BFGS-B (Powell if that fails) using its analytic gradient where the link is
-canonical; standard errors come from the Hessian in (θ, β) by differences of that gradient (of
-the deviance otherwise), as glmer reports them.
+minimises with L-BFGS-B (Powell if that fails) using its analytic gradient (any link; central
+differences for AGQ with a vector random effect) and finishes by Newton steps while the Newton
+decrement is above 1e-8; standard errors come from the Hessian in (θ, β) by differences of that
+gradient, as glmer reports them.
 
 References
 ----------
