@@ -23,7 +23,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..results import RESIDUAL
-from .laplace import ThetaMap, laplace_deviance
+from .laplace import ThetaMap, laplace_deviance, minimize_with_restart
 from .pql import working_lmm_deviance
 
 __all__ = ["profile_sd_intervals"]
@@ -122,9 +122,17 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
             f, g = vg(build(v, s))  # the free coordinates are a subset of x: the gradient is g[free]
             return f, g[free]
 
+        solved = {}  # s -> the other parameters' optimum there: the warm start for the nearest s
+
         def excess(s):
-            res = optimize.minimize(objective, start, args=(s,), jac=use_grad, method="L-BFGS-B", bounds=bounds,
-                                    options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500})
+            near = min(solved, key=lambda t: abs(t - s)) if solved else None
+            x0 = start if near is None else solved[near]
+            # a diagonal θ of another term stuck at 0 is probed, as in the fit (the profile must
+            # not stop on a false boundary either)
+            res = minimize_with_restart(lambda v: objective(v, s), x0, bounds,
+                                        {"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500}, jac=use_grad,
+                                        n_theta=int(np.sum(free < tmap.n_theta)))
+            solved[s] = res.x
             return max(res.fun - d_min, 0.0) - cutoff
 
         if s_hat <= 1e-8 or (row is not None and excess(0.0) <= 0):
