@@ -172,8 +172,13 @@ class Comparison:
         return lines
 
     def to_markdown(self, digits: int = 3) -> str:
-        """The wide table as Markdown, "estimate (SE or posterior SD)", with the methods' notes."""
-        table = self.formatted(digits).to_markdown()
+        """The wide table as Markdown, "estimate (SE or posterior SD)", with the methods' notes.
+
+        A ``|`` inside a cell (the SDs' labels, ``sd((Intercept)|herd)``) is escaped as ``\\|``,
+        so that the table renders as one on GitHub and in MyST."""
+        wide = self.formatted(digits)
+        wide.index = wide.index.map(lambda s: str(s).replace("|", "\\|"))
+        table = wide.to_markdown()
         return table + "\n\n" + "\n".join(f"- {line}" for line in self.notes()) + "\n"
 
     def _repr_html_(self) -> str:

@@ -60,6 +60,10 @@ def test_wide_markdown_html(cbpp_comparison):
     assert wide.loc["period[2]", "laplace"] == pytest.approx(-0.992332, abs=2e-3)  # glmer: -0.99233
     md = cbpp_comparison.to_markdown()
     assert md.count("\n|") >= 6 and "gee: population-averaged" in md and "(0.307)" in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    # every row has as many unescaped cell separators as the header: the SD label's '|' is escaped
+    assert "sd((Intercept)\\|herd)" in md
+    assert len({len(line.replace("\\|", "").split("|")) for line in rows}) == 1
     html = cbpp_comparison._repr_html_()
     assert "<table" in html and "agq (marginal)" in html
 
