@@ -195,6 +195,35 @@ class GLMM:
 
         return fit(self, method, nagq=nagq, dispersion=dispersion, **options)
 
+    def deviance(self, method: str = "laplace", nagq: int | None = None):
+        """The objective ``method`` minimises, −2 log L, as a function to evaluate and plot
+        (lme4's ``devFunOnly = TRUE``).
+
+        Parameters
+        ----------
+        method : {"laplace", "agq", "ml", "reml"}
+            For ``"laplace"``/``"agq"`` the vector is (θ, β), θ the lower triangles of the
+            relative Cholesky factors; for ``"ml"``/``"reml"`` θ alone, relative to the residual
+            SD (β and σ profiled out). PQL has no single objective and is refused.
+        nagq : int, optional
+            Nodes per dimension for ``"agq"`` (the default of :meth:`fit`).
+
+        Returns
+        -------
+        bayesglmm.frequentist.deviance.Deviance
+            Callable; ``names``, ``start``, ``lower``, ``value_and_grad``, ``params(fit)`` and
+            ``slice(name, values, at=fit)``. ``deviance(deviance.params(fit)) == -2 * fit.loglik``.
+
+        Examples
+        --------
+        >>> dev = model.deviance("laplace")
+        >>> fit = model.fit("laplace")
+        >>> dev.slice("theta[herd.(Intercept)]", np.linspace(0, 2, 41), at=fit).plot(x="value")
+        """
+        from .frequentist.deviance import model_deviance
+
+        return model_deviance(self, method, nagq)
+
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
                progressbar: bool = True, diagnose: bool = True, **kwargs):

@@ -8,13 +8,15 @@ MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`) and ``"gee"`` (the population-a
 model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`); for Gaussian models ``"ml"``
 and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`), which ``"laplace"``, ``"agq"`` and
 ``"pql"`` also give for such models (they are exact there). Profile-likelihood intervals
-for SDs: :mod:`bayesglmm.frequentist.profile`.
+for SDs: :mod:`bayesglmm.frequentist.profile`. Each likelihood method's objective as a function
+(``model.deviance(method)``): :mod:`bayesglmm.frequentist.deviance`.
 """
 
 from .fit import METHODS, MLFit, PQLFit, fit
+from .deviance import Deviance
 from .agq import agq_loglik
 from .laplace import fit_laplace, laplace_deviance, pirls
 from .pql import fit_pql, working_lmm_deviance
 
-__all__ = ["METHODS", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
+__all__ = ["METHODS", "Deviance", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
            "working_lmm_deviance"]

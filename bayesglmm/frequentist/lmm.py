@@ -20,9 +20,48 @@ import numpy as np
 from scipy import optimize
 
 from .laplace import LaplaceState, ThetaMap, penalized_system, safe_inverse
-from .pql import minimize_working_lmm, working_lmm_deviance
+from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
 
-__all__ = ["fit_lmm"]
+__all__ = ["fit_lmm", "lmm_deviance"]
+
+
+def lmm_deviance(design, family, reml: bool = True):
+    """The profiled (RE)ML deviance −2 log L(θ) with every constant, θ relative to σ (β and σ²
+    profiled out), as ``lmer(..., devFunOnly = TRUE)``; see :mod:`bayesglmm.frequentist.deviance`.
+
+    Returns
+    -------
+    fun, value_and_grad : callable
+        θ → deviance, and θ → (deviance, gradient) (central differences where the analytic
+        gradient would not fit in memory).
+    tmap : ThetaMap
+    """
+    from .laplace import central_value_and_grad
+
+    _check_lmm(family)
+    tmap = ThetaMap(design)
+    X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
+    n, p = X.shape
+    const = (n - p if reml else n) * (np.log(2 * np.pi) + 1)
+
+    def fun(th):
+        return working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0] + const
+
+    fg = working_lmm_objective(tmap, X, z, w, True, reml)
+    if fg is None:
+        return fun, central_value_and_grad(fun, tmap.lower), tmap
+
+    def value_and_grad(th):
+        f, g = fg(th)
+        return f + const, g
+
+    return fun, value_and_grad, tmap
+
+
+def _check_lmm(family):
+    if not (family.has_scale and family.canonical):
+        raise ValueError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
+                         f"{family.name}/{family.link.name}: use 'laplace', 'agq' or 'pql'")
 
 
 def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int = 2000):
@@ -36,9 +75,7 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
     dict
         As :func:`bayesglmm.frequentist.laplace.fit_laplace`, plus ``sigma``.
     """
-    if not (family.has_scale and family.canonical):
-        raise ValueError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
-                         f"{family.name}/{family.link.name}: use 'laplace', 'agq' or 'pql'")
+    _check_lmm(family)
     tmap = ThetaMap(design)
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
     n, p = X.shape

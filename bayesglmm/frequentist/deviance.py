@@ -1,0 +1,148 @@
+"""The objective each likelihood method minimises, as a public object (lme4's ``devfun``).
+
+``model.deviance("laplace")`` returns a :class:`Deviance`: −2 log L as a function of one
+parameter vector, the same function the engine hands its optimiser. A teacher can evaluate it,
+trace it along one coordinate (:meth:`Deviance.slice`) and see why a variance component sits on
+its boundary or how much flatter AGQ's surface is than Laplace's. The vector is
+
+- ``laplace``/``agq``: (θ, β), θ the lower triangles of the relative Cholesky factors (absolute
+  scale: σ = 1), as ``glmer(..., devFunOnly = TRUE)`` after its first stage;
+- ``ml``/``reml``: θ only, relative to the residual SD, with β and σ profiled out, as
+  ``lmer(..., devFunOnly = TRUE)``.
+
+Values include every normalising constant, so ``deviance(deviance.params(fit)) == -2 * fit.loglik``.
+PQL has no such function: it alternates a linearisation with working-LMM fits and maximises no
+single objective.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Deviance", "model_deviance"]
+
+
+class Deviance:
+    """−2 log L of a model as a function of the parameter vector ``names`` describes.
+
+    Attributes
+    ----------
+    method : str
+        ``"laplace"``, ``"agq"``, ``"ml"`` or ``"reml"``.
+    nagq : int
+        Nodes per dimension (1 for Laplace and the LMMs).
+    names : list of str
+        One per coordinate: ``theta[group.term]`` (a diagonal entry of a relative factor),
+        ``theta[group.term.term2]`` (below the diagonal), then the fixed-effect names (GLMMs).
+    start : ndarray
+        lme4's starting value: identity factors, and β of the GLM without random effects.
+    lower : ndarray
+        Lower bounds (0 for diagonal θ entries, −inf elsewhere).
+    """
+
+    def __init__(self, model, method, nagq, names, start, lower, fun, value_and_grad):
+        self.model, self.method, self.nagq = model, method, nagq
+        self.names, self.start, self.lower = list(names), np.asarray(start, float), np.asarray(lower, float)
+        self._fun, self._value_and_grad = fun, value_and_grad
+
+    def __call__(self, params) -> float:
+        """The deviance at ``params`` (a vector in the order of :attr:`names`)."""
+        return float(self._fun(self._check(params)))
+
+    def value_and_grad(self, params) -> tuple[float, np.ndarray]:
+        """The deviance and its gradient (analytic where the engine has one, else central
+        differences), as the optimiser sees them."""
+        return self._value_and_grad(self._check(params))
+
+    def loglik(self, params) -> float:
+        """log L = −deviance / 2."""
+        return -0.5 * self(params)
+
+    def params(self, fit) -> np.ndarray:
+        """The estimates of ``fit`` (an :class:`~bayesglmm.frequentist.fit.MLFit` of the same
+        model and method) as a vector of this function."""
+        if fit.method != self.method:
+            raise ValueError(f"this is the {self.method!r} deviance; the fit is by {fit.method!r}")
+        theta = np.asarray(fit.theta, dtype=float)
+        if self.method in ("ml", "reml"):
+            return theta / float(fit.dispersion)
+        return np.concatenate([theta, np.asarray(fit.beta, dtype=float)])
+
+    def slice(self, name: str, values, at=None) -> pd.DataFrame:
+        """The deviance along coordinate ``name`` with the others held at ``at`` (a vector, or a
+        fit; default :attr:`start`) — a cross-section to plot, not a profile (nothing is
+        re-optimised; :meth:`MLFit.profile` gives profile intervals).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``value`` and ``deviance``.
+        """
+        if name not in self.names:
+            raise ValueError(f"unknown coordinate {name!r}; this deviance has {', '.join(self.names)}")
+        base = self.start if at is None else (self.params(at) if hasattr(at, "method") else self._check(at))
+        i = self.names.index(name)
+        values = np.asarray(values, dtype=float)
+        if np.any(values < self.lower[i]):
+            raise ValueError(f"{name} must be ≥ {self.lower[i]:g}")
+        out = []
+        for v in values:
+            x = base.copy()
+            x[i] = v
+            out.append(self(x))
+        return pd.DataFrame({"value": values, "deviance": out})
+
+    def _check(self, params) -> np.ndarray:
+        x = np.asarray(params, dtype=float).ravel()
+        if x.shape != (len(self.names),):
+            raise ValueError(f"params must have {len(self.names)} entries ({', '.join(self.names)}), got {x.size}")
+        return x
+
+    def __repr__(self):
+        nodes = f", nagq={self.nagq}" if self.method == "agq" else ""
+        return f"<Deviance {self.method}{nodes}: {self.model.formula!r} in ({', '.join(self.names)})>"
+
+
+def theta_names(design) -> list[str]:
+    """lme4-style names of θ's entries, in :class:`~bayesglmm.frequentist.laplace.ThetaMap` order."""
+    out = []
+    for block in design.random:
+        k = block.n_terms
+        rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+        for r, c in zip(rows, cols):
+            out.append(f"theta[{block.group}.{block.terms[r]}]" if r == c
+                       else f"theta[{block.group}.{block.terms[r]}.{block.terms[c]}]")
+    return out
+
+
+def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> Deviance:
+    """The :class:`Deviance` of ``model`` under ``method``; see :meth:`bayesglmm.GLMM.deviance`."""
+    from .fit import _check_options, default_nagq
+    from .laplace import _glm_start, central_value_and_grad, laplace_deviance
+
+    design = model.design
+    if method == "pql":
+        raise ValueError("PQL maximises no single objective (it alternates a linearisation with working-LMM "
+                         "fits): use method='laplace', 'agq', 'ml' or 'reml'")
+    if method not in ("laplace", "agq", "ml", "reml"):
+        raise ValueError(f"method must be 'laplace', 'agq', 'ml' or 'reml', got {method!r}")
+    if not design.random:
+        raise ValueError("the model has no random effects: its deviance is a GLM's")
+    if method != "agq" and nagq is not None:
+        raise ValueError(f"nagq applies to method='agq', not {method!r}")
+    _check_options(method, nagq, {})
+    names = theta_names(design)
+    if method in ("ml", "reml"):
+        from .lmm import lmm_deviance
+
+        fun, vg, tmap = lmm_deviance(design, model.family, reml=method == "reml")
+        return Deviance(model, method, 1, names, tmap.theta0(), tmap.lower, fun, vg)
+    nagq = 1 if method == "laplace" else (default_nagq(design) if nagq is None else nagq)
+    devfun, tmap = laplace_deviance(design, model.family, nagq)
+    lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
+    vg = devfun.value_and_grad
+    start = np.concatenate([tmap.theta0(), _glm_start(design, model.family)])
+    if vg is None or vg(start) is None:
+        vg = central_value_and_grad(devfun, lower)
+    return Deviance(model, method, nagq, names + list(design.fixed_names), start, lower, devfun, vg)
