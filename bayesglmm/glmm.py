@@ -226,7 +226,8 @@ class GLMM:
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
-               progressbar: bool = True, diagnose: bool = True, **kwargs):
+               progressbar: bool = True, diagnose: bool = True, marginalize: bool = False,
+               nagq: int | None = None, **kwargs):
         """Sample the posterior by NUTS.
 
         Parameters
@@ -244,6 +245,14 @@ class GLMM:
         progressbar : bool
         diagnose : bool
             Run :meth:`Posterior.diagnostics` and warn if divergences, R-hat or ESS are bad.
+        marginalize : bool
+            Sample (β, SD) by NUTS on the marginal likelihood, each group's random effect
+            integrated out by adaptive Gauss–Hermite quadrature inside the graph, then draw the
+            random effects from their conditional posteriors: the same variables and tables, a
+            posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
+            One grouping factor with one random term; logit Bernoulli/binomial or log Poisson.
+        nagq : int, optional
+            Quadrature nodes with ``marginalize=True`` (default 25, as ``glmer(nAGQ = 25)``).
         **kwargs
             Passed to :func:`pymc.sample`.
 
@@ -255,7 +264,7 @@ class GLMM:
 
         post = sample_model(self, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                             cores=cores, target_accept=target_accept, nuts_sampler=nuts_sampler,
-                            progressbar=progressbar, **kwargs)
+                            progressbar=progressbar, marginalize=marginalize, nagq=nagq, **kwargs)
         if diagnose:
             post.diagnostics(warn=True)
         return post

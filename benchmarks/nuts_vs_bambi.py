@@ -4,7 +4,10 @@ For cbpp, bacteria, ohio and epil each package builds the model and samples 2 ch
 (1000 tune + 1000 draws) with the same NUTS for both: PyMC's (``--sampler pymc``, the default)
 or nutpie's (``--sampler nutpie``; ``pip install nutpie``). Wall time includes model building and
 compilation. Printed per case: seconds, bulk ESS of each group SD, ESS/s, and the
-ratio bayesglmm/bambi of ESS/s (> 1 means bayesglmm is faster).
+ratio bayesglmm/bambi of ESS/s (> 1 means bayesglmm is faster) — for the full model and, with
+``--marginalize``, also for ``sample(marginalize=True)`` (the random effects integrated out by
+AGQ in the graph, ``--nagq`` nodes, then drawn from their conditionals; the seconds include
+those draws).
 
 Priors differ: each package uses its own defaults (bambi's auto-scaled priors,
 bayesglmm's documented rule in ``bayesglmm.priors``); likelihood and random-effect
@@ -33,12 +36,13 @@ CASES = {
 }
 
 
-def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc"):
+def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=False, nagq=None):
     formula, _, family, group = CASES[name]
     t0 = time.perf_counter()
     model = bg.GLMM(formula, bg.datasets.load(name), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
-                        diagnose=False, nuts_sampler=sampler)
+                        diagnose=False, nuts_sampler=sampler, marginalize=marginalize,
+                        nagq=nagq if marginalize else None)
     secs = time.perf_counter() - t0
     ess = float(post.variance_components().query("group == @group")["ess_bulk"].min())
     return secs, ess
@@ -72,19 +76,33 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc",
                    help="the NUTS implementation, the same for both packages")
+    p.add_argument("--marginalize", action="store_true", help="also time sample(marginalize=True)")
+    p.add_argument("--nagq", type=int, default=25, help="quadrature nodes with --marginalize")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     # warm-up: pay one-off imports and on-disk compilation caches for both packages
     run_bayesglmm("cbpp", 50, 50, a.chains, 0, a.sampler)
+    if a.marginalize:
+        run_bayesglmm("cbpp", 50, 50, a.chains, 0, a.sampler, True, a.nagq)
     run_bambi("cbpp", 50, 50, a.chains, 0, a.sampler)
-    print(f"{'case':10s} {'bg s':>7s} {'bg ESS':>7s} {'bg ESS/s':>9s} {'bmb s':>7s} {'bmb ESS':>8s} "
-          f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
+    head = (f"{'case':10s} {'bg s':>7s} {'bg ESS':>7s} {'bg ESS/s':>9s} {'bmb s':>7s} {'bmb ESS':>8s} "
+            f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
+    if a.marginalize:
+        head += f" {'marg s':>7s} {'marg ESS':>8s} {'marg ESS/s':>10s} {'marg ratio':>10s}"
+    print(f"sampler {a.sampler}, {a.chains} chains × ({a.tune} + {a.draws})" +
+          (f", marginalize nagq={a.nagq}" if a.marginalize else ""))
+    print(head)
     for name in a.cases:
         s1, e1 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
         s2, e2 = run_bambi(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
-        print(f"{name:10s} {s1:7.1f} {e1:7.0f} {e1 / s1:9.1f} {s2:7.1f} {e2:8.0f} {e2 / s2:9.1f} "
-              f"{s2 / s1:10.2f} {(e1 / s1) / (e2 / s2):11.2f}", flush=True)
-    print("time ratio = bambi seconds / bayesglmm seconds; ESS/s ratio = bayesglmm / bambi (group SD)")
+        line = (f"{name:10s} {s1:7.1f} {e1:7.0f} {e1 / s1:9.1f} {s2:7.1f} {e2:8.0f} {e2 / s2:9.1f} "
+                f"{s2 / s1:10.2f} {(e1 / s1) / (e2 / s2):11.2f}")
+        if a.marginalize:
+            s3, e3 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed, a.sampler, True, a.nagq)
+            line += f" {s3:7.1f} {e3:8.0f} {e3 / s3:10.1f} {(e3 / s3) / (e2 / s2):10.2f}"
+        print(line, flush=True)
+    print("time ratio = bambi seconds / bayesglmm seconds; ESS/s ratio = bayesglmm / bambi (group SD); "
+          "marg ratio = marginalized bayesglmm / bambi")
 
 
 if __name__ == "__main__":

@@ -311,9 +311,11 @@ class Posterior:
 
 
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
-                 target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None, **kwargs) -> Posterior:
+                 target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None,
+                 marginalize: bool = False, nagq: int | None = None, **kwargs) -> Posterior:
     """Run NUTS on ``model.pymc_model()`` (or on ``pymc_model``, a graph of the same model built
-    otherwise, e.g. with every prior family: :func:`bayesglmm.bayes.model.build_pymc_model`);
+    otherwise, e.g. with every prior family: :func:`bayesglmm.bayes.model.build_pymc_model`), or
+    with ``marginalize=True`` on the marginal likelihood (:mod:`bayesglmm.bayes.marginalized`);
     see :meth:`bayesglmm.GLMM.sample`."""
     if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
         raise ValueError(f"nuts_sampler must be 'pymc' or 'nutpie' (or numpyro/blackjax), got {nuts_sampler!r}")
@@ -329,6 +331,21 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         except (TypeError, ValueError):
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
+    if nagq is not None and not marginalize:
+        raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
+    if marginalize:
+        from ..frequentist.fit import MAX_NAGQ
+        from .marginalized import sample_marginalized
+
+        if pymc_model is not None:
+            raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
+        nagq = 25 if nagq is None else nagq
+        if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
+            raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
+        idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
+                                    random_seed=random_seed, target_accept=target_accept,
+                                    nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
+        return Posterior(model, idata)
     if pymc_model is None and nuts_sampler != "pymc":
         # nutpie & co. compile their own copy on every call, which only hits the compile cache for
         # a graph of constants

@@ -1,0 +1,130 @@
+"""sample(marginalize=True): NUTS on the marginal likelihood (random effects integrated out by AGQ
+in the graph), random effects drawn from their conditionals afterwards."""
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.bayes.marginalized import distinct_groups, draw_random_effects, marginal_loglik
+from bayesglmm.frequentist.agq import agq_loglik
+from bayesglmm.frequentist.laplace import laplace_deviance, loglik_constant
+
+
+def _model(name):
+    info = bg.datasets.info(name)
+    return bg.GLMM(info.formula, bg.datasets.load(name), family=info.family)
+
+
+@pytest.mark.parametrize("name", ["cbpp", "bacteria", "ohio", "epil"])
+def test_graph_loglik_equals_the_frequentist_agq(name):
+    """The graph's marginal log-likelihood (fixed Newton steps for the modes, distinct group
+    patterns computed once) equals the frequentist AGQ's at the same (θ, β), 1, 15 and 25 nodes."""
+    m = _model(name)
+    beta, sd = pt.dvector("beta"), pt.dscalar("sd")
+    fit = m.fit("laplace")
+    b, s = fit.beta, 1.3 * float(fit.theta[0])  # away from the estimate
+    dev, _ = laplace_deviance(m.design, m.family)
+    u = dev.state(np.r_[s, b]).u
+    for nagq in (1, 15, 25):
+        f = pytensor.function([beta, sd], marginal_loglik(m.design, m.family, beta, sd, nagq))
+        ref = agq_loglik(m.design, m.family, np.array([[s]]), b, u, nagq) - loglik_constant(m.design, m.family)
+        assert f(b, s) == pytest.approx(ref, abs=1e-9)
+
+
+def test_distinct_groups_compress_repeated_patterns():
+    m = _model("ohio")  # 537 children, 4 binary records each, smoke per child: few distinct patterns
+    rows, index, counts = distinct_groups(m.design)
+    assert counts.sum() == 537 and len(counts) == 32 and len(rows) == 4 * 32
+    assert np.array_equal(np.bincount(index), np.full(32, 4))
+    # the row order inside a group does not matter
+    df = bg.datasets.load("ohio").sample(frac=1.0, random_state=3)
+    m2 = bg.GLMM(bg.datasets.info("ohio").formula, df, family="bernoulli")
+    assert sorted(distinct_groups(m2.design)[2]) == sorted(counts)
+
+
+def test_conditional_draws_have_the_exact_conditional_moments():
+    """Given (β, SD), the random effects' draws (independence MH with a t(4) proposal) have the
+    conditional means and SDs computed on a fine grid: z-scores over the 59 subjects ~ N(0, 1)."""
+    m = _model("epil")
+    fit = m.fit("laplace")
+    D, s = 4000, float(fit.theta[0])
+    u = draw_random_effects(m.design, m.family, np.tile(fit.beta, (D, 1)), np.full(D, s), np.random.default_rng(1))
+    d = m.design
+    idx, J = d.random[0].index, d.random[0].n_levels
+    grid = np.linspace(-12, 12, 6001)
+    eta = (d.offset + d.X @ fit.beta)[:, None] + s * grid[None, :]
+    logf = np.zeros((J, grid.size))
+    np.add.at(logf, idx, d.y[:, None] * eta - np.exp(eta))
+    logf -= 0.5 * grid**2
+    p = np.exp(logf - logf.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    mean = p @ grid
+    sd = np.sqrt(np.sum(p * (grid[None, :] - mean[:, None]) ** 2, axis=1))
+    z_mean = (u.mean(axis=0) - mean) / (sd / np.sqrt(D))
+    z_sd = (u.std(axis=0) - sd) / (sd / np.sqrt(2 * D))
+    for z in (z_mean, z_sd):
+        assert abs(z.mean()) < 4 / np.sqrt(J) and np.max(np.abs(z)) < 4.5
+
+
+def _close_within_mcse(marg, full, names):
+    """Quantiles 5/50/95 % of each named variable within 3 combined Monte Carlo SEs."""
+    for name in names:
+        a, b = marg.draws(name), full.draws(name)
+        a, b = a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,))
+        for k in range(a.shape[2]):
+            for q in (0.05, 0.5, 0.95):
+                qa, qb = np.quantile(a[:, :, k], q), np.quantile(b[:, :, k], q)
+                se = np.hypot(float(az.mcse(a[:, :, k], method="quantile", prob=q)),
+                              float(az.mcse(b[:, :, k], method="quantile", prob=q)))
+                assert abs(qa - qb) <= 3 * se, f"{name}[{k}] q{q}: {qa:.4f} vs {qb:.4f} (3 MCSE = {3 * se:.4f})"
+
+
+def _equivalence(name, draws_full=2000, draws_marg=1000):
+    m = _model(name)
+    full = m.sample(draws=draws_full, tune=1000, chains=4, random_seed=11, progressbar=False, diagnose=False)
+    marg = m.sample(draws=draws_marg, tune=1000, chains=4, random_seed=12, progressbar=False, marginalize=True)
+    label = m.design.random[0].label
+    _close_within_mcse(marg, full, ["beta", f"{label}_sd"])
+    # the random effects: posterior means and SDs within 3 MCSE
+    for stat in ("mean", "sd"):
+        a, b = marg.draws(label)[..., 0], full.draws(label)[..., 0]
+        va = a.mean(axis=(0, 1)) if stat == "mean" else a.std(axis=(0, 1))
+        vb = b.mean(axis=(0, 1)) if stat == "mean" else b.std(axis=(0, 1))
+        se = np.hypot([float(az.mcse(a[:, :, j], method=stat)) for j in range(a.shape[2])],
+                      [float(az.mcse(b[:, :, j], method=stat)) for j in range(b.shape[2])])
+        assert np.all(np.abs(va - vb) <= 3.5 * se), f"random effects' {stat}: worst {np.max(np.abs(va - vb) / se):.2f} MCSE"
+    return m, marg, full
+
+
+def test_marginalized_posterior_equals_the_full_one_cbpp():
+    m, marg, full = _equivalence("cbpp")
+    # the same variables and tables as a full posterior
+    assert {"beta", "1|herd_sd", "1|herd_z", "1|herd"} <= set(marg.idata["posterior"].data_vars)
+    for table in ("fixed_effects", "variance_components", "random_effects", "summary"):
+        assert list(getattr(marg, table)().columns) == list(getattr(full, table)().columns)
+    assert len(marg.random_effects()) == 15 and marg.diagnostics(warn=False)["divergences"] == 0
+    assert isinstance(marg.predict(), pd.DataFrame) and "Random effects" in str(marg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bacteria", "ohio", "epil"])
+def test_marginalized_posterior_equals_the_full_one(name):
+    _equivalence(name)
+
+
+def test_marginalize_refuses_what_it_cannot_integrate():
+    sal = _model("salamander")
+    with pytest.raises(ValueError, match="one grouping factor with one random term"):
+        sal.sample(draws=10, tune=10, chains=1, marginalize=True)
+    cbpp = bg.datasets.load("cbpp")
+    probit = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial", link="probit")
+    with pytest.raises(ValueError, match="not binomial with the probit link"):
+        probit.sample(draws=10, tune=10, chains=1, marginalize=True)
+    with pytest.raises(ValueError, match="nagq applies to marginalize=True"):
+        _model("cbpp").sample(draws=10, tune=10, chains=1, nagq=5)
+    with pytest.raises(ValueError, match="nagq must be an integer from 1 to"):
+        _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize=True, nagq=0)
