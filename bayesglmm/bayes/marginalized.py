@@ -32,7 +32,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
-from scipy import special, stats
+from scipy import stats
 
 from .prior_graph import location_prior, scale_prior
 
@@ -174,21 +174,16 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, steps: int = 
     block = design.random[0]
     J, idx, xr = block.n_levels, block.index, block.Xr[:, 0]
     y = design.y
-    n = np.ones_like(y) if design.trials is None else design.trials.astype(float)
     beta_draws, sd_draws = np.asarray(beta_draws, float), np.asarray(sd_draws, float)
     out = np.empty((len(sd_draws), J))
 
     def score_weight(eta):
-        if family.counts_successes:
-            p = special.expit(eta)
-            return y - n * p, n * p * (1 - p)
-        mu = np.exp(eta)
-        return y - mu, mu
+        wk = family.working(eta, y, design.trials)
+        return wk.score, wk.weight
 
-    def logf(base, a, u, flat):  # log p(y_j | u_j) + log φ(u_j), (D, J)
+    def logf(base, a, u, flat):  # log p(y_j | u_j) + log φ(u_j) up to a constant, (D, J)
         eta = base + a * u[:, idx]
-        ll = y * eta - (n * np.logaddexp(0.0, eta) if family.counts_successes else np.exp(eta))
-        return _group_sums(ll, flat, J) - 0.5 * u**2
+        return _group_sums(family.loglik_kernel(y, family.link.inverse(eta), design.trials), flat, J) - 0.5 * u**2
 
     for start in range(0, len(sd_draws), chunk):
         sl = slice(start, start + chunk)
