@@ -78,6 +78,9 @@ def main():
                    help="the NUTS implementation, the same for both packages")
     p.add_argument("--marginalize", action="store_true", help="also time sample(marginalize=True)")
     p.add_argument("--nagq", type=int, default=25, help="quadrature nodes with --marginalize")
+    p.add_argument("--warm", action="store_true",
+                   help="run every case once, untimed, before timing it (fills the compile caches of "
+                        "that very graph: what a second sample() of the same structure in a session pays)")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     # warm-up: pay one-off imports and on-disk compilation caches for both packages
@@ -89,10 +92,15 @@ def main():
             f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
     if a.marginalize:
         head += f" {'marg s':>7s} {'marg ESS':>8s} {'marg ESS/s':>10s} {'marg ratio':>10s}"
-    print(f"sampler {a.sampler}, {a.chains} chains × ({a.tune} + {a.draws})" +
+    print(f"sampler {a.sampler}, {a.chains} chains × ({a.tune} + {a.draws}){', warm' if a.warm else ''}" +
           (f", marginalize nagq={a.nagq}" if a.marginalize else ""))
     print(head)
     for name in a.cases:
+        if a.warm:
+            run_bayesglmm(name, 50, 50, a.chains, 0, a.sampler)
+            run_bambi(name, 50, 50, a.chains, 0, a.sampler)
+            if a.marginalize:
+                run_bayesglmm(name, 50, 50, a.chains, 0, a.sampler, True, a.nagq)
         s1, e1 = run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
         s2, e2 = run_bambi(name, a.draws, a.tune, a.chains, a.seed, a.sampler)
         line = (f"{name:10s} {s1:7.1f} {e1:7.0f} {e1 / s1:9.1f} {s2:7.1f} {e2:8.0f} {e2 / s2:9.1f} "

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 from scipy import stats
@@ -113,9 +114,11 @@ def distinct_groups(design):
     return rows, pattern[block.index[rows]], np.bincount(pattern, minlength=len(first)).astype(float)
 
 
-def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int = MODE_STEPS):
+def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None):
     """The AGQ marginal log-likelihood (parameter-free constants dropped) as a PyTensor scalar,
-    each distinct group pattern computed once (:func:`distinct_groups`)."""
+    each distinct group pattern computed once (:func:`distinct_groups`); ``mode_steps`` Newton
+    steps for the modes (default :data:`MODE_STEPS`)."""
+    mode_steps = MODE_STEPS if mode_steps is None else mode_steps
     rows, idx, counts = distinct_groups(design)
     J = len(counts)
     y = design.y[rows]
@@ -126,12 +129,18 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int = MODE_
     if design.X.shape[1]:
         base = base + pt.dot(pt.as_tensor_variable(design.X[rows]), beta)
     a = sd * xr  # η_i = base_i + a_i u_j
-    u = pt.zeros(J)
-    for _ in range(mode_steps):
-        s, w = score_weight(base + a * u[idx])
-        g = _group_sum(a * s, idx, J) - u
-        h = 1.0 + _group_sum(a * a * w, idx, J)
-        u = u + pt.clip(g / h, -1.0, 1.0)
+    base_c, a_c = disconnected_grad(base), disconnected_grad(a)  # the modes carry no gradient
+
+    def newton(u, base_c, a_c):  # the parameters enter as non-sequences (PyMC swaps RVs for values there)
+        s, w = score_weight(base_c + a_c * u[idx])
+        g = _group_sum(a_c * s, idx, J) - u
+        h = 1.0 + _group_sum(a_c * a_c * w, idx, J)
+        return u + pt.clip(g / h, -1.0, 1.0)
+
+    # one step body in a scan: the graph PyMC rewrites on every sample() stays small
+    steps = pytensor.scan(newton, outputs_info=[pt.zeros(J)], non_sequences=[base_c, a_c], n_steps=mode_steps,
+                          return_updates=False)
+    u = steps[-1]
     _, w = score_weight(base + a * u[idx])
     R = pt.sqrt(1.0 + _group_sum(a * a * w, idx, J))
     u, R = disconnected_grad(u), disconnected_grad(R)
