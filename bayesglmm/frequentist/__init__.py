@@ -15,8 +15,8 @@ for SDs: :mod:`bayesglmm.frequentist.profile`. Each likelihood method's objectiv
 from .fit import METHODS, MLFit, PQLFit, fit
 from .deviance import Deviance
 from .agq import agq_loglik
-from .laplace import fit_laplace, laplace_deviance, pirls
+from .laplace import EngineResult, fit_laplace, laplace_deviance, pirls
 from .pql import fit_pql, working_lmm_deviance
 
-__all__ = ["METHODS", "Deviance", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
+__all__ = ["METHODS", "Deviance", "EngineResult", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
            "working_lmm_deviance"]

@@ -135,15 +135,15 @@ class MLFit:
     def __init__(self, model, method, raw, seconds, nagq=1, dispersion=None):
         self.model, self.method, self.seconds, self.nagq = model, method, seconds, nagq
         #: PQL's estimated residual dispersion σ (None when fixed at 1 or not applicable)
-        self.dispersion = raw.get("sigma") if dispersion == "estimate" else None
-        self.beta, self.vcov, self.theta = raw["beta"], raw["vcov_beta"], raw["theta"]
+        self.dispersion = raw.sigma if dispersion == "estimate" else None
+        self.beta, self.vcov, self.theta = raw.beta, raw.vcov_beta, raw.theta
         #: covariance of (θ, β) from the Hessian (Laplace/AGQ only; else None)
-        self.vcov_full = raw.get("vcov_full")
-        self.converged, self.message, self.n_eval = raw["converged"], raw["message"], raw["n_eval"]
-        self._state, self._tmap = raw["state"], raw["tmap"]
+        self.vcov_full = raw.vcov_full
+        self.converged, self.message, self.n_eval = raw.converged, raw.message, raw.n_eval
+        self._state, self._tmap = raw.state, raw.tmap
         self._profiles = {}
         if self.has_likelihood:
-            self.loglik = float(raw["loglik"])
+            self.loglik = float(raw.loglik)
             k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
             self.aic = -2 * self.loglik + 2 * k
             self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
@@ -393,7 +393,7 @@ def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str
     else:
         nagq = 1 if method == "laplace" else (default_nagq(model.design) if nagq is None else nagq)
         raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
-    if method != "pql" and not np.isfinite(raw["loglik"]):
+    if method != "pql" and not np.isfinite(raw.loglik):
         from .pql import _OUTSIDE
 
         raise FitFailedError(f"{method} failed: the log-likelihood is not finite at the estimates ({_OUTSIDE})")

@@ -265,6 +265,46 @@ class _TransposedOp:
                                 for j in range(r.shape[1])]) if r.shape[1] else np.zeros((q, 0))
 
 
+@dataclass(frozen=True)
+class EngineResult:
+    """What an engine (:func:`fit_laplace`, :func:`~bayesglmm.frequentist.pql.fit_pql`,
+    :func:`~bayesglmm.frequentist.lmm.fit_lmm`) hands :class:`~bayesglmm.frequentist.fit.MLFit`.
+
+    Attributes
+    ----------
+    theta : ndarray
+        Lower triangles of the random-effect Cholesky factors (absolute scale).
+    beta, vcov_beta : ndarray
+        Fixed effects and their covariance.
+    loglik : float
+        With every constant; NaN for PQL (no likelihood).
+    state : LaplaceState
+        Conditional modes and the factorisation at the estimates.
+    tmap : ThetaMap
+    converged : bool
+    message : str
+        The optimiser's account.
+    n_eval : int
+        Deviance (or criterion) evaluations.
+    vcov_full : ndarray or None
+        Covariance of (θ, β) from the Hessian (Laplace/AGQ).
+    sigma : float or None
+        The residual (Gaussian) or PQL dispersion SD, where estimated.
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    vcov_beta: np.ndarray
+    loglik: float
+    state: "LaplaceState"
+    tmap: "ThetaMap"
+    converged: bool
+    message: str
+    n_eval: int
+    vcov_full: np.ndarray | None = None
+    sigma: float | None = None
+
+
 @dataclass
 class LaplaceState:
     """PIRLS result at one (θ, β): conditional modes and the pieces of the deviance."""
@@ -743,10 +783,9 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
 
     Returns
     -------
-    dict
-        ``theta``, ``beta``, ``vcov_beta`` (from the Hessian in (θ, β)), ``loglik``
-        (with every normalising constant), ``state`` (conditional modes), ``tmap``,
-        ``converged``, ``message``, ``n_eval``.
+    EngineResult
+        ``vcov_beta`` and ``vcov_full`` from the Hessian in (θ, β); ``loglik`` with every
+        normalising constant; ``state`` the conditional modes at the estimates.
     """
     devfun, tmap = laplace_deviance(design, family, nagq)
     x0 = np.concatenate([tmap.theta0(), _glm_start(design, family)])
@@ -790,8 +829,6 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)
-    return {
-        "theta": x[:p0], "beta": x[p0:], "vcov_beta": cov[p0:, p0:], "vcov_full": cov, "loglik": -0.5 * devfun(x),
-        "state": state, "tmap": tmap, "converged": bool(best.success) and state.converged,
-        "message": message, "n_eval": int(n_eval),
-    }
+    return EngineResult(theta=x[:p0], beta=x[p0:], vcov_beta=cov[p0:, p0:], vcov_full=cov, loglik=-0.5 * devfun(x),
+                        state=state, tmap=tmap, converged=bool(best.success) and state.converged,
+                        message=message, n_eval=int(n_eval))

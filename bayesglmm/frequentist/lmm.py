@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from .laplace import LaplaceState, ThetaMap, penalized_system, safe_inverse
+from .laplace import EngineResult, LaplaceState, ThetaMap, penalized_system, safe_inverse
 from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
 
 __all__ = ["fit_lmm", "lmm_deviance"]
@@ -72,8 +72,8 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
 
     Returns
     -------
-    dict
-        As :func:`bayesglmm.frequentist.laplace.fit_laplace`, plus ``sigma``.
+    EngineResult
+        As :func:`bayesglmm.frequentist.laplace.fit_laplace`, with ``sigma``.
     """
     _check_lmm(family)
     tmap = ThetaMap(design)
@@ -102,8 +102,6 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
     theta_abs = theta * sigma
     state = LaplaceState(u=u / sigma, eta=X @ beta + A @ u + design.offset, loglik_cond=np.nan, logdet=fac.logdet,
                          factor=penalized_system(tmap.ZLambda(theta_abs), w / sigma2), converged=bool(res.success))
-    return {
-        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * safe_inverse(xtvx), "loglik": float(loglik),
-        "state": state, "tmap": tmap, "converged": bool(res.success), "sigma": sigma,
-        "message": message, "n_eval": int(res.nfev),
-    }
+    return EngineResult(theta=theta_abs, beta=beta, vcov_beta=sigma2 * safe_inverse(xtvx), loglik=float(loglik),
+                        state=state, tmap=tmap, converged=bool(res.success), sigma=sigma,
+                        message=message, n_eval=int(res.nfev))

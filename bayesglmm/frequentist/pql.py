@@ -28,7 +28,7 @@ import numpy as np
 
 from ..results import FitFailedError
 
-from .laplace import (LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
+from .laplace import (EngineResult, LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
                       penalized_system, safe_inverse)
 
 _OUTSIDE = ("the linear predictor reached values where the mean is outside the family's support, e.g. a "
@@ -144,8 +144,8 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
 
     Returns
     -------
-    dict
-        As :func:`bayesglmm.frequentist.laplace.fit_laplace`, plus ``sigma``; ``loglik`` is NaN.
+    EngineResult
+        As :func:`bayesglmm.frequentist.laplace.fit_laplace`, with ``sigma``; ``loglik`` is NaN.
     """
     if dispersion not in ("fixed", "estimate"):
         raise ValueError(f"dispersion must be 'fixed' or 'estimate', got {dispersion!r}")
@@ -185,9 +185,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     # û in the absolute parameterisation: b = Λ_rel u = Λ_abs (u / σ); Cov(b | z) = Λ_abs H⁻¹ Λ_absᵀ
     state = LaplaceState(u=u / sigma, eta=eta, loglik_cond=np.nan, logdet=np.nan,
                          factor=penalized_system(A_abs, w / sigma2), converged=converged)
-    return {
-        "theta": theta_abs, "beta": beta, "vcov_beta": sigma2 * safe_inverse(xtvx), "loglik": np.nan,
-        "state": state, "tmap": tmap, "converged": converged, "sigma": sigma,
-        "message": f"PQL {'converged' if converged else 'stopped'} after {it + 1} iterations",
-        "n_eval": int(n_eval),
-    }
+    return EngineResult(theta=theta_abs, beta=beta, vcov_beta=sigma2 * safe_inverse(xtvx), loglik=np.nan,
+                        state=state, tmap=tmap, converged=converged, sigma=sigma,
+                        message=f"PQL {'converged' if converged else 'stopped'} after {it + 1} iterations",
+                        n_eval=int(n_eval))
