@@ -252,7 +252,9 @@ class GLMM:
             posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
             One grouping factor with one random term; logit Bernoulli/binomial or log Poisson.
         nagq : int, optional
-            Quadrature nodes with ``marginalize=True`` (default 25, as ``glmer(nAGQ = 25)``).
+            Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
+            log-likelihood settles to 1e-5 at the Laplace estimate and 3 SEs above it
+            (:func:`bayesglmm.bayes.marginalized.choose_nagq`: cbpp 15, ohio 71).
         **kwargs
             Passed to :func:`pymc.sample`.
 

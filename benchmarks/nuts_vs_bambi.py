@@ -77,7 +77,8 @@ def main():
     p.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc",
                    help="the NUTS implementation, the same for both packages")
     p.add_argument("--marginalize", action="store_true", help="also time sample(marginalize=True)")
-    p.add_argument("--nagq", type=int, default=25, help="quadrature nodes with --marginalize")
+    p.add_argument("--nagq", type=int, default=None,
+                   help="quadrature nodes with --marginalize (default: chosen per data set, choose_nagq)")
     p.add_argument("--warm", action="store_true",
                    help="run every case once, untimed, before timing it (fills the compile caches of "
                         "that very graph: what a second sample() of the same structure in a session pays)")
@@ -93,7 +94,7 @@ def main():
     if a.marginalize:
         head += f" {'marg s':>7s} {'marg ESS':>8s} {'marg ESS/s':>10s} {'marg ratio':>10s}"
     print(f"sampler {a.sampler}, {a.chains} chains × ({a.tune} + {a.draws}){', warm' if a.warm else ''}" +
-          (f", marginalize nagq={a.nagq}" if a.marginalize else ""))
+          (f", marginalize nagq={a.nagq or 'auto'}" if a.marginalize else ""))
     print(head)
     for name in a.cases:
         if a.warm:

@@ -128,3 +128,20 @@ def test_marginalize_refuses_what_it_cannot_integrate():
         _model("cbpp").sample(draws=10, tune=10, chains=1, nagq=5)
     with pytest.raises(ValueError, match="nagq must be an integer from 1 to"):
         _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize=True, nagq=0)
+
+
+@pytest.mark.parametrize("name,expected", [("cbpp", 15), ("epil", 11), ("ohio", 71)])
+def test_nodes_are_chosen_per_data_set(name, expected):
+    """choose_nagq: the fewest nodes whose log-likelihood settles to 1e-5 at the Laplace estimate
+    and 3 SEs above it; there it is within 1e-5 of a 100-node rule."""
+    from bayesglmm.bayes.marginalized import choose_nagq
+
+    m = _model(name)
+    q = choose_nagq(m)
+    assert q == expected
+    fit = m.fit("laplace")
+    dev, _ = laplace_deviance(m.design, m.family)
+    s = float(fit.theta[0])
+    u = dev.state(np.r_[s, fit.beta]).u
+    L = np.array([[s]])
+    assert abs(agq_loglik(m.design, m.family, L, fit.beta, u, q) - agq_loglik(m.design, m.family, L, fit.beta, u, 100)) < 1e-5

@@ -335,11 +335,12 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
     if marginalize:
         from ..frequentist.fit import MAX_NAGQ
-        from .marginalized import sample_marginalized
+        from .marginalized import check_marginalizable, choose_nagq, sample_marginalized
 
         if pymc_model is not None:
             raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
-        nagq = 25 if nagq is None else nagq
+        check_marginalizable(model.design, model.family)
+        nagq = choose_nagq(model) if nagq is None else nagq
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
             raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
