@@ -166,9 +166,9 @@ def _with_set(model, prior_set: dict) -> dict:
     return {**own, **prior_set}
 
 
-def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progressbar) -> PriorSensitivity:
+def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progressbar,
+           nuts_sampler="pymc") -> PriorSensitivity:
     from .bayes.compilation import count_compilations
-    from .bayes.model import build_pymc_model
     from .bayes.posterior import sample_model
 
     sets = {"reference (default priors)": None} if reference is None else {}
@@ -182,9 +182,8 @@ def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progr
         # family), so only the first refit compiles
         with count_compilations() as count:
             target = model if prior_set is None else model.update(priors=_with_set(model, prior_set))
-            graph = build_pymc_model(target.design, target.family, target.priors, families="all")
             posteriors[label] = sample_model(target, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                                             progressbar=progressbar, pymc_model=graph)
+                                             progressbar=progressbar, families="all", nuts_sampler=nuts_sampler)
         seconds[label], compiles[label] = time.perf_counter() - t0, count.n
     ref_label = next(iter(posteriors))
     ref = posteriors[ref_label].summary(ci).set_index("parameter")
@@ -208,7 +207,8 @@ def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progr
 
 def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: str = "power", *,
                       draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None, ci: float = 0.95,
-                      threshold: float = 0.05, progressbar: bool = False) -> PriorSensitivity:
+                      threshold: float = 0.05, progressbar: bool = False,
+                      nuts_sampler: str = "pymc") -> PriorSensitivity:
     """How much the posterior depends on the priors.
 
     Parameters
@@ -226,6 +226,9 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
         Interval probability (``"refit"``).
     threshold : float
         ArviZ's sensitivity threshold (``"power"``; 0.05 as priorsense).
+    nuts_sampler : {"pymc", "nutpie"}
+        The NUTS of the sampling (see :meth:`GLMM.sample`); with ``"nutpie"`` every refit after the
+        first reuses the first one's compiled model and pays only its sampling.
 
     Returns
     -------
@@ -236,8 +239,8 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
     The priors are data in the PyMC graph and the refits' graphs hold every prior family
     (:mod:`bayesglmm.bayes.prior_graph`), so every prior set of a sweep builds the same graph and
     only the first refit compiles; each later refit pays the
-    graph's rewriting (under a second for a one-factor model) and its sampling. The table's
-    ``compilations`` column counts it.
+    graph's rewriting (under a second for a one-factor model) and its sampling — with
+    ``nuts_sampler="nutpie"`` only its sampling. The table's ``compilations`` column counts it.
     """
     from .bayes.posterior import Posterior
 
@@ -251,6 +254,6 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
     if method == "power":
         if post is None:
             post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                                progressbar=progressbar, diagnose=False)
+                                progressbar=progressbar, diagnose=False, nuts_sampler=nuts_sampler)
         return _power(post, threshold)
-    return _refit(model, priors, post, draws, tune, chains, random_seed, ci, progressbar)
+    return _refit(model, priors, post, draws, tune, chains, random_seed, ci, progressbar, nuts_sampler)

@@ -56,3 +56,17 @@ def test_a_prior_set_keeps_the_models_other_priors(cbpp_model):
     refit = model.update(priors=merged)
     labels = dict(refit.priors.labels)
     assert labels["sd 1|herd"] == "HalfCauchy(beta=1)" and labels["period[2]"] == "Normal(mu=0, sigma=1)"
+
+
+def test_refit_sweep_by_nutpie_compiles_once(cbpp_model):
+    """With nutpie the first refit compiles and the later ones reuse its compiled model (priors of
+    other families are data in the same all-families graph): two hits, no Numba compilation."""
+    from bayesglmm.bayes.compilation import compiled_models
+
+    priors = {"HalfCauchy(1)": {"sd": HalfCauchy(1.0)}, "InverseGamma(2, 1)": {"sd": InverseGamma(2.0, 1.0)}}
+    hits = compiled_models.hits
+    res = bg.prior_sensitivity(cbpp_model, priors, method="refit", draws=300, tune=300, chains=2, random_seed=4,
+                               nuts_sampler="nutpie")
+    assert compiled_models.hits - hits >= 2 and list(res.compilations.values())[1:] == [0, 0]
+    sd = res.table().query("kind == 'sd'").set_index("prior")
+    assert np.all(np.isfinite(sd["median"])) and 0.2 < sd.loc["HalfCauchy(1)", "median"] < 2.0

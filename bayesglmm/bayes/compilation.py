@@ -1,18 +1,30 @@
-"""Counting the compilations PyTensor's Numba backend does, to measure compiled-code reuse.
+"""Compiled-code reuse: counting Numba's compilations, and nutpie's compiled models kept by structure.
 
 PyMC compiles a model's log density and gradient with Numba. Numba looks a function up in
 PyTensor's on-disk cache first (the key is the graph, constants included) and compiles only on
 a miss; :func:`count_compilations` counts the misses, through Numba's ``"numba:compile"`` event.
 It sees compilations in this process: chains sampled in worker processes load what the parent
 compiled.
+
+nutpie compiles its own copy of a graph on every ``compile_pymc_model`` call; :class:`CompiledCache`
+keeps its compiled models by structure key so that a second model of the same structure (other
+priors, another response) samples without compiling (:func:`sample_nutpie`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CompileCount", "count_compilations"]
+import numpy as np
+
+__all__ = ["CompileCount", "count_compilations", "CompiledCache", "compiled_models", "array_digest",
+           "shared_values", "sample_nutpie"]
 
 
 @dataclass
@@ -47,3 +59,150 @@ def count_compilations():
 
     with event.install_listener("numba:compile", _Listener()):
         yield count
+
+
+# --- nutpie: the compiled model kept and reused ------------------------------------------------
+def array_digest(*parts) -> str:
+    """A digest of arrays and plain values (dtype, shape and bytes of each array): the structure
+    key of a graph whose constants they are."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        if isinstance(part, np.ndarray) or (part is not None and np.ndim(part) and not isinstance(part, (str, tuple))):
+            a = np.ascontiguousarray(part)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@dataclass
+class CompiledCache:
+    """nutpie's compiled models, kept for reuse within a process, by structure key.
+
+    nutpie compiles the log density and its gradient on every ``compile_pymc_model`` call (1–2 s
+    even when Numba's on-disk cache has the code, more than sampling a small model takes). A graph
+    whose hyperparameters and response are shared variables (:mod:`bayesglmm.bayes.prior_graph`)
+    is compiled once per structure — design, family, link, prior families, sampler settings,
+    digested by :func:`array_digest` — and a later model of that structure gets the compiled
+    model with its own data swapped in (``CompiledPyMCModel.with_data``): a prior sweep, a
+    simulation study or a second ``sample`` in a notebook pays no compilation.
+
+    Least-recently-used entries beyond ``maxsize`` are dropped; ``maxsize=0`` disables reuse.
+    ``hits`` and ``misses`` count lookups. The one instance used by
+    :meth:`bayesglmm.GLMM.sample` is :data:`compiled_models`.
+    """
+
+    maxsize: int = 32
+    hits: int = 0
+    misses: int = 0
+    entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def get(self, key: str, compile_fn: Callable[[], Any]) -> tuple[Any, bool]:
+        """The compiled model for ``key`` and whether it was reused; compiles (and keeps) it on a miss."""
+        with self.lock:
+            if key in self.entries:
+                self.hits += 1
+                self.entries.move_to_end(key)
+                return self.entries[key], True
+            self.misses += 1
+        compiled = compile_fn()
+        with self.lock:
+            if self.maxsize > 0:
+                self.entries[key] = compiled
+                while len(self.entries) > self.maxsize:
+                    self.entries.popitem(last=False)
+        return compiled, False
+
+    def clear(self) -> None:
+        """Drop every compiled model (the counters stay)."""
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+#: the compiled models :meth:`bayesglmm.GLMM.sample` reuses with ``nuts_sampler="nutpie"``
+compiled_models = CompiledCache()
+
+
+def shared_values(pymc_model) -> dict[str, np.ndarray]:
+    """The values of the named shared variables the model's log density reads (its data:
+    hyperparameters and response), by name."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import ancestors
+
+    out = {}
+    roots = [*pymc_model.basic_RVs, *pymc_model.potentials, *pymc_model.deterministics,
+             *pymc_model.rvs_to_values.values()]  # the observed data are the observed RVs' values
+    for var in ancestors(roots):
+        if isinstance(var, SharedVariable) and var.name and not var.name.startswith("rng"):
+            value = var.get_value(borrow=True)
+            if isinstance(value, np.ndarray) or np.isscalar(value):
+                out[var.name] = np.asarray(value)
+    return out
+
+
+def start_points(pymc_model, n_dim: int) -> Callable:
+    """nutpie's start-point function for ``pymc_model``: PyMC's support points of its priors,
+    jittered, on the unconstrained scale, flattened in the order of its free variables (nutpie's
+    order; ``n_dim`` values in all). Built for each reuse (25 ms), so that a reused compiled model
+    starts where a fresh compile of this model would."""
+    from pymc.initial_point import make_initial_point_fn
+
+    fn = make_initial_point_fn(model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True)
+    names = [pymc_model.rvs_to_values[rv].name for rv in pymc_model.free_RVs]
+    lock = threading.Lock()
+
+    def start(seed=None):
+        with lock:
+            point = fn(seed)
+        flat = np.ascontiguousarray(np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names]))
+        if flat.size != n_dim:
+            raise ValueError(f"the start point has {flat.size} values, the compiled model {n_dim}")
+        return flat
+
+    return start
+
+
+def sample_nutpie(pymc_model, key: str, draws: int, tune: int, chains: int, cores: int, random_seed,
+                  target_accept: float, progressbar: bool, cache: CompiledCache | None = None, **kwargs):
+    """Sample ``pymc_model`` by nutpie, reusing the compiled model of its structure ``key`` (None:
+    compile it, keep nothing).
+
+    On a hit the cached compiled model gets this model's shared data (``with_data``) and its start
+    points (:func:`start_points`): the draws are those of a fresh compile of this model. Returns the DataTree of
+    ``pm.sample(nuts_sampler="nutpie")``: posterior, sample_stats, observed and constant data.
+    """
+    import time
+
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+    from pymc.util import get_random_generator
+
+    cache = compiled_models if cache is None else cache
+    if key is None:
+        compiled, reused = nutpie.compile_pymc_model(pymc_model), False
+    else:
+        compiled, reused = cache.get(key, lambda: nutpie.compile_pymc_model(pymc_model))
+    if reused:
+        data = shared_values(pymc_model)
+        known = {var.name for var in compiled.shared_var_keys}
+        missing = known - set(data)
+        if missing:  # never sample with another model's data
+            raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
+        compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
+        compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
+    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
+    if tune == 0:
+        tune = 1  # nuts-rs needs one tuning step
+    t0 = time.time()
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                          progress_bar=progressbar, target_accept=target_accept, **kwargs)
+    patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - t0)
+    return idata

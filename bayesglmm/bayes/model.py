@@ -32,7 +32,7 @@ from ..families import Family
 from ..priors import ResolvedPriors
 from .prior_graph import lkj_eta, location_prior, scale_prior
 
-__all__ = ["build_pymc_model", "inverse_link", "linear_predictor"]
+__all__ = ["build_pymc_model", "inverse_link", "linear_predictor", "structure_key"]
 
 
 # The one table that translates the numpy family layer to PyTensor.
@@ -85,6 +85,25 @@ def linear_predictor(design: Design, beta, random_effects):
         else:
             eta = eta + pt.sum(rows * pt.as_tensor_variable(block.Xr), axis=1)
     return eta
+
+
+def structure_key(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",
+                  *extra) -> str:
+    """What the graph of :func:`build_pymc_model` (``as_data=True``) holds besides its shared data:
+    family and link, the design's arrays, the coordinates and, with ``families="present"``, which
+    prior families each prior vector uses. Two models with equal keys build the same graph;
+    ``extra`` adds what another builder's graph depends on (see
+    :func:`bayesglmm.bayes.compilation.array_digest`)."""
+    from .compilation import array_digest
+
+    parts = [family.name, family.link.name, families, design.fixed_names, design.X, design.offset, design.trials]
+    for block in design.random:
+        parts += [block.label, block.terms, block.levels, block.index, block.Xr, block.has_correlation]
+    if families == "present":
+        kinds = [priors.fixed, *priors.sd, (priors.sigma,) if priors.sigma is not None else ()]
+        parts += [tuple(sorted({type(p).__name__ for p in kind})) for kind in kinds]
+        parts += [c is not None for c in priors.corr]
+    return array_digest(*parts, *extra)
 
 
 def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",

@@ -312,11 +312,16 @@ class Posterior:
 
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
                  target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None,
-                 marginalize: bool = False, nagq: int | None = None, **kwargs) -> Posterior:
+                 marginalize: bool = False, nagq: int | None = None, families: str = "present",
+                 **kwargs) -> Posterior:
     """Run NUTS on ``model.pymc_model()`` (or on ``pymc_model``, a graph of the same model built
-    otherwise, e.g. with every prior family: :func:`bayesglmm.bayes.model.build_pymc_model`), or
-    with ``marginalize=True`` on the marginal likelihood (:mod:`bayesglmm.bayes.marginalized`);
-    see :meth:`bayesglmm.GLMM.sample`."""
+    otherwise; or on a graph holding the prior ``families`` given, ``"all"`` for prior sweeps:
+    :func:`bayesglmm.bayes.model.build_pymc_model`), or with ``marginalize=True`` on the marginal
+    likelihood (:mod:`bayesglmm.bayes.marginalized`); see :meth:`bayesglmm.GLMM.sample`.
+
+    With ``nuts_sampler="nutpie"`` the graph is built afresh and nutpie's compiled model is kept
+    by structure (:data:`bayesglmm.bayes.compilation.compiled_models`): a later model of the same
+    structure samples without compiling. A ``pymc_model`` given is compiled every time."""
     if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
         raise ValueError(f"nuts_sampler must be 'pymc' or 'nutpie' (or numpyro/blackjax), got {nuts_sampler!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -347,9 +352,24 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
         return Posterior(model, idata)
+    if nuts_sampler == "nutpie":
+        from .compilation import sample_nutpie
+        from .model import build_pymc_model, structure_key
+
+        key = None
+        if pymc_model is None:
+            # a fresh graph of our own (its key says what it holds), compiled once per structure
+            pymc_model = build_pymc_model(model.design, model.family, model.priors, families=families)
+            key = structure_key(model.design, model.family, model.priors, families, "full")
+        idata = sample_nutpie(pymc_model, key, draws=draws, tune=tune, chains=chains, cores=cores,
+                              random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
+                              **kwargs)
+        return Posterior(model, idata)
+    if pymc_model is None and families != "present":
+        from .model import build_pymc_model
+
+        pymc_model = build_pymc_model(model.design, model.family, model.priors, families=families)
     if pymc_model is None and nuts_sampler != "pymc":
-        # nutpie & co. compile their own copy on every call, which only hits the compile cache for
-        # a graph of constants
         from .model import build_pymc_model
 
         pymc_model = build_pymc_model(model.design, model.family, model.priors, as_data=False)

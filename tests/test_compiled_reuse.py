@@ -1,0 +1,92 @@
+"""nutpie's compiled model reused by structure (bayesglmm.bayes.compilation): a second model of the
+same structure samples without compiling and gets exactly the draws a fresh compile gives it."""
+
+import numpy as np
+import pytest
+
+import bayesglmm as bg
+from bayesglmm import priors as P
+from bayesglmm.bayes.compilation import CompiledCache, array_digest, compiled_models
+from bayesglmm.bayes.model import structure_key
+
+KW = dict(draws=150, tune=150, chains=2, random_seed=3, nuts_sampler="nutpie", progressbar=False, diagnose=False)
+
+
+def _draws(post, names):
+    return {n: np.asarray(post.idata["posterior"][n].values) for n in names}
+
+
+@pytest.mark.parametrize("marginalize", [False, True], ids=["full", "marginalized"])
+def test_reused_compiled_model_gives_a_fresh_compiles_draws(small_df, marginalize):
+    """Model B (another response for the full graph, other hyperparameters of the same prior
+    families) sampled after model A reuses A's compiled model: no new entry, one hit, and draws
+    identical to B's own fresh compile (its data and its start points swapped in)."""
+    f = "y ~ x + (1 | g)"
+    a = bg.GLMM(f, small_df, family="bernoulli")
+    b_data = small_df if marginalize else small_df.assign(y=1 - small_df["y"])
+    b = bg.GLMM(f, b_data, family="bernoulli", priors={"sd": P.HalfNormal(0.6), "x": P.Normal(0.4, 1.5)})
+    kw = dict(KW, marginalize=marginalize, **({"nagq": 7} if marginalize else {}))
+    names = ["beta", "1|g_sd", "1|g"]
+
+    compiled_models.clear()
+    fresh = _draws(b.sample(**kw), names)
+    compiled_models.clear()
+    a.sample(**kw)
+    hits, size = compiled_models.hits, len(compiled_models)
+    reused = _draws(b.sample(**kw), names)
+    assert compiled_models.hits == hits + 1 and len(compiled_models) == size == 1
+    for n in names:
+        np.testing.assert_array_equal(reused[n], fresh[n], err_msg=n)
+    # and B's posterior is not A's: the priors (and, full graph, the response) did change
+    assert not np.allclose(_draws(a.sample(**kw), ["beta"])["beta"], reused["beta"])
+
+
+def test_structure_key_separates_what_the_graph_holds(small_df):
+    """Equal keys: the response and hyperparameters of the same families (shared data).
+    Different keys: the design, the link, a prior family, the random-effect structure."""
+    def key(formula="y ~ x + (1 | g)", data=small_df, **kw):
+        m = bg.GLMM(formula, data, **{"family": "bernoulli", **kw})
+        return structure_key(m.design, m.family, m.priors)
+
+    base = key()
+    assert key(data=small_df.assign(y=1 - small_df["y"])) == base
+    assert key(priors={"sd": P.HalfNormal(0.3), "x": P.Normal(1.0, 2.0)}) == base
+    assert key(data=small_df.assign(x=small_df["x"] * 2)) != base
+    assert key(link="probit") != base
+    assert key(priors={"sd": P.HalfCauchy(1.0)}) != base
+    assert key(priors={"x": P.StudentT(3, 0, 1)}) != base
+    assert key("y ~ x + (1 | h)") != base
+    assert key("y ~ x + (1 + x | g)") != key("y ~ x + (1 + x || g)")
+    m = bg.GLMM("y ~ x + (1 | g)", small_df, family="bernoulli")
+    assert structure_key(m.design, m.family, m.priors, "all") != base
+
+
+def test_compiled_cache_is_least_recently_used_and_can_be_off():
+    cache = CompiledCache(maxsize=2)
+    made = []
+
+    def compile_as(name):
+        return lambda: made.append(name) or name
+
+    assert cache.get("a", compile_as("a")) == ("a", False)
+    assert cache.get("b", compile_as("b")) == ("b", False)
+    assert cache.get("a", compile_as("a")) == ("a", True)       # a is now the most recent
+    cache.get("c", compile_as("c"))                              # drops b
+    assert set(cache.entries) == {"a", "c"} and made == ["a", "b", "c"]
+    assert (cache.hits, cache.misses) == (1, 3)
+    off = CompiledCache(maxsize=0)
+    off.get("a", compile_as("a")), off.get("a", compile_as("a"))
+    assert len(off) == 0 and off.misses == 2
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_array_digest_sees_dtype_shape_and_values():
+    x = np.arange(6.0)
+    assert array_digest(x) == array_digest(x.copy())
+    assert array_digest(x) != array_digest(x.reshape(2, 3))
+    assert array_digest(x) != array_digest(x.astype(np.float32))
+    y = x.copy()
+    y[3] += 1e-12
+    assert array_digest(x) != array_digest(y)
+    assert array_digest("a", None, (1, 2)) != array_digest("a", None, (1, 3))
