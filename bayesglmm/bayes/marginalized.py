@@ -8,17 +8,18 @@ likelihood factors over the J groups, and each factor is a one-dimensional integ
 which adaptive Gauss–Hermite quadrature evaluates to any accuracy: the nodes are centred at each
 group's conditional mode û_j and scaled by the curvature R_j² = 1 + s² Σ_{i∈j} w_i xr_i², as in
 :mod:`bayesglmm.frequentist.agq` (the same rule; with ``nagq`` = 1 it is the Laplace
-approximation). The modes come from a fixed number of vectorised Newton steps inside the graph,
-each capped at one unit of u (uncapped steps from 0 oscillate on small binary groups with a large
-SD); their gradient is disconnected. That leaves NUTS exact: the leapfrog map stays volume
+approximation). The whole rule is one fused Op (:class:`bayesglmm.bayes.agq_op.AGQMarginal`): the
+modes by Newton steps capped at one unit of u (uncapped steps from 0 oscillate on small binary
+groups with a large SD), to 1e-12, the nodes, and the gradient with the modes and curvatures held
+fixed (their gradient is disconnected). That leaves NUTS exact: the leapfrog map stays volume
 preserving and reversible for any force, and the acceptance uses the log density itself, whose
 value is the quadrature at those nodes — only the gradient omits the nodes' (second-order small)
 dependence on the parameters.
 
 NUTS then samples (β, s) alone: a handful of parameters, nearly Gaussian, instead of J more
 standardised effects in a funnel. Afterwards :func:`draw_random_effects` draws each group's u_j
-from its exact conditional posterior given each draw (an independence Metropolis–Hastings chain
-with a Student-t(4) proposal at the mode, 12 steps, started from a proposal draw), so the
+from its exact conditional posterior given each draw (rejection sampling from a
+piecewise-exponential envelope of the log-concave conditional: exact draws; one Numba loop), so the
 :class:`~bayesglmm.bayes.posterior.Posterior` has the same variables (``{label}_z``, ``{label}``)
 and tables as one of the full model.
 
@@ -33,7 +34,6 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
-from scipy import stats
 
 from .prior_graph import location_prior, scale_prior
 
@@ -115,7 +115,7 @@ def _group_sum(values, index, n_groups):
     return pt.inc_subtensor(pt.zeros(shape)[index], values)
 
 
-def distinct_groups(design):
+def distinct_groups(design, with_groups: bool = False):
     """Groups whose data are identical (the same multiset of rows of y, trials, offset, X and the
     random term's column) contribute identical factors to the marginal likelihood: compute each
     pattern once. Longitudinal binary data repeat patterns a lot (ohio: 537 children, 64 patterns).
@@ -128,6 +128,8 @@ def distinct_groups(design):
         For those rows, their pattern (0 … P−1).
     counts : ndarray of float
         How many groups share each pattern.
+    group_pattern : ndarray of int
+        With ``with_groups=True``: each group's pattern.
     """
     block = design.random[0]
     n = np.ones_like(design.y) if design.trials is None else design.trials
@@ -145,14 +147,34 @@ def distinct_groups(design):
     rep = np.zeros(block.n_levels, dtype=bool)
     rep[first] = True
     rows = np.flatnonzero(rep[block.index])
-    return rows, pattern[block.index[rows]], np.bincount(pattern, minlength=len(first)).astype(float)
+    out = rows, pattern[block.index[rows]], np.bincount(pattern, minlength=len(first)).astype(float)
+    return (*out, pattern) if with_groups else out
 
 
 def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None):
     """The AGQ marginal log-likelihood (parameter-free constants dropped) as a PyTensor scalar,
-    each distinct group pattern computed once (:func:`distinct_groups`); ``mode_steps`` Newton
-    steps for the modes (default :data:`MODE_STEPS`)."""
-    mode_steps = MODE_STEPS if mode_steps is None else mode_steps
+    each distinct group pattern computed once (:func:`distinct_groups`), in one fused Op
+    (:class:`bayesglmm.bayes.agq_op.AGQMarginal`: modes by Newton to 1e-12, nodes and gradient in
+    one loop nest). ``mode_steps`` instead composes the same rule of PyTensor's own ops with that
+    many Newton steps in a ``scan`` (the reference the Op is tested against)."""
+    if mode_steps is not None:
+        return _marginal_loglik_composed(design, family, beta, sd, nagq, mode_steps)
+    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, agq_marginal
+
+    rows, idx, counts = distinct_groups(design)
+    order = np.argsort(idx, kind="stable")
+    rows, idx = rows[order], idx[order]
+    start = np.searchsorted(idx, np.arange(len(counts) + 1))
+    n = np.ones(len(rows)) if design.trials is None else design.trials[rows].astype(float)
+    base = pt.as_tensor_variable(design.offset[rows])
+    if design.X.shape[1]:
+        base = base + pt.dot(pt.as_tensor_variable(design.X[rows]), beta)
+    a = sd * design.random[0].Xr[rows, 0]
+    kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
+    return agq_marginal(kind, base, a, start, design.y[rows].astype(float), n, counts, nagq)
+
+
+def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: int):
     rows, idx, counts = distinct_groups(design)
     J = len(counts)
     y = design.y[rows]
@@ -203,59 +225,34 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
     return model
 
 
-def _group_sums(values, flat, J):
-    """Per-group sums of ``values`` (D, n) → (D, J), one bincount over the flat index
-    ``d·J + group`` of every entry."""
-    D = values.shape[0]
-    return np.bincount(flat, weights=values.ravel(), minlength=D * J).reshape(D, J)
+def draw_random_effects(design, family, beta_draws, sd_draws, rng) -> np.ndarray:
+    """Exact draws of u (standardised effects, shape (draws, J)) from their conditional posterior
+    given each (β, SD) draw, by rejection from a piecewise-exponential envelope of the log-concave
+    conditional (:func:`bayesglmm.bayes.agq_op.conditional_draws`: one Numba loop, the envelope
+    once per distinct group pattern and draw, random numbers seeded from ``rng``)."""
+    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, conditional_draws
 
-
-def draw_random_effects(design, family, beta_draws, sd_draws, rng, steps: int = 12, chunk: int = 500) -> np.ndarray:
-    """Draws of u (standardised effects, shape (draws, J)) from their conditional posterior given
-    each (β, SD) draw: Newton modes, then an independence MH chain with a t(4) proposal centred
-    there, scaled by the curvature; vectorised over ``chunk`` draws at a time."""
-    block = design.random[0]
-    J, idx, xr = block.n_levels, block.index, block.Xr[:, 0]
-    y = design.y
+    rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)
+    order = np.argsort(idx, kind="stable")
+    rows, idx = rows[order], idx[order]
+    start = np.searchsorted(idx, np.arange(group_pattern.max() + 2))
+    n = np.ones(len(rows)) if design.trials is None else design.trials[rows].astype(float)
+    kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
     beta_draws, sd_draws = np.asarray(beta_draws, float), np.asarray(sd_draws, float)
-    out = np.empty((len(sd_draws), J))
+    return conditional_draws(np.ascontiguousarray(design.X[rows], dtype=float), design.offset[rows].astype(float),
+                             design.random[0].Xr[rows, 0].astype(float), design.y[rows].astype(float), n, start,
+                             group_pattern, np.ascontiguousarray(beta_draws.reshape(len(sd_draws), -1)), sd_draws,
+                             int(rng.integers(2**31 - 1)), kind)
 
-    def score_weight(eta):
-        wk = family.working(eta, y, design.trials)
-        return wk.score, wk.weight
 
-    def logf(base, a, u, flat):  # log p(y_j | u_j) + log φ(u_j) up to a constant, (D, J)
-        eta = base + a * u[:, idx]
-        return _group_sums(family.loglik_kernel(y, family.link.inverse(eta), design.trials), flat, J) - 0.5 * u**2
-
-    for start in range(0, len(sd_draws), chunk):
-        sl = slice(start, start + chunk)
-        beta, sd = beta_draws[sl], sd_draws[sl]
-        base = design.offset[None, :] + (beta @ design.X.T if design.X.shape[1] else 0.0)
-        a = sd[:, None] * xr[None, :]
-        u = np.zeros((len(sd), J))
-        flat = (np.arange(len(sd))[:, None] * J + idx[None, :]).ravel()
-        for _ in range(40):  # the proposal's centre: MH corrects any error, 1e-6 is plenty
-            s, w = score_weight(base + a * u[:, idx])
-            step = np.clip((_group_sums(a * s, flat, J) - u) / (1.0 + _group_sums(a * a * w, flat, J)), -1.0, 1.0)
-            u = u + step
-            if np.max(np.abs(step)) < 1e-6:
-                break
-        _, w = score_weight(base + a * u[:, idx])
-        scale = 1.0 / np.sqrt(1.0 + _group_sums(a * a * w, flat, J))
-        t = rng.standard_t(4, size=(steps + 1,) + u.shape)
-        logq = stats.t.logpdf(t, 4) - np.log(scale)[None]  # proposal density of u = mode + scale·t
-        cur, cur_lq = u + scale * t[0], logq[0]
-        cur_lf = logf(base, a, cur, flat)
-        for k in range(1, steps + 1):
-            cand = u + scale * t[k]
-            lf = logf(base, a, cand, flat)
-            accept = np.log(rng.uniform(size=cur.shape)) < (lf - cur_lf) - (logq[k] - cur_lq)
-            cur = np.where(accept, cand, cur)
-            cur_lf = np.where(accept, lf, cur_lf)
-            cur_lq = np.where(accept, logq[k], cur_lq)
-        out[sl] = cur
-    return out
+def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
+    if nuts_sampler == "pymc":
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                         target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
+                         compute_convergence_checks=False, **kwargs)
+    return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                     nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept},
+                     progressbar=progressbar, **kwargs)
 
 
 def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, cores=2, random_seed=None,
@@ -267,16 +264,21 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
     design, family = model.design, model.family
     check_marginalizable(design, family)
     block = design.random[0]
-    pmodel = build_marginal_model(design, family, model.priors, nagq=nagq, as_data=nuts_sampler == "pymc")
-    with pmodel:
-        if nuts_sampler == "pymc":
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                              target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
-                              compute_convergence_checks=False, **kwargs)
-        else:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                              nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept},
-                              progressbar=progressbar, **kwargs)
+    pmodel = build_marginal_model(design, family, model.priors, nagq=nagq,
+                                  as_data=nuts_sampler in ("pymc", "nutpie"))
+    if nuts_sampler == "nutpie":
+        from .compilation import sample_nutpie
+        from .model import structure_key
+
+        # the response is a constant of this graph (the distinct group patterns come from it)
+        key = structure_key(design, family, model.priors, "present", "marginal", nagq, MODE_STEPS, design.y)
+        idata = sample_nutpie(pmodel, key, draws=draws, tune=tune, chains=chains, cores=cores,
+                              random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
+                              **kwargs)
+    else:
+        with pmodel:
+            idata = _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar,
+                               **kwargs)
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     sd = post[f"{block.label}_sd"].values.reshape(-1, 1)[:, 0]

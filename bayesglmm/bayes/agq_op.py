@@ -1,0 +1,423 @@
+"""One fused PyTensor Op for the AGQ marginal log-likelihood of a scalar random effect per group,
+and the Numba kernel that draws the random effects from their conditionals afterwards.
+
+:func:`bayesglmm.bayes.marginalized.marginal_loglik` composed of PyTensor's elementwise ops, group
+sums and a ``scan`` of Newton steps costs about 0.2 ms per gradient on bacteria (121 rows × 31
+nodes) in Numba: a dozen loops over (rows × nodes) temporaries. :class:`AGQMarginal` does the
+whole computation in one Numba loop nest, with its gradient in the same pass:
+
+* per group, the conditional mode û of u by safeguarded Newton steps (capped at 1, to 1e-12),
+  and the curvature R² = 1 + Σ aᵢ² wᵢ there (w the Fisher weight of the canonical link);
+* the nodes uₖ = û + √2 xₖ / R, Fₖ = log wₖ + xₖ² + Σᵢ κ(baseᵢ + aᵢ uₖ) − uₖ²/2 with κ the
+  log-likelihood kernel (y η − n log(1 + eᶯ), or y η − eᶯ), and the group's log-likelihood
+  logsumexp(F) + ½ log 2 − ½ log 2π − log R, weighted by the number of groups sharing the pattern;
+* its gradient in baseᵢ and aᵢ with û and R held fixed (softmax(F)-weighted κ′ and κ′·uₖ): the
+  same disconnected-nodes convention as the composed graph, under which NUTS stays exact.
+
+For a random intercept (one ``a`` over the group) exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one
+exponential per node instead of one per node and row, and the Bernoulli terms Σ log(1 + tᵢ) are
+the log of a running product (the Poisson terms reduce to sums over the group). Slopes, or
+|η| beyond 300, take the direct path. ``perform`` (Python/C backends) calls the same
+compiled kernel.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+__all__ = ["AGQMarginal", "agq_marginal", "agq_kernel", "conditional_draws", "BINOMIAL_LOGIT", "POISSON_LOG"]
+
+BINOMIAL_LOGIT, POISSON_LOG = 0, 1
+_HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
+
+
+@numba.njit(cache=True, inline="always")
+def _kernel(eta, y, n, kind):
+    """κ(η), κ′(η) and the Fisher weight −κ″(η) for the canonical link."""
+    if kind == BINOMIAL_LOGIT:
+        t = np.exp(-abs(eta))
+        softplus = max(eta, 0.0) + np.log1p(t)
+        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
+        return y * eta - n * softplus, y - n * p, n * p * (1.0 - p)
+    mu = np.exp(eta)
+    return y * eta - mu, y - mu, mu
+
+
+@numba.njit(cache=True, inline="always")
+def _score_weight(eta, y, n, kind):
+    """κ′(η) and −κ″(η): one exponential."""
+    if kind == BINOMIAL_LOGIT:
+        t = np.exp(-abs(eta))
+        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
+        return y - n * p, n * p * (1.0 - p)
+    mu = np.exp(eta)
+    return y - mu, mu
+
+
+@numba.njit(cache=True)
+def _group_mode(base, a, y, n, lo, hi, kind, B, fast):
+    """The conditional mode û and the curvature R² of one group (Newton steps capped at 1, to 1e-12).
+    ``fast``: a is one value over the group and B = exp(base), so exp(base + a u) = B·exp(a u)."""
+    u = 0.0
+    h = 1.0
+    for it in range(101):
+        g = -u
+        h = 1.0
+        au = a[lo] * u
+        if fast and abs(au) < 300.0:
+            e = np.exp(au)
+            if kind == BINOMIAL_LOGIT:
+                for i in range(lo, hi):
+                    t = B[i - lo] * e
+                    p = t / (1.0 + t)
+                    g += a[i] * (y[i] - n[i] * p)
+                    h += a[i] * a[i] * n[i] * p * (1.0 - p)
+            else:
+                sb = 0.0
+                for i in range(lo, hi):
+                    sb += B[i - lo]
+                    g += a[i] * y[i]
+                g -= a[lo] * e * sb
+                h += a[lo] * a[lo] * e * sb
+        else:
+            for i in range(lo, hi):
+                d1, w = _score_weight(base[i] + a[i] * u, y[i], n[i], kind)
+                g += a[i] * d1
+                h += a[i] * a[i] * w
+        if it == 100:
+            break
+        step = min(max(g / h, -1.0), 1.0)
+        if abs(step) < 1e-12:
+            break  # h is the curvature at this u (the step left is below 1e-12)
+        u += step
+    return u, h
+
+
+@numba.njit(cache=True)
+def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
+    """The value and its gradient in ``base`` and ``a`` (see the module docstring); rows of group j
+    are ``start[j]:start[j + 1]``."""
+    K = x.shape[0]
+    J = counts.shape[0]
+    gbase = np.zeros_like(base)
+    ga = np.zeros_like(a)
+    F = np.empty(K)
+    E = np.empty(K)
+    longest = 0
+    for j in range(J):
+        longest = max(longest, start[j + 1] - start[j])
+    dk = np.empty((K, longest))  # κ′ at each node and row of the group (slow path), for the gradient
+    B = np.empty(longest)
+    xmax = 0.0
+    for k in range(K):
+        xmax = max(xmax, abs(x[k]))
+    total = 0.0
+    for j in range(J):
+        lo, hi = start[j], start[j + 1]
+        # fast path: one a over the group (a random intercept) and moderate η, so that
+        # exp(base_i + a u) = exp(base_i)·exp(a u): one exponential per node, not per node and row
+        fast = True
+        bmax = 0.0
+        for i in range(lo, hi):
+            fast = fast and a[i] == a[lo]
+            bmax = max(bmax, abs(base[i]))
+        fast = fast and bmax < 300.0
+        if fast:
+            for i in range(lo, hi):
+                B[i - lo] = np.exp(base[i])
+        u, h = _group_mode(base, a, y, n, lo, hi, kind, B, fast)
+        R = np.sqrt(h)
+        scale = np.sqrt(2.0) / R
+        fast = fast and abs(a[lo]) * (abs(u) + scale * xmax) < 300.0
+        sy = 0.0
+        syb = 0.0
+        sb = 0.0
+        ones = True
+        for i in range(lo, hi):
+            sy += y[i]
+            syb += y[i] * base[i]
+            ones = ones and n[i] == 1.0
+            if fast:
+                sb += B[i - lo]
+        top = -np.inf
+        for k in range(K):
+            node = u + scale * x[k]
+            if fast:
+                an = a[lo] * node
+                e = np.exp(an)
+                E[k] = e
+                s = syb + an * sy
+                if kind == BINOMIAL_LOGIT:
+                    # Σ n_i log(1 + t_i) as the log of a running product (t_i = B_i e ≥ 1e15: η itself)
+                    prod = 1.0
+                    logs = 0.0
+                    for i in range(lo, hi):
+                        t = B[i - lo] * e
+                        if t > 1e15:
+                            logs += n[i] * (base[i] + an)
+                        elif ones:
+                            prod *= 1.0 + t
+                            if prod > 1e280:
+                                logs += np.log(prod)
+                                prod = 1.0
+                        else:
+                            logs += n[i] * np.log1p(t)
+                    s -= logs + np.log(prod)
+                else:
+                    s -= e * sb
+            else:
+                s = 0.0
+                for i in range(lo, hi):
+                    kap, d1, _ = _kernel(base[i] + a[i] * node, y[i], n[i], kind)
+                    s += kap
+                    dk[k, i - lo] = d1
+            f = logw[k] + s - 0.5 * node * node
+            F[k] = f
+            top = max(top, f)
+        acc = 0.0
+        for k in range(K):
+            F[k] = np.exp(F[k] - top)  # F now holds the unnormalised softmax weights
+            acc += F[k]
+        total += counts[j] * (top + np.log(acc) + _HALF_LOG_2_OVER_2PI - np.log(R))
+        # gradient: softmax(F)-weighted κ′ (and κ′·node), nodes and R held fixed
+        if fast and kind == POISSON_LOG:
+            pe = 0.0
+            pn = 0.0
+            pen = 0.0
+            for k in range(K):
+                pk = F[k] / acc
+                node = u + scale * x[k]
+                pe += pk * E[k]
+                pn += pk * node
+                pen += pk * E[k] * node
+            for i in range(lo, hi):
+                gbase[i] += counts[j] * (y[i] - B[i - lo] * pe)
+                ga[i] += counts[j] * (y[i] * pn - B[i - lo] * pen)
+            continue
+        for k in range(K):
+            pk = counts[j] * F[k] / acc
+            node = u + scale * x[k]
+            if fast:
+                e = E[k]
+                for i in range(lo, hi):
+                    t = B[i - lo] * e
+                    d1 = y[i] - n[i] * (t / (1.0 + t))
+                    gbase[i] += pk * d1
+                    ga[i] += pk * d1 * node
+            else:
+                for i in range(lo, hi):
+                    d1 = dk[k, i - lo]
+                    gbase[i] += pk * d1
+                    ga[i] += pk * d1 * node
+    return total, gbase, ga
+
+
+@numba.njit(cache=True)
+def _group_logf(base, a, y, n, lo, hi, kind, B, fast, u):
+    """log p(y_j | u) + log φ(u) up to a constant: Σ κ(baseᵢ + aᵢ u) − u²/2 (fast path as in
+    :func:`agq_kernel`)."""
+    au = a[lo] * u
+    s = -0.5 * u * u
+    if fast and abs(au) < 300.0:
+        e = np.exp(au)
+        prod = 1.0
+        for i in range(lo, hi):
+            s += y[i] * (base[i] + a[i] * u)
+            if kind == BINOMIAL_LOGIT:
+                t = B[i - lo] * e
+                if t > 1e15:
+                    s -= n[i] * (base[i] + au)
+                elif n[i] == 1.0:
+                    prod *= 1.0 + t
+                    if prod > 1e280:
+                        s -= np.log(prod)
+                        prod = 1.0
+                else:
+                    s -= n[i] * np.log1p(t)
+            else:
+                s -= B[i - lo] * e
+        return s - np.log(prod)
+    for i in range(lo, hi):
+        kap, _, _ = _kernel(base[i] + a[i] * u, y[i], n[i], kind)
+        s += kap
+    return s
+
+
+@numba.njit(cache=True)
+def _group_logf_grad(base, a, y, n, lo, hi, kind, B, fast, u):
+    """:func:`_group_logf` and its derivative in u: Σ aᵢ κ′(baseᵢ + aᵢ u) − u."""
+    g = -u
+    au = a[lo] * u
+    if fast and abs(au) < 300.0:
+        e = np.exp(au)
+        for i in range(lo, hi):
+            t = B[i - lo] * e
+            d1 = y[i] - n[i] * (t / (1.0 + t)) if kind == BINOMIAL_LOGIT else y[i] - t
+            g += a[i] * d1
+    else:
+        for i in range(lo, hi):
+            _, d1, _ = _kernel(base[i] + a[i] * u, y[i], n[i], kind)
+            g += a[i] * d1
+    return _group_logf(base, a, y, n, lo, hi, kind, B, fast, u), g
+
+
+@numba.njit(cache=True)
+def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed, kind):
+    """Exact draws of each group's standardised effect u_j from p(u_j | y, β_d, s_d), one per
+    (β, s) draw, by rejection from a piecewise-exponential envelope.
+
+    log p(u | y) = Σᵢ κ(baseᵢ + aᵢ u) − u²/2 + const is strictly concave for the canonical links, so
+    it lies below its tangents. The envelope is the minimum of three: at the mode m (flat) and at
+    m ± δ, δ one conditional SD (the curvature's); the tangents meet at z₁ < m < z₂, the envelope
+    is exponential on (−∞, z₁] and [z₂, ∞) and flat between, a piece is chosen by its mass, a
+    point drawn inside it by inversion and accepted with probability exp(log p − envelope): an
+    exact draw, about 1.2 evaluations of log p per draw for near-Gaussian conditionals.
+
+    The data are one representative group per pattern (:func:`~bayesglmm.bayes.marginalized.distinct_groups`),
+    rows sorted by pattern, pattern p's rows ``start[p]:start[p+1]``; ``group_pattern[j]`` is the
+    pattern of group j. Groups of one pattern share the envelope (built once per pattern and
+    draw); Numba's generator is seeded with ``seed``. Returns an array (D, J)."""
+    np.random.seed(seed)
+    D = beta.shape[0]
+    Q = start.shape[0] - 1
+    J = group_pattern.shape[0]
+    N, P = X.shape
+    out = np.empty((D, J))
+    base = np.empty(N)
+    a = np.empty(N)
+    B = np.empty(N)
+    fast = np.empty(Q, dtype=np.bool_)
+    env = np.empty((Q, 9))  # m, hm, x1, h1, g1, x3, h3, g3, z1, and z2 below
+    z2s = np.empty(Q)
+    mass = np.empty((Q, 3))
+    for d in range(D):
+        for i in range(N):
+            v = offset[i]
+            for c in range(P):
+                v += X[i, c] * beta[d, c]
+            base[i] = v
+            a[i] = sd[d] * xr[i]
+        for p in range(Q):
+            lo, hi = start[p], start[p + 1]
+            f = True
+            bmax = 0.0
+            for i in range(lo, hi):
+                f = f and a[i] == a[lo]
+                bmax = max(bmax, abs(base[i]))
+            f = f and bmax < 300.0
+            if f:
+                for i in range(lo, hi):
+                    B[i] = np.exp(base[i])
+            fast[p] = f
+            Bp = B[lo:hi]
+            m, h = _group_mode(base, a, y, n, lo, hi, kind, Bp, f)
+            hm = _group_logf(base, a, y, n, lo, hi, kind, Bp, f, m)
+            delta = 1.0 / np.sqrt(h)
+            while True:  # tangents at m ± δ with slopes of the right signs (δ grows if too flat)
+                x1, x3 = m - delta, m + delta
+                h1, g1 = _group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x1)
+                h3, g3 = _group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x3)
+                if g1 > 1e-8 and g3 < -1e-8:
+                    break
+                delta *= 2.0
+            z1 = x1 + (hm - h1) / g1  # where the tangent at x1 reaches the mode's level
+            z2 = x3 + (hm - h3) / g3
+            env[p, 0], env[p, 1], env[p, 2], env[p, 3], env[p, 4] = m, hm, x1, h1, g1
+            env[p, 5], env[p, 6], env[p, 7], env[p, 8] = x3, h3, g3, z1
+            z2s[p] = z2
+            # masses relative to exp(hm): left tail 1/g1, middle z2 − z1, right tail 1/(−g3)
+            mass[p, 0], mass[p, 1], mass[p, 2] = 1.0 / g1, z2 - z1, -1.0 / g3
+        for j in range(J):
+            p = group_pattern[j]
+            lo, hi = start[p], start[p + 1]
+            Bp = B[lo:hi]
+            m, hm, x1, h1, g1 = env[p, 0], env[p, 1], env[p, 2], env[p, 3], env[p, 4]
+            x3, h3, g3, z1, z2 = env[p, 5], env[p, 6], env[p, 7], env[p, 8], z2s[p]
+            total = mass[p, 0] + mass[p, 1] + mass[p, 2]
+            while True:
+                r = np.random.random() * total
+                if r < mass[p, 0]:  # density ∝ exp(g1 (u − z1)) on (−∞, z1]
+                    u = z1 + np.log(1.0 - np.random.random()) / g1
+                    top = hm + g1 * (u - z1)
+                elif r < mass[p, 0] + mass[p, 1]:
+                    u = z1 + np.random.random() * (z2 - z1)
+                    top = hm
+                else:  # ∝ exp(g3 (u − z2)) on [z2, ∞)
+                    u = z2 + np.log(1.0 - np.random.random()) / g3
+                    top = hm + g3 * (u - z2)
+                if np.log(1.0 - np.random.random()) <= _group_logf(base, a, y, n, lo, hi, kind, Bp, fast[p], u) - top:
+                    break
+            out[d, j] = u
+    return out
+
+
+class AGQMarginal(Op):
+    """Σ_j counts_j · log ∫ Π_{i∈j} p(yᵢ | baseᵢ + aᵢ u) φ(u) du by AGQ, and its gradient.
+
+    Inputs: ``base`` (n,), ``a`` (n,) — differentiable — and the constants ``start`` (J + 1,)
+    int64 row offsets of the groups (rows sorted by group), ``y``, ``n`` (trials) (n,),
+    ``counts`` (J,), Gauss–Hermite ``x`` (K,, ascending) and ``logw`` = log w + x² (K,).
+    Outputs: the value, d/d base, d/d a (the last two for the gradient only).
+    """
+
+    __props__ = ("kind",)
+
+    def __init__(self, kind: int):
+        self.kind = int(kind)
+
+    def make_node(self, base, a, start, y, n, counts, x, logw):
+        base, a = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(a, dtype="float64")
+        start = pt.as_tensor_variable(start, dtype="int64")
+        rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, x, logw)]
+        return Apply(self, [base, a, start, *rest], [pt.dscalar(), base.type(), a.type()])
+
+    def perform(self, node, inputs, output_storage):
+        value, gbase, ga = agq_kernel(*inputs, self.kind)
+        output_storage[0][0] = np.asarray(value)
+        output_storage[1][0] = gbase
+        output_storage[2][0] = ga
+
+    def connection_pattern(self, node):
+        # only the value is differentiable (its gradient is outputs 1 and 2)
+        return [[True, False, False], [True, False, False]] + [[False, False, False]] * 6
+
+    def pullback(self, inputs, outputs, output_grads):
+        gz = output_grads[0]
+        return [gz * outputs[1], gz * outputs[2]] + [disconnected_type() for _ in range(6)]
+
+    def infer_shape(self, node, shapes):
+        return [(), shapes[0], shapes[1]]
+
+
+def _source_salt() -> int:
+    # PyTensor's Numba cache keys an Op by its type and props: the kernel's source must be in the
+    # key too, or an edited kernel would be served from the on-disk cache
+    import hashlib
+    from pathlib import Path
+
+    return int(hashlib.blake2b(Path(__file__).read_bytes(), digest_size=6).hexdigest(), 16)
+
+
+@register_funcify_default_op_cache_key(AGQMarginal)
+def _numba_funcify_agq(op, node=None, **kwargs):
+    kind = op.kind
+
+    @numba.njit
+    def agq_marginal_numba(base, a, start, y, n, counts, x, logw):
+        value, gbase, ga = agq_kernel(base, a, start, y, n, counts, x, logw, kind)
+        return np.asarray(value), gbase, ga
+
+    return agq_marginal_numba, _source_salt()
+
+
+def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int):
+    """The AGQ marginal log-likelihood as a PyTensor scalar (see :class:`AGQMarginal`)."""
+    x, w = np.polynomial.hermite.hermgauss(nagq)
+    return AGQMarginal(kind)(base, a, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
+                             np.asarray(counts, float), x, np.log(w) + x**2)[0]
