@@ -253,7 +253,8 @@ class GLMM:
             integrated out by adaptive Gauss–Hermite quadrature inside the graph, then draw the
             random effects from their conditional posteriors: the same variables and tables, a
             posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
-            One grouping factor with one random term; logit Bernoulli/binomial or log Poisson.
+            One grouping factor with a random block of up to 3 terms (``(1 | g)``, ``(1 + x | g)``:
+            the product rule); logit Bernoulli/binomial or log Poisson.
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
             log-likelihood settles to 1e-5 at the Laplace estimate and 3 SEs above it

@@ -1,6 +1,7 @@
 """NUTS: bayesglmm vs bambi 0.21 on the same models, in one run.
 
-For cbpp, bacteria, ohio, epil and salamander (crossed) each package builds the model and samples 2 chains ×
+For cbpp, bacteria, ohio, epil, salamander (crossed) and ohio with a correlated random slope on age
+each package builds the model and samples 2 chains ×
 (1000 tune + 1000 draws) with the same NUTS for both: PyMC's (``--sampler pymc``, the default)
 or nutpie's (``--sampler nutpie``; ``pip install nutpie``). Wall time includes model building and
 compilation. Printed per case: seconds, the smallest bulk ESS of the group SDs, ESS/s, and the
@@ -38,6 +39,8 @@ CASES = {
              "poisson", "subject"),
     "salamander": ("Mate ~ WSf * WSm + (1 | Female) + (1 | Male)", "Mate ~ WSf * WSm + (1 | Female) + (1 | Male)",
                    "bernoulli", "Female Male"),
+    # a correlated random slope (marginalize: the product rule, nagq² nodes per group)
+    "ohio-slope": ("resp ~ age + smoke + (1 + age | id)", "resp ~ age + smoke + (1 + age | id)", "bernoulli", "id"),
 }
 #: crossed designs: sample(marginalize=True) needs one grouping factor
 CROSSED = {"salamander"}
@@ -46,13 +49,13 @@ CROSSED = {"salamander"}
 def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=False, nagq=None):
     formula, _, family, group = CASES[name]
     t0 = time.perf_counter()
-    model = bg.GLMM(formula, bg.datasets.load(name), family=family)
+    model = bg.GLMM(formula, bg.datasets.load(name.split("-")[0]), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
                         diagnose=False, nuts_sampler=sampler, marginalize=marginalize,
                         nagq=nagq if marginalize else None)
     secs = time.perf_counter() - t0
     groups = group.split()
-    ess = float(post.variance_components().query("group in @groups")["ess_bulk"].min())
+    ess = float(post.variance_components().query("group in @groups and kind == 'sd'")["ess_bulk"].min())
     return secs, ess
 
 
@@ -60,7 +63,7 @@ def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
     import bambi as bmb
 
     _, formula, family, group = CASES[name]
-    data = bg.datasets.load(name)
+    data = bg.datasets.load(name.split("-")[0])
     for g in group.split():
         data[g] = data[g].astype(str)
     t0 = time.perf_counter()
@@ -72,8 +75,9 @@ def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
         idata = model.fit(draws=draws, tune=tune, chains=chains, cores=chains, random_seed=seed,
                           inference_method=sampler, progressbar=False, nuts={"target_accept": 0.9})
     secs = time.perf_counter() - t0
-    ess = min(float(np.asarray(az.ess(idata["posterior"][f"1|{g}_sigma"].values, method="bulk")).min())
-              for g in group.split())
+    post = idata["posterior"]
+    ess = min(float(np.asarray(az.ess(post[v].values, method="bulk")).min())
+              for g in group.split() for v in post.data_vars if v.endswith(f"|{g}_sigma"))
     return secs, ess
 
 

@@ -165,7 +165,7 @@ def test_marginalized_posterior_equals_the_full_one(name):
 
 def test_marginalize_refuses_what_it_cannot_integrate():
     sal = _model("salamander")
-    with pytest.raises(ValueError, match="one grouping factor with one random term"):
+    with pytest.raises(ValueError, match="one grouping factor with one random block of at most 3 terms"):
         sal.sample(draws=10, tune=10, chains=1, marginalize=True)
     cbpp = bg.datasets.load("cbpp")
     probit = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial", link="probit")
@@ -192,3 +192,92 @@ def test_nodes_are_chosen_per_data_set(name, expected):
     u = dev.state(np.r_[s, fit.beta]).u
     L = np.array([[s]])
     assert abs(agq_loglik(m.design, m.family, L, fit.beta, u, q) - agq_loglik(m.design, m.family, L, fit.beta, u, 100)) < 1e-5
+
+
+def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7):
+    """Simulated (1 + x | g) data, 60 groups of 6, SDs 1 and 0.72, correlation 0.55."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), k)
+    x = rng.normal(size=G * k)
+    b = rng.normal(size=(G, 2)) @ np.array([[1.0, 0.0], [0.4, 0.6]]).T
+    eta = -0.2 + 0.5 * x + b[g, 0] + b[g, 1] * x
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta))) if family == "bernoulli" else rng.poisson(np.exp(eta))
+    df = pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+    return bg.GLMM("y ~ x + (1 + x | g)", df, family=family)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_vector_graph_loglik_equals_the_frequentist_product_rule(family):
+    """For a correlated (1 + x | g) block the fused product-rule Op equals the frequentist AGQ
+    (:func:`agq_loglik`) at the same (L, β), 1 and 7 nodes per dimension, away from the estimate."""
+    m = _correlated_slopes(family)
+    fit = m.fit("laplace")
+    dev, tmap = laplace_deviance(m.design, m.family)
+    theta = 1.2 * np.asarray(fit.theta)
+    L = tmap.factors(theta)[0]
+    u = dev.state(np.r_[theta, fit.beta]).u
+    sd = np.sqrt(np.sum(L**2, axis=1))
+    beta, sd_t, chol = pt.dvector("beta"), pt.dvector("sd"), pt.dmatrix("chol")
+    for nagq in (1, 7):
+        f = pytensor.function([beta, sd_t, chol], marginal_loglik(m.design, m.family, beta, sd_t, nagq, chol=chol))
+        ref = agq_loglik(m.design, m.family, L, fit.beta, u, nagq) - loglik_constant(m.design, m.family)
+        assert f(fit.beta, sd, L / sd[:, None]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_vector_conditional_draws_have_the_conditional_moments():
+    """Given (β, SDs, correlation), the draws of a 2-vector random effect (independence MH, a
+    multivariate t(4) proposal) have each group's conditional means and SDs of a 2-D grid."""
+    m = _correlated_slopes()
+    fit = m.fit("laplace")
+    d, block = m.design, m.design.random[0]
+    _, tmap = laplace_deviance(d, m.family)
+    Lr = tmap.factors(np.asarray(fit.theta))[0]
+    sd = np.sqrt(np.sum(Lr**2, axis=1))
+    chol = Lr / sd[:, None]
+    D = 4000
+    u = draw_random_effects(d, m.family, np.tile(fit.beta, (D, 1)), np.tile(sd, (D, 1)), np.random.default_rng(2),
+                            np.tile(chol, (D, 1, 1)))
+    assert u.shape == (D, block.n_levels, 2)
+    grid = np.linspace(-7, 7, 281)
+    U1, U2 = np.meshgrid(grid, grid, indexing="ij")
+    nodes = np.column_stack([U1.ravel(), U2.ravel()])            # (M, 2)
+    A = (block.Xr * sd) @ chol                                    # η = base + A u
+    base = d.offset + d.X @ fit.beta
+    z = []
+    for j in range(block.n_levels):
+        rows = block.index == j
+        eta = base[rows, None] + A[rows] @ nodes.T
+        logf = np.sum(d.y[rows, None] * eta - np.logaddexp(0, eta), axis=0) - 0.5 * np.sum(nodes**2, axis=1)
+        p = np.exp(logf - logf.max())
+        p /= p.sum()
+        mean = p @ nodes
+        sdj = np.sqrt(p @ (nodes - mean) ** 2)
+        z.append((u[:, j].mean(axis=0) - mean) / (sdj / np.sqrt(D)))
+        z.append((u[:, j].std(axis=0) - sdj) / (sdj / np.sqrt(2 * D)))
+    z = np.concatenate(z)
+    assert abs(z.mean()) < 4 / np.sqrt(len(z)) and np.mean(z**2) < 1.5 and np.max(np.abs(z)) < 4.8
+
+
+@pytest.mark.slow
+def test_marginalized_posterior_equals_the_full_one_correlated_slopes():
+    """(1 + x | g), 60 groups: quantiles of β, both SDs and the correlation, and the random
+    effects' means and SDs, against a long full run."""
+    m = _correlated_slopes()
+    full = m.sample(draws=2000, tune=1000, chains=4, random_seed=11, progressbar=False, diagnose=False,
+                    nuts_sampler="nutpie")
+    marg = m.sample(draws=1000, tune=1000, chains=4, random_seed=13, progressbar=False, marginalize=True,
+                    nuts_sampler="nutpie")
+    label = m.design.random[0].label
+    _close_within_mcse(marg, full, ["beta", f"{label}_sd", f"{label}_corr"])
+    from scipy import stats
+
+    for stat in ("mean", "sd"):
+        a, b = marg.draws(label), full.draws(label)
+        a, b = a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,))
+        va = a.mean(axis=(0, 1)) if stat == "mean" else a.std(axis=(0, 1))
+        vb = b.mean(axis=(0, 1)) if stat == "mean" else b.std(axis=(0, 1))
+        se = np.hypot([float(az.mcse(a[:, :, j], method=stat)) for j in range(a.shape[2])],
+                      [float(az.mcse(b[:, :, j], method=stat)) for j in range(b.shape[2])])
+        z = (va - vb) / se
+        assert np.max(np.abs(z)) <= max(3.5, stats.norm.isf(0.01 / (2 * len(z)))), f"{stat}: {np.max(np.abs(z)):.2f}"
+        assert np.mean(z**2) <= 1.2 + 4 * np.sqrt(2 / len(z)), f"{stat}: mean z² {np.mean(z**2):.2f}"

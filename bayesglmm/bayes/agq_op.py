@@ -31,7 +31,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-__all__ = ["AGQMarginal", "agq_marginal", "agq_kernel", "conditional_draws", "BINOMIAL_LOGIT", "POISSON_LOG"]
+__all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "agq_vector_kernel",
+           "conditional_draws_vector", "agq_kernel", "conditional_draws", "BINOMIAL_LOGIT", "POISSON_LOG"]
 
 BINOMIAL_LOGIT, POISSON_LOG = 0, 1
 _HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
@@ -357,6 +358,231 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
     return out
 
 
+@numba.njit(cache=True)
+def _chol_lower(H, k, L):
+    """L with H = L Lᵀ for a small symmetric positive definite H (k ≤ 3), in place."""
+    for r in range(k):
+        for c in range(r + 1):
+            v = H[r, c]
+            for q in range(c):
+                v -= L[r, q] * L[c, q]
+            L[r, c] = np.sqrt(v) if r == c else v / L[c, c]
+        for c in range(r + 1, k):
+            L[r, c] = 0.0
+
+
+@numba.njit(cache=True)
+def _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step):
+    """Conditional mode û (returned) of one group's k-vector u and the Cholesky factor L of the
+    curvature H = I + Σ wᵢ Aᵢ Aᵢᵀ there: Newton steps, each shrunk so that no coordinate moves by
+    more than 1, to 1e-12."""
+    u = np.zeros(k)
+    for it in range(201):
+        for r in range(k):
+            g[r] = -u[r]
+            for c in range(k):
+                H[r, c] = 1.0 if r == c else 0.0
+        for i in range(lo, hi):
+            eta = base[i]
+            for r in range(k):
+                eta += A[i, r] * u[r]
+            d1, w = _score_weight(eta, y[i], n[i], kind)
+            for r in range(k):
+                g[r] += A[i, r] * d1
+                for c in range(k):
+                    H[r, c] += w * A[i, r] * A[i, c]
+        _chol_lower(H, k, L)
+        if it == 200:
+            break
+        for r in range(k):  # solve L Lᵀ step = g
+            v = g[r]
+            for q in range(r):
+                v -= L[r, q] * step[q]
+            step[r] = v / L[r, r]
+        for r in range(k - 1, -1, -1):
+            v = step[r]
+            for q in range(r + 1, k):
+                v -= L[q, r] * step[q]
+            step[r] = v / L[r, r]
+        big = 0.0
+        for r in range(k):
+            big = max(big, abs(step[r]))
+        if big < 1e-12:
+            break
+        shrink = 1.0 / big if big > 1.0 else 1.0
+        for r in range(k):
+            u[r] += shrink * step[r]
+    return u
+
+
+@numba.njit(cache=True)
+def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
+    """The product-rule AGQ of a k-vector random effect per group (k = A.shape[1]): the value and
+    its gradient in ``base`` (n,) and ``A`` (n, k), ηᵢ = baseᵢ + Aᵢ·u, nodes u = û + √2 L⁻ᵀ x for
+    H = L Lᵀ, the modes and L held fixed in the gradient; ``X`` (M, k) the product nodes, ``logw``
+    their log weights + ‖x‖²."""
+    M, k = X.shape
+    J = counts.shape[0]
+    gbase = np.zeros_like(base)
+    gA = np.zeros_like(A)
+    longest = 0
+    for j in range(J):
+        longest = max(longest, start[j + 1] - start[j])
+    dk = np.empty((M, longest))
+    F = np.empty(M)
+    U = np.empty((M, k))
+    H = np.empty((k, k))
+    L = np.empty((k, k))
+    g = np.empty(k)
+    step = np.empty(k)
+    total = 0.0
+    half_k = 0.5 * k * (np.log(2.0) - np.log(2.0 * np.pi))
+    for j in range(J):
+        lo, hi = start[j], start[j + 1]
+        u = _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step)
+        logdet = 0.0
+        for r in range(k):
+            logdet += np.log(L[r, r])
+        top = -np.inf
+        for m in range(M):
+            for r in range(k - 1, -1, -1):  # node = û + √2 L⁻ᵀ x: back substitution with Lᵀ
+                v = np.sqrt(2.0) * X[m, r]
+                for q in range(r + 1, k):
+                    v -= L[q, r] * step[q]
+                step[r] = v / L[r, r]
+            sq = 0.0
+            for r in range(k):
+                U[m, r] = u[r] + step[r]
+                sq += U[m, r] * U[m, r]
+            s = 0.0
+            for i in range(lo, hi):
+                eta = base[i]
+                for r in range(k):
+                    eta += A[i, r] * U[m, r]
+                kap, d1, _ = _kernel(eta, y[i], n[i], kind)
+                s += kap
+                dk[m, i - lo] = d1
+            F[m] = logw[m] + s - 0.5 * sq
+            top = max(top, F[m])
+        acc = 0.0
+        for m in range(M):
+            F[m] = np.exp(F[m] - top)
+            acc += F[m]
+        total += counts[j] * (top + np.log(acc) + half_k - logdet)
+        for m in range(M):
+            pm_ = counts[j] * F[m] / acc
+            for i in range(lo, hi):
+                d1 = pm_ * dk[m, i - lo]
+                gbase[i] += d1
+                for r in range(k):
+                    gA[i, r] += d1 * U[m, r]
+    return total, gbase, gA
+
+
+@numba.njit(cache=True)
+def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, t, logq, logu, kind):
+    """Draws of each group's standardised k-vector u_j from p(u_j | y, β_d, Λ_d), Λ = diag(sd) L
+    (ηᵢ = baseᵢ + xrᵢᵀ Λ u): an independence Metropolis–Hastings chain whose proposal is a
+    multivariate t(4) centred at the mode with scale L_H⁻ᵀ (H = L_H L_Hᵀ the curvature there),
+    started from a proposal draw; ``t`` (D, J, steps + 1, k) its t variates, ``logq`` their log
+    densities up to a constant, ``logu`` (D, J, steps) the log uniforms. The data are one group per
+    pattern as in :func:`conditional_draws`. Returns an array (D, J, k)."""
+    D = beta.shape[0]
+    Q = start.shape[0] - 1
+    J = group_pattern.shape[0]
+    N, P = X.shape
+    k = Xr.shape[1]
+    steps = t.shape[2] - 1
+    out = np.empty((D, J, k))
+    base = np.empty(N)
+    A = np.empty((N, k))
+    modes = np.empty((Q, k))
+    chols = np.empty((Q, k, k))
+    H = np.empty((k, k))
+    Lh = np.empty((k, k))
+    g = np.empty(k)
+    step = np.empty(k)
+    cand = np.empty(k)
+    cur = np.empty(k)
+    for d in range(D):
+        for i in range(N):
+            v = offset[i]
+            for c in range(P):
+                v += X[i, c] * beta[d, c]
+            base[i] = v
+            for r in range(k):
+                acc = 0.0
+                for c in range(k):
+                    acc += Xr[i, c] * Lam[d, c, r]
+                A[i, r] = acc
+        for p in range(Q):
+            u = _vector_mode(base, A, y, n, start[p], start[p + 1], kind, k, H, Lh, g, step)
+            modes[p] = u
+            chols[p] = Lh
+        for j in range(J):
+            p = group_pattern[j]
+            lo, hi = start[p], start[p + 1]
+            cur_lf = 0.0
+            cur_lq = 0.0
+            for s_ in range(steps + 1):
+                for r in range(k - 1, -1, -1):  # û + L_H⁻ᵀ t
+                    v = t[d, j, s_, r]
+                    for q in range(r + 1, k):
+                        v -= chols[p, q, r] * step[q]
+                    step[r] = v / chols[p, r, r]
+                sq = 0.0
+                for r in range(k):
+                    cand[r] = modes[p, r] + step[r]
+                    sq += cand[r] * cand[r]
+                lf = -0.5 * sq
+                for i in range(lo, hi):
+                    eta = base[i]
+                    for r in range(k):
+                        eta += A[i, r] * cand[r]
+                    kap, _, _ = _kernel(eta, y[i], n[i], kind)
+                    lf += kap
+                if s_ == 0 or logu[d, j, s_ - 1] < (lf - cur_lf) - (logq[d, j, s_] - cur_lq):
+                    for r in range(k):
+                        cur[r] = cand[r]
+                    cur_lf, cur_lq = lf, logq[d, j, s_]
+            for r in range(k):
+                out[d, j, r] = cur[r]
+    return out
+
+
+class AGQVectorMarginal(Op):
+    """:class:`AGQMarginal` for a k-vector random effect per group (the product rule): inputs
+    ``base`` (n,) and ``A`` (n, k) — differentiable — then ``start``, ``y``, ``n``, ``counts``,
+    the product nodes ``X`` (M, k) and ``logw`` (M,); outputs the value, d/d base, d/d A."""
+
+    __props__ = ("kind",)
+
+    def __init__(self, kind: int):
+        self.kind = int(kind)
+
+    def make_node(self, base, A, start, y, n, counts, X, logw):
+        base, A = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(A, dtype="float64")
+        start = pt.as_tensor_variable(start, dtype="int64")
+        rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, X, logw)]
+        return Apply(self, [base, A, start, *rest], [pt.dscalar(), base.type(), A.type()])
+
+    def perform(self, node, inputs, output_storage):
+        value, gbase, gA = agq_vector_kernel(*inputs, self.kind)
+        output_storage[0][0] = np.asarray(value)
+        output_storage[1][0] = gbase
+        output_storage[2][0] = gA
+
+    def connection_pattern(self, node):
+        return [[True, False, False], [True, False, False]] + [[False, False, False]] * 6
+
+    def pullback(self, inputs, outputs, output_grads):
+        gz = output_grads[0]
+        return [gz * outputs[1], gz * outputs[2]] + [disconnected_type() for _ in range(6)]
+
+    def infer_shape(self, node, shapes):
+        return [(), shapes[0], shapes[1]]
+
+
 class AGQMarginal(Op):
     """Σ_j counts_j · log ∫ Π_{i∈j} p(yᵢ | baseᵢ + aᵢ u) φ(u) du by AGQ, and its gradient.
 
@@ -404,6 +630,18 @@ def _source_salt() -> int:
     return int(hashlib.blake2b(Path(__file__).read_bytes(), digest_size=6).hexdigest(), 16)
 
 
+@register_funcify_default_op_cache_key(AGQVectorMarginal)
+def _numba_funcify_agq_vector(op, node=None, **kwargs):
+    kind = op.kind
+
+    @numba.njit
+    def agq_vector_marginal_numba(base, A, start, y, n, counts, X, logw):
+        value, gbase, gA = agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind)
+        return np.asarray(value), gbase, gA
+
+    return agq_vector_marginal_numba, _source_salt()
+
+
 @register_funcify_default_op_cache_key(AGQMarginal)
 def _numba_funcify_agq(op, node=None, **kwargs):
     kind = op.kind
@@ -421,3 +659,13 @@ def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int):
     x, w = np.polynomial.hermite.hermgauss(nagq)
     return AGQMarginal(kind)(base, a, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
                              np.asarray(counts, float), x, np.log(w) + x**2)[0]
+
+
+def agq_vector_marginal(kind: int, base, A, k: int, start, y, n, counts, nagq: int):
+    """The product-rule AGQ marginal log-likelihood of a k-vector random effect (``A`` (n, k)) as
+    a PyTensor scalar (see :class:`AGQVectorMarginal`); ``nagq`` nodes per dimension."""
+    from ..frequentist.agq import product_rule
+
+    X, logw = product_rule(nagq, k)
+    return AGQVectorMarginal(kind)(base, A, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
+                                   np.asarray(counts, float), X, logw)[0]

@@ -1,4 +1,4 @@
-"""NUTS on the marginal likelihood: each group's random effect integrated out by AGQ in the graph.
+"""NUTS on the marginal likelihood: each group's random effects integrated out by AGQ in the graph.
 
 For a model with one grouping factor and one random term (``(1 | g)``, ``(0 + x | g)``) the
 likelihood factors over the J groups, and each factor is a one-dimensional integral
@@ -14,14 +14,18 @@ groups with a large SD), to 1e-12, the nodes, and the gradient with the modes an
 fixed (their gradient is disconnected). That leaves NUTS exact: the leapfrog map stays volume
 preserving and reversible for any force, and the acceptance uses the log density itself, whose
 value is the quadrature at those nodes — only the gradient omits the nodes' (second-order small)
-dependence on the parameters.
+dependence on the parameters. A block of 2–3 terms, correlated (``(1 + x | g)``, an LKJ prior) or
+not (``||``), is integrated by the product rule, η_i = base_i + xr_iᵀ diag(s) L u with u ~ N(0, I)
+(:class:`~bayesglmm.bayes.agq_op.AGQVectorMarginal`: nagq^k nodes per group, so it costs more
+per gradient than the scalar case).
 
-NUTS then samples (β, s) alone: a handful of parameters, nearly Gaussian, instead of J more
-standardised effects in a funnel. Afterwards :func:`draw_random_effects` draws each group's u_j
-from its exact conditional posterior given each draw (rejection sampling from a
-piecewise-exponential envelope of the log-concave conditional: exact draws; one Numba loop), so the
-:class:`~bayesglmm.bayes.posterior.Posterior` has the same variables (``{label}_z``, ``{label}``)
-and tables as one of the full model.
+NUTS then samples (β, s[, correlation]) alone: a handful of parameters, nearly Gaussian, instead
+of J more standardised effects in a funnel. Afterwards :func:`draw_random_effects` draws each
+group's u_j from its conditional posterior given each draw — exactly for one term (rejection
+sampling from a piecewise-exponential envelope of the log-concave conditional), by an
+independence Metropolis–Hastings chain with a multivariate t(4) proposal at the mode for 2–3
+terms; one Numba loop — so the :class:`~bayesglmm.bayes.posterior.Posterior` has the same
+variables (``{label}_z``, ``{label}``) and tables as one of the full model.
 
 Families: Bernoulli and binomial with the logit link, Poisson with the log link (canonical links:
 the mode equations' Newton step is Fisher scoring).
@@ -45,11 +49,17 @@ __all__ = ["check_marginalizable", "build_marginal_model", "choose_nagq", "draw_
 MODE_STEPS = 8
 
 
+#: the most terms of a random block that ``marginalize=True`` integrates out (the product rule's
+#: nodes grow as nagq ** terms)
+MAX_TERMS = 3
+
+
 def check_marginalizable(design, family) -> None:
     """Raise ValueError naming what stands in the way of ``marginalize=True``."""
-    if len(design.random) != 1 or design.random[0].n_terms != 1:
-        raise ValueError("marginalize=True needs one grouping factor with one random term, e.g. (1 | g); this "
-                         f"model has {', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)}")
+    if len(design.random) != 1 or design.random[0].n_terms > MAX_TERMS:
+        raise ValueError(f"marginalize=True needs one grouping factor with one random block of at most {MAX_TERMS} "
+                         "terms, e.g. (1 | g) or (1 + x | g); this model has "
+                         f"{', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)}")
     if family.has_scale or not family.canonical:
         raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit) and poisson (log) models, "
                          f"not {family.name} with the {family.link.name} link")
@@ -60,12 +70,17 @@ NAGQ_CANDIDATES = (7, 11, 15, 21, 25, 31, 41, 51, 71, 100)
 NAGQ_TOL = 1e-5
 
 
+#: candidates for a block of 2 and 3 terms (the product rule: nagq ** terms nodes per group)
+NAGQ_CANDIDATES_VECTOR = {2: (5, 7, 9, 11, 15, 21), 3: (3, 5, 7, 9, 11)}
+
+
 def choose_nagq(model, tol: float = NAGQ_TOL) -> int:
     """The fewest Gauss–Hermite nodes whose marginal log-likelihood is within ``tol`` of the next
     candidate's (:data:`NAGQ_CANDIDATES`), at the Laplace estimate of the SD and 3 standard errors
     above it (where the posterior's upper tail reaches, and the rule is least accurate). Per data
     set, since the need differs a lot: with the default ``tol`` = 1e-5, cbpp 15 nodes, epil 11,
-    bacteria 31, ohio 71 (SD 2.3, four binary records a child)."""
+    bacteria 31, ohio 71 (SD 2.3, four binary records a child). For a block of 2–3 terms, nodes
+    per dimension from :data:`NAGQ_CANDIDATES_VECTOR`, at the estimate and with the SDs 1.5 ×."""
     from ..frequentist.agq import agq_loglik
     from ..frequentist.laplace import laplace_deviance
 
@@ -74,18 +89,22 @@ def choose_nagq(model, tol: float = NAGQ_TOL) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit("laplace")
-    dev, _ = laplace_deviance(model.design, model.family)
-    s_hat = max(float(fit.theta[0]), 0.1)
-    se = float(np.sqrt(fit.vcov_full[0, 0])) if fit.vcov_full is not None else np.nan
-    points = []
-    for s in (s_hat, s_hat + 3 * se if np.isfinite(se) else 1.5 * s_hat):
-        points.append((s, dev.state(np.r_[s, fit.beta]).u))
-    values = [[agq_loglik(model.design, model.family, np.array([[s]]), fit.beta, u, q) for s, u in points]
-              for q in NAGQ_CANDIDATES]
-    for q, here, nxt in zip(NAGQ_CANDIDATES, values, values[1:]):
+    dev, tmap = laplace_deviance(model.design, model.family)
+    k = model.design.random[0].n_terms
+    if k == 1:
+        s_hat = max(float(fit.theta[0]), 0.1)
+        se = float(np.sqrt(fit.vcov_full[0, 0])) if fit.vcov_full is not None else np.nan
+        thetas = [np.array([s]) for s in (s_hat, s_hat + 3 * se if np.isfinite(se) else 1.5 * s_hat)]
+        candidates = NAGQ_CANDIDATES
+    else:
+        theta = np.asarray(fit.theta, float)
+        thetas, candidates = [theta, 1.5 * theta], NAGQ_CANDIDATES_VECTOR[k]
+    points = [(tmap.factors(th)[0], dev.state(np.r_[th, fit.beta]).u) for th in thetas]
+    values = [[agq_loglik(model.design, model.family, L, fit.beta, u, q) for L, u in points] for q in candidates]
+    for q, here, nxt in zip(candidates, values, values[1:]):
         if max(abs(a - b) for a, b in zip(here, nxt)) < tol:
             return q
-    return NAGQ_CANDIDATES[-1]
+    return candidates[-1]
 
 
 def _family_terms(family, y, n):
@@ -151,15 +170,18 @@ def distinct_groups(design, with_groups: bool = False):
     return (*out, pattern) if with_groups else out
 
 
-def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None):
+def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None):
     """The AGQ marginal log-likelihood (parameter-free constants dropped) as a PyTensor scalar,
     each distinct group pattern computed once (:func:`distinct_groups`), in one fused Op
     (:class:`bayesglmm.bayes.agq_op.AGQMarginal`: modes by Newton to 1e-12, nodes and gradient in
-    one loop nest). ``mode_steps`` instead composes the same rule of PyTensor's own ops with that
-    many Newton steps in a ``scan`` (the reference the Op is tested against)."""
+    one loop nest). ``sd`` is the block's SD (a scalar for one term, else a vector of its terms,
+    with ``chol`` the Cholesky factor of their correlation or None: the product rule,
+    :class:`~bayesglmm.bayes.agq_op.AGQVectorMarginal`). ``mode_steps`` instead composes the
+    one-term rule of PyTensor's own ops with that many Newton steps in a ``scan`` (the reference
+    the Op is tested against)."""
     if mode_steps is not None:
         return _marginal_loglik_composed(design, family, beta, sd, nagq, mode_steps)
-    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, agq_marginal
+    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, agq_marginal, agq_vector_marginal
 
     rows, idx, counts = distinct_groups(design)
     order = np.argsort(idx, kind="stable")
@@ -169,9 +191,16 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     base = pt.as_tensor_variable(design.offset[rows])
     if design.X.shape[1]:
         base = base + pt.dot(pt.as_tensor_variable(design.X[rows]), beta)
-    a = sd * design.random[0].Xr[rows, 0]
     kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
-    return agq_marginal(kind, base, a, start, design.y[rows].astype(float), n, counts, nagq)
+    y = design.y[rows].astype(float)
+    k = design.random[0].n_terms
+    if k == 1:
+        return agq_marginal(kind, base, sd * design.random[0].Xr[rows, 0], start, y, n, counts, nagq)
+    # η_i = base_i + xr_iᵀ diag(sd) L u_j = base_i + A_i·u_j with A = (Xr ⊙ sd) L
+    A = pt.as_tensor_variable(design.random[0].Xr[rows]) * sd[None, :]
+    if chol is not None:
+        A = pt.dot(A, chol)
+    return agq_vector_marginal(kind, base, A, k, start, y, n, counts, nagq)
 
 
 def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: int):
@@ -210,27 +239,41 @@ def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: i
 
 
 def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool = True) -> pm.Model:
-    """The PyMC model of (β, SD) with the random effects integrated out (see the module docstring).
+    """The PyMC model of (β, SDs, correlation) with the random effects integrated out (see the
+    module docstring).
 
     The priors are those of :func:`bayesglmm.bayes.model.build_pymc_model`, by the same names
-    (``beta``, ``{label}_sd``); the likelihood is a ``pm.Potential`` named ``"marginal_loglik"``.
+    (``beta``, ``{label}_sd``, ``{label}_corr_chol`` and ``{label}_corr``); the likelihood is a
+    ``pm.Potential`` named ``"marginal_loglik"``.
     """
+    from .model import block_coords, block_scale
+
     check_marginalizable(design, family)
     block = design.random[0]
-    coords = {"fixed": list(design.fixed_names), f"{block.label}_term": list(block.terms)}
+    coords = {"fixed": list(design.fixed_names), **block_coords(block)}
+    coords.pop(f"{block.group}_level")
     with pm.Model(coords=coords) as model:
         beta = location_prior("beta", priors.fixed, "fixed", "present", as_data) if design.X.shape[1] else None
-        sd = scale_prior(f"{block.label}_sd", priors.sd[0], f"{block.label}_term", "present", as_data)
-        pm.Potential("marginal_loglik", marginal_loglik(design, family, beta, sd[0], nagq))
+        sd, chol = block_scale(block, priors.sd[0], priors.corr[0], "present", as_data)
+        sd = sd[0] if block.n_terms == 1 else sd
+        pm.Potential("marginal_loglik", marginal_loglik(design, family, beta, sd, nagq, chol=chol))
     return model
 
 
-def draw_random_effects(design, family, beta_draws, sd_draws, rng) -> np.ndarray:
-    """Exact draws of u (standardised effects, shape (draws, J)) from their conditional posterior
-    given each (β, SD) draw, by rejection from a piecewise-exponential envelope of the log-concave
-    conditional (:func:`bayesglmm.bayes.agq_op.conditional_draws`: one Numba loop, the envelope
-    once per distinct group pattern and draw, random numbers seeded from ``rng``)."""
-    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, conditional_draws
+#: Metropolis–Hastings steps for the conditional draws of a vector random effect
+VECTOR_MH_STEPS = 20
+
+
+def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=None) -> np.ndarray:
+    """Draws of u (standardised effects) from their conditional posterior given each draw of β
+    and the SD(s). One term: exact draws, shape (draws, J), by rejection from a
+    piecewise-exponential envelope of the log-concave conditional
+    (:func:`bayesglmm.bayes.agq_op.conditional_draws`: one Numba loop, the envelope once per
+    distinct group pattern and draw). k terms (``sd_draws`` (draws, k), ``chol_draws`` (draws, k, k)
+    the correlation's Cholesky factors or None): shape (draws, J, k), an independence MH chain with
+    a multivariate t(4) proposal at the mode, :data:`VECTOR_MH_STEPS` steps
+    (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``."""
+    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, conditional_draws, conditional_draws_vector
 
     rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)
     order = np.argsort(idx, kind="stable")
@@ -239,10 +282,32 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng) -> np.ndarray
     n = np.ones(len(rows)) if design.trials is None else design.trials[rows].astype(float)
     kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
     beta_draws, sd_draws = np.asarray(beta_draws, float), np.asarray(sd_draws, float)
-    return conditional_draws(np.ascontiguousarray(design.X[rows], dtype=float), design.offset[rows].astype(float),
-                             design.random[0].Xr[rows, 0].astype(float), design.y[rows].astype(float), n, start,
-                             group_pattern, np.ascontiguousarray(beta_draws.reshape(len(sd_draws), -1)), sd_draws,
-                             int(rng.integers(2**31 - 1)), kind)
+    D = len(sd_draws)
+    beta_draws = np.ascontiguousarray(beta_draws.reshape(D, -1))
+    X, offset, y = np.ascontiguousarray(design.X[rows], dtype=float), design.offset[rows].astype(float), \
+        design.y[rows].astype(float)
+    k = design.random[0].n_terms
+    if k == 1:
+        return conditional_draws(X, offset, design.random[0].Xr[rows, 0].astype(float), y, n, start, group_pattern,
+                                 beta_draws, sd_draws.reshape(D), int(rng.integers(2**31 - 1)), kind)
+    sd_draws = sd_draws.reshape(D, k)
+    Lam = sd_draws[:, :, None] * (np.broadcast_to(np.eye(k), (D, k, k)) if chol_draws is None
+                                  else np.asarray(chol_draws, float).reshape(D, k, k))  # diag(sd) L
+    J, S = len(group_pattern), VECTOR_MH_STEPS
+    out = np.empty((D, J, k))
+    chunk = max(1, 2_000_000 // (J * (S + 1) * k))
+    for first in range(0, D, chunk):
+        sl = slice(first, first + chunk)
+        m = len(sd_draws[sl])
+        z = rng.standard_normal((m, J, S + 1, k))
+        w = 0.5 * (rng.standard_exponential((m, J, S + 1)) + rng.standard_exponential((m, J, S + 1)))
+        t = z / np.sqrt(w)[..., None]  # multivariate t(4): z / √(χ²₄ / 4)
+        logq = -0.5 * (4 + k) * np.log1p(0.25 * np.sum(t * t, axis=-1))
+        logu = -rng.standard_exponential((m, J, S))
+        out[sl] = conditional_draws_vector(X, offset, np.ascontiguousarray(design.random[0].Xr[rows], dtype=float),
+                                           y, n, start, group_pattern, beta_draws[sl],
+                                           np.ascontiguousarray(Lam[sl]), t, logq, logu, kind)
+    return out
 
 
 def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
@@ -281,15 +346,19 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
                                **kwargs)
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    sd = post[f"{block.label}_sd"].values.reshape(-1, 1)[:, 0]
-    beta = (post["beta"].values.reshape(n_chain * n_draw, -1) if design.X.shape[1]
-            else np.zeros((n_chain * n_draw, 0)))
+    D, k = n_chain * n_draw, block.n_terms
+    sd = post[f"{block.label}_sd"].values.reshape(D, k)
+    chol = post[f"{block.label}_corr_chol"].values.reshape(D, k, k) if block.has_correlation else None
+    beta = post["beta"].values.reshape(D, -1) if design.X.shape[1] else np.zeros((D, 0))
     rng = np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0] if random_seed is not None else None)
-    u = draw_random_effects(design, family, beta, sd, rng).reshape(n_chain, n_draw, -1, 1)
+    u = draw_random_effects(design, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
+    b = np.einsum("dab,djb->dja", chol, u) if chol is not None else u  # b_j = diag(sd) L u_j
+    b = b * sd[:, None, :]
     level_dim, term_dim = f"{block.group}_level", f"{block.label}_term"
     dims = ("chain", "draw", level_dim, term_dim)
     coords = {level_dim: list(block.levels), term_dim: list(block.terms)}
-    post = post.assign({f"{block.label}_z": xr.DataArray(u, dims=dims, coords=coords),
-                        block.label: xr.DataArray(u * sd.reshape(n_chain, n_draw, 1, 1), dims=dims, coords=coords)})
+    shape = (n_chain, n_draw, block.n_levels, k)
+    post = post.assign({f"{block.label}_z": xr.DataArray(u.reshape(shape), dims=dims, coords=coords),
+                        block.label: xr.DataArray(b.reshape(shape), dims=dims, coords=coords)})
     idata["posterior"] = xr.DataTree(post)
     return idata

@@ -32,7 +32,7 @@ from ..families import Family
 from ..priors import ResolvedPriors
 from .prior_graph import lkj_eta, location_prior, scale_prior
 
-__all__ = ["build_pymc_model", "inverse_link", "linear_predictor", "structure_key"]
+__all__ = ["build_pymc_model", "block_coords", "block_scale", "inverse_link", "linear_predictor", "structure_key"]
 
 
 # The one table that translates the numpy family layer to PyTensor.
@@ -87,6 +87,28 @@ def linear_predictor(design: Design, beta, random_effects):
     return eta
 
 
+def block_coords(block) -> dict:
+    """The coordinates of a random block: its levels, its terms (twice for a correlation matrix)."""
+    coords = {f"{block.group}_level": list(block.levels), f"{block.label}_term": list(block.terms)}
+    if block.has_correlation:
+        coords[f"{block.label}_term_bis"] = list(block.terms)
+    return coords
+
+
+def block_scale(block, sd_priors, corr, families: str = "present", as_data: bool = True):
+    """A random block's SDs ``{label}_sd`` and, for a correlated block, the LKJ Cholesky factor
+    ``{label}_corr_chol`` of its correlation (with ``{label}_corr`` as a deterministic; else None):
+    the effects are b_j = diag(sd) L z_j, so Cov(b_j) = D R D. Inside a model context."""
+    term_dim = f"{block.label}_term"
+    sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families, as_data)
+    if corr is None:
+        return sd, None
+    eta = lkj_eta(f"{block.label}_corr", corr, as_data)
+    chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=eta)
+    pm.Deterministic(f"{block.label}_corr", pt.dot(chol, chol.T), dims=(term_dim, f"{block.label}_term_bis"))
+    return sd, chol
+
+
 def structure_key(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",
                   *extra) -> str:
     """What the graph of :func:`build_pymc_model` (``as_data=True``) holds besides its shared data:
@@ -133,23 +155,15 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
         raise ValueError(f"families must be 'present' or 'all', got {families!r}")
     coords = {"obs": np.arange(design.nobs), "fixed": list(design.fixed_names)}
     for block in design.random:
-        coords[f"{block.group}_level"] = list(block.levels)
-        coords[f"{block.label}_term"] = list(block.terms)
-        if block.has_correlation:
-            coords[f"{block.label}_term_bis"] = list(block.terms)
+        coords.update(block_coords(block))
     with pm.Model(coords=coords) as model:
         beta = location_prior("beta", priors.fixed, "fixed", families, as_data) if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"
-            sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families, as_data)
+            sd, chol = block_scale(block, sd_priors, corr, families, as_data)
             z = pm.Normal(f"{block.label}_z", 0.0, 1.0, dims=(level_dim, term_dim))
-            if corr is not None:
-                # rows b_j = diag(sd) L z_j with L L' the correlation matrix: Cov(b_j) = D R D
-                eta = lkj_eta(f"{block.label}_corr", corr, as_data)
-                chol = pm.LKJCorr(f"{block.label}_corr_chol", n=block.n_terms, eta=eta)
-                pm.Deterministic(f"{block.label}_corr", pt.dot(chol, chol.T),
-                                 dims=(term_dim, f"{block.label}_term_bis"))
+            if chol is not None:
                 z = pt.dot(z, chol.T)
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
         sigma = scale_prior("sigma", priors.sigma, None, families, as_data) if family.has_scale else None

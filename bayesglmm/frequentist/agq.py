@@ -44,7 +44,7 @@ def check_agq(design, nagq) -> None:
 
 
 @functools.lru_cache(maxsize=32)
-def _product_rule(nagq: int, k: int):
+def product_rule(nagq: int, k: int):
     """Nodes (K, k) of the k-dimensional product Gauss–Hermite rule and log(weight) + ‖x‖²."""
     x1, w1 = np.polynomial.hermite.hermgauss(nagq)
     grid = np.array(list(itertools.product(range(nagq), repeat=k)))
@@ -92,7 +92,7 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
     Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
     logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
 
-    X, logw = _product_rule(nagq, k)
+    X, logw = product_rule(nagq, k)
     yb = y[None, :]
     tb = None if trials is None else trials[None, :]
     indicator = _level_indicator(block)
@@ -143,7 +143,7 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     deta_hat = X + a[:, None] * du_hat[idx]
     dH = M.T @ ((dw * a * a)[:, None] * deta_hat)  # (J, p)
 
-    Xn, logw = _product_rule(nagq, 1)
+    Xn, logw = product_rule(nagq, 1)
     x = Xn[:, 0]
     U = u_hat[None, :] + np.sqrt(2.0) * x[:, None] / Rj[None, :]  # (K, J)
     eta_k = base[None, :] + a[None, :] * U[:, idx]  # (K, n)
