@@ -257,8 +257,8 @@ class GLMM:
             the product rule); logit Bernoulli/binomial or log Poisson.
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
-            log-likelihood settles to 1e-5 at the Laplace estimate and 3 SEs above it
-            (:func:`bayesglmm.bayes.marginalized.choose_nagq`: cbpp 15, ohio 71).
+            log-likelihood settles to 1e-4 at the Laplace estimate and 3 SEs above it
+            (:func:`bayesglmm.bayes.marginalized.choose_nagq`: cbpp 11, ohio 51).
         **kwargs
             Passed to :func:`pymc.sample`.
 

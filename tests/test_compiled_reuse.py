@@ -18,27 +18,49 @@ def _draws(post, names):
 
 @pytest.mark.parametrize("marginalize", [False, True], ids=["full", "marginalized"])
 def test_reused_compiled_model_gives_a_fresh_compiles_draws(small_df, marginalize):
-    """Model B (another response for the full graph, other hyperparameters of the same prior
-    families) sampled after model A reuses A's compiled model: no new entry, one hit, and draws
-    identical to B's own fresh compile (its data and its start points swapped in)."""
+    """The first model of a structure compiles a graph of constants, kept for that very model; the
+    second model of the structure compiles the shared-data graph, and every later one reuses it
+    with its own data and start points swapped in: the draws equal those of its own fresh compile.
+    Model B differs from A and C in its priors (and, full graph, its response)."""
     f = "y ~ x + (1 | g)"
     a = bg.GLMM(f, small_df, family="bernoulli")
-    b_data = small_df if marginalize else small_df.assign(y=1 - small_df["y"])
-    b = bg.GLMM(f, b_data, family="bernoulli", priors={"sd": P.HalfNormal(0.6), "x": P.Normal(0.4, 1.5)})
+    flipped = small_df if marginalize else small_df.assign(y=1 - small_df["y"])
+    b = bg.GLMM(f, flipped, family="bernoulli", priors={"sd": P.HalfNormal(0.6), "x": P.Normal(0.4, 1.5)})
+    c = bg.GLMM(f, small_df, family="bernoulli", priors={"sd": P.HalfNormal(2.5), "x": P.Normal(-1.0, 3.0)})
     kw = dict(KW, marginalize=marginalize, **({"nagq": 7} if marginalize else {}))
     names = ["beta", "1|g_sd", "1|g"]
 
     compiled_models.clear()
-    fresh = _draws(b.sample(**kw), names)
+    first_a = _draws(a.sample(**kw), names)              # constants, kept for A
+    assert len(compiled_models) == 1 and len(compiled_models.seen) == 1
+    fresh = _draws(b.sample(**kw), names)                # the structure's second model: the shared-data graph
+    assert len(compiled_models) == 2
     compiled_models.clear()
     a.sample(**kw)
-    hits, size = compiled_models.hits, len(compiled_models)
-    reused = _draws(b.sample(**kw), names)
-    assert compiled_models.hits == hits + 1 and len(compiled_models) == size == 1
+    c.sample(**kw)                                       # compiles the shared-data graph with C's data
+    hits = compiled_models.hits
+    reused = _draws(b.sample(**kw), names)               # B reuses it
+    again_a = _draws(a.sample(**kw), names)              # A reuses its own graph of constants
+    assert compiled_models.hits == hits + 2 and len(compiled_models) == 2
     for n in names:
         np.testing.assert_array_equal(reused[n], fresh[n], err_msg=n)
+        np.testing.assert_array_equal(again_a[n], first_a[n], err_msg=n)
     # and B's posterior is not A's: the priors (and, full graph, the response) did change
-    assert not np.allclose(_draws(a.sample(**kw), ["beta"])["beta"], reused["beta"])
+    assert not np.allclose(first_a["beta"], reused["beta"])
+
+
+def test_a_sweep_compiles_the_shared_data_graph_at_once(small_df):
+    """A study that will refit (``data_graph=True``: prior sweeps) compiles the shared-data graph
+    for its first model, so the second refit reuses it."""
+    from bayesglmm.bayes.posterior import sample_model
+
+    m = bg.GLMM("y ~ x + (1 | g)", small_df, family="bernoulli")
+    compiled_models.clear()
+    sample_model(m, families="all", **{k: v for k, v in KW.items() if k != "diagnose"})
+    hits = compiled_models.hits
+    other = m.update(priors={"sd": P.Exponential(2.0)})
+    sample_model(other, families="all", **{k: v for k, v in KW.items() if k != "diagnose"})
+    assert compiled_models.hits == hits + 1 and len(compiled_models) == 1
 
 
 def test_structure_key_separates_what_the_graph_holds(small_df):
@@ -61,7 +83,7 @@ def test_structure_key_separates_what_the_graph_holds(small_df):
     assert structure_key(m.design, m.family, m.priors, "all") != base
 
 
-def test_compiled_cache_is_least_recently_used_and_can_be_off():
+def test_compiled_cache_is_least_recently_used_and_can_be_off():  # noqa: D103
     cache = CompiledCache(maxsize=2)
     made = []
 

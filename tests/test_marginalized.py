@@ -177,10 +177,10 @@ def test_marginalize_refuses_what_it_cannot_integrate():
         _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize=True, nagq=0)
 
 
-@pytest.mark.parametrize("name,expected", [("cbpp", 15), ("epil", 11), ("ohio", 71)])
+@pytest.mark.parametrize("name,expected", [("cbpp", 11), ("epil", 11), ("ohio", 51)])
 def test_nodes_are_chosen_per_data_set(name, expected):
-    """choose_nagq: the fewest nodes whose log-likelihood settles to 1e-5 at the Laplace estimate
-    and 3 SEs above it; there it is within 1e-5 of a 100-node rule."""
+    """choose_nagq: the fewest nodes whose log-likelihood settles to 1e-4 at the Laplace estimate
+    and 3 SEs above it; there it is within 1e-4 of a 100-node rule."""
     from bayesglmm.bayes.marginalized import choose_nagq
 
     m = _model(name)
@@ -191,7 +191,7 @@ def test_nodes_are_chosen_per_data_set(name, expected):
     s = float(fit.theta[0])
     u = dev.state(np.r_[s, fit.beta]).u
     L = np.array([[s]])
-    assert abs(agq_loglik(m.design, m.family, L, fit.beta, u, q) - agq_loglik(m.design, m.family, L, fit.beta, u, 100)) < 1e-5
+    assert abs(agq_loglik(m.design, m.family, L, fit.beta, u, q) - agq_loglik(m.design, m.family, L, fit.beta, u, 100)) < 1e-4
 
 
 def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7):

@@ -356,14 +356,17 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         from .compilation import sample_nutpie
         from .model import build_pymc_model, structure_key
 
-        key = None
         if pymc_model is None:
-            # a fresh graph of our own (its key says what it holds), compiled once per structure
-            pymc_model = build_pymc_model(model.design, model.family, model.priors, families=families)
+            # fresh graphs of our own (the key says what they hold), reused by structure
+            def build(as_data):
+                return build_pymc_model(model.design, model.family, model.priors, families=families, as_data=as_data)
+
             key = structure_key(model.design, model.family, model.priors, families, "full")
-        idata = sample_nutpie(pymc_model, key, draws=draws, tune=tune, chains=chains, cores=cores,
+        else:
+            build, key = (lambda as_data: pymc_model), None
+        idata = sample_nutpie(build, key, draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
-                              **kwargs)
+                              data_graph=families == "all", **kwargs)
         return Posterior(model, idata)
     if pymc_model is None and families != "present":
         from .model import build_pymc_model
