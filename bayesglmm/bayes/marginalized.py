@@ -103,10 +103,15 @@ def choose_nagq(model, tol: float = NAGQ_TOL) -> int:
         theta = np.asarray(fit.theta, float)
         thetas, candidates = [theta, 1.5 * theta], NAGQ_CANDIDATES_VECTOR[k]
     points = [(tmap.factors(th)[0], dev.state(np.r_[th, fit.beta]).u) for th in thetas]
-    values = [[agq_loglik(model.design, model.family, L, fit.beta, u, q) for L, u in points] for q in candidates]
-    for q, here, nxt in zip(candidates, values, values[1:]):
+    def values(q):
+        return [agq_loglik(model.design, model.family, L, fit.beta, u, q) for L, u in points]
+
+    here = values(candidates[0])
+    for q, nxt_q in zip(candidates, candidates[1:]):  # the larger rules only as far as needed
+        nxt = values(nxt_q)
         if max(abs(a - b) for a, b in zip(here, nxt)) < tol:
             return q
+        here = nxt
     return candidates[-1]
 
 
