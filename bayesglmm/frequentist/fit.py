@@ -142,6 +142,8 @@ class MLFit:
         self.converged, self.message, self.n_eval = raw.converged, raw.message, raw.n_eval
         self._state, self._tmap = raw.state, raw.tmap
         self._profiles = {}
+        #: BLAS threads of the fit and of its profiles (``fit(..., blas_threads=)``)
+        self.blas_threads = 1
         if self.has_likelihood:
             self.loglik = float(raw.loglik)
             k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
@@ -186,7 +188,8 @@ class MLFit:
         if level not in self._profiles:
             from .profile import profile_sd_intervals
 
-            self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
+            with blas_limit(self.blas_threads):
+                self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
         return self._profiles[level]
 
     def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
@@ -351,9 +354,39 @@ class PQLFit(MLFit):
     has_likelihood = False
 
 
+def blas_limit(threads: int | None):
+    """A context that runs BLAS (OpenBLAS/MKL, through threadpoolctl) on ``threads`` threads;
+    None leaves it alone. The engines' dense algebra is small blocks and a q₂ × q₂ Cholesky:
+    on the 2-core development machine one thread is as fast when the machine is quiet and 3×
+    faster when other processes (NUTS chains, a second job) compete for the cores (salamander
+    Laplace 0.058 / 0.060 s quiet, 0.32 / 0.11 s under a 2-process load; a 1,200 × 1,200 Cholesky
+    0.11 / 0.057 s)."""
+    from contextlib import nullcontext
+
+    if threads is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
+def _check_blas_threads(threads) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ValueError(f"blas_threads must be None or a positive integer, got {threads!r}")
+
+
 def fit(model, method: str = "laplace", nagq: int | None = None, dispersion: str | None = None,
-        **options):
+        blas_threads: int | None = 1, **options):
     """Fit ``model`` by a frequentist method; see :meth:`bayesglmm.GLMM.fit`."""
+    _check_blas_threads(blas_threads)
+    with blas_limit(blas_threads):
+        result = _fit(model, method, nagq, dispersion, **options)
+    result.blas_threads = blas_threads
+    return result
+
+
+def _fit(model, method: str, nagq, dispersion, **options):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     if not model.design.random:

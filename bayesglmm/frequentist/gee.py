@@ -67,6 +67,8 @@ class GEEFit:
         self.converged = bool(getattr(result, "converged", True))
         #: structured findings (:class:`~bayesglmm.results.Flag`), e.g. ``separation``
         self.flags: list[Flag] = []
+        #: BLAS threads of the fit (``fit(..., blas_threads=)``)
+        self.blas_threads = 1
         if not self.converged:
             self.flags.append(Flag("not_converged", "GEE iterations did not converge"))
 
