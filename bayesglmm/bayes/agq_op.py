@@ -550,64 +550,29 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
     return out
 
 
-class AGQVectorMarginal(Op):
-    """:class:`AGQMarginal` for a k-vector random effect per group (the product rule): inputs
-    ``base`` (n,) and ``A`` (n, k) — differentiable — then ``start``, ``y``, ``n``, ``counts``,
-    the product nodes ``X`` (M, k) and ``logw`` (M,); outputs the value, d/d base, d/d A."""
+class _FusedAGQ(Op):
+    """The common part of the two fused AGQ Ops: inputs ``base`` and the random-effect
+    coefficients (differentiable), then the constants ``start``, ``y``, ``n``, ``counts``, the
+    nodes and their ``logw``; outputs the value and its gradients in the first two inputs (used by
+    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three."""
 
     __props__ = ("kind",)
+    kernel = None
 
     def __init__(self, kind: int):
         self.kind = int(kind)
 
-    def make_node(self, base, A, start, y, n, counts, X, logw):
-        base, A = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(A, dtype="float64")
+    def make_node(self, base, coef, start, y, n, counts, nodes, logw):
+        base, coef = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(coef, dtype="float64")
         start = pt.as_tensor_variable(start, dtype="int64")
-        rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, X, logw)]
-        return Apply(self, [base, A, start, *rest], [pt.dscalar(), base.type(), A.type()])
+        rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, nodes, logw)]
+        return Apply(self, [base, coef, start, *rest], [pt.dscalar(), base.type(), coef.type()])
 
     def perform(self, node, inputs, output_storage):
-        value, gbase, gA = agq_vector_kernel(*inputs, self.kind)
+        value, gbase, gcoef = type(self).kernel(*inputs, self.kind)
         output_storage[0][0] = np.asarray(value)
         output_storage[1][0] = gbase
-        output_storage[2][0] = gA
-
-    def connection_pattern(self, node):
-        return [[True, False, False], [True, False, False]] + [[False, False, False]] * 6
-
-    def pullback(self, inputs, outputs, output_grads):
-        gz = output_grads[0]
-        return [gz * outputs[1], gz * outputs[2]] + [disconnected_type() for _ in range(6)]
-
-    def infer_shape(self, node, shapes):
-        return [(), shapes[0], shapes[1]]
-
-
-class AGQMarginal(Op):
-    """Σ_j counts_j · log ∫ Π_{i∈j} p(yᵢ | baseᵢ + aᵢ u) φ(u) du by AGQ, and its gradient.
-
-    Inputs: ``base`` (n,), ``a`` (n,) — differentiable — and the constants ``start`` (J + 1,)
-    int64 row offsets of the groups (rows sorted by group), ``y``, ``n`` (trials) (n,),
-    ``counts`` (J,), Gauss–Hermite ``x`` (K,, ascending) and ``logw`` = log w + x² (K,).
-    Outputs: the value, d/d base, d/d a (the last two for the gradient only).
-    """
-
-    __props__ = ("kind",)
-
-    def __init__(self, kind: int):
-        self.kind = int(kind)
-
-    def make_node(self, base, a, start, y, n, counts, x, logw):
-        base, a = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(a, dtype="float64")
-        start = pt.as_tensor_variable(start, dtype="int64")
-        rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, x, logw)]
-        return Apply(self, [base, a, start, *rest], [pt.dscalar(), base.type(), a.type()])
-
-    def perform(self, node, inputs, output_storage):
-        value, gbase, ga = agq_kernel(*inputs, self.kind)
-        output_storage[0][0] = np.asarray(value)
-        output_storage[1][0] = gbase
-        output_storage[2][0] = ga
+        output_storage[2][0] = gcoef
 
     def connection_pattern(self, node):
         # only the value is differentiable (its gradient is outputs 1 and 2)
@@ -621,6 +586,26 @@ class AGQMarginal(Op):
         return [(), shapes[0], shapes[1]]
 
 
+class AGQMarginal(_FusedAGQ):
+    """Σ_j counts_j · log ∫ Π_{i∈j} p(yᵢ | baseᵢ + aᵢ u) φ(u) du by AGQ, and its gradient.
+
+    Inputs: ``base`` (n,), ``a`` (n,) — differentiable — and the constants ``start`` (J + 1,)
+    int64 row offsets of the groups (rows sorted by group), ``y``, ``n`` (trials) (n,),
+    ``counts`` (J,), Gauss–Hermite ``x`` (K,, ascending) and ``logw`` = log w + x² (K,).
+    Outputs: the value, d/d base, d/d a (the last two for the gradient only).
+    """
+
+    kernel = agq_kernel
+
+
+class AGQVectorMarginal(_FusedAGQ):
+    """:class:`AGQMarginal` for a k-vector random effect per group (the product rule): inputs
+    ``base`` (n,) and ``A`` (n, k) — differentiable — then ``start``, ``y``, ``n``, ``counts``,
+    the product nodes ``X`` (M, k) and ``logw`` (M,); outputs the value, d/d base, d/d A."""
+
+    kernel = agq_vector_kernel
+
+
 def _source_salt() -> int:
     # PyTensor's Numba cache keys an Op by its type and props: the kernel's source must be in the
     # key too, or an edited kernel would be served from the on-disk cache
@@ -630,28 +615,17 @@ def _source_salt() -> int:
     return int(hashlib.blake2b(Path(__file__).read_bytes(), digest_size=6).hexdigest(), 16)
 
 
-@register_funcify_default_op_cache_key(AGQVectorMarginal)
-def _numba_funcify_agq_vector(op, node=None, **kwargs):
-    kind = op.kind
-
-    @numba.njit
-    def agq_vector_marginal_numba(base, A, start, y, n, counts, X, logw):
-        value, gbase, gA = agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind)
-        return np.asarray(value), gbase, gA
-
-    return agq_vector_marginal_numba, _source_salt()
-
-
 @register_funcify_default_op_cache_key(AGQMarginal)
+@register_funcify_default_op_cache_key(AGQVectorMarginal)
 def _numba_funcify_agq(op, node=None, **kwargs):
-    kind = op.kind
+    kind, kernel = op.kind, type(op).kernel
 
     @numba.njit
-    def agq_marginal_numba(base, a, start, y, n, counts, x, logw):
-        value, gbase, ga = agq_kernel(base, a, start, y, n, counts, x, logw, kind)
-        return np.asarray(value), gbase, ga
+    def fused_agq_numba(base, coef, start, y, n, counts, nodes, logw):
+        value, gbase, gcoef = kernel(base, coef, start, y, n, counts, nodes, logw, kind)
+        return np.asarray(value), gbase, gcoef
 
-    return agq_marginal_numba, _source_salt()
+    return fused_agq_numba, _source_salt()
 
 
 def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int):

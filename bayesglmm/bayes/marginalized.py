@@ -44,8 +44,9 @@ from .prior_graph import location_prior, scale_prior
 __all__ = ["check_marginalizable", "build_marginal_model", "choose_nagq", "draw_random_effects", "sample_marginalized",
            "MODE_STEPS"]
 
-#: Newton steps for the modes inside the graph (capped at 1 per step; 8 reach 1e-12 from u = 0 on
-#: the bundled binary and count data sets)
+#: Newton steps for the modes of the composed reference graph (``marginal_loglik(..., mode_steps=)``;
+#: capped at 1 per step, 8 reach 1e-12 from u = 0 on the bundled binary and count data sets); the
+#: fused Op iterates to 1e-12 itself
 MODE_STEPS = 8
 
 
@@ -342,7 +343,7 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
         from .model import structure_key
 
         # the response is a constant of this graph (the distinct group patterns come from it)
-        key = structure_key(design, family, model.priors, "present", "marginal", nagq, MODE_STEPS, design.y)
+        key = structure_key(design, family, model.priors, "present", "marginal", nagq, design.y)
         idata = sample_nutpie(lambda as_data: build_marginal_model(design, family, model.priors, nagq, as_data),
                               key, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               target_accept=target_accept, progressbar=progressbar, **kwargs)
