@@ -259,13 +259,16 @@ class GLMM:
             random effects from their conditional posteriors: the same variables and tables, a
             posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
             One grouping factor with a random block of up to 3 terms (``(1 | g)``, ``(1 + x | g)``:
-            the product rule); logit Bernoulli/binomial or log Poisson.
+            the product rule); logit Bernoulli/binomial or log Poisson. The few parameters left
+            are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's
+            NUTS, ``adaptation="low_rank"`` with nutpie (either overridden by passing it).
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
             log-likelihood settles to 1e-4 at the Laplace estimate and 3 SEs above it
             (:func:`bayesglmm.bayes.marginalized.choose_nagq`: cbpp 11, ohio 51).
         **kwargs
-            Passed to :func:`pymc.sample`.
+            Passed to :func:`pymc.sample` (with ``nuts_sampler="nutpie"``: to :func:`nutpie.sample`,
+            where ``save_warmup`` is False unless given, as PyMC discards the tuning draws).
 
         Returns
         -------
