@@ -23,6 +23,8 @@ import pytest
 from scipy import optimize, special, stats
 
 import bayesglmm as bg
+from bayesglmm.frequentist import laplace
+from bayesglmm.frequentist.laplace import DECREMENT_TOL
 
 # inverse link μ(η), 1 − μ(η) (accurate in the tails) and dμ/dη, written independently of
 # bayesglmm.families
@@ -147,6 +149,7 @@ def test_ml_fit_is_at_the_brute_force_optimum(case):
     model, data = _case(family, link, slope, seed)
     fit = model.fit("laplace") if nagq == 1 else model.fit("agq", nagq=nagq)
     assert fit.converged
+    assert fit.decrement <= DECREMENT_TOL  # the convergence test: nothing left for a Newton step
     beta = fit.fixed_effects()["estimate"].to_numpy()
     L = np.linalg.cholesky(fit.covariances()[0])
     x_pkg = np.concatenate([beta, L[np.tril_indices(len(L))]])
@@ -167,3 +170,40 @@ def test_ml_fit_is_at_the_brute_force_optimum(case):
     L_ref[np.tril_indices(len(L))] = x_ref[len(beta):]
     sd_ref = np.sqrt(np.diag(L_ref @ L_ref.T))
     np.testing.assert_allclose(np.sqrt(np.diag(fit.covariances()[0])), sd_ref, atol=2e-4)
+
+
+def test_newton_polish_reports_the_decrement():
+    """On a quadratic deviance the decrement at a point is exactly gᵀH⁻¹g (the Hessian from
+    gradient differences is exact there): from the optimum's neighbourhood with no step allowed,
+    it is what is left; after the steps, nothing."""
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    opt = np.array([1.0, -2.0])
+
+    def fg(x):
+        d = x - opt
+        return float(d @ A @ d), 2.0 * A @ d
+
+    x0 = np.array([0.5, -1.0])
+    g = fg(x0)[1]
+    _, _, steps, dec = laplace._newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0, max_steps=0)
+    assert steps == 0 and dec == pytest.approx(g @ np.linalg.solve(2.0 * A, g), rel=1e-6)
+    x, _, steps, dec = laplace._newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0)
+    assert steps >= 1 and dec < 1e-20
+    np.testing.assert_allclose(x, opt, atol=1e-10)
+
+
+def test_a_fit_short_of_the_optimum_is_not_converged(monkeypatch):
+    """A fit whose optimiser stopped where a Newton step would still gain more than 1e-6 of
+    log-likelihood is reported as not converged, with a not_converged flag and a warning."""
+    model, _ = _case("bernoulli", "logit", False, 3)
+    assert model.fit("laplace").converged
+
+    def stopped_short(fg, x, lower, nt, **kw):
+        H = laplace._hessian_from_grad(fg, x, lower, nt)
+        return x, H, 0, 10 * DECREMENT_TOL
+
+    monkeypatch.setattr(laplace, "_newton_polish", stopped_short)
+    with pytest.warns(UserWarning, match="did not converge"):
+        fit = model.fit("laplace")
+    assert not fit.converged and fit.decrement == 10 * DECREMENT_TOL
+    assert "not_converged" in [f.kind for f in fit.flags]

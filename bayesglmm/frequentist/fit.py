@@ -122,6 +122,11 @@ class MLFit:
         ``loglik``, ``aic`` or ``bic`` attribute: PQL maximises no likelihood.
     aic, bic : float
     converged : bool
+        The optimiser succeeded, the conditional modes converged and (Laplace/AGQ) the Newton
+        decrement at the estimates is at most ``laplace.DECREMENT_TOL``.
+    decrement : float
+        Laplace/AGQ: the Newton decrement gᵀH⁻¹g of the deviance at the estimates, four times the
+        log-likelihood still to gain (NaN for the other methods).
     singular : bool
         Some random-effect SD is (near) zero, or a correlation is ±1.
     boundary : list of str
@@ -140,6 +145,7 @@ class MLFit:
         #: covariance of (θ, β) from the Hessian (Laplace/AGQ only; else None)
         self.vcov_full = raw.vcov_full
         self.converged, self.message, self.n_eval = raw.converged, raw.message, raw.n_eval
+        self.decrement = raw.decrement
         self._state, self._tmap = raw.state, raw.tmap
         self._profiles = {}
         #: BLAS threads of the fit and of its profiles (``fit(..., blas_threads=)``)

@@ -16,8 +16,10 @@ canonical links the Fisher and observed information coincide). ``laplace_devianc
 returns −2 log L as a function of the packed vector (θ, β), which ``fit_laplace``
 minimises with L-BFGS-B (Powell if that fails) using its analytic gradient (any link; central
 differences for AGQ with a vector random effect) and finishes by Newton steps while the Newton
-decrement is above 1e-8; standard errors come from the Hessian in (θ, β) by differences of that
-gradient, as glmer reports them.
+decrement is above 1e-8. A fit counts as converged only if the decrement gᵀH⁻¹g at the end, on
+the gradient projected onto the free parameters, is at most ``DECREMENT_TOL`` (1e-6 of
+log-likelihood left to gain), not merely because the optimiser's steps became small. Standard
+errors come from the Hessian in (θ, β) by differences of that gradient, as glmer reports them.
 
 References
 ----------
@@ -290,6 +292,10 @@ class EngineResult:
         Covariance of (θ, β) from the Hessian (Laplace/AGQ).
     sigma : float or None
         The residual (Gaussian) or PQL dispersion SD, where estimated.
+    decrement : float
+        Laplace/AGQ: the Newton decrement gᵀH⁻¹g of the deviance at the estimates (θ held on a
+        bound excluded), four times the log-likelihood a Newton step would still gain; NaN where
+        not computed. ``converged`` requires it at most :data:`DECREMENT_TOL`.
     """
 
     theta: np.ndarray
@@ -303,6 +309,12 @@ class EngineResult:
     n_eval: int
     vcov_full: np.ndarray | None = None
     sigma: float | None = None
+    decrement: float = float("nan")
+
+
+#: the largest Newton decrement gᵀH⁻¹g of the deviance at which a Laplace/AGQ fit counts as
+#: converged: at most 1e-6 of log-likelihood left to gain (gᵀH⁻¹g / 4)
+DECREMENT_TOL = 4e-6
 
 
 @dataclass
@@ -697,9 +709,10 @@ def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
     """Newton steps on the deviance from an optimiser's end point, with the Hessian from gradient
     differences (which the SEs need anyway), while the Newton decrement gᵀH⁻¹g — twice the
     deviance still to gain — is above ``decrement``; θ stays within its bounds (a θ on its bound
-    with the gradient pushing outward is held there). Returns (x, the Hessian at x, steps taken)."""
+    with the gradient pushing outward is held there). Returns (x, the Hessian at x, steps taken,
+    the decrement at x: NaN where H is singular there)."""
     f, g = fg(x)
-    steps = 0
+    steps, gain = 0, float("nan")
     while True:
         H = _hessian_from_grad(fg, x, lower, nt)
         held = np.zeros(len(x), dtype=bool)
@@ -709,6 +722,7 @@ def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
             step = np.zeros(len(x))
             step[free] = np.linalg.solve(H[np.ix_(free, free)], g[free])
         except np.linalg.LinAlgError:
+            gain = float("nan")
             break
         gain = float(g @ step)
         if steps >= max_steps or not np.isfinite(gain) or gain < decrement:  # converged (or not a descent)
@@ -726,7 +740,7 @@ def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
             break
         x, f, g, steps = xn, fn, gn, steps + 1
     fg(x)  # leave the warm start at x
-    return x, H, steps
+    return x, H, steps, gain
 
 
 #: where a θ stuck on its bound 0 is probed, as multiples of max(its start, 1)
@@ -820,15 +834,17 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if best.success and maxiter > 1:
         # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley
         # (e.g. a quadratic term in age) can leave the gradient far from 0: finish by Newton
-        x, H, steps = _newton_polish(vg, x, lower, tmap.n_theta)
+        x, H, steps, decrement = _newton_polish(vg, x, lower, tmap.n_theta)
         if steps:
             message += f"; {steps} Newton step{'s' * (steps > 1)}"
+        message += f"; Newton decrement {decrement:.1e}"
         H = H / 2.0  # Hessian of −log L
     else:
-        H = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0
+        H, decrement = _hessian_from_grad(vg, x, lower, tmap.n_theta) / 2.0, float("nan")
     cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)
     return EngineResult(theta=x[:p0], beta=x[p0:], vcov_beta=cov[p0:, p0:], vcov_full=cov, loglik=-0.5 * devfun(x),
-                        state=state, tmap=tmap, converged=bool(best.success) and state.converged,
-                        message=message, n_eval=int(n_eval))
+                        state=state, tmap=tmap,
+                        converged=bool(best.success) and state.converged and not decrement > DECREMENT_TOL,
+                        message=message, n_eval=int(n_eval), decrement=decrement)
