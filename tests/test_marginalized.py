@@ -9,6 +9,7 @@ import pytensor.tensor as pt
 import pytest
 
 import bayesglmm as bg
+from bayesglmm.bayes.agq_op import BINOMIAL_LOGIT, POISSON_LOG
 from bayesglmm.bayes.marginalized import distinct_groups, draw_random_effects, marginal_loglik
 from bayesglmm.frequentist.agq import agq_loglik
 from bayesglmm.frequentist.laplace import laplace_deviance, loglik_constant
@@ -281,3 +282,38 @@ def test_marginalized_posterior_equals_the_full_one_correlated_slopes():
         z = (va - vb) / se
         assert np.max(np.abs(z)) <= max(3.5, stats.norm.isf(0.01 / (2 * len(z)))), f"{stat}: {np.max(np.abs(z)):.2f}"
         assert np.mean(z**2) <= 1.2 + 4 * np.sqrt(2 / len(z)), f"{stat}: mean z² {np.mean(z**2):.2f}"
+
+
+@pytest.mark.parametrize("kind,k,trials,shift", [
+    (BINOMIAL_LOGIT, 2, 1, 0.0), (BINOMIAL_LOGIT, 3, 1, 0.0), (BINOMIAL_LOGIT, 2, 4, 0.0),
+    (BINOMIAL_LOGIT, 2, 1, 40.0),  # exp(η) > 1e15: log(1 + eᶯ) = η
+    (BINOMIAL_LOGIT, 2, 1, 400.0),  # beyond the factorised path's range
+    (POISSON_LOG, 2, 1, 0.0), (POISSON_LOG, 3, 1, 0.0)])
+def test_vector_kernel_factorised_path_equals_the_direct_one(kind, k, trials, shift):
+    """On a product grid the vector kernel computes exp(η) as exp(c)·Πexp(D x_r) and the
+    Bernoulli terms as a running product; the same nodes in another order (no product layout)
+    take the direct path: value and gradients agree to 1e-12."""
+    from bayesglmm.bayes.agq_op import agq_vector_kernel
+    from bayesglmm.frequentist.agq import product_rule
+
+    rng = np.random.default_rng(k + 10 * trials)
+    J, m = 30, 5
+    N = J * m
+    start = np.arange(0, N + 1, m).astype(np.int64)
+    base = rng.normal(-0.5, 0.7, N) + shift
+    A = np.column_stack([np.full(N, 0.9)] + [rng.normal(0, 0.6, N) for _ in range(k - 1)])
+    n = np.full(N, float(trials))
+    mean = trials * 0.4 if kind == BINOMIAL_LOGIT else 1.5
+    y = (rng.binomial(trials, 0.4, N) if kind == BINOMIAL_LOGIT else rng.poisson(mean, N)).astype(float)
+    if shift:
+        y = n.copy() if shift < 100 else y
+    counts = rng.integers(1, 3, J).astype(float)
+    X, logw = product_rule(7 if k == 3 else 11, k)
+    perm = rng.permutation(len(X))
+    fast = agq_vector_kernel(base, A, start, y, n, counts, np.ascontiguousarray(X), np.ascontiguousarray(logw), kind)
+    direct = agq_vector_kernel(base, A, start, y, n, counts, np.ascontiguousarray(X[perm]),
+                               np.ascontiguousarray(logw[perm]), kind)
+    assert np.isfinite(fast[0])
+    assert fast[0] == pytest.approx(direct[0], rel=1e-12, abs=1e-9)
+    np.testing.assert_allclose(fast[1], direct[1], rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(fast[2], direct[2], rtol=1e-10, atol=1e-11)

@@ -17,7 +17,9 @@ whole computation in one Numba loop nest, with its gradient in the same pass:
 For a random intercept (one ``a`` over the group) exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one
 exponential per node instead of one per node and row, and the Bernoulli terms Σ log(1 + tᵢ) are
 the log of a running product (the Poisson terms reduce to sums over the group). Slopes, or
-|η| beyond 300, take the direct path. ``perform`` (Python/C backends) calls the same
+|η| beyond 300, take the direct path. :class:`AGQVectorMarginal` (a block of 2–3 terms, the
+product rule) factorises likewise: on the product grid exp(ηᵢ) at all q^k nodes is an outer
+product of k·q exponentials per row (:func:`agq_vector_kernel`). ``perform`` (Python/C backends) calls the same
 compiled kernel.
 """
 
@@ -416,11 +418,38 @@ def _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step):
 
 
 @numba.njit(cache=True)
+def _product_digits(X):
+    """(q, digits, x1) when ``X`` (M, k) is the product grid of one rule x1 of q nodes, the last
+    coordinate varying fastest (as :func:`bayesglmm.frequentist.agq.product_rule` builds it): node m
+    is (x1[digits[m, 0]], …, x1[digits[m, k-1]]); q = 0 when it is not."""
+    M, k = X.shape
+    q = int(round(M ** (1.0 / k)))
+    digits = np.zeros((M, k), dtype=np.int64)
+    x1 = X[:q, k - 1].copy()
+    if q ** k != M:
+        return 0, digits, x1
+    for m in range(M):
+        rest = m
+        for r in range(k - 1, -1, -1):
+            digits[m, r] = rest % q
+            rest //= q
+            if X[m, r] != x1[digits[m, r]]:
+                return 0, digits, x1
+    return q, digits, x1
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     """The product-rule AGQ of a k-vector random effect per group (k = A.shape[1]): the value and
     its gradient in ``base`` (n,) and ``A`` (n, k), ηᵢ = baseᵢ + Aᵢ·u, nodes u = û + √2 L⁻ᵀ x for
     H = L Lᵀ, the modes and L held fixed in the gradient; ``X`` (M, k) the product nodes, ``logw``
-    their log weights + ‖x‖²."""
+    their log weights + ‖x‖².
+
+    On a product grid ηᵢ at node x is cᵢ + Σ_r Dᵢᵣ x_r with cᵢ = baseᵢ + Aᵢ·û and Dᵢ = √2 L⁻¹Aᵢ, so
+    exp(ηᵢ) at all M nodes is the outer product exp(cᵢ) ⊗_r exp(Dᵢᵣ x1): k·q exponentials per row
+    instead of q^k, built row by row into contiguous node vectors (SIMD loops); the Bernoulli terms
+    Σ log(1 + tᵢ) are the log of a running product per node, the Poisson ones sums (|η| < 300;
+    else, or off a product grid, the direct path: two transcendental calls per node and row)."""
     M, k = X.shape
     J = counts.shape[0]
     gbase = np.zeros_like(base)
@@ -428,13 +457,26 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     longest = 0
     for j in range(J):
         longest = max(longest, start[j + 1] - start[j])
-    dk = np.empty((M, longest))
+    dk = np.empty((longest, M))  # κ′ at each row and node of the group, for the gradient
     F = np.empty(M)
-    U = np.empty((M, k))
+    S = np.empty(M)
+    P = np.empty(M)
+    T = np.empty(M)
+    Ut = np.empty((k, M))  # the nodes, coordinate-major
     H = np.empty((k, k))
     L = np.empty((k, k))
+    Q = np.empty((k, k))
     g = np.empty(k)
     step = np.empty(k)
+    q, digits, x1 = _product_digits(X)
+    xmax = 0.0
+    for j in range(x1.shape[0]):
+        xmax = max(xmax, abs(x1[j]))
+    C = np.empty(longest)
+    Span = np.empty(longest)
+    D = np.empty((longest, k))
+    Er = np.empty(x1.shape[0])
+    Xt = np.ascontiguousarray(X.T)
     total = 0.0
     half_k = 0.5 * k * (np.log(2.0) - np.log(2.0 * np.pi))
     for j in range(J):
@@ -443,39 +485,136 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
         logdet = 0.0
         for r in range(k):
             logdet += np.log(L[r, r])
-        top = -np.inf
+        for c in range(k):  # Q = √2 L⁻ᵀ (upper triangular), column by column: node = û + Q x
+            for r in range(k - 1, -1, -1):
+                v = np.sqrt(2.0) if r == c else 0.0
+                for t in range(r + 1, k):
+                    v -= L[t, r] * Q[t, c]
+                Q[r, c] = v / L[r, r]
         for m in range(M):
-            for r in range(k - 1, -1, -1):  # node = û + √2 L⁻ᵀ x: back substitution with Lᵀ
-                v = np.sqrt(2.0) * X[m, r]
-                for q in range(r + 1, k):
-                    v -= L[q, r] * step[q]
-                step[r] = v / L[r, r]
-            sq = 0.0
+            F[m] = logw[m]
+            S[m] = 0.0
+            P[m] = 1.0
+        for r in range(k):
+            for m in range(M):
+                v = u[r]
+                for c in range(r, k):
+                    v += Q[r, c] * Xt[c, m]
+                Ut[r, m] = v
+                F[m] -= 0.5 * v * v
+        fast = q > 0
+        ones = True
+        for i in range(lo, hi):  # cᵢ = baseᵢ + Aᵢ·û, Dᵢ = √2 L⁻¹Aᵢ (forward substitution): η = c + D·x
+            c = base[i]
             for r in range(k):
-                U[m, r] = u[r] + step[r]
-                sq += U[m, r] * U[m, r]
-            s = 0.0
+                c += A[i, r] * u[r]
+            span = abs(c)
+            for r in range(k):
+                v = np.sqrt(2.0) * A[i, r]
+                for t in range(r):
+                    v -= L[r, t] * D[i - lo, t]
+                D[i - lo, r] = v / L[r, r]
+                span += abs(D[i - lo, r]) * xmax
+            C[i - lo] = c
+            Span[i - lo] = span
+            fast = fast and span < 300.0
+            ones = ones and n[i] == 1.0
+        if fast:
+            bound = 0.0  # a bound on the log of the running products so far
             for i in range(lo, hi):
-                eta = base[i]
+                c, span = C[i - lo], Span[i - lo]
+                yi, ni = y[i], n[i]
+                lin = yi * c
+                for m in range(M):
+                    F[m] += lin
                 for r in range(k):
-                    eta += A[i, r] * U[m, r]
-                kap, d1, _ = _kernel(eta, y[i], n[i], kind)
-                s += kap
-                dk[m, i - lo] = d1
-            F[m] = logw[m] + s - 0.5 * sq
-            top = max(top, F[m])
-        acc = 0.0
-        for m in range(M):
-            F[m] = np.exp(F[m] - top)
-            acc += F[m]
+                    yd = yi * D[i - lo, r]
+                    for m in range(M):
+                        F[m] += yd * Xt[r, m]
+                T[0] = np.exp(c)  # exp(η) at every node: the outer product, last coordinate fastest
+                size = 1
+                for r in range(k):
+                    for jj in range(q):
+                        Er[jj] = np.exp(D[i - lo, r] * x1[jj])
+                    for a in range(size - 1, -1, -1):  # in place, backwards: T[a] read before overwritten
+                        v = T[a]
+                        for jj in range(q):
+                            T[a * q + jj] = v * Er[jj]
+                    size *= q
+                row = dk[i - lo]
+                if kind == BINOMIAL_LOGIT and ones:
+                    if bound + span > 600.0:  # flush the running products before they overflow
+                        for m in range(M):
+                            S[m] += np.log(P[m])
+                            P[m] = 1.0
+                        bound = 0.0
+                    bound += span + 1.0
+                    for m in range(M):
+                        t = T[m]
+                        P[m] *= 1.0 + t
+                        row[m] = yi - t / (1.0 + t)
+                elif kind == BINOMIAL_LOGIT:
+                    for m in range(M):
+                        t = T[m]
+                        S[m] += ni * np.log1p(t)
+                        row[m] = yi - ni * (t / (1.0 + t))
+                else:
+                    for m in range(M):
+                        t = T[m]
+                        S[m] += t
+                        row[m] = yi - t
+            for m in range(M):
+                S[m] = F[m] - S[m]  # F without the log of the running products
+        else:
+            for i in range(lo, hi):
+                row = dk[i - lo]
+                for m in range(M):
+                    eta = base[i]
+                    for r in range(k):
+                        eta += A[i, r] * Ut[r, m]
+                    kap, d1, _ = _kernel(eta, y[i], n[i], kind)
+                    F[m] += kap
+                    row[m] = d1
+        done = False
+        if fast and kind == BINOMIAL_LOGIT and ones:
+            # softmax weights exp(S − top)/P, top = max S ≥ max(S − log P): no logarithm per node
+            # (P ≤ e^600, so the sum stays above 1e-280 unless the mass is elsewhere; else the logs)
+            top = -np.inf
+            for m in range(M):
+                top = max(top, S[m])
+            acc = 0.0
+            for m in range(M):
+                F[m] = np.exp(S[m] - top) / P[m]
+                acc += F[m]
+            done = acc > 1e-280
+            if not done:
+                for m in range(M):
+                    S[m] -= np.log(P[m])
+        if not done:
+            if fast:
+                for m in range(M):
+                    F[m] = S[m]
+            top = -np.inf
+            for m in range(M):
+                top = max(top, F[m])
+            acc = 0.0
+            for m in range(M):
+                F[m] = np.exp(F[m] - top)
+                acc += F[m]
         total += counts[j] * (top + np.log(acc) + half_k - logdet)
-        for m in range(M):
-            pm_ = counts[j] * F[m] / acc
-            for i in range(lo, hi):
-                d1 = pm_ * dk[m, i - lo]
-                gbase[i] += d1
-                for r in range(k):
-                    gA[i, r] += d1 * U[m, r]
+        for m in range(M):  # the weights of the gradient: counts · softmax(F)
+            F[m] *= counts[j] / acc
+        for i in range(lo, hi):
+            row = dk[i - lo]
+            s0 = 0.0
+            for m in range(M):
+                s0 += F[m] * row[m]
+            gbase[i] += s0
+            for r in range(k):
+                sr = 0.0
+                for m in range(M):
+                    sr += F[m] * row[m] * Ut[r, m]
+                gA[i, r] += sr
     return total, gbase, gA
 
 
