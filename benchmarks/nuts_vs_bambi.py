@@ -13,6 +13,13 @@ nutpie's compiled model of that structure (``bayesglmm.bayes.compilation.compile
 bambi compiles again (it has no such reuse), PyMC's NUTS loads both packages' Numba code from the
 on-disk cache.
 
+With ``--rstanarm`` (and ``Rscript`` with rstanarm installed; Debian: ``apt-get install
+r-cran-rstanarm``) rstanarm's ``stan_glmer`` samples the same cases in the same run, before the
+Python side (2 cores, ``adapt_delta`` 0.9, the same draws): its ESS/s of the group SDs (bulk ESS
+of the variances, ``rstan::ess_bulk``: rank-based, so that of the SDs) is printed next to the
+others. rstanarm ships its Stan programs compiled, so its first and later calls are alike; its
+time is ``system.time`` of the ``stan_glmer`` call after one warm-up fit in the R process.
+
 Priors differ: each package uses its own defaults (bambi's auto-scaled priors,
 bayesglmm's documented rule in ``bayesglmm.priors``); likelihood and random-effect
 structure are the same. Run: ``make bench`` or ``.venv/bin/python benchmarks/nuts_vs_bambi.py``.
@@ -21,6 +28,11 @@ structure are the same. Run: ``make bench`` or ``.venv/bin/python benchmarks/nut
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 import warnings
 
@@ -44,12 +56,16 @@ CASES = {
 }
 #: the bundled data set of a case, when its name is not one
 DATA: dict[str, str] = {}
+#: the warm-up model of every package: outside the timed cases
+WARM_UP = {"warm-up": ("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", "p(incidence, size) ~ 1 + (1 | herd)",
+                       "binomial", "herd")}
+DATA["warm-up"] = "cbpp"
 #: crossed designs: sample(marginalize=True) needs one grouping factor
 CROSSED = {"salamander"}
 
 
 def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=False, nagq=None):
-    formula, _, family, group = CASES[name]
+    formula, _, family, group = {**CASES, **WARM_UP}[name]
     t0 = time.perf_counter()
     model = bg.GLMM(formula, bg.datasets.load(DATA.get(name, name.split("-")[0])), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
@@ -61,10 +77,58 @@ def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=F
     return secs, ess
 
 
+R_FAMILY = {"bernoulli": "binomial()", "binomial": "binomial()", "poisson": "poisson()"}
+
+
+def run_rstanarm(names, draws, tune, chains, seed):
+    """rstanarm's seconds and smallest bulk ESS of the group SDs per case, timed by one Rscript
+    process (after a warm-up fit in it); {} without Rscript or rstanarm."""
+    if shutil.which("Rscript") is None:
+        print("(rstanarm not timed: no Rscript here)")
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = ["suppressMessages({library(rstanarm); library(jsonlite)})", "options(mc.cores = 2); out <- list()",
+                 # the SDs' variances Sigma[g:t,t] (rank-based bulk ESS: the same for the SDs)
+                 "ess_sd <- function(fit) { a <- as.array(fit); v <- grep('^Sigma[[]', dimnames(a)[[3]], value = TRUE); "
+                 "t <- strsplit(sub('^Sigma[[][^:]*:(.*)[]]$', '\\\\1', v), ','); v <- v[sapply(t, function(x) x[1] == x[2])]; "
+                 "min(sapply(v, function(p) rstan::ess_bulk(a[, , p]))) }"]
+        for name in ["warm-up", *names]:
+            formula, _, family, _ = {**CASES, **WARM_UP}[name]
+            data_name = DATA.get(name, name.split("-")[0])
+            csv = os.path.join(tmp, f"{data_name}.csv")
+            bg.datasets.load(data_name).to_csv(csv, index=False)
+            cats = ", ".join(f'"{c}"' for c in bg.datasets.info(data_name).categorical)
+            n_draws, n_tune = (50, 50) if name == "warm-up" else (draws, tune)
+            lines += [f"d <- read.csv('{csv}'); for (c in c({cats})) d[[c]] <- factor(as.character(d[[c]]))",
+                      f"t <- system.time(fit <- stan_glmer({formula}, data = d, family = {R_FAMILY[family]}, "
+                      f"chains = {chains}, iter = {n_tune + n_draws}, warmup = {n_tune}, adapt_delta = 0.9, "
+                      f"seed = {seed}, refresh = 0))[['elapsed']]",
+                      f"out[['{name}']] <- c(t, ess_sd(fit))"]
+        lines.append("cat(toJSON(out, digits = 6), '\\n')")
+        script = os.path.join(tmp, "rstanarm.R")
+        with open(script, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        proc = subprocess.run(["Rscript", script], capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        print(f"(rstanarm failed: {proc.stderr.strip().splitlines()[-3:]})")
+        return {}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.pop("warm-up", None)
+    return {name: (float(v[0]), float(v[1])) for name, v in out.items()}
+
+
+def r_versions() -> str:
+    """R's and rstanarm's versions, as Rscript reports them."""
+    proc = subprocess.run(["Rscript", "-e", "cat(R.version.string, '; rstanarm', "
+                           "as.character(packageVersion('rstanarm')), '; rstan', as.character(packageVersion('rstan')))"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
 def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
     import bambi as bmb
 
-    _, formula, family, group = CASES[name]
+    _, formula, family, group = {**CASES, **WARM_UP}[name]
     data = bg.datasets.load(DATA.get(name, name.split("-")[0]))
     for g in group.split():
         data[g] = data[g].astype(str)
@@ -98,23 +162,31 @@ def main():
     p.add_argument("--warm", action="store_true",
                    help="run every case once, untimed, before timing it (fills the compile caches of "
                         "that very graph: what a second sample() of the same structure in a session pays)")
+    p.add_argument("--rstanarm", action="store_true",
+                   help="also time rstanarm's stan_glmer on the cases (Rscript with rstanarm installed)")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     # warm-up: pay one-off imports for both packages, on a model outside the cases (so that a
     # case's first timed call without --warm is a first call: no compiled model of it is kept)
-    CASES["warm-up"] = ("cbind(incidence, size - incidence) ~ 1 + (1 | herd)",
-                        "p(incidence, size) ~ 1 + (1 | herd)", "binomial", "herd")
-    DATA["warm-up"] = "cbpp"
     run_bayesglmm("warm-up", 50, 50, a.chains, 0, a.sampler)
     if a.marginalize:
         run_bayesglmm("warm-up", 50, 50, a.chains, 0, a.sampler, True, a.nagq)
     run_bambi("warm-up", 50, 50, a.chains, 0, a.sampler)
+    stan = {}
+    if a.rstanarm:  # R first, alone on the machine
+        stan = run_rstanarm(a.cases, a.draws, a.tune, a.chains, a.seed)
+        if stan:
+            print(r_versions())
     head = (f"{'case':10s} {'bg s':>7s} {'bg ESS':>7s} {'bg ESS/s':>9s} {'bmb s':>7s} {'bmb ESS':>8s} "
             f"{'bmb ESS/s':>9s} {'time ratio':>10s} {'ESS/s ratio':>11s}")
     if a.marginalize:
         head += f" {'marg s':>7s} {'marg ESS':>8s} {'marg ESS/s':>10s} {'marg ratio':>10s}"
     print(f"sampler {a.sampler}, {a.chains} chains × ({a.tune} + {a.draws}){', warm' if a.warm else ''}" +
           (f", marginalize nagq={a.nagq or 'auto'}" if a.marginalize else ""))
+    if stan:
+        head += f" {'stan s':>7s} {'stan ESS':>8s} {'stan ESS/s':>10s} {'bg/stan':>7s}"
+        if a.marginalize:
+            head += f" {'marg/stan':>9s}"
     print(head)
     for name in a.cases:
         if a.warm:
@@ -131,9 +203,14 @@ def main():
             line += f" {s3:7.1f} {e3:8.0f} {e3 / s3:10.1f} {(e3 / s3) / (e2 / s2):10.2f}"
         elif a.marginalize:
             line += f" {'crossed: marginalize needs one grouping factor':>38s}"
+        if name in stan:
+            s4, e4 = stan[name]
+            line += f" {s4:7.1f} {e4:8.0f} {e4 / s4:10.1f} {(e1 / s1) / (e4 / s4):7.2f}"
+            if a.marginalize:
+                line += f" {(e3 / s3) / (e4 / s4):9.2f}" if name not in CROSSED else f" {'–':>9s}"
         print(line, flush=True)
     print("time ratio = bambi seconds / bayesglmm seconds; ESS/s ratio = bayesglmm / bambi (group SD); "
-          "marg ratio = marginalized bayesglmm / bambi")
+          "marg ratio = marginalized bayesglmm / bambi; bg/stan, marg/stan: the same against rstanarm")
 
 
 if __name__ == "__main__":
