@@ -261,7 +261,8 @@ class GLMM:
             One grouping factor with a random block of up to 3 terms (``(1 | g)``, ``(1 + x | g)``:
             the product rule); logit Bernoulli/binomial or log Poisson. The few parameters left
             are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's
-            NUTS, ``adaptation="low_rank"`` with nutpie (either overridden by passing it).
+            NUTS, ``adaptation="low_rank"`` with nutpie for one term (either overridden by passing
+            it).
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
             log-likelihood settles to 1e-4 at the Laplace estimate and 3 SEs above it

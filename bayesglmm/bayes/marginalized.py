@@ -346,8 +346,11 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
         key = structure_key(design, family, model.priors, "present", "marginal", nagq, design.y)
         # a handful of parameters, correlated (intercept and its SD, β's of group-level covariates):
         # nutpie's low-rank mass matrix takes 5-6 leapfrog steps a draw where the diagonal one
-        # takes 6-9, for 1.6-2x the ESS per second on bacteria and ohio
-        kwargs.setdefault("adaptation", "low_rank")
+        # takes 6-9, for 1.6-2x the ESS per second on bacteria and ohio (and steady over 40 short
+        # runs). Not with a correlated block: on ohio (1 + age | id) with 200 tuning steps one
+        # chain's step size fell to 2e-5 (1000 leapfrog steps a draw); the diagonal one did not
+        if block.n_terms == 1:
+            kwargs.setdefault("adaptation", "low_rank")
         idata = sample_nutpie(lambda as_data: build_marginal_model(design, family, model.priors, nagq, as_data),
                               key, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               target_accept=target_accept, progressbar=progressbar, **kwargs)
