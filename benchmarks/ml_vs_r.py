@@ -17,17 +17,12 @@ Run: ``.venv/bin/python benchmarks/ml_vs_r.py [--no-r]`` (R seconds from ``bayes
 """
 
 import argparse
-import json
 import statistics
 import time
 import warnings
 
-import os
-import shutil
-import subprocess
-import tempfile
-
 import bayesglmm as bg
+import rscript
 
 CASES = ["cbpp", "bacteria", "epil", "ohio", "salamander", "sleepstudy", "milk"]
 METHODS = (("laplace", "glmer_laplace"), ("agq", "glmer_agq25"), ("pql", "glmmpql"), ("gee", "gee_exch"),
@@ -39,19 +34,15 @@ R_FAMILY = {"bernoulli": "binomial()", "binomial": "binomial()", "poisson": "poi
 
 def r_timings(name, meta, data, methods, reps):
     """Seconds of the R fits of one case, timed by Rscript on this machine (None without R)."""
-    if shutil.which("Rscript") is None:
-        return None
     model = bg.GLMM(meta.formula, data, family=meta.family)
     groups = model.design.groups
     fixed = meta.formula.split("+ (")[0].strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = os.path.join(tmp, f"{name}.csv")
-        data.to_csv(csv, index=False)
-        cats = ", ".join(f'"{c}"' for c in meta.categorical)
+
+    def script(tmp):
         lines = [
             "suppressMessages({library(lme4); library(glmmTMB); library(MASS); library(geepack); library(jsonlite)})",
             f"reps <- {reps}; med <- function(f) {{ f(); median(replicate(reps, system.time(f())[['elapsed']])) }}",
-            f"d <- read.csv('{csv}'); for (c in c({cats})) d[[c]] <- factor(as.character(d[[c]]))",
+            rscript.data_frame(tmp, name, data, meta.categorical),
             f"fo <- {meta.formula}; out <- list()",
         ]
         if meta.family == "gaussian":
@@ -69,15 +60,9 @@ def r_timings(name, meta, data, methods, reps):
             if "gee" in methods:
                 lines.append(f"gd <- d[order(d${groups[0]}), ]; out$gee <- med(function() geeglm({fixed}, "
                              f"id = gd${groups[0]}, data = gd, family = {fam}, corstr = 'exchangeable'))")
-        lines.append("cat(toJSON(out, auto_unbox = TRUE, digits = 6))")
-        script = os.path.join(tmp, "time.R")
-        with open(script, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        proc = subprocess.run(["Rscript", script], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        print(f"  (R timing of {name} failed: {proc.stderr.strip().splitlines()[-1:]})")
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return lines + ["cat(toJSON(out, auto_unbox = TRUE, digits = 6))"]
+
+    return rscript.run_json(script, f"R timing of {name}")
 
 
 def main():

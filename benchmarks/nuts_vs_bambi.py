@@ -28,11 +28,7 @@ structure are the same. Run: ``make bench`` or ``.venv/bin/python benchmarks/nut
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 import warnings
 
@@ -40,6 +36,7 @@ import arviz as az
 import numpy as np
 
 import bayesglmm as bg
+import rscript
 
 CASES = {
     # name: (bayesglmm formula, bambi formula, family, grouping factors)
@@ -83,10 +80,8 @@ R_FAMILY = {"bernoulli": "binomial()", "binomial": "binomial()", "poisson": "poi
 def run_rstanarm(names, draws, tune, chains, seed):
     """rstanarm's seconds and smallest bulk ESS of the group SDs per case, timed by one Rscript
     process (after a warm-up fit in it); {} without Rscript or rstanarm."""
-    if shutil.which("Rscript") is None:
-        print("(rstanarm not timed: no Rscript here)")
-        return {}
-    with tempfile.TemporaryDirectory() as tmp:
+
+    def script(tmp):
         lines = ["suppressMessages({library(rstanarm); library(jsonlite)})", "options(mc.cores = 2); out <- list()",
                  # the SDs' variances Sigma[g:t,t] (rank-based bulk ESS: the same for the SDs)
                  "ess_sd <- function(fit) { a <- as.array(fit); v <- grep('^Sigma[[]', dimnames(a)[[3]], value = TRUE); "
@@ -95,24 +90,16 @@ def run_rstanarm(names, draws, tune, chains, seed):
         for name in ["warm-up", *names]:
             formula, _, family, _ = {**CASES, **WARM_UP}[name]
             data_name = DATA.get(name, name.split("-")[0])
-            csv = os.path.join(tmp, f"{data_name}.csv")
-            bg.datasets.load(data_name).to_csv(csv, index=False)
-            cats = ", ".join(f'"{c}"' for c in bg.datasets.info(data_name).categorical)
             n_draws, n_tune = (50, 50) if name == "warm-up" else (draws, tune)
-            lines += [f"d <- read.csv('{csv}'); for (c in c({cats})) d[[c]] <- factor(as.character(d[[c]]))",
+            lines += [rscript.data_frame(tmp, data_name, bg.datasets.load(data_name),
+                                         bg.datasets.info(data_name).categorical),
                       f"t <- system.time(fit <- stan_glmer({formula}, data = d, family = {R_FAMILY[family]}, "
                       f"chains = {chains}, iter = {n_tune + n_draws}, warmup = {n_tune}, adapt_delta = 0.9, "
                       f"seed = {seed}, refresh = 0))[['elapsed']]",
                       f"out[['{name}']] <- c(t, ess_sd(fit))"]
-        lines.append("cat(toJSON(out, digits = 6), '\\n')")
-        script = os.path.join(tmp, "rstanarm.R")
-        with open(script, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        proc = subprocess.run(["Rscript", script], capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        print(f"(rstanarm failed: {proc.stderr.strip().splitlines()[-3:]})")
-        return {}
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+        return lines + ["cat(toJSON(out, digits = 6), '\\n')"]
+
+    out = rscript.run_json(script, "rstanarm", timeout=3600) or {}
     out.pop("warm-up", None)
     return {name: (float(v[0]), float(v[1])) for name, v in out.items()}
 

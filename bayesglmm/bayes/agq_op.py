@@ -103,6 +103,23 @@ def _group_mode(base, a, y, n, lo, hi, kind, B, fast):
 
 
 @numba.njit(cache=True)
+def _intercept_exponentials(base, a, lo, hi, B):
+    """Whether rows lo:hi take the fast path — one a over the group (a random intercept) and
+    |base| < 300, so that exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one exponential per node, not per
+    node and row — and then B[i - lo] = exp(baseᵢ)."""
+    fast = True
+    bmax = 0.0
+    for i in range(lo, hi):
+        fast = fast and a[i] == a[lo]
+        bmax = max(bmax, abs(base[i]))
+    fast = fast and bmax < 300.0
+    if fast:
+        for i in range(lo, hi):
+            B[i - lo] = np.exp(base[i])
+    return fast
+
+
+@numba.njit(cache=True)
 def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
     """The value and its gradient in ``base`` and ``a`` (see the module docstring); rows of group j
     are ``start[j]:start[j + 1]``."""
@@ -123,17 +140,7 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
     total = 0.0
     for j in range(J):
         lo, hi = start[j], start[j + 1]
-        # fast path: one a over the group (a random intercept) and moderate η, so that
-        # exp(base_i + a u) = exp(base_i)·exp(a u): one exponential per node, not per node and row
-        fast = True
-        bmax = 0.0
-        for i in range(lo, hi):
-            fast = fast and a[i] == a[lo]
-            bmax = max(bmax, abs(base[i]))
-        fast = fast and bmax < 300.0
-        if fast:
-            for i in range(lo, hi):
-                B[i - lo] = np.exp(base[i])
+        fast = _intercept_exponentials(base, a, lo, hi, B)
         u, h = _group_mode(base, a, y, n, lo, hi, kind, B, fast)
         R = np.sqrt(h)
         scale = np.sqrt(2.0) / R
@@ -308,17 +315,9 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
             a[i] = sd[d] * xr[i]
         for p in range(Q):
             lo, hi = start[p], start[p + 1]
-            f = True
-            bmax = 0.0
-            for i in range(lo, hi):
-                f = f and a[i] == a[lo]
-                bmax = max(bmax, abs(base[i]))
-            f = f and bmax < 300.0
-            if f:
-                for i in range(lo, hi):
-                    B[i] = np.exp(base[i])
-            fast[p] = f
             Bp = B[lo:hi]
+            f = _intercept_exponentials(base, a, lo, hi, Bp)
+            fast[p] = f
             m, h = _group_mode(base, a, y, n, lo, hi, kind, Bp, f)
             hm = _group_logf(base, a, y, n, lo, hi, kind, Bp, f, m)
             delta = 1.0 / np.sqrt(h)
