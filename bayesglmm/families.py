@@ -176,6 +176,15 @@ class Family:
         return Working(mu, mean, resid * d1 / var, weight, n * (2.0 * d1 * d2 / var - d1**3 * dvar / var**2),
                        weight - resid * curv)
 
+    def score(self, eta, y, trials=None) -> np.ndarray:
+        """∂ℓ/∂η = (y − nμ) μ′/V at ``eta`` (unit dispersion): :attr:`Working.score` alone, for
+        the engines that need no weights (AGQ's gradient at every node)."""
+        eta = np.asarray(eta, dtype=float)
+        n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+        mu = self.link.inverse(eta)
+        var = np.maximum(self.variance(self.clip_mu(mu)), 1e-300)
+        return (np.asarray(y, dtype=float) - n * mu) * self.link.inverse_deriv(eta) / var
+
     def clip_mu(self, mu):
         """μ kept inside the open support of the mean where the variance function vanishes at the
         edge (a probability within [ε, 1 − ε]), so that working weights stay finite when a

@@ -11,8 +11,9 @@ from a perturbed start. The package's fit must
 - leave nothing to gain: the reference optimum is at most 1e-6 higher (the issue's bar: a
   held-out correlated-slopes AGQ fit had stopped 1.3e-4 short, β 2.7e-3 off).
 
-The cases cover what has no canonical-link analytic gradient of its own: a vector random effect
-under AGQ, probit and cloglog links (Laplace and AGQ), and a Poisson random slope with an offset.
+The cases cover the gradients beyond the canonical-link Laplace one: a vector random effect
+under AGQ (its gradient through the product rule's moving nodes), probit and cloglog links
+(Laplace and AGQ), and a Poisson random slope with an offset.
 """
 
 from __future__ import annotations

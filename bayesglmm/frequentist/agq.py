@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-__all__ = ["agq_loglik", "check_agq"]
+__all__ = ["agq_loglik", "agq_value_and_grad", "check_agq"]
 
 
 def check_agq(design, nagq) -> None:
@@ -76,38 +76,160 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
         Nodes per dimension.
     """
     block = design.random[0]
-    J, k = block.n_levels, block.n_terms
-    y, trials, idx = design.y, design.trials, block.index
     base = design.offset + design.X @ beta
     a = block.Xr @ L  # row i: (Lᵀ xr_i)ᵀ, so that xr_i · (L u) = a_i · u
-    U = u_hat.reshape(J, k)
-    eta = base + np.einsum("ik,ik->i", a, U[idx])
-    dmu = family.link.inverse_deriv(eta)
-    mu = family.link.inverse(eta)
-    w = (1.0 if trials is None else trials) * dmu**2 / np.maximum(family.variance(mu), 1e-300)
-    H = np.zeros((J, k, k))
-    np.add.at(H, idx, w[:, None, None] * a[:, :, None] * a[:, None, :])
-    H += np.eye(k)
-    R = np.linalg.cholesky(H)  # H_j = R_j R_jᵀ
-    Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
-    logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
+    U = u_hat.reshape(block.n_levels, block.n_terms)
+    eta = base + np.einsum("ik,ik->i", a, U[block.index])
+    wk = family.working(eta, design.y, design.trials)
+    R = np.linalg.cholesky(_level_outer(block, wk.weight, a))  # H_j = R_j R_jᵀ
+    F = np.vstack([chunk[-1] for chunk in _node_batches(design, family, a, eta, U, R, nagq)])
+    return float(np.sum(_per_level(F, R)))
 
-    X, logw = product_rule(nagq, k)
-    yb = y[None, :]
+
+def _level_outer(block, weight, a) -> np.ndarray:
+    """I + Σ_{i∈j} wᵢ aᵢaᵢᵀ for every level j, shape (J, k, k): the block of the PIRLS curvature."""
+    J, k = block.n_levels, block.n_terms
+    H = np.empty((J, k, k))
+    for r in range(k):
+        for c in range(r, k):
+            H[:, r, c] = H[:, c, r] = np.bincount(block.index, weights=weight * a[:, r] * a[:, c], minlength=J)
+    return H + np.eye(k)
+
+
+def _node_batches(design, family, a, eta, U, R, nagq, with_terms=True):
+    """The product rule's nodes in batches of bounded memory: for each batch, (nodes x (K_b, k),
+    u_x = û_j + √2 R_j⁻ᵀ x (K_b, J, k), η at them (K_b, n), and F_jx = log ω_x + ‖x‖² + ℓ_j(u_x)
+    − ‖u_x‖²/2 (K_b, J), ℓ_j with its constants). ``eta`` is η at the modes: ηᵢ(u_x) = η̂ᵢ + Bᵢ·x
+    with Bᵢ = √2 R_j⁻¹aᵢ, one matrix product a batch. ``with_terms=False`` yields None for F."""
+    block = design.random[0]
+    y, trials, idx = design.y, design.trials, block.index
+    Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
+    X, logw = product_rule(nagq, block.n_terms)
     tb = None if trials is None else trials[None, :]
     indicator = _level_indicator(block)
     const = indicator.T @ family.loglik_constant(y, trials)  # per level; the same at every node
-    chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch: bounded memory
-    terms = []
+    B = np.sqrt(2.0) * np.einsum("iba,ib->ia", Rinv_T[idx], a)  # √2 R_j⁻¹aᵢ, (n, k)
+    chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch
     for start in range(0, len(X), chunk):
         Xc = X[start:start + chunk]
-        Ux = U[None, :, :] + np.sqrt(2.0) * np.einsum("jab,Kb->Kja", Rinv_T, Xc)  # (K, J, k)
-        eta_x = base[None, :] + np.einsum("ik,Kik->Ki", a, Ux[:, idx, :])
-        ll = family.loglik_kernel(yb, family.link.inverse(eta_x), tb)  # (K, n)
+        Ux = U[None, :, :] + np.sqrt(2.0) * np.tensordot(Xc, Rinv_T, axes=(1, 2))  # (K, J, k)
+        eta_x = eta[None, :] + Xc @ B.T
+        if not with_terms:
+            yield Xc, Ux, eta_x, None
+            continue
+        ll = family.loglik_kernel(y[None, :], family.link.inverse(eta_x), tb)  # (K, n)
         per = (indicator.T @ ll.T).T + const  # per-level sums, (K, J)
-        terms.append(logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2))
-    per_level = logsumexp(np.vstack(terms), axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
-    return float(np.sum(per_level))
+        yield Xc, Ux, eta_x, logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2)
+
+
+def _per_level(F, R) -> np.ndarray:
+    """Each level's log-likelihood from its node terms F (K, J) and curvature factors R (J, k, k)."""
+    k = R.shape[1]
+    logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
+    return logsumexp(F, axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
+
+
+def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq):
+    """AGQ deviance and its exact gradient in (θ, β) for a block of k ≥ 1 terms, any link.
+
+    The nodes u_jx = û_j + √2 R_j⁻ᵀ x move with the parameters, and the gradient follows them:
+    for a parameter p (an element of β, or the entry L[r, c] of the block's factor, with
+    aᵢ = Lᵀxrᵢ so ∂aᵢ/∂L[r, c] = xrᵢ[r] e_c),
+
+    * the modes, by implicit differentiation of Σ_{i∈j} sᵢaᵢ − û_j = 0 with the observed weights
+      W°: H°_j dû_j = Σ_{i∈j} [−W°ᵢ ∂ηᵢ aᵢ + sᵢ ∂aᵢ] (∂ηᵢ = xᵢ for β, xrᵢ[r] û_j[c] for L[r, c]),
+      H°_j = I + Σ W°ᵢ aᵢaᵢᵀ;
+    * the curvature H_j = I + Σ Wᵢ aᵢaᵢᵀ (Fisher weights, as in PIRLS):
+      dH_j = Σ [W′ᵢ dη̂ᵢ aᵢaᵢᵀ + Wᵢ(∂aᵢ aᵢᵀ + aᵢ ∂aᵢᵀ)], dη̂ᵢ = ∂ηᵢ + aᵢᵀdû_j; its Cholesky
+      factor dR = R Φ(R⁻¹ dH R⁻ᵀ) (Φ: the lower triangle, half the diagonal), d(R⁻ᵀ) = −R⁻ᵀ dRᵀ R⁻ᵀ;
+    * the log-likelihood Σ_j [logsumexp_x F_jx − log|R_j|] with
+      dF_jx = Σ_{i∈j} g_ix ∂η_ix + c_jxᵀ(dû_j + √2 d(R_j⁻ᵀ) x), g the score at the node,
+      c_jx = Σ_{i∈j} g_ix aᵢ − u_jx (∂F/∂u), and d log|R_j| = tr(H_j⁻¹ dH_j)/2.
+
+    With one term it equals :func:`agq_value_and_beta_grad` (tested).
+
+    Parameters
+    ----------
+    design : Design
+        With one random block.
+    family : Family
+    L : ndarray, shape (k, k)
+        The block's relative covariance factor.
+    positions : sequence of (int, int)
+        The (row, column) of L of each θ component, in θ's order.
+    beta : ndarray, shape (p,)
+    u_hat : ndarray, shape (J * k,)
+        Conditional modes (level-major), from PIRLS, at (θ, β).
+    nagq : int
+
+    Returns
+    -------
+    (float, ndarray, ndarray)
+        −2 log L, its gradient in θ and in β.
+    """
+    block = design.random[0]
+    J, k = block.n_levels, block.n_terms
+    y, trials, idx, X, xr = design.y, design.trials, block.index, design.X, block.Xr
+    n, p, T = len(y), X.shape[1], len(positions)
+    rows = np.array([r for r, _ in positions], dtype=int)
+    cols = np.array([c for _, c in positions], dtype=int)
+    base = design.offset + X @ beta
+    a = xr @ L
+    U = u_hat.reshape(J, k)
+    eta = base + np.einsum("ik,ik->i", a, U[idx])
+    wk = family.working(eta, y, trials)
+    H = _level_outer(block, wk.weight, a)
+    Hobs = H if family.canonical else _level_outer(block, wk.obs_weight, a)
+    R = np.linalg.cholesky(H)
+    Rinv = np.linalg.inv(R)
+    Rinv_T = np.transpose(Rinv, (0, 2, 1))
+    M = _level_indicator(block)  # (n, J)
+
+    def per_level(v):  # Σ_{i∈j} over a trailing shape: (n, ...) → (J, ...)
+        return np.asarray(M.T @ v.reshape(n, -1)).reshape((J,) + v.shape[1:])
+
+    # parameters: θ's entries of L, then β; ∂η at the modes with u fixed, (n, T + p)
+    deta0 = np.concatenate([xr[:, rows] * U[idx][:, cols], X], axis=1)
+    rhs = per_level(-wk.obs_weight[:, None, None] * deta0[:, :, None] * a[:, None, :])  # (J, P, k)
+    for t in range(T):
+        rhs[:, t, cols[t]] += per_level(wk.score * xr[:, rows[t]])
+    dU = np.einsum("jab,jpb->jpa", np.linalg.inv(Hobs), rhs)  # dû_j per parameter
+    deta_hat = deta0 + np.einsum("ik,ipk->ip", a, dU[idx])
+    dH = per_level((wk.dweight[:, None] * deta_hat)[:, :, None, None] * (a[:, :, None] * a[:, None, :])[:, None])
+    for t in range(T):
+        Q = per_level(wk.weight[:, None] * xr[:, rows[t], None] * a)  # Σ Wᵢ xrᵢ[r] aᵢ, (J, k)
+        dH[:, t, cols[t], :] += Q
+        dH[:, t, :, cols[t]] += Q
+    Y = Rinv[:, None] @ dH @ Rinv_T[:, None]  # R⁻¹ dH R⁻ᵀ
+    Phi = np.tril(Y)
+    Phi[..., np.arange(k), np.arange(k)] *= 0.5
+    dR = R[:, None] @ Phi
+    dRinv_T = -(Rinv_T[:, None] @ np.swapaxes(dR, -1, -2) @ Rinv_T[:, None])
+    half_tr = 0.5 * np.einsum("jab,jpba->jp", Rinv_T @ Rinv, dH)  # d log|R_j|
+
+    F = np.vstack([b[-1] for b in _node_batches(design, family, a, eta, U, R, nagq)])
+    lse = logsumexp(F, axis=0)
+    value = float(np.sum(_per_level(F, R)))
+    s1, Vx = np.zeros(n), np.zeros((n, k))      # Σ_x P g and Σ_x P g x per observation
+    pc, Cx = np.zeros((J, k)), np.zeros((J, k, k))  # Σ_x P c_x, Σ_x P c_x xᵀ per level
+    tb = None if trials is None else trials[None, :]
+    first = 0
+    for Xc, Ux, eta_x, _ in _node_batches(design, family, a, eta, U, R, nagq, with_terms=False):  # bounded memory
+        P = np.exp(F[first:first + len(Xc)] - lse[None, :])  # (K_b, J)
+        first += len(Xc)
+        g = family.score(eta_x, y[None, :], tb)  # (K_b, n)
+        Pg = P[:, idx] * g
+        s1 += Pg.sum(axis=0)
+        Vx += Pg.T @ Xc
+        c = np.transpose(per_level(g.T[:, :, None] * a[:, None, :]), (1, 0, 2)) - Ux  # (K_b, J, k)
+        Pc = P[:, :, None] * c
+        pc += Pc.sum(axis=0)
+        Cx += np.einsum("xja,xb->jab", Pc, Xc)
+    V = s1[:, None] * U[idx] + np.sqrt(2.0) * np.einsum("iab,ib->ia", Rinv_T[idx], Vx)  # Σ_x P g u_x
+    direct = np.concatenate([np.sum(xr[:, rows] * V[:, cols], axis=0), X.T @ s1])
+    grad = (direct + np.einsum("jk,jpk->p", pc, dU) + np.sqrt(2.0) * np.einsum("jpab,jab->p", dRinv_T, Cx)
+            - half_tr.sum(axis=0))
+    return -2.0 * value, -2.0 * grad[:T], -2.0 * grad[T:]
 
 
 def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False):

@@ -14,8 +14,8 @@ and the Laplace approximation of the marginal log-likelihood is
 with W the IRLS (Fisher) weights at η̂ (Bates et al. 2015, eqs. 28–31; for the
 canonical links the Fisher and observed information coincide). ``laplace_deviance``
 returns −2 log L as a function of the packed vector (θ, β), which ``fit_laplace``
-minimises with L-BFGS-B (Powell if that fails) using its analytic gradient (any link; central
-differences for AGQ with a vector random effect) and finishes by Newton steps while the Newton
+minimises with L-BFGS-B (Powell if that fails) using its analytic gradient (any link, and AGQ's
+exact one through its adaptive nodes) and finishes by Newton steps while the Newton
 decrement is above 1e-8. A fit counts as converged only if the decrement gᵀH⁻¹g at the end, on
 the gradient projected onto the free parameters, is at most ``DECREMENT_TOL`` (1e-6 of
 log-likelihood left to gain), not merely because the optimiser's steps became small. Standard
@@ -41,7 +41,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, agq_value_and_beta_grad, check_agq
+from .agq import agq_loglik, agq_value_and_beta_grad, agq_value_and_grad, check_agq
 from .schur import SchurPattern, choose_elimination
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
@@ -558,17 +558,16 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     Everything needs H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one
     grouping factor, from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses
     differences). AGQ (``nagq > 1``) with one scalar random effect has its own exact gradient
-    through the adaptive nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`);
-    AGQ with a vector random effect has none (None: central differences, see
-    :func:`central_value_and_grad`).
+    through the adaptive nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`), and
+    AGQ with a vector random effect likewise through the product rule's nodes
+    (:func:`~bayesglmm.frequentist.agq.agq_value_and_grad`).
     """
     if not tmap.blocks:
         return None
-    if nagq > 1 and design.random[0].n_terms != 1:
-        return None  # AGQ's analytic gradient is written for one scalar random effect
     X, y, nt = design.X, design.y, tmap.n_theta
     C, q = tmap._C, tmap._q
     positions = tmap.theta_positions()
+    entries = [(r, c) for c, _, r in positions]  # θ's entries (row, column) of L, one block
 
     def analytic(params, st):
         """(β-gradient, θ-gradient), or None when H⁻¹ at A's nonzeros is too large."""
@@ -596,9 +595,13 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
     def value_and_grad(params):
         params = np.asarray(params, dtype=float)
         st = devfun.state(params)
-        if nagq > 1:  # AGQ, one scalar random effect: θ through the adaptive nodes as well
+        if nagq > 1 and design.random[0].n_terms == 1:  # AGQ: θ through the adaptive nodes as well
             f0, gb, gt = agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq, with_theta=True)
             return f0, np.concatenate([[gt], gb])
+        if nagq > 1:  # a block of k terms: the same through the product rule's nodes
+            f0, gt, gb = agq_value_and_grad(design, family, tmap.factors(params[:nt])[0], entries, params[nt:],
+                                            st.u, nagq)
+            return f0, np.concatenate([gt, gb])
         g = analytic(params, st)
         if g is None:
             return None
@@ -609,11 +612,12 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
 
 def central_value_and_grad(devfun, lower, h: float = 1e-6):
     """``value_and_grad`` by central differences of ``devfun`` (2 evaluations a coordinate, steps
-    h·max(1, |x|), one-sided at θ's lower bounds), for the deviances without an analytic gradient
-    (AGQ with a vector random effect). With PIRLS converged to 1e-11 the deviance is smooth to
-    about 1e-12, so the gradient is good to about 1e-6: enough for L-BFGS-B and the Newton finish
-    to reach the optimum, which forward differences at the optimiser's default 1e-8 are not (they
-    stopped a correlated-slopes AGQ fit 1.3e-4 short in log-likelihood)."""
+    h·max(1, |x|), one-sided at θ's lower bounds), for the deviances whose analytic gradient would
+    not fit in memory (H⁻¹ at A's nonzeros, :meth:`ThetaMap.solved_rows`). With PIRLS converged to
+    1e-11 the deviance is smooth to about 1e-12, so the gradient is good to about 1e-6: enough for
+    L-BFGS-B and the Newton finish to reach the optimum, which forward differences at the
+    optimiser's default 1e-8 are not (they stopped a correlated-slopes AGQ fit 1.3e-4 short in
+    log-likelihood, before AGQ had its exact gradient)."""
     lower = np.asarray(lower, dtype=float)
 
     def value_and_grad(x):
