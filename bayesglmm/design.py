@@ -384,14 +384,14 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         response = spec.response[1]
         y = _eval(response, data, "response")
         trials = None
-        if family.name == "binomial":
+        if family.needs_trials:
             trials = np.ones_like(y)  # 0/1 responses: binomial with one trial, as glmer does
     else:
         response = spec.response[1]
         y = _eval(spec.response[1], data, "response")
         second = _eval(spec.response[2], data, f"{kind}() second argument")
         trials = second if kind == "p" else y + second
-        if family.name != "binomial":
+        if not family.needs_trials:
             raise ValueError(f"response {kind}(...) gives successes and trials: use "
                              f"family='binomial', not {family.name!r}")
     family.validate(y, trials, name=repr(response))

@@ -120,6 +120,13 @@ class Family:
         the families where a 0/1 predictor can separate the outcomes."""
         return self.name in ("bernoulli", "binomial")
 
+    @property
+    def response_kind(self) -> str:
+        """What the response is: ``"binary"`` (Bernoulli), ``"count"`` (binomial successes, Poisson
+        counts: held as integers) or ``"continuous"`` (Gaussian). The Bayesian graph, the stored
+        data and the posterior predictive check ask this, not the family's name."""
+        return {"bernoulli": "binary", "binomial": "count", "poisson": "count"}.get(self.name, "continuous")
+
     def initial_mu(self, y, trials=None):
         """A starting mean for IRLS, inside the support: (y + ½)/(n + 1) for a probability,
         y + 0.1 for a Poisson mean, y itself for a Gaussian one."""

@@ -81,3 +81,15 @@ def test_working_quantities_equal_differences_of_the_loglik(family, link):
     np.testing.assert_allclose(wk.mean, fam.link.inverse(eta) * (1.0 if n is None else n))
     if fam.canonical:
         np.testing.assert_allclose(wk.obs_weight, wk.weight)
+
+
+def test_response_kind_is_what_the_engines_ask():
+    from bayesglmm.families import get_family
+
+    kinds = {"bernoulli": "binary", "binomial": "count", "poisson": "count", "gaussian": "continuous"}
+    for name, kind in kinds.items():
+        f = get_family(name)
+        assert f.response_kind == kind
+        assert f.counts_successes == (name in ("bernoulli", "binomial"))
+        assert f.needs_trials == (name == "binomial")
+        assert f.has_scale == (name == "gaussian")

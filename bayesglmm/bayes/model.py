@@ -52,18 +52,19 @@ def inverse_link(family: Family, eta):
 
 def observed_values(family: Family, y) -> np.ndarray:
     """The response as the graph's data holds it (int64 counts, float otherwise)."""
-    return np.asarray(y, dtype=np.int64 if family.name in ("bernoulli", "binomial", "poisson") else float)
+    return np.asarray(y, dtype=float if family.response_kind == "continuous" else np.int64)
 
 
 def _likelihood(family: Family, design: Design, eta, sigma, y):
-    if family.name in ("bernoulli", "binomial"):
-        kw = {"logit_p": eta} if family.link.name == "logit" else {"p": inverse_link(family, eta)}
-        if family.name == "bernoulli":
-            return pm.Bernoulli("y", observed=y, dims="obs", **kw)
-        return pm.Binomial("y", n=design.trials.astype(np.int64), observed=y, dims="obs", **kw)
-    if family.name == "poisson":
-        return pm.Poisson("y", mu=inverse_link(family, eta), observed=y, dims="obs")
-    return pm.Normal("y", mu=inverse_link(family, eta), sigma=sigma, observed=y, dims="obs")
+    """The observed variable ``y``, chosen by what the family answers (never by its name)."""
+    if family.counts_successes:  # a probability: by its logit on the canonical link
+        kw = {"logit_p": eta} if family.canonical else {"p": inverse_link(family, eta)}
+        if family.needs_trials:
+            return pm.Binomial("y", n=design.trials.astype(np.int64), observed=y, dims="obs", **kw)
+        return pm.Bernoulli("y", observed=y, dims="obs", **kw)
+    if family.has_scale:
+        return pm.Normal("y", mu=inverse_link(family, eta), sigma=sigma, observed=y, dims="obs")
+    return pm.Poisson("y", mu=inverse_link(family, eta), observed=y, dims="obs")
 
 
 def linear_predictor(design: Design, beta, random_effects):

@@ -36,11 +36,11 @@ def _sm_family(family):
              "cloglog": sm.families.links.CLogLog, "log": sm.families.links.Log,
              "identity": sm.families.links.Identity}
     link = links[family.link.name]()
-    if family.name in ("bernoulli", "binomial"):
+    if family.counts_successes:
         return sm.families.Binomial(link=link)
-    if family.name == "poisson":
-        return sm.families.Poisson(link=link)
-    return sm.families.Gaussian(link=link)
+    if family.has_scale:
+        return sm.families.Gaussian(link=link)
+    return sm.families.Poisson(link=link)
 
 
 class GEEFit:
