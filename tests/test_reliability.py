@@ -207,3 +207,25 @@ def test_nuts_runs_on_separated_data():
     fe = post.fixed_effects().set_index("term")
     assert np.all(np.isfinite(fe["estimate"])) and fe.loc["f[c]", "estimate"] > 1
     assert fe.loc["f[c]", "conf_high"] < 50  # bounded by the prior, not heading to infinity
+
+
+@pytest.mark.parametrize("sampler, option", [("nutpie", {"maxdepth": 2}), ("pymc", {"max_treedepth": 2})])
+def test_trajectories_stopped_at_the_maximum_tree_depth_are_flagged(cbpp_model, sampler, option):
+    """A step size too small for the posterior shows as trajectories cut at the maximum tree depth
+    (PyMC's ``reached_max_treedepth``, nutpie's ``maxdepth_reached``): a ``treedepth`` flag and a
+    warning, while ``ok`` (validity) does not change for it. Provoked by a limit of depth 2."""
+    from bayesglmm.bayes.posterior import SamplingWarning
+
+    with pytest.warns(SamplingWarning) as seen:  # sample() checks (short chains: R-hat and ESS warn too)
+        post = cbpp_model.sample(draws=100, tune=100, chains=2, random_seed=3, progressbar=False,
+                                 nuts_sampler=sampler, **option)
+    assert any("reached the maximum tree depth" in str(w.message) for w in seen)
+    d = post.diagnostics(warn=False)
+    assert d["max_treedepth_share"] > 0.5
+    assert [f.kind for f in post.flags].count("treedepth") == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        healthy = cbpp_model.sample(draws=100, tune=100, chains=2, random_seed=3, progressbar=False,
+                                    nuts_sampler=sampler)
+    assert healthy.diagnostics(warn=False)["max_treedepth_share"] <= 0.01
+    assert "treedepth" not in [f.kind for f in healthy.flags]

@@ -14,6 +14,8 @@ from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, sum
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
 METHOD = "nuts"
+#: the share of draws at the maximum tree depth above which :meth:`Posterior.diagnostics` warns
+MAX_TREEDEPTH_SHARE = 0.01
 
 
 class SamplingWarning(UserWarning):
@@ -137,7 +139,8 @@ class Posterior:
 
     @property
     def flags(self) -> list[Flag]:
-        """Structured findings of :meth:`diagnostics`: ``divergences``, ``rhat``, ``ess`` (empty when healthy)."""
+        """Structured findings of :meth:`diagnostics`: ``divergences``, ``rhat``, ``ess``, ``treedepth``
+        (empty when healthy)."""
         d = self.diagnostics(warn=False)
         out = []
         if d["divergences"]:
@@ -146,6 +149,8 @@ class Posterior:
             out.append(Flag("rhat", f"max R-hat {d['max_r_hat']:.3f} for {d['worst_r_hat']!r}"))
         if d["min_ess_bulk"] < 400:
             out.append(Flag("ess", f"min bulk ESS {d['min_ess_bulk']:.0f} for {d['worst_ess_bulk']!r}"))
+        if d["max_treedepth_share"] > MAX_TREEDEPTH_SHARE:
+            out.append(Flag("treedepth", f"{d['max_treedepth_share']:.0%} of draws at the maximum tree depth"))
         return out
 
     # -- derived quantities
@@ -238,10 +243,10 @@ class Posterior:
         import arviz_plots as azp
 
         self.posterior_predictive(random_seed=random_seed)
-        family = self.model.family.name
-        if family == "bernoulli":
+        kind = self.model.family.response_kind
+        if kind == "binary":
             pc = azp.plot_ppc_pava(self.idata, backend="matplotlib")
-        elif family in ("poisson", "binomial"):
+        elif kind == "count":
             pc = azp.plot_ppc_rootogram(self.idata, backend="matplotlib")
         else:
             pc = azp.plot_ppc_dist(self.idata, num_samples=num_samples, backend="matplotlib")
@@ -270,7 +275,12 @@ class Posterior:
         return summary_table(self.fixed_effects(ci), self.variance_components(ci))
 
     def diagnostics(self, warn: bool = True, max_r_hat: float = 1.01, min_ess: float = 400.0) -> dict:
-        """Sampler health: divergences, the largest R-hat and smallest bulk ESS of every free parameter.
+        """Sampler health: divergences, the largest R-hat and smallest bulk ESS of every free parameter,
+        and the share of draws whose trajectory stopped at the sampler's maximum tree depth.
+
+        The last is about efficiency, not validity (``ok`` ignores it), as in Stan: more than
+        :data:`MAX_TREEDEPTH_SHARE` of draws at the limit means a step size collapsed on a badly
+        scaled or funnel-shaped posterior (1,000 leapfrog steps a draw instead of a few) and warns.
 
         Parameters
         ----------
@@ -282,7 +292,8 @@ class Posterior:
         Returns
         -------
         dict
-            ``divergences``, ``max_r_hat``, ``min_ess_bulk``, ``ok`` and the worst parameters.
+            ``divergences``, ``max_r_hat``, ``min_ess_bulk``, ``max_treedepth_share``, ``ok`` and the
+            worst parameters.
         """
         post = self.idata["posterior"]
         free = [v.name for v in self.model.pymc_model().free_RVs]
@@ -294,10 +305,17 @@ class Posterior:
                 rmax, rname = float(r), name
             if e < emin:
                 emin, ename = float(e), name
-        div = int(np.asarray(self.idata["sample_stats"]["diverging"].values).sum())
+        stats = self.idata["sample_stats"]
+        div = int(np.asarray(stats["diverging"].values).sum())
+        at_max = next((stats[n].values for n in ("reached_max_treedepth", "maxdepth_reached") if n in stats), None)
+        depth = float(np.mean(np.asarray(at_max, dtype=bool))) if at_max is not None else 0.0  # PyMC's, nutpie's name
         ok = div == 0 and rmax <= max_r_hat and emin >= min_ess
         out = {"divergences": div, "max_r_hat": rmax, "worst_r_hat": rname,
-               "min_ess_bulk": emin, "worst_ess_bulk": ename, "ok": ok}
+               "min_ess_bulk": emin, "worst_ess_bulk": ename, "max_treedepth_share": depth, "ok": ok}
+        if warn and depth > MAX_TREEDEPTH_SHARE:
+            warnings.warn(f"posterior diagnostics: {depth:.0%} of draws reached the maximum tree depth (a collapsed "
+                          "step size: slow sampling of a badly scaled or funnel-shaped posterior; try more tuning "
+                          "steps, marginalize=True or stronger priors)", SamplingWarning, stacklevel=2)
         if warn and not ok:
             problems = []
             if div:
