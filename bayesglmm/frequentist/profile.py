@@ -114,13 +114,22 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
             return x
 
         vg = getattr(dev, "value_and_grad", None)
-        use_grad = vg is not None and row is not None and len(row) == 1 and vg(x_hat) is not None
+        use_grad = vg is not None and row is not None and vg(x_hat) is not None
 
         def objective(v, s):
             if not use_grad:
                 return dev(build(v, s))
-            f, g = vg(build(v, s))  # the free coordinates are a subset of x: the gradient is g[free]
-            return f, g[free]
+            f, g = vg(build(v, s))  # the free coordinates are a subset of x: their gradient is g[free]
+            if len(row) == 1:
+                return f, g[free]
+            # the row x[row] = s·d̃/‖d̃‖ (d̃ = d with |d[diag]|): its Jacobian in d is s(I − uuᵀ)/‖d̃‖
+            d = v[len(free):]
+            sign = np.ones(len(d))
+            sign[diag] = -1.0 if d[diag] < 0 else 1.0
+            dt = d * sign
+            norm = max(np.linalg.norm(dt), 1e-300)
+            u, gr = dt / norm, g[row]
+            return f, np.concatenate([g[free], s * (gr - u * (u @ gr)) / norm * sign])
 
         solved = {}  # s -> the other parameters' optimum there: the warm start for the nearest s
 
