@@ -20,7 +20,7 @@ from formulae.parser import ParseError
 from .families import Family
 from .formula import FormulaError, FormulaSpec, parse_formula
 
-__all__ = ["Design", "RandomBlock", "NewData", "make_design", "INTERCEPT"]
+__all__ = ["Design", "RandomBlock", "NewData", "make_design", "distinct_groups", "INTERCEPT"]
 
 INTERCEPT = "(Intercept)"
 _NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p}
@@ -441,3 +441,40 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         offset=_readonly(offset), X=_readonly(X), fixed_names=fixed_names,
         random=tuple(blocks), n_dropped=n_dropped, data=data.copy(),
     )
+
+
+def distinct_groups(design, with_groups: bool = False):
+    """Groups whose data are identical (the same multiset of rows of y, trials, offset, X and the
+    random term's column) contribute identical factors to the marginal likelihood: compute each
+    pattern once (the marginal likelihood of NUTS with ``marginalize=True``, and AGQ). Longitudinal
+    binary data repeat patterns a lot (ohio: 537 children, 32 patterns).
+
+    Returns
+    -------
+    rows : ndarray of int
+        The rows of one representative group per pattern.
+    index : ndarray of int
+        For those rows, their pattern (0 … P−1).
+    counts : ndarray of float
+        How many groups share each pattern.
+    group_pattern : ndarray of int
+        With ``with_groups=True``: each group's pattern.
+    """
+    block = design.random[0]
+    n = np.ones_like(design.y) if design.trials is None else design.trials
+    data = np.column_stack([design.y, n, design.offset, design.X, block.Xr])
+    order = np.lexsort(data.T[::-1])  # rows sorted by their values, so each group's rows in a fixed order
+    order = order[np.argsort(block.index[order], kind="stable")]  # then grouped
+    sizes = np.bincount(block.index, minlength=block.n_levels)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    keys = {}
+    pattern = np.empty(block.n_levels, dtype=int)
+    for j in range(block.n_levels):
+        key = data[order[starts[j]:starts[j] + sizes[j]]].tobytes()
+        pattern[j] = keys.setdefault(key, len(keys))
+    first = np.unique(pattern, return_index=True)[1]  # one representative group per pattern
+    rep = np.zeros(block.n_levels, dtype=bool)
+    rep[first] = True
+    rows = np.flatnonzero(rep[block.index])
+    out = rows, pattern[block.index[rows]], np.bincount(pattern, minlength=len(first)).astype(float)
+    return (*out, pattern) if with_groups else out

@@ -289,7 +289,7 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
     point drawn inside it by inversion and accepted with probability exp(log p − envelope): an
     exact draw, about 1.2 evaluations of log p per draw for near-Gaussian conditionals.
 
-    The data are one representative group per pattern (:func:`~bayesglmm.bayes.marginalized.distinct_groups`),
+    The data are one representative group per pattern (:func:`~bayesglmm.design.distinct_groups`),
     rows sorted by pattern, pattern p's rows ``start[p]:start[p+1]``; ``group_pattern[j]`` is the
     pattern of group j. Groups of one pattern share the envelope (built once per pattern and
     draw); Numba's generator is seeded with ``seed``. Returns an array (D, J)."""

@@ -39,6 +39,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
+from ..design import distinct_groups
 from .prior_graph import location_prior, scale_prior
 
 __all__ = ["check_marginalizable", "build_marginal_model", "choose_nagq", "draw_random_effects", "sample_marginalized",
@@ -141,42 +142,6 @@ def _group_sum(values, index, n_groups):
     """Σ over the rows of each group: ``values`` (n,) → (J,), or (n, K) → (J, K)."""
     shape = (n_groups,) if values.ndim == 1 else (n_groups, values.shape[1])
     return pt.inc_subtensor(pt.zeros(shape)[index], values)
-
-
-def distinct_groups(design, with_groups: bool = False):
-    """Groups whose data are identical (the same multiset of rows of y, trials, offset, X and the
-    random term's column) contribute identical factors to the marginal likelihood: compute each
-    pattern once. Longitudinal binary data repeat patterns a lot (ohio: 537 children, 64 patterns).
-
-    Returns
-    -------
-    rows : ndarray of int
-        The rows of one representative group per pattern.
-    index : ndarray of int
-        For those rows, their pattern (0 … P−1).
-    counts : ndarray of float
-        How many groups share each pattern.
-    group_pattern : ndarray of int
-        With ``with_groups=True``: each group's pattern.
-    """
-    block = design.random[0]
-    n = np.ones_like(design.y) if design.trials is None else design.trials
-    data = np.column_stack([design.y, n, design.offset, design.X, block.Xr])
-    order = np.lexsort(data.T[::-1])  # rows sorted by their values, so each group's rows in a fixed order
-    order = order[np.argsort(block.index[order], kind="stable")]  # then grouped
-    sizes = np.bincount(block.index, minlength=block.n_levels)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    keys = {}
-    pattern = np.empty(block.n_levels, dtype=int)
-    for j in range(block.n_levels):
-        key = data[order[starts[j]:starts[j] + sizes[j]]].tobytes()
-        pattern[j] = keys.setdefault(key, len(keys))
-    first = np.unique(pattern, return_index=True)[1]  # one representative group per pattern
-    rep = np.zeros(block.n_levels, dtype=bool)
-    rep[first] = True
-    rows = np.flatnonzero(rep[block.index])
-    out = rows, pattern[block.index[rows]], np.bincount(pattern, minlength=len(first)).astype(float)
-    return (*out, pattern) if with_groups else out
 
 
 def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None):

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import functools
 import itertools
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-__all__ = ["agq_loglik", "agq_value_and_grad", "check_agq"]
+from ..design import distinct_groups
+
+__all__ = ["GroupData", "group_data", "agq_loglik", "agq_value_and_grad", "check_agq"]
 
 
 def check_agq(design, nagq) -> None:
@@ -52,14 +55,55 @@ def product_rule(nagq: int, k: int):
     return X, np.sum(np.log(w1[grid]), axis=1) + np.sum(X**2, axis=1)
 
 
-@functools.lru_cache(maxsize=8)
-def _level_indicator(block) -> sp.csr_matrix:
-    """(n, J) 0/1 matrix of each observation's level: sums per level as one sparse product."""
-    n = len(block.index)
-    return sp.csr_matrix((np.ones(n), (np.arange(n), block.index)), shape=(n, block.n_levels))
+class GroupData(NamedTuple):
+    """The rows AGQ integrates over, each distinct group pattern once.
+
+    Groups with identical data (:func:`bayesglmm.design.distinct_groups`) have identical modes,
+    curvatures and node terms, so one representative group per pattern is integrated and its
+    log-likelihood and gradient counted ``counts`` times (ohio: 537 children, 32 patterns). The
+    fields a :class:`~bayesglmm.design.RandomBlock` has (``index``, ``n_levels``, ``n_terms``)
+    mean the same here, over the patterns.
+    """
+
+    y: np.ndarray             #: the representative rows' response, (n_r,)
+    trials: np.ndarray | None
+    offset: np.ndarray
+    X: np.ndarray             #: fixed-effects columns, (n_r, p)
+    Xr: np.ndarray            #: the block's columns, (n_r, k)
+    index: np.ndarray         #: each row's pattern, (n_r,), sorted
+    n_levels: int             #: the number of patterns P
+    n_terms: int
+    counts: np.ndarray        #: groups sharing each pattern, (P,)
+    group: np.ndarray         #: the design's level each pattern takes its mode from, (P,)
+    indicator: sp.csr_matrix  #: (n_r, P) 0/1: sums per pattern as one sparse product
 
 
-def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
+def group_data(design, distinct: bool = True) -> GroupData:
+    """The :class:`GroupData` of ``design``'s one random block (computed once per deviance);
+    ``distinct=False`` keeps every group as its own pattern (the reference the compressed rule
+    is tested against)."""
+    block = design.random[0]
+    if distinct:
+        rows, index, counts, group_pattern = distinct_groups(design, with_groups=True)
+    else:
+        rows, index = np.arange(design.nobs), block.index
+        counts, group_pattern = np.ones(block.n_levels), np.arange(block.n_levels)
+    order = np.argsort(index, kind="stable")
+    rows, index = rows[order], index[order]
+    n, P = len(rows), len(counts)
+    return GroupData(
+        y=design.y[rows], trials=None if design.trials is None else design.trials[rows], offset=design.offset[rows],
+        X=design.X[rows], Xr=block.Xr[rows], index=index, n_levels=P, n_terms=block.n_terms, counts=counts,
+        group=np.unique(group_pattern, return_index=True)[1],
+        indicator=sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, P)))
+
+
+def _modes(data: GroupData, u_hat) -> np.ndarray:
+    """The conditional modes of the patterns' representative groups, (P, k)."""
+    return np.asarray(u_hat, dtype=float).reshape(-1, data.n_terms)[data.group]
+
+
+def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = None) -> float:
     """Marginal log-likelihood by AGQ at (L, β), given the conditional modes ``u_hat``.
 
     Parameters
@@ -74,20 +118,23 @@ def agq_loglik(design, family, L, beta, u_hat, nagq) -> float:
         Conditional modes (level-major), from PIRLS.
     nagq : int
         Nodes per dimension.
+    data : GroupData, optional
+        :func:`group_data` of ``design``, when the caller keeps it.
     """
-    block = design.random[0]
-    base = design.offset + design.X @ beta
-    a = block.Xr @ L  # row i: (Lᵀ xr_i)ᵀ, so that xr_i · (L u) = a_i · u
-    U = u_hat.reshape(block.n_levels, block.n_terms)
-    eta = base + np.einsum("ik,ik->i", a, U[block.index])
-    wk = family.working(eta, design.y, design.trials)
-    R = np.linalg.cholesky(_level_outer(block, wk.weight, a))  # H_j = R_j R_jᵀ
-    F = np.vstack([chunk[-1] for chunk in _node_batches(design, family, a, eta, U, R, nagq)])
-    return float(np.sum(_per_level(F, R)))
+    data = group_data(design) if data is None else data
+    base = data.offset + data.X @ beta
+    a = data.Xr @ L  # row i: (Lᵀ xr_i)ᵀ, so that xr_i · (L u) = a_i · u
+    U = _modes(data, u_hat)
+    eta = base + np.einsum("ik,ik->i", a, U[data.index])
+    wk = family.working(eta, data.y, data.trials)
+    R = np.linalg.cholesky(_level_outer(data, wk.weight, a))  # H_j = R_j R_jᵀ
+    F = np.vstack([chunk[-1] for chunk in _node_batches(data, family, a, eta, U, R, nagq)])
+    return float(data.counts @ _per_level(F, R))
 
 
 def _level_outer(block, weight, a) -> np.ndarray:
-    """I + Σ_{i∈j} wᵢ aᵢaᵢᵀ for every level j, shape (J, k, k): the block of the PIRLS curvature."""
+    """I + Σ_{i∈j} wᵢ aᵢaᵢᵀ for every level j, shape (J, k, k): the block of the PIRLS curvature
+    (``block``: a :class:`GroupData` or a RandomBlock)."""
     J, k = block.n_levels, block.n_terms
     H = np.empty((J, k, k))
     for r in range(k):
@@ -96,17 +143,16 @@ def _level_outer(block, weight, a) -> np.ndarray:
     return H + np.eye(k)
 
 
-def _node_batches(design, family, a, eta, U, R, nagq, with_terms=True):
+def _node_batches(data: GroupData, family, a, eta, U, R, nagq, with_terms=True):
     """The product rule's nodes in batches of bounded memory: for each batch, (nodes x (K_b, k),
     u_x = û_j + √2 R_j⁻ᵀ x (K_b, J, k), η at them (K_b, n), and F_jx = log ω_x + ‖x‖² + ℓ_j(u_x)
     − ‖u_x‖²/2 (K_b, J), ℓ_j with its constants). ``eta`` is η at the modes: ηᵢ(u_x) = η̂ᵢ + Bᵢ·x
     with Bᵢ = √2 R_j⁻¹aᵢ, one matrix product a batch. ``with_terms=False`` yields None for F."""
-    block = design.random[0]
-    y, trials, idx = design.y, design.trials, block.index
+    y, trials, idx = data.y, data.trials, data.index
     Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
-    X, logw = product_rule(nagq, block.n_terms)
+    X, logw = product_rule(nagq, data.n_terms)
     tb = None if trials is None else trials[None, :]
-    indicator = _level_indicator(block)
+    indicator = data.indicator
     const = indicator.T @ family.loglik_constant(y, trials)  # per level; the same at every node
     B = np.sqrt(2.0) * np.einsum("iba,ib->ia", Rinv_T[idx], a)  # √2 R_j⁻¹aᵢ, (n, k)
     chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch
@@ -129,7 +175,7 @@ def _per_level(F, R) -> np.ndarray:
     return logsumexp(F, axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
 
 
-def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq):
+def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: GroupData | None = None):
     """AGQ deviance and its exact gradient in (θ, β) for a block of k ≥ 1 terms, any link.
 
     The nodes u_jx = û_j + √2 R_j⁻ᵀ x move with the parameters, and the gradient follows them:
@@ -161,29 +207,31 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq):
     u_hat : ndarray, shape (J * k,)
         Conditional modes (level-major), from PIRLS, at (θ, β).
     nagq : int
+    data : GroupData, optional
+        :func:`group_data` of ``design``, when the caller keeps it.
 
     Returns
     -------
     (float, ndarray, ndarray)
         −2 log L, its gradient in θ and in β.
     """
-    block = design.random[0]
-    J, k = block.n_levels, block.n_terms
-    y, trials, idx, X, xr = design.y, design.trials, block.index, design.X, block.Xr
+    data = group_data(design) if data is None else data
+    J, k = data.n_levels, data.n_terms  # J: the patterns
+    y, trials, idx, X, xr = data.y, data.trials, data.index, data.X, data.Xr
     n, p, T = len(y), X.shape[1], len(positions)
     rows = np.array([r for r, _ in positions], dtype=int)
     cols = np.array([c for _, c in positions], dtype=int)
-    base = design.offset + X @ beta
+    base = data.offset + X @ beta
     a = xr @ L
-    U = u_hat.reshape(J, k)
+    U = _modes(data, u_hat)
     eta = base + np.einsum("ik,ik->i", a, U[idx])
     wk = family.working(eta, y, trials)
-    H = _level_outer(block, wk.weight, a)
-    Hobs = H if family.canonical else _level_outer(block, wk.obs_weight, a)
+    H = _level_outer(data, wk.weight, a)
+    Hobs = H if family.canonical else _level_outer(data, wk.obs_weight, a)
     R = np.linalg.cholesky(H)
     Rinv = np.linalg.inv(R)
     Rinv_T = np.transpose(Rinv, (0, 2, 1))
-    M = _level_indicator(block)  # (n, J)
+    M = data.indicator  # (n, J)
 
     def per_level(v):  # Σ_{i∈j} over a trailing shape: (n, ...) → (J, ...)
         return np.asarray(M.T @ v.reshape(n, -1)).reshape((J,) + v.shape[1:])
@@ -207,14 +255,14 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq):
     dRinv_T = -(Rinv_T[:, None] @ np.swapaxes(dR, -1, -2) @ Rinv_T[:, None])
     half_tr = 0.5 * np.einsum("jab,jpba->jp", Rinv_T @ Rinv, dH)  # d log|R_j|
 
-    F = np.vstack([b[-1] for b in _node_batches(design, family, a, eta, U, R, nagq)])
+    F = np.vstack([b[-1] for b in _node_batches(data, family, a, eta, U, R, nagq)])
     lse = logsumexp(F, axis=0)
-    value = float(np.sum(_per_level(F, R)))
+    value = float(data.counts @ _per_level(F, R))
     s1, Vx = np.zeros(n), np.zeros((n, k))      # Σ_x P g and Σ_x P g x per observation
     pc, Cx = np.zeros((J, k)), np.zeros((J, k, k))  # Σ_x P c_x, Σ_x P c_x xᵀ per level
     tb = None if trials is None else trials[None, :]
     first = 0
-    for Xc, Ux, eta_x, _ in _node_batches(design, family, a, eta, U, R, nagq, with_terms=False):  # bounded memory
+    for Xc, Ux, eta_x, _ in _node_batches(data, family, a, eta, U, R, nagq, with_terms=False):  # bounded memory
         P = np.exp(F[first:first + len(Xc)] - lse[None, :])  # (K_b, J)
         first += len(Xc)
         g = family.score(eta_x, y[None, :], tb)  # (K_b, n)
@@ -225,14 +273,17 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq):
         Pc = P[:, :, None] * c
         pc += Pc.sum(axis=0)
         Cx += np.einsum("xja,xb->jab", Pc, Xc)
+    wj = data.counts  # each pattern counts for its groups
+    s1, Vx = s1 * wj[idx], Vx * wj[idx][:, None]
     V = s1[:, None] * U[idx] + np.sqrt(2.0) * np.einsum("iab,ib->ia", Rinv_T[idx], Vx)  # Σ_x P g u_x
     direct = np.concatenate([np.sum(xr[:, rows] * V[:, cols], axis=0), X.T @ s1])
-    grad = (direct + np.einsum("jk,jpk->p", pc, dU) + np.sqrt(2.0) * np.einsum("jpab,jab->p", dRinv_T, Cx)
-            - half_tr.sum(axis=0))
+    grad = (direct + np.einsum("jk,jpk->p", wj[:, None] * pc, dU)
+            + np.sqrt(2.0) * np.einsum("jpab,jab->p", dRinv_T, wj[:, None, None] * Cx) - wj @ half_tr)
     return -2.0 * value, -2.0 * grad[:T], -2.0 * grad[T:]
 
 
-def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False):
+def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False,
+                            data: GroupData | None = None):
     """AGQ deviance and its exact gradient in β (and in θ with ``with_theta``: returns
     (deviance, β-gradient, θ-derivative)), for one scalar random effect and any link.
 
@@ -249,15 +300,15 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     (float, ndarray)
         −2 log L and its gradient in β.
     """
-    block = design.random[0]
-    J = block.n_levels
-    y, idx, X = design.y, block.index, design.X
-    a = block.Xr[:, 0] * float(theta)
-    base = design.offset + X @ beta
+    data = group_data(design) if data is None else data
+    y, idx, X, trials, wj = data.y, data.index, data.X, data.trials, data.counts
+    a = data.Xr[:, 0] * float(theta)
+    base = data.offset + X @ beta
+    u_hat = _modes(data, u_hat)[:, 0]  # the patterns' modes, (J,)
     eta = base + a * u_hat[idx]
-    wk = family.working(eta, y, design.trials)
+    wk = family.working(eta, y, trials)
     w, dw, w_obs = wk.weight, wk.dweight, wk.obs_weight
-    M = _level_indicator(block)  # (n, J)
+    M = data.indicator  # (n, J), J the patterns
     Hj = 1.0 + M.T @ (w * a * a)
     Hobs = 1.0 + M.T @ (w_obs * a * a)  # the mode equations' curvature (= Hj for a canonical link)
     Rj = np.sqrt(Hj)
@@ -270,22 +321,25 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     U = u_hat[None, :] + np.sqrt(2.0) * x[:, None] / Rj[None, :]  # (K, J)
     eta_k = base[None, :] + a[None, :] * U[:, idx]  # (K, n)
     mu_k = family.link.inverse(eta_k)
-    ll = family.loglik_kernel(y[None, :], mu_k, None if design.trials is None else design.trials[None, :])
-    F = logw[:, None] + (M.T @ ll.T).T + (M.T @ family.loglik_constant(y, design.trials))[None, :] - 0.5 * U**2
+    tb = None if trials is None else trials[None, :]
+    ll = family.loglik_kernel(y[None, :], mu_k, tb)
+    F = logw[:, None] + (M.T @ ll.T).T + (M.T @ family.loglik_constant(y, trials))[None, :] - 0.5 * U**2
     lse = logsumexp(F, axis=0)
     P = np.exp(F - lse[None, :])  # node weights per level
-    G = family.working(eta_k, y[None, :], None if design.trials is None else design.trials[None, :]).score
+    G = family.score(eta_k, y[None, :], tb)
     # the score in η at each node, (K, n)
     s1 = np.sum(P[:, idx] * G, axis=0)  # Σ_k p_jk g_ik, per observation
     c = (M.T @ (G * a[None, :]).T).T - U  # ∂F_jk/∂u_jk, (K, J)
     pc = np.sum(P * c, axis=0)
     pcx = np.sum(P * c * x[:, None], axis=0)
-    grad_ll = X.T @ s1 + du_hat.T @ pc - dH.T @ (pcx / (np.sqrt(2.0) * Rj**3)) - dH.T @ (0.5 / Hj)
-    loglik = float(np.sum(lse - np.log(Rj)) + 0.5 * J * np.log(2.0) - 0.5 * J * np.log(2 * np.pi))
+    # every sum over groups counts a pattern once per group sharing it
+    grad_ll = (X.T @ (s1 * wj[idx]) + du_hat.T @ (wj * pc) - dH.T @ (wj * pcx / (np.sqrt(2.0) * Rj**3))
+               - dH.T @ (wj * 0.5 / Hj))
+    loglik = float(wj @ (lse - np.log(Rj)) + wj.sum() * (0.5 * np.log(2.0) - 0.5 * np.log(2 * np.pi)))
     if not with_theta:
         return -2.0 * loglik, -2.0 * grad_ll
     # θ (a = θ·xr): the same chain through the nodes, with ∂η/∂θ = xr·u at fixed u
-    xr = block.Xr[:, 0]
+    xr = data.Xr[:, 0]
     u_i = u_hat[idx]
     s_mode = wk.score  # score at the mode
     du_t = (M.T @ (xr * (s_mode - a * w_obs * u_i))) / Hobs  # dû/dθ, (J,)
@@ -293,4 +347,4 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     dH_t = M.T @ (2.0 * a * xr * w + a * a * dw * deta_t)  # (J,)
     S = (M.T @ (G * xr[None, :]).T).T  # Σ_{i∈j} g_ik xr_i, (K, J)
     grad_t = (np.sum(P * U * S, axis=0) + pc * du_t - pcx * dH_t / (np.sqrt(2.0) * Rj**3) - 0.5 * dH_t / Hj)
-    return -2.0 * loglik, -2.0 * grad_ll, -2.0 * float(np.sum(grad_t))
+    return -2.0 * loglik, -2.0 * grad_ll, -2.0 * float(wj @ grad_t)

@@ -41,7 +41,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, agq_value_and_beta_grad, agq_value_and_grad, check_agq
+from .agq import agq_loglik, agq_value_and_beta_grad, agq_value_and_grad, check_agq, group_data
 from .schur import SchurPattern, choose_elimination
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
@@ -518,6 +518,7 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
                          "(its Laplace approximation is exact): use method='ml' or 'reml'")
     if nagq != 1:
         check_agq(design, nagq)
+    agq_data = group_data(design) if nagq != 1 else None  # each distinct group pattern once
     tmap = ThetaMap(design)
     cache = {"u": None}
     const = loglik_constant(design, family)
@@ -534,14 +535,14 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
         if nagq == 1:
             return -2.0 * st.loglik
         L = tmap.factors(params[:tmap.n_theta])[0]
-        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], st.u, nagq)
+        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], st.u, nagq, agq_data)
 
     devfun.state = state
-    devfun.value_and_grad = _value_and_grad(design, family, tmap, devfun, nagq)
+    devfun.value_and_grad = _value_and_grad(design, family, tmap, devfun, nagq, agq_data)
     return devfun, tmap
 
 
-def _value_and_grad(design, family, tmap, devfun, nagq=1):
+def _value_and_grad(design, family, tmap, devfun, nagq=1, agq_data=None):
     """Deviance and its gradient in (θ, β), analytic for every link.
 
     With û the conditional mode, s = ∂ℓ/∂η at û, W the Fisher weights (those of PIRLS and of
@@ -596,11 +597,12 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1):
         params = np.asarray(params, dtype=float)
         st = devfun.state(params)
         if nagq > 1 and design.random[0].n_terms == 1:  # AGQ: θ through the adaptive nodes as well
-            f0, gb, gt = agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq, with_theta=True)
+            f0, gb, gt = agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq, with_theta=True,
+                                                 data=agq_data)
             return f0, np.concatenate([[gt], gb])
         if nagq > 1:  # a block of k terms: the same through the product rule's nodes
             f0, gt, gb = agq_value_and_grad(design, family, tmap.factors(params[:nt])[0], entries, params[nt:],
-                                            st.u, nagq)
+                                            st.u, nagq, agq_data)
             return f0, np.concatenate([gt, gb])
         g = analytic(params, st)
         if g is None:
