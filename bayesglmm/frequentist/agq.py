@@ -75,7 +75,7 @@ class GroupData(NamedTuple):
     n_terms: int
     counts: np.ndarray        #: groups sharing each pattern, (P,)
     group: np.ndarray         #: the design's level each pattern takes its mode from, (P,)
-    indicator: sp.csr_matrix  #: (n_r, P) 0/1: sums per pattern as one sparse product
+    per_group: sp.csr_matrix  #: (P, n_r) 0/1: sums over each pattern's rows as one sparse product
 
 
 def group_data(design, distinct: bool = True) -> GroupData:
@@ -95,7 +95,7 @@ def group_data(design, distinct: bool = True) -> GroupData:
         y=design.y[rows], trials=None if design.trials is None else design.trials[rows], offset=design.offset[rows],
         X=design.X[rows], Xr=block.Xr[rows], index=index, n_levels=P, n_terms=block.n_terms, counts=counts,
         group=np.unique(group_pattern, return_index=True)[1],
-        indicator=sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, P)))
+        per_group=sp.csr_matrix((np.ones(n), (index, np.arange(n))), shape=(P, n)))
 
 
 def _modes(data: GroupData, u_hat) -> np.ndarray:
@@ -152,8 +152,8 @@ def _node_batches(data: GroupData, family, a, eta, U, R, nagq, with_terms=True):
     Rinv_T = np.transpose(np.linalg.inv(R), (0, 2, 1))  # R_j⁻ᵀ
     X, logw = product_rule(nagq, data.n_terms)
     tb = None if trials is None else trials[None, :]
-    indicator = data.indicator
-    const = indicator.T @ family.loglik_constant(y, trials)  # per level; the same at every node
+    per_group = data.per_group
+    const = per_group @ family.loglik_constant(y, trials)  # per level; the same at every node
     B = np.sqrt(2.0) * np.einsum("iba,ib->ia", Rinv_T[idx], a)  # √2 R_j⁻¹aᵢ, (n, k)
     chunk = max(1, 2_000_000 // max(len(y), 1))  # nodes per batch
     for start in range(0, len(X), chunk):
@@ -164,7 +164,7 @@ def _node_batches(data: GroupData, family, a, eta, U, R, nagq, with_terms=True):
             yield Xc, Ux, eta_x, None
             continue
         ll = family.loglik_kernel(y[None, :], family.link.inverse(eta_x), tb)  # (K, n)
-        per = (indicator.T @ ll.T).T + const  # per-level sums, (K, J)
+        per = (per_group @ ll.T).T + const  # per-level sums, (K, J)
         yield Xc, Ux, eta_x, logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2)
 
 
@@ -231,10 +231,10 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
     R = np.linalg.cholesky(H)
     Rinv = np.linalg.inv(R)
     Rinv_T = np.transpose(Rinv, (0, 2, 1))
-    M = data.indicator  # (n, J)
+    sums = data.per_group  # (J, n)
 
     def per_level(v):  # Σ_{i∈j} over a trailing shape: (n, ...) → (J, ...)
-        return np.asarray(M.T @ v.reshape(n, -1)).reshape((J,) + v.shape[1:])
+        return np.asarray(sums @ v.reshape(n, -1)).reshape((J,) + v.shape[1:])
 
     # parameters: θ's entries of L, then β; ∂η at the modes with u fixed, (n, T + p)
     deta0 = np.concatenate([xr[:, rows] * U[idx][:, cols], X], axis=1)
@@ -308,13 +308,13 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     eta = base + a * u_hat[idx]
     wk = family.working(eta, y, trials)
     w, dw, w_obs = wk.weight, wk.dweight, wk.obs_weight
-    M = data.indicator  # (n, J), J the patterns
-    Hj = 1.0 + M.T @ (w * a * a)
-    Hobs = 1.0 + M.T @ (w_obs * a * a)  # the mode equations' curvature (= Hj for a canonical link)
+    M = data.per_group  # (J, n), J the patterns
+    Hj = 1.0 + M @ (w * a * a)
+    Hobs = 1.0 + M @ (w_obs * a * a)  # the mode equations' curvature (= Hj for a canonical link)
     Rj = np.sqrt(Hj)
-    du_hat = -(M.T @ ((w_obs * a)[:, None] * X)) / Hobs[:, None]  # (J, p)
+    du_hat = -(M @ ((w_obs * a)[:, None] * X)) / Hobs[:, None]  # (J, p)
     deta_hat = X + a[:, None] * du_hat[idx]
-    dH = M.T @ ((dw * a * a)[:, None] * deta_hat)  # (J, p)
+    dH = M @ ((dw * a * a)[:, None] * deta_hat)  # (J, p)
 
     Xn, logw = product_rule(nagq, 1)
     x = Xn[:, 0]
@@ -323,13 +323,13 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     mu_k = family.link.inverse(eta_k)
     tb = None if trials is None else trials[None, :]
     ll = family.loglik_kernel(y[None, :], mu_k, tb)
-    F = logw[:, None] + (M.T @ ll.T).T + (M.T @ family.loglik_constant(y, trials))[None, :] - 0.5 * U**2
+    F = logw[:, None] + (M @ ll.T).T + (M @ family.loglik_constant(y, trials))[None, :] - 0.5 * U**2
     lse = logsumexp(F, axis=0)
     P = np.exp(F - lse[None, :])  # node weights per level
     G = family.score(eta_k, y[None, :], tb)
     # the score in η at each node, (K, n)
     s1 = np.sum(P[:, idx] * G, axis=0)  # Σ_k p_jk g_ik, per observation
-    c = (M.T @ (G * a[None, :]).T).T - U  # ∂F_jk/∂u_jk, (K, J)
+    c = (M @ (G * a[None, :]).T).T - U  # ∂F_jk/∂u_jk, (K, J)
     pc = np.sum(P * c, axis=0)
     pcx = np.sum(P * c * x[:, None], axis=0)
     # every sum over groups counts a pattern once per group sharing it
@@ -342,9 +342,9 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
     xr = data.Xr[:, 0]
     u_i = u_hat[idx]
     s_mode = wk.score  # score at the mode
-    du_t = (M.T @ (xr * (s_mode - a * w_obs * u_i))) / Hobs  # dû/dθ, (J,)
+    du_t = (M @ (xr * (s_mode - a * w_obs * u_i))) / Hobs  # dû/dθ, (J,)
     deta_t = xr * u_i + a * du_t[idx]
-    dH_t = M.T @ (2.0 * a * xr * w + a * a * dw * deta_t)  # (J,)
-    S = (M.T @ (G * xr[None, :]).T).T  # Σ_{i∈j} g_ik xr_i, (K, J)
+    dH_t = M @ (2.0 * a * xr * w + a * a * dw * deta_t)  # (J,)
+    S = (M @ (G * xr[None, :]).T).T  # Σ_{i∈j} g_ik xr_i, (K, J)
     grad_t = (np.sum(P * U * S, axis=0) + pc * du_t - pcx * dH_t / (np.sqrt(2.0) * Rj**3) - 0.5 * dH_t / Hj)
     return -2.0 * loglik, -2.0 * grad_ll, -2.0 * float(wj @ grad_t)

@@ -164,6 +164,10 @@ class ThetaMap:
         when it is at most 4000 × 4000; else the sparse H of :meth:`system`."""
         if self._schur is not None:
             return self._schur.factor(D, w)
+        if len(self.blocks) == 1 and self.blocks[0].n_terms == 1:  # (1 | g): H is diagonal
+            block = self.blocks[0]
+            return _Factor.from_diagonal(1.0 + np.bincount(block.index, weights=D[:, 0] ** 2 * w,
+                                                           minlength=block.n_levels))
         if not self.block_diagonal:
             return _Factor(self.system(D, w))
         block = self.blocks[0]
@@ -362,6 +366,14 @@ class _Factor:
             self.logdet = float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
 
     @classmethod
+    def from_diagonal(cls, diag: np.ndarray) -> "_Factor":
+        """H = diag(``diag``), assembled without a sparse matrix (one scalar random effect)."""
+        self = cls.__new__(cls)
+        self.kind, self.H, self.diag = "diag", None, diag
+        self.logdet = float(np.sum(np.log(diag)))
+        return self
+
+    @classmethod
     def from_blocks(cls, blocks: np.ndarray) -> "_Factor":
         """H = blockdiag(blocks), ``blocks`` of shape (G, k, k), each SPD: H⁻¹'s blocks and log det."""
         self = cls.__new__(cls)
@@ -374,11 +386,15 @@ class _Factor:
         return self
 
     def __getstate__(self):  # SuperLU objects do not pickle: keep H, factor it again on loading
-        return {"H": self.H} if self.kind != "block" else {"kind": "block", "inv": self.inv, "logdet": self.logdet}
+        if self.kind == "block":
+            return {"kind": "block", "inv": self.inv, "logdet": self.logdet}
+        return {"kind": "diag", "diag": self.diag} if self.H is None else {"H": self.H}
 
     def __setstate__(self, state):
         if state.get("kind") == "block":
             self.kind, self.H, self.inv, self.logdet = "block", None, state["inv"], state["logdet"]
+        elif state.get("kind") == "diag":
+            self.__dict__.update(_Factor.from_diagonal(state["diag"]).__dict__)
         else:
             self.__init__(state["H"])
 
