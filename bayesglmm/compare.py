@@ -7,7 +7,8 @@ What the columns mean, and why the methods differ
 -------------------------------------------------
 ``nuts``
     Posterior mean, posterior SD and an equal-tailed interval (default priors unless
-    ``priors=`` is given). Flags: divergences, the largest R-hat, the smallest bulk ESS.
+    ``priors=`` is given). Flags: divergences, the largest R-hat, the smallest bulk ESS, and the
+    share of draws at the maximum tree depth when above 1%.
 ``laplace``, ``agq``
     Maximum likelihood (Laplace approximation; adaptive Gauss–Hermite with ``nagq``
     nodes). Wald intervals for β (SEs from the Hessian in (θ, β), as glmer), and
@@ -291,6 +292,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     converged = bool(diag["ok"])
                     flags = [f"divergences={diag['divergences']}", f"max_rhat={diag['max_r_hat']:.3f}",
                              f"min_ess_bulk={diag['min_ess_bulk']:.0f}"]
+                    if any(f.kind == "treedepth" for f in result.flags):
+                        flags.append(f"max_treedepth={diag['max_treedepth_share']:.0%}")
                     interval = f"{ci:.0%} equal-tailed"
                     note = NOTES["nuts"]
                 else:
