@@ -127,6 +127,17 @@ class Family:
         data and the posterior predictive check ask this, not the family's name."""
         return {"bernoulli": "binary", "binomial": "count", "poisson": "count"}.get(self.name, "continuous")
 
+    @property
+    def kernel_code(self) -> int:
+        """The (family, link) pair as the integer the compiled node loops switch on
+        (:mod:`bayesglmm.frequentist.agq_kernels`): 0, 1, 2 a probability by logit, probit,
+        cloglog; 3, 4 a Poisson mean by log, identity; −1 none (Gaussian: no AGQ)."""
+        if self.counts_successes:
+            return ("logit", "probit", "cloglog").index(self.link.name)
+        if self.has_scale:
+            return -1
+        return 3 + ("log", "identity").index(self.link.name)
+
     def initial_mu(self, y, trials=None):
         """A starting mean for IRLS, inside the support: (y + ½)/(n + 1) for a probability,
         y + 0.1 for a Poisson mean, y itself for a Gaussian one."""

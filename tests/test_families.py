@@ -93,3 +93,12 @@ def test_response_kind_is_what_the_engines_ask():
         assert f.counts_successes == (name in ("bernoulli", "binomial"))
         assert f.needs_trials == (name == "binomial")
         assert f.has_scale == (name == "gaussian")
+
+
+def test_kernel_codes_name_each_family_and_link_once():
+    from bayesglmm.families import _ALLOWED, get_family
+
+    codes = {(f, link): get_family(f, link).kernel_code for f, links in _ALLOWED.items() for link in links}
+    assert codes[("gaussian", "identity")] == codes[("gaussian", "log")] == -1
+    assert codes[("bernoulli", "probit")] == codes[("binomial", "probit")] == 1  # one likelihood: n trials
+    assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [0, 1, 2, 3, 4]

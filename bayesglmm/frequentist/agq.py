@@ -75,6 +75,7 @@ class GroupData(NamedTuple):
     n_terms: int
     counts: np.ndarray        #: groups sharing each pattern, (P,)
     group: np.ndarray         #: the design's level each pattern takes its mode from, (P,)
+    start: np.ndarray         #: rows start[j]:start[j + 1] are pattern j's, (P + 1,)
     per_group: sp.csr_matrix  #: (P, n_r) 0/1: sums over each pattern's rows as one sparse product
 
 
@@ -94,7 +95,7 @@ def group_data(design, distinct: bool = True) -> GroupData:
     return GroupData(
         y=design.y[rows], trials=None if design.trials is None else design.trials[rows], offset=design.offset[rows],
         X=design.X[rows], Xr=block.Xr[rows], index=index, n_levels=P, n_terms=block.n_terms, counts=counts,
-        group=np.unique(group_pattern, return_index=True)[1],
+        group=np.unique(group_pattern, return_index=True)[1], start=np.searchsorted(index, np.arange(P + 1)),
         per_group=sp.csr_matrix((np.ones(n), (index, np.arange(n))), shape=(P, n)))
 
 
@@ -103,7 +104,7 @@ def _modes(data: GroupData, u_hat) -> np.ndarray:
     return np.asarray(u_hat, dtype=float).reshape(-1, data.n_terms)[data.group]
 
 
-def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = None) -> float:
+def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = None, compiled: bool = True) -> float:
     """Marginal log-likelihood by AGQ at (L, β), given the conditional modes ``u_hat``.
 
     Parameters
@@ -120,6 +121,9 @@ def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = No
         Nodes per dimension.
     data : GroupData, optional
         :func:`group_data` of ``design``, when the caller keeps it.
+    compiled : bool
+        The nodes by the compiled loop (:mod:`~bayesglmm.frequentist.agq_kernels`) where the
+        family has one; False: by NumPy (the reference it is tested against).
     """
     data = group_data(design) if data is None else data
     base = data.offset + data.X @ beta
@@ -128,8 +132,11 @@ def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = No
     eta = base + np.einsum("ik,ik->i", a, U[data.index])
     wk = family.working(eta, data.y, data.trials)
     R = np.linalg.cholesky(_level_outer(data, wk.weight, a))  # H_j = R_j R_jᵀ
-    F = np.vstack([chunk[-1] for chunk in _node_batches(data, family, a, eta, U, R, nagq)])
-    return float(data.counts @ _per_level(F, R))
+    if compiled and family.kernel_code >= 0:
+        lse = _compiled_nodes(data, family, a, eta, U, R, nagq, with_grad=False)[0]
+    else:
+        lse = logsumexp(np.vstack([chunk[-1] for chunk in _node_batches(data, family, a, eta, U, R, nagq)]), axis=0)
+    return float(data.counts @ _per_level(lse, R))
 
 
 def _level_outer(block, weight, a) -> np.ndarray:
@@ -168,14 +175,30 @@ def _node_batches(data: GroupData, family, a, eta, U, R, nagq, with_terms=True):
         yield Xc, Ux, eta_x, logw[start:start + chunk, None] + per - 0.5 * np.sum(Ux**2, axis=2)
 
 
-def _per_level(F, R) -> np.ndarray:
-    """Each level's log-likelihood from its node terms F (K, J) and curvature factors R (J, k, k)."""
+def _per_level(lse, R) -> np.ndarray:
+    """Each level's log-likelihood from logsumexp over nodes of its node terms (J,) and its
+    curvature factor R (J, k, k)."""
     k = R.shape[1]
     logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
-    return logsumexp(F, axis=0) + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
+    return lse + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
 
 
-def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: GroupData | None = None):
+def _compiled_nodes(data: GroupData, family, a, eta, U, R, nagq, with_grad):
+    """:func:`~bayesglmm.frequentist.agq_kernels.agq_nodes` on ``data``: (lse, s1, Vx, pc, Cx)."""
+    from .agq_kernels import agq_nodes
+
+    Rinv_T = np.ascontiguousarray(np.transpose(np.linalg.inv(R), (0, 2, 1)))
+    B = np.sqrt(2.0) * np.einsum("iba,ib->ia", Rinv_T[data.index], a)  # √2 R_j⁻¹aᵢ
+    X, logw = product_rule(nagq, data.n_terms)
+    n = np.ones(len(data.y)) if data.trials is None else np.asarray(data.trials, dtype=float)
+    const = data.per_group @ family.loglik_constant(data.y, data.trials)
+    return agq_nodes(family.kernel_code, np.ascontiguousarray(eta, dtype=float), np.ascontiguousarray(B),
+                     np.ascontiguousarray(a, dtype=float), np.asarray(data.y, dtype=float), n, data.start,
+                     np.asarray(const, dtype=float), np.ascontiguousarray(U), Rinv_T, X, logw, with_grad)
+
+
+def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: GroupData | None = None,
+                       compiled: bool = True):
     """AGQ deviance and its exact gradient in (θ, β) for a block of k ≥ 1 terms, any link.
 
     The nodes u_jx = û_j + √2 R_j⁻ᵀ x move with the parameters, and the gradient follows them:
@@ -209,6 +232,8 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
     nagq : int
     data : GroupData, optional
         :func:`group_data` of ``design``, when the caller keeps it.
+    compiled : bool
+        The node sums by the compiled loop where the family has one (else, or False, NumPy).
 
     Returns
     -------
@@ -255,14 +280,32 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
     dRinv_T = -(Rinv_T[:, None] @ np.swapaxes(dR, -1, -2) @ Rinv_T[:, None])
     half_tr = 0.5 * np.einsum("jab,jpba->jp", Rinv_T @ Rinv, dH)  # d log|R_j|
 
+    if compiled and family.kernel_code >= 0:
+        lse, s1, Vx, pc, Cx = _compiled_nodes(data, family, a, eta, U, R, nagq, with_grad=True)
+    else:
+        lse, s1, Vx, pc, Cx = _numpy_nodes(data, family, a, eta, U, R, nagq, per_level)
+    value = float(data.counts @ _per_level(lse, R))
+    wj = data.counts  # each pattern counts for its groups
+    s1, Vx = s1 * wj[idx], Vx * wj[idx][:, None]
+    V = s1[:, None] * U[idx] + np.sqrt(2.0) * np.einsum("iab,ib->ia", Rinv_T[idx], Vx)  # Σ_x P g u_x
+    direct = np.concatenate([np.sum(xr[:, rows] * V[:, cols], axis=0), X.T @ s1])
+    grad = (direct + np.einsum("jk,jpk->p", wj[:, None] * pc, dU)
+            + np.sqrt(2.0) * np.einsum("jpab,jab->p", dRinv_T, wj[:, None, None] * Cx) - wj @ half_tr)
+    return -2.0 * value, -2.0 * grad[:T], -2.0 * grad[T:]
+
+
+def _numpy_nodes(data: GroupData, family, a, eta, U, R, nagq, per_level):
+    """The node sums of :func:`_compiled_nodes` by NumPy, in batches of bounded memory (any
+    family; the reference of the compiled loop)."""
+    y, trials, idx = data.y, data.trials, data.index
+    n, J, k = len(y), data.n_levels, data.n_terms
     F = np.vstack([b[-1] for b in _node_batches(data, family, a, eta, U, R, nagq)])
     lse = logsumexp(F, axis=0)
-    value = float(data.counts @ _per_level(F, R))
     s1, Vx = np.zeros(n), np.zeros((n, k))      # Σ_x P g and Σ_x P g x per observation
     pc, Cx = np.zeros((J, k)), np.zeros((J, k, k))  # Σ_x P c_x, Σ_x P c_x xᵀ per level
     tb = None if trials is None else trials[None, :]
     first = 0
-    for Xc, Ux, eta_x, _ in _node_batches(data, family, a, eta, U, R, nagq, with_terms=False):  # bounded memory
+    for Xc, Ux, eta_x, _ in _node_batches(data, family, a, eta, U, R, nagq, with_terms=False):
         P = np.exp(F[first:first + len(Xc)] - lse[None, :])  # (K_b, J)
         first += len(Xc)
         g = family.score(eta_x, y[None, :], tb)  # (K_b, n)
@@ -273,13 +316,7 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
         Pc = P[:, :, None] * c
         pc += Pc.sum(axis=0)
         Cx += np.einsum("xja,xb->jab", Pc, Xc)
-    wj = data.counts  # each pattern counts for its groups
-    s1, Vx = s1 * wj[idx], Vx * wj[idx][:, None]
-    V = s1[:, None] * U[idx] + np.sqrt(2.0) * np.einsum("iab,ib->ia", Rinv_T[idx], Vx)  # Σ_x P g u_x
-    direct = np.concatenate([np.sum(xr[:, rows] * V[:, cols], axis=0), X.T @ s1])
-    grad = (direct + np.einsum("jk,jpk->p", wj[:, None] * pc, dU)
-            + np.sqrt(2.0) * np.einsum("jpab,jab->p", dRinv_T, wj[:, None, None] * Cx) - wj @ half_tr)
-    return -2.0 * value, -2.0 * grad[:T], -2.0 * grad[T:]
+    return lse, s1, Vx, pc, Cx
 
 
 def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta=False,
