@@ -107,9 +107,10 @@ class Deviance:
 def theta_names(design) -> list[str]:
     """lme4-style names of θ's entries, in :class:`~bayesglmm.frequentist.laplace.ThetaMap` order."""
     out = []
+    from .laplace import factor_entries
+
     for block in design.random:
-        k = block.n_terms
-        rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+        rows, cols = factor_entries(block)
         for r, c in zip(rows, cols):
             out.append(f"theta[{block.group}.{block.terms[r]}]" if r == c
                        else f"theta[{block.group}.{block.terms[r]}.{block.terms[c]}]")

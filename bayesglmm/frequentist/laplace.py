@@ -47,6 +47,13 @@ from .schur import SchurPattern, choose_elimination
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
 
 
+def factor_entries(block) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the entries of a block's factor L that θ holds, in θ's order
+    (``np.tril_indices``) for a correlated block; the diagonal for an uncorrelated one."""
+    k = block.n_terms
+    return np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+
+
 class ThetaMap:
     """Packs each block's lower-triangular factor L into θ and builds ZΛ.
 
@@ -59,9 +66,8 @@ class ThetaMap:
         self.design = design
         self.blocks = design.random
         self.sizes, self.lower = [], []
-        for block in self.blocks:
-            k = block.n_terms
-            rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+        self.entries = [factor_entries(block) for block in self.blocks]  # θ's entries of each L
+        for rows, cols in self.entries:
             self.sizes.append(len(rows))
             self.lower += [0.0 if r == c else -np.inf for r, c in zip(rows, cols)]
         self.n_theta = int(sum(self.sizes))
@@ -72,18 +78,15 @@ class ThetaMap:
     def theta0(self) -> np.ndarray:
         """θ of identity factors (lme4's starting value)."""
         out = []
-        for block in self.blocks:
-            k = block.n_terms
-            rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+        for rows, cols in self.entries:
             out += [1.0 if r == c else 0.0 for r, c in zip(rows, cols)]
         return np.asarray(out)
 
     def factors(self, theta) -> list[np.ndarray]:
         """The lower-triangular L of each block."""
         out, pos = [], 0
-        for block, size in zip(self.blocks, self.sizes):
+        for block, size, (rows, cols) in zip(self.blocks, self.sizes, self.entries):
             k = block.n_terms
-            rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
             L = np.zeros((k, k))
             L[rows, cols] = theta[pos:pos + size]
             out.append(L)
@@ -125,9 +128,8 @@ class ThetaMap:
     def theta_positions(self):
         """For each θ component: (position a in a row's nonzeros, block, row r of L) — ∂D[:, a]/∂θ = Xr_b[:, r]."""
         out, off = [], 0
-        for b, size in zip(self.blocks, self.sizes):
+        for b, (rows, cols) in zip(self.blocks, self.entries):
             k = b.n_terms
-            rows, cols = np.tril_indices(k) if b.correlated else (np.arange(k), np.arange(k))
             for r, c in zip(rows, cols):
                 out.append((off + c, b, r))
             off += k
@@ -668,12 +670,14 @@ def _ridge_solve(M, rhs) -> np.ndarray:
     least-squares solve is the last resort. ``check_separation`` reports the term.
     """
     ridge = 1e-10 * max(float(np.max(np.abs(np.diag(M)))), 1e-300)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        try:
-            return linalg.solve(M + ridge * np.eye(len(M)), rhs, assume_a="pos")
-        except (linalg.LinAlgError, ValueError):
-            return np.linalg.lstsq(M, rhs, rcond=None)[0]
+    A = M + ridge * np.eye(len(M))
+    if np.isfinite(A).all() and np.isfinite(rhs).all():  # NumPy's LAPACK calls: no SciPy wrapper
+        try:                                              # overhead (≈ 0.1 ms a call: PIRLS, the LMM)
+            np.linalg.cholesky(A)  # positive definite, as the Cholesky solve of assume_a="pos" needs
+            return np.linalg.solve(A, rhs)
+        except np.linalg.LinAlgError:
+            pass
+    return np.linalg.lstsq(M, rhs, rcond=None)[0]
 
 
 def safe_inverse(H) -> np.ndarray:

@@ -61,9 +61,7 @@ def _criterion(fit):
 def _targets(tmap):
     """(group, term, positions in x of the term's row of L, index of its diagonal within the row)."""
     out, pos = [], 0
-    for block, size in zip(tmap.blocks, tmap.sizes):
-        k = block.n_terms
-        rows, cols = np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+    for block, size, (rows, cols) in zip(tmap.blocks, tmap.sizes, tmap.entries):
         for i, term in enumerate(block.terms):
             where = np.flatnonzero(rows == i)
             out.append((block.group, term, pos + where, int(np.flatnonzero(cols[where] == i)[0])))
