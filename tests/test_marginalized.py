@@ -225,9 +225,14 @@ def test_vector_graph_loglik_equals_the_frequentist_product_rule(family):
         assert f(fit.beta, sd, L / sd[:, None]) == pytest.approx(ref, abs=1e-9)
 
 
-def test_vector_conditional_draws_have_the_conditional_moments():
-    """Given (β, SDs, correlation), the draws of a 2-vector random effect (independence MH, a
-    multivariate t(4) proposal) have each group's conditional means and SDs of a 2-D grid."""
+@pytest.mark.parametrize("rejection_max", [0.0, 8.0, 1e9])
+def test_vector_conditional_draws_have_the_conditional_moments(rejection_max, monkeypatch):
+    """Given (β, SDs, correlation), the draws of a 2-vector random effect have each group's
+    conditional means and SDs of a 2-D grid: by the independence MH chain alone (a multivariate
+    t(4) proposal), by exact rejection from N(û, I) alone, and as chosen per group (default)."""
+    import bayesglmm.bayes.marginalized as marginalized
+
+    monkeypatch.setattr(marginalized, "VECTOR_REJECTION_MAX", rejection_max)
     m = _correlated_slopes()
     fit = m.fit("laplace")
     d, block = m.design, m.design.random[0]

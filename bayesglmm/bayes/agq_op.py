@@ -618,30 +618,53 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
 
 
 @numba.njit(cache=True)
-def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, t, logq, logu, kind):
+def _log_conditional(base, A, y, n, lo, hi, kind, u, k):
+    """log p(u | y) + const of one group: Σᵢ κ(ηᵢ) − ‖u‖²/2, ηᵢ = baseᵢ + Aᵢ·u."""
+    lf = 0.0
+    for r in range(k):
+        lf -= 0.5 * u[r] * u[r]
+    for i in range(lo, hi):
+        eta = base[i]
+        for r in range(k):
+            eta += A[i, r] * u[r]
+        kap, _, _ = _kernel(eta, y[i], n[i], kind)
+        lf += kap
+    return lf
+
+
+@numba.njit(cache=True)
+def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, seed, kind, steps, max_scale):
     """Draws of each group's standardised k-vector u_j from p(u_j | y, β_d, Λ_d), Λ = diag(sd) L
-    (ηᵢ = baseᵢ + xrᵢᵀ Λ u): an independence Metropolis–Hastings chain whose proposal is a
-    multivariate t(4) centred at the mode with scale L_H⁻ᵀ (H = L_H L_Hᵀ the curvature there),
-    started from a proposal draw; ``t`` (D, J, steps + 1, k) its t variates, ``logq`` their log
-    densities up to a constant, ``logu`` (D, J, steps) the log uniforms. The data are one group per
-    pattern as in :func:`conditional_draws`. Returns an array (D, J, k)."""
+    (ηᵢ = baseᵢ + xrᵢᵀ Λ u). The log conditional is strongly concave with −∇² ⪰ I (the prior's
+    curvature; the canonical links' likelihoods are log-concave), so at its mode û (gradient g ≈ 0)
+    log p(u) ≤ log p(û) + gᵀ(u − û) − ‖u − û‖²/2: rejection from N(û + g, I) draws it exactly,
+    accepting with probability about |H|^(−1/2) (H the curvature at û). Where that is small —
+    √|H| above ``max_scale`` — an independence Metropolis–Hastings chain of ``steps`` steps with a
+    multivariate t(4) proposal at û with scale L_H⁻ᵀ (H = L_H L_Hᵀ) instead, started from a
+    proposal draw; so is a draw whose rejection has not accepted within 50 · max_scale tries.
+    The data are one group per pattern as in :func:`conditional_draws`; Numba's generator is
+    seeded with ``seed``. Returns an array (D, J, k)."""
+    np.random.seed(seed)
     D = beta.shape[0]
     Q = start.shape[0] - 1
     J = group_pattern.shape[0]
     N, P = X.shape
     k = Xr.shape[1]
-    steps = t.shape[2] - 1
     out = np.empty((D, J, k))
     base = np.empty(N)
     A = np.empty((N, k))
     modes = np.empty((Q, k))
+    grads = np.empty((Q, k))
     chols = np.empty((Q, k, k))
+    top = np.empty(Q)
+    scale = np.empty(Q)
     H = np.empty((k, k))
     Lh = np.empty((k, k))
     g = np.empty(k)
     step = np.empty(k)
     cand = np.empty(k)
     cur = np.empty(k)
+    tries = int(50 * max_scale) + 1
     for d in range(D):
         for i in range(N):
             v = offset[i]
@@ -656,33 +679,54 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
         for p in range(Q):
             u = _vector_mode(base, A, y, n, start[p], start[p + 1], kind, k, H, Lh, g, step)
             modes[p] = u
+            grads[p] = g  # the gradient at the returned mode
             chols[p] = Lh
+            top[p] = _log_conditional(base, A, y, n, start[p], start[p + 1], kind, u, k)
+            det = 1.0
+            for r in range(k):
+                det *= Lh[r, r]
+            scale[p] = det  # √|H|: about the expected number of rejection proposals
         for j in range(J):
             p = group_pattern[j]
             lo, hi = start[p], start[p + 1]
+            done = False
+            if scale[p] <= max_scale:
+                for _ in range(tries):
+                    sq, lin = 0.0, 0.0
+                    for r in range(k):
+                        step[r] = grads[p, r] + np.random.standard_normal()
+                        cand[r] = modes[p, r] + step[r]
+                        sq += step[r] * step[r]
+                        lin += grads[p, r] * step[r]
+                    lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k)
+                    if -np.random.standard_exponential() < lf - (top[p] + lin - 0.5 * sq):
+                        for r in range(k):
+                            out[d, j, r] = cand[r]
+                        done = True
+                        break
+            if done:
+                continue
             cur_lf = 0.0
             cur_lq = 0.0
             for s_ in range(steps + 1):
+                w = 0.5 * (np.random.standard_exponential() + np.random.standard_exponential())  # χ²₄ / 4
+                tt = 0.0
+                for r in range(k):
+                    cand[r] = np.random.standard_normal() / np.sqrt(w)  # a t(4) variate
+                    tt += cand[r] * cand[r]
+                lq = -0.5 * (4 + k) * np.log1p(0.25 * tt)
                 for r in range(k - 1, -1, -1):  # û + L_H⁻ᵀ t
-                    v = t[d, j, s_, r]
+                    v = cand[r]
                     for q in range(r + 1, k):
                         v -= chols[p, q, r] * step[q]
                     step[r] = v / chols[p, r, r]
-                sq = 0.0
                 for r in range(k):
                     cand[r] = modes[p, r] + step[r]
-                    sq += cand[r] * cand[r]
-                lf = -0.5 * sq
-                for i in range(lo, hi):
-                    eta = base[i]
-                    for r in range(k):
-                        eta += A[i, r] * cand[r]
-                    kap, _, _ = _kernel(eta, y[i], n[i], kind)
-                    lf += kap
-                if s_ == 0 or logu[d, j, s_ - 1] < (lf - cur_lf) - (logq[d, j, s_] - cur_lq):
+                lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k)
+                if s_ == 0 or -np.random.standard_exponential() < (lf - cur_lf) - (lq - cur_lq):
                     for r in range(k):
                         cur[r] = cand[r]
-                    cur_lf, cur_lq = lf, logq[d, j, s_]
+                    cur_lf, cur_lq = lf, lq
             for r in range(k):
                 out[d, j, r] = cur[r]
     return out

@@ -22,9 +22,10 @@ per gradient than the scalar case).
 NUTS then samples (β, s[, correlation]) alone: a handful of parameters, nearly Gaussian, instead
 of J more standardised effects in a funnel. Afterwards :func:`draw_random_effects` draws each
 group's u_j from its conditional posterior given each draw — exactly for one term (rejection
-sampling from a piecewise-exponential envelope of the log-concave conditional), by an
-independence Metropolis–Hastings chain with a multivariate t(4) proposal at the mode for 2–3
-terms; one Numba loop — so the :class:`~bayesglmm.bayes.posterior.Posterior` has the same
+sampling from a piecewise-exponential envelope of the log-concave conditional), and for 2–3
+terms exactly by rejection from N(û, I) where that is cheap (the conditional's curvature is at
+least the prior's), else by an independence Metropolis–Hastings chain with a multivariate t(4)
+proposal at the mode; one Numba loop — so the :class:`~bayesglmm.bayes.posterior.Posterior` has the same
 variables (``{label}_z``, ``{label}``) and tables as one of the full model.
 
 Families: Bernoulli and binomial with the logit link, Poisson with the log link (canonical links:
@@ -234,8 +235,12 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
     return model
 
 
-#: Metropolis–Hastings steps for the conditional draws of a vector random effect
+#: Metropolis–Hastings steps for the conditional draws of a vector random effect, where rejection
+#: sampling would take more than :data:`VECTOR_REJECTION_MAX` proposals a draw
 VECTOR_MH_STEPS = 20
+#: the largest √|H| (about the expected number of proposals) for which a vector random effect is
+#: drawn exactly by rejection from N(û, I)
+VECTOR_REJECTION_MAX = 8.0
 
 
 def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=None) -> np.ndarray:
@@ -244,8 +249,10 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     piecewise-exponential envelope of the log-concave conditional
     (:func:`bayesglmm.bayes.agq_op.conditional_draws`: one Numba loop, the envelope once per
     distinct group pattern and draw). k terms (``sd_draws`` (draws, k), ``chol_draws`` (draws, k, k)
-    the correlation's Cholesky factors or None): shape (draws, J, k), an independence MH chain with
-    a multivariate t(4) proposal at the mode, :data:`VECTOR_MH_STEPS` steps
+    the correlation's Cholesky factors or None): shape (draws, J, k), exact draws by rejection from
+    N(û, I) (the log conditional's curvature is at least the prior's) where that takes at most
+    :data:`VECTOR_REJECTION_MAX` proposals a draw, else an independence MH chain with a
+    multivariate t(4) proposal at the mode, :data:`VECTOR_MH_STEPS` steps
     (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``."""
     from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, conditional_draws, conditional_draws_vector
 
@@ -267,21 +274,9 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     sd_draws = sd_draws.reshape(D, k)
     Lam = sd_draws[:, :, None] * (np.broadcast_to(np.eye(k), (D, k, k)) if chol_draws is None
                                   else np.asarray(chol_draws, float).reshape(D, k, k))  # diag(sd) L
-    J, S = len(group_pattern), VECTOR_MH_STEPS
-    out = np.empty((D, J, k))
-    chunk = max(1, 2_000_000 // (J * (S + 1) * k))
-    for first in range(0, D, chunk):
-        sl = slice(first, first + chunk)
-        m = len(sd_draws[sl])
-        z = rng.standard_normal((m, J, S + 1, k))
-        w = 0.5 * (rng.standard_exponential((m, J, S + 1)) + rng.standard_exponential((m, J, S + 1)))
-        t = z / np.sqrt(w)[..., None]  # multivariate t(4): z / √(χ²₄ / 4)
-        logq = -0.5 * (4 + k) * np.log1p(0.25 * np.sum(t * t, axis=-1))
-        logu = -rng.standard_exponential((m, J, S))
-        out[sl] = conditional_draws_vector(X, offset, np.ascontiguousarray(design.random[0].Xr[rows], dtype=float),
-                                           y, n, start, group_pattern, beta_draws[sl],
-                                           np.ascontiguousarray(Lam[sl]), t, logq, logu, kind)
-    return out
+    return conditional_draws_vector(X, offset, np.ascontiguousarray(design.random[0].Xr[rows], dtype=float), y, n,
+                                    start, group_pattern, beta_draws, np.ascontiguousarray(Lam),
+                                    int(rng.integers(2**31 - 1)), kind, VECTOR_MH_STEPS, VECTOR_REJECTION_MAX)
 
 
 def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
