@@ -206,3 +206,22 @@ def test_compiled_node_loop_equals_numpy(formula, family, link):
         np.testing.assert_allclose(gf, gs, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(gs).max()))
     assert agq_loglik(m.design, m.family, L, x[nt:], st.u, 5, data) == pytest.approx(
         agq_loglik(m.design, m.family, L, x[nt:], st.u, 5, data, compiled=False), abs=1e-10)
+
+
+def test_compiled_node_loop_recomputes_scores_beyond_its_memory_bound():
+    """Past ``max_stored`` scores a pattern, the gradient's pass computes them again: same sums."""
+    from bayesglmm.frequentist.agq import _compiled_nodes, _level_outer, _modes, group_data
+
+    m = bg.GLMM("y ~ x1 + x2 + (1 + x1 | g)", _slopes_data(), family="bernoulli")
+    dev, tmap = laplace_deviance(m.design, m.family, nagq=7)
+    x = np.array([0.9, 0.2, 0.4, -0.3, 0.5, 0.1])
+    st = dev.state(x)
+    data = group_data(m.design)
+    a = data.Xr @ tmap.factors(x[:3])[0]
+    U = _modes(data, st.u)
+    eta = data.offset + data.X @ x[3:] + np.einsum("ik,ik->i", a, U[data.index])
+    R = np.linalg.cholesky(_level_outer(data, m.family.working(eta, data.y, data.trials).weight, a))
+    kept = _compiled_nodes(data, m.family, a, eta, U, R, 7, True)
+    again = _compiled_nodes(data, m.family, a, eta, U, R, 7, True, max_stored=0)
+    for k_, g_ in zip(kept, again):
+        np.testing.assert_allclose(k_, g_, rtol=1e-13, atol=1e-13)

@@ -183,8 +183,9 @@ def _per_level(lse, R) -> np.ndarray:
     return lse + 0.5 * k * np.log(2.0) - 0.5 * k * np.log(2 * np.pi) - logdetR
 
 
-def _compiled_nodes(data: GroupData, family, a, eta, U, R, nagq, with_grad):
-    """:func:`~bayesglmm.frequentist.agq_kernels.agq_nodes` on ``data``: (lse, s1, Vx, pc, Cx)."""
+def _compiled_nodes(data: GroupData, family, a, eta, U, R, nagq, with_grad, max_stored: int = 4_000_000):
+    """:func:`~bayesglmm.frequentist.agq_kernels.agq_nodes` on ``data``: (lse, s1, Vx, pc, Cx); at
+    most ``max_stored`` scores (32 MB) kept between its two passes over a pattern's nodes."""
     from .agq_kernels import agq_nodes
 
     Rinv_T = np.ascontiguousarray(np.transpose(np.linalg.inv(R), (0, 2, 1)))
@@ -194,7 +195,8 @@ def _compiled_nodes(data: GroupData, family, a, eta, U, R, nagq, with_grad):
     const = data.per_group @ family.loglik_constant(data.y, data.trials)
     return agq_nodes(family.kernel_code, np.ascontiguousarray(eta, dtype=float), np.ascontiguousarray(B),
                      np.ascontiguousarray(a, dtype=float), np.asarray(data.y, dtype=float), n, data.start,
-                     np.asarray(const, dtype=float), np.ascontiguousarray(U), Rinv_T, X, logw, with_grad)
+                     np.asarray(const, dtype=float), np.ascontiguousarray(U), Rinv_T, X, logw, with_grad,
+                     int(max_stored))
 
 
 def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: GroupData | None = None,

@@ -4,7 +4,8 @@
 pattern j, node x and row i of j, η = η̂ᵢ + Bᵢ·x, the row's log-likelihood and score at η, the
 node term F_jx, its softmax weight P_jx, and the sums the gradient needs. In NumPy that is some
 twenty passes over (nodes × rows) arrays and sparse products per call; here it is one loop that
-keeps a pattern's node terms in a small scratch array. The log-likelihood and score follow
+keeps a pattern's node terms in a small scratch array (its scores at the nodes too, up to
+``max_stored`` of them; beyond, they are computed again in the gradient's pass). The log-likelihood and score follow
 :meth:`bayesglmm.families.Family.loglik_kernel` and :meth:`~bayesglmm.families.Family.score`
 formula for formula (μ clipped to [ε, 1 − ε] for a probability, ``xlogy`` at y = 0), for the
 (family, link) pairs of :attr:`~bayesglmm.families.Family.kernel_code`; the NumPy path stays the
@@ -60,7 +61,7 @@ def _row(code, y, n, eta):
 
 
 @njit(cache=True)
-def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad):
+def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad, max_stored):
     """The product rule's node terms for every pattern, and the sums of its gradient.
 
     Parameters
@@ -86,6 +87,9 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
     X : (K, k)
         Nodes; ``logw`` (K,) log ω + ‖x‖².
     with_grad : bool
+    max_stored : int
+        The most scores at a pattern's nodes kept for the gradient's pass (nodes × the pattern's
+        rows); beyond, they are computed again there.
 
     Returns
     -------
@@ -108,7 +112,8 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
     width = 0
     for j in range(J):
         width = max(width, start[j + 1] - start[j])
-    G = np.empty((K, width))
+    store = K * width <= max_stored  # keep a pattern's scores at its nodes (else compute them again)
+    G = np.empty((K, width) if store else (1, width))
     for j in range(J):
         r0, r1 = start[j], start[j + 1]
         for x in range(K):
@@ -126,7 +131,8 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
                     e += B[i, b] * X[x, b]
                 ll, g = _row(code, y[i], n[i], e)
                 total += ll
-                G[x, i - r0] = g
+                if store:
+                    G[x, i - r0] = g
             F[x] = logw[x] + total - 0.5 * sq
         top = F.max()
         acc = 0.0
@@ -139,15 +145,22 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
             P = math.exp(F[x] - lse[j])
             if P == 0.0:
                 continue
+            row = x if store else 0
+            if not store:
+                for i in range(r0, r1):
+                    e = eta[i]
+                    for b in range(k):
+                        e += B[i, b] * X[x, b]
+                    G[0, i - r0] = _row(code, y[i], n[i], e)[1]
             for a in range(k):
                 c = -ux[x, a]
                 for i in range(r0, r1):
-                    c += G[x, i - r0] * A[i, a]
+                    c += G[row, i - r0] * A[i, a]
                 pc[j, a] += P * c
                 for b in range(k):
                     Cx[j, a, b] += P * c * X[x, b]
             for i in range(r0, r1):
-                pg = P * G[x, i - r0]
+                pg = P * G[row, i - r0]
                 s1[i] += pg
                 for b in range(k):
                     Vx[i, b] += pg * X[x, b]
