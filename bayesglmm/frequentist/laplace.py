@@ -41,7 +41,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
-from .agq import agq_loglik, agq_value_and_beta_grad, agq_value_and_grad, check_agq, group_data
+from .agq import agq_loglik, agq_value_and_grad, check_agq, group_data
 from .schur import SchurPattern, choose_elimination
 
 __all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
@@ -576,10 +576,10 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1, agq_data=None):
     a factor L). The family answers s, W, w′ and W° (:meth:`~bayesglmm.families.Family.working`).
     Everything needs H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one
     grouping factor, from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses
-    differences). AGQ (``nagq > 1``) with one scalar random effect has its own exact gradient
-    through the adaptive nodes (:func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`), and
-    AGQ with a vector random effect likewise through the product rule's nodes
-    (:func:`~bayesglmm.frequentist.agq.agq_value_and_grad`).
+    differences). AGQ (``nagq > 1``) has its own exact gradient through the adaptive nodes, for one
+    term and for a block of k on the product rule (:func:`~bayesglmm.frequentist.agq.agq_value_and_grad`,
+    its node loops compiled; the scalar :func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`
+    is the reference it is tested against at k = 1).
     """
     if not tmap.blocks:
         return None
@@ -614,11 +614,7 @@ def _value_and_grad(design, family, tmap, devfun, nagq=1, agq_data=None):
     def value_and_grad(params):
         params = np.asarray(params, dtype=float)
         st = devfun.state(params)
-        if nagq > 1 and design.random[0].n_terms == 1:  # AGQ: θ through the adaptive nodes as well
-            f0, gb, gt = agq_value_and_beta_grad(design, family, params[0], params[nt:], st.u, nagq, with_theta=True,
-                                                 data=agq_data)
-            return f0, np.concatenate([[gt], gb])
-        if nagq > 1:  # a block of k terms: the same through the product rule's nodes
+        if nagq > 1:  # AGQ: θ and β through the adaptive nodes (the product rule's for k terms), compiled
             f0, gt, gb = agq_value_and_grad(design, family, tmap.factors(params[:nt])[0], entries, params[nt:],
                                             st.u, nagq, agq_data)
             return f0, np.concatenate([gt, gb])
