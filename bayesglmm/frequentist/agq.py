@@ -325,7 +325,7 @@ def agq_value_and_beta_grad(design, family, theta, beta, u_hat, nagq, with_theta
                             data: GroupData | None = None):
     """AGQ deviance and its exact gradient in β (and in θ with ``with_theta``: returns
     (deviance, β-gradient, θ-derivative)), for one scalar random effect and any link, in NumPy:
-    the independent reference :func:`agq_value_and_grad` (which the fits use, its node loops
+    the independent reference that :func:`agq_value_and_grad` (which the fits use, its node loops
     compiled) is tested against at k = 1.
 
     With the nodes u_jk = û_j + √2 x_k / R_j (R_j² = H_j = 1 + Σ_{i∈j} wᵢ aᵢ², aᵢ = θ xrᵢ)
