@@ -29,13 +29,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+import rscript
 
 import bayesglmm as bg
 
@@ -65,7 +65,7 @@ CASES = {
 
 R_FIT = r"""
 suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
-args <- commandArgs(TRUE); d <- read.csv(args[1]); reps <- as.integer(args[2]); f <- as.formula(args[3])
+d <- read.csv(args[1]); reps <- as.integer(args[2]); f <- as.formula(args[3])
 for (v in strsplit(args[4], ",")[[1]]) d[[v]] <- factor(d[[v]])
 tm <- function(expr) { e <- substitute(expr); eval(e); median(replicate(reps, system.time(eval(e))[["elapsed"]])) }
 if (args[5] == "gaussian") {
@@ -83,19 +83,17 @@ cat(toJSON(list(glmer = list(seconds = t1, beta = unname(fixef(m1)), sd = vc1$sd
 """
 
 
-def _rscript(code, *args, tmp):
-    path = os.path.join(tmp, "s.R")
-    with open(path, "w") as fh:
-        fh.write(code)
-    out = subprocess.run(["Rscript", path, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-800:])
-    return out.stdout
+def _r_json(lines, label):
+    """Run R ``lines`` (:func:`rscript.run_json`); the JSON of its last line, raising when R fails."""
+    out = rscript.run_json(lambda _tmp: lines, label)
+    if out is None:
+        raise RuntimeError(f"{label}: Rscript failed (see above)")
+    return out
 
 
 def run_case(name, case, reps, tmp):
     csv = os.path.join(tmp, f"{name}.csv")
-    _rscript(f'{case["export"]}; write.csv(d, "{csv}", row.names = FALSE)', tmp=tmp)
+    _r_json([case["export"], f'write.csv(d, "{csv}", row.names = FALSE)', 'cat("{}\\n")'], f"export of {name}")
     df = pd.read_csv(csv)
     for col in case["factors"]:
         df[col] = df[col].astype(str)
@@ -109,8 +107,8 @@ def run_case(name, case, reps, tmp):
             t0 = time.perf_counter()
             fit = model.fit(method)
             secs.append(time.perf_counter() - t0)
-    r = json.loads(_rscript(R_FIT, csv, str(reps), case["r_formula"], ",".join(case["factors"]), family, tmp=tmp)
-                   .strip().splitlines()[-1])
+    args = [csv, str(reps), case["r_formula"], ",".join(case["factors"]), family]
+    r = _r_json([f"args <- c({', '.join(json.dumps(a) for a in args)})", R_FIT], f"R fits of {name}")
     vc = fit.variance_components()
     sd = vc[(vc["kind"] == "sd") & (vc["group"] != "Residual")]["estimate"].to_numpy()
     ours = statistics.median(secs)
