@@ -34,7 +34,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "agq_vector_kernel",
-           "conditional_draws_vector", "agq_kernel", "conditional_draws", "BINOMIAL_LOGIT", "POISSON_LOG"]
+           "conditional_draws_vector", "agq_kernel", "conditional_draws", "source_salt", "BINOMIAL_LOGIT",
+           "POISSON_LOG"]
 
 BINOMIAL_LOGIT, POISSON_LOG = 0, 1
 _HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
@@ -788,13 +789,14 @@ class AGQVectorMarginal(_FusedAGQ):
     kernel = agq_vector_kernel
 
 
-def _source_salt() -> int:
-    # PyTensor's Numba cache keys an Op by its type and props: the kernel's source must be in the
-    # key too, or an edited kernel would be served from the on-disk cache
+def source_salt(path: str = __file__) -> int:
+    """A hash of the source file ``path`` for PyTensor's Numba cache key of an Op: the cache keys
+    an Op by its type and props, so the kernel's source must be in the key too, or an edited
+    kernel would be served from the on-disk cache."""
     import hashlib
     from pathlib import Path
 
-    return int(hashlib.blake2b(Path(__file__).read_bytes(), digest_size=6).hexdigest(), 16)
+    return int(hashlib.blake2b(Path(path).read_bytes(), digest_size=6).hexdigest(), 16)
 
 
 @register_funcify_default_op_cache_key(AGQMarginal)
@@ -807,7 +809,7 @@ def _numba_funcify_agq(op, node=None, **kwargs):
         value, gbase, gcoef = kernel(base, coef, start, y, n, counts, nodes, logw, kind)
         return np.asarray(value), gbase, gcoef
 
-    return fused_agq_numba, _source_salt()
+    return fused_agq_numba, source_salt()
 
 
 def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int):

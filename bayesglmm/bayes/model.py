@@ -13,6 +13,8 @@ than a dense Z product. Variable names:
 ``{label}``                        the random effects b (deterministic), e.g. ``"1|herd"``
 ``sigma``                          Gaussian residual SD
 ``y``                              the observed response, dims ``("obs",)``
+``y_loglik``                       instead of ``y`` with ``likelihood="fused"``: its
+                                   log-likelihood as a potential (the sampler's graph)
 =================================  ==============================================
 
 The priors' hyperparameters and the observed response are shared variables, not constants (see
@@ -32,7 +34,8 @@ from ..families import Family
 from ..priors import ResolvedPriors
 from .prior_graph import lkj_eta, location_prior, scale_prior
 
-__all__ = ["build_pymc_model", "block_coords", "block_scale", "inverse_link", "linear_predictor", "structure_key"]
+__all__ = ["build_pymc_model", "block_coords", "block_scale", "fused_likelihood", "inverse_link", "linear_predictor",
+           "structure_key"]
 
 
 # The one table that translates the numpy family layer to PyTensor.
@@ -53,6 +56,27 @@ def inverse_link(family: Family, eta):
 def observed_values(family: Family, y) -> np.ndarray:
     """The response as the graph's data holds it (int64 counts, float otherwise)."""
     return np.asarray(y, dtype=float if family.response_kind == "continuous" else np.int64)
+
+
+def fused_likelihood(family: Family) -> bool:
+    """Whether the family's log-likelihood has the fused Op (:mod:`bayesglmm.bayes.loglik_op`):
+    a canonical-link binomial or Poisson response."""
+    from .loglik_op import FUSED_CODES
+
+    return family.kernel_code in FUSED_CODES
+
+
+def _fused_likelihood(family: Family, design: Design, eta, as_data: bool):
+    """The log-likelihood as the potential ``y_loglik`` of the fused Op: response and constant
+    shared data (``y.observed``, ``y.loglik_constant``) when ``as_data``."""
+    from .loglik_op import glm_loglik, loglik_constant
+
+    y = np.asarray(design.y, dtype=float)
+    const = np.asarray(loglik_constant(family, design.y, design.trials))
+    if as_data:
+        y, const = pytensor.shared(y, name="y.observed"), pytensor.shared(const, name="y.loglik_constant")
+    n = np.ones(design.nobs) if design.trials is None else np.asarray(design.trials, dtype=float)
+    return pm.Potential("y_loglik", glm_loglik(family.kernel_code, eta, y, n, const))
 
 
 def _likelihood(family: Family, design: Design, eta, sigma, y):
@@ -130,7 +154,7 @@ def structure_key(design: Design, family: Family, priors: ResolvedPriors, famili
 
 
 def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",
-                     as_data: bool = True) -> pm.Model:
+                     as_data: bool = True, likelihood: str = "observed") -> pm.Model:
     """Compile a GLMM to a :class:`pymc.Model`.
 
     Parameters
@@ -145,6 +169,12 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
         Hyperparameters and response as shared variables (True), so that models differing only in
         them share compiled code; False makes them constants, for samplers such as nutpie that
         compile their own copy of the graph on every call and cache only constant graphs.
+    likelihood : {"observed", "fused"}
+        The response as the observed variable ``y`` (the distribution of its family: what
+        posterior predictive draws and pointwise log-likelihoods need), or, for a canonical-link
+        binomial or Poisson model (:func:`fused_likelihood`), its log-likelihood as the potential
+        ``y_loglik`` of one fused Op (:mod:`bayesglmm.bayes.loglik_op`): the same log density, a
+        third of the time per gradient; what NUTS samples. Other families keep ``y``.
 
     Returns
     -------
@@ -154,6 +184,8 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
     """
     if families not in ("present", "all"):
         raise ValueError(f"families must be 'present' or 'all', got {families!r}")
+    if likelihood not in ("observed", "fused"):
+        raise ValueError(f"likelihood must be 'observed' or 'fused', got {likelihood!r}")
     coords = {"obs": np.arange(design.nobs), "fixed": list(design.fixed_names)}
     for block in design.random:
         coords.update(block_coords(block))
@@ -169,7 +201,10 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
         sigma = scale_prior("sigma", priors.sigma, None, families, as_data) if family.has_scale else None
         eta = linear_predictor(design, beta if beta is not None else pt.zeros(0), effects)
-        y = observed_values(family, design.y)
-        y = pytensor.shared(y, name="y.observed") if as_data else y
-        _likelihood(family, design, eta, sigma, y)
+        if likelihood == "fused" and fused_likelihood(family):
+            _fused_likelihood(family, design, eta, as_data)
+        else:
+            y = observed_values(family, design.y)
+            y = pytensor.shared(y, name="y.observed") if as_data else y
+            _likelihood(family, design, eta, sigma, y)
     return model

@@ -336,6 +336,21 @@ class Posterior:
         return out
 
 
+def with_observed_data(idata, model):
+    """``idata`` with the response ``y`` (dims ``obs``) in its ``observed_data`` group, where the
+    sampled graph held the likelihood as a potential (the fused Op, the marginal likelihood) and
+    so gave none: as a graph with the observed variable gives it."""
+    import xarray as xr
+
+    from .model import observed_values
+
+    if "observed_data" in idata.children and "y" in idata["observed_data"].data_vars:
+        return idata
+    y = observed_values(model.family, model.design.y)
+    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": ("obs", y)}, coords={"obs": np.arange(len(y))}))
+    return idata
+
+
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
                  target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None,
                  marginalize: bool = False, nagq: int | None = None, families: str = "present",
@@ -345,9 +360,11 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
     :func:`bayesglmm.bayes.model.build_pymc_model`), or with ``marginalize=True`` on the marginal
     likelihood (:mod:`bayesglmm.bayes.marginalized`); see :meth:`bayesglmm.GLMM.sample`.
 
-    With ``nuts_sampler="nutpie"`` the graph is built afresh and nutpie's compiled model is kept
-    by structure (:data:`bayesglmm.bayes.compilation.compiled_models`): a later model of the same
-    structure samples without compiling. A ``pymc_model`` given is compiled every time."""
+    With ``nuts_sampler="nutpie"`` the graph is built afresh, a canonical-link binomial or Poisson
+    response's log-likelihood as one fused Op (``likelihood="fused"``,
+    :mod:`bayesglmm.bayes.loglik_op`), and nutpie's compiled model is kept by structure
+    (:data:`bayesglmm.bayes.compilation.compiled_models`): a later model of the same structure
+    samples without compiling. A ``pymc_model`` given is compiled every time."""
     if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
         raise ValueError(f"nuts_sampler must be 'pymc' or 'nutpie' (or numpyro/blackjax), got {nuts_sampler!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -377,23 +394,24 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
-        return Posterior(model, idata)
+        return Posterior(model, with_observed_data(idata, model))
     if nuts_sampler == "nutpie":
         from .compilation import sample_nutpie
         from .model import build_pymc_model, structure_key
 
         if pymc_model is None:
             # fresh graphs of our own (the key says what they hold), reused by structure
-            def build(as_data):
-                return build_pymc_model(model.design, model.family, model.priors, families=families, as_data=as_data)
+            def build(as_data):  # the response's log-likelihood fused into one Op where it can be
+                return build_pymc_model(model.design, model.family, model.priors, families=families, as_data=as_data,
+                                        likelihood="fused")
 
-            key = structure_key(model.design, model.family, model.priors, families, "full")
+            key = structure_key(model.design, model.family, model.priors, families, "full", "fused")
         else:
             build, key = (lambda as_data: pymc_model), None
         idata = sample_nutpie(build, key, draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
                               data_graph=families == "all", **kwargs)
-        return Posterior(model, idata)
+        return Posterior(model, with_observed_data(idata, model))
     if pymc_model is None and families != "present":
         from .model import build_pymc_model
 

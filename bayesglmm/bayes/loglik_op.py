@@ -1,0 +1,148 @@
+"""The full model's log-likelihood as one fused PyTensor Op (canonical links), for NUTS.
+
+``pm.Bernoulli("y", logit_p=η)`` compiles (PyTensor's Numba backend) to elementwise loops with a
+softplus for the value and a sigmoid for the gradient: two exponentials and a ``log1p`` per row,
+each a scalar libm call, plus the temporaries between the loops. ohio's 2,148 rows cost about
+85 µs per log density and gradient that way, most of a NUTS step. :class:`GLMLoglik` computes
+Σᵢ ℓᵢ(ηᵢ) and ∂ℓᵢ/∂ηᵢ in one loop with one exponential per row:
+
+* binomial, logit link: t = e^(−|η|), ℓ = yη − n·max(η, 0) − n·log(1 + t) and ∂ℓ/∂η = y − n·p with
+  p = 1/(1 + t) (η ≥ 0) or t/(1 + t); for a Bernoulli row (n = 1) the log(1 + t) terms are summed as
+  the log of a running product (1 + t ≤ 2: renewed every :data:`PRODUCT_ROWS` rows, far from
+  overflow), one logarithm per 512 rows instead of one per row;
+* Poisson, log link: ℓ = yη − e^η, ∂ℓ/∂η = y − e^η.
+
+The terms free of the parameters (log C(n, y), −log y!) come in as one number, so the value is
+the distribution's log-likelihood itself (as ``pm.Bernoulli``/``pm.Binomial``/``pm.Poisson``
+give it). The sampler's graph takes it as a ``pm.Potential``
+(:func:`bayesglmm.bayes.model.build_pymc_model` with ``likelihood="fused"``); the model users see
+(:meth:`bayesglmm.GLMM.pymc_model`) keeps the observed variable ``y`` for posterior predictive
+draws and pointwise log-likelihoods. ``perform`` (Python/C backends) calls the same compiled
+kernel; tested equal to PyMC's distributions, value and gradient, to 1e-10.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+from .agq_op import source_salt
+
+__all__ = ["GLMLoglik", "glm_loglik", "loglik_constant", "FUSED_CODES", "PRODUCT_ROWS"]
+
+#: the :attr:`~bayesglmm.families.Family.kernel_code` values the fused Op computes: a probability
+#: by the logit link, a Poisson mean by the log link (the canonical links)
+FUSED_CODES = (0, 3)
+#: Bernoulli rows per running product of (1 + t) before its logarithm is taken (2^512 < 1e155)
+PRODUCT_ROWS = 512
+
+
+@numba.njit(cache=True)
+def glm_loglik_kernel(eta, y, n, const, code):
+    """Σᵢ ℓᵢ(ηᵢ) + ``const`` and ∂ℓᵢ/∂ηᵢ for the (family, link) ``code`` (0: binomial logit, 3:
+    Poisson log), in one pass over the rows."""
+    m = eta.shape[0]
+    grad = np.empty(m)
+    total = 0.0
+    if code == 0:
+        prod = 1.0
+        held = 0
+        for i in range(m):
+            e = eta[i]
+            t = math.exp(-abs(e))
+            inv = 1.0 / (1.0 + t)
+            p = inv if e >= 0.0 else t * inv
+            total += y[i] * e - n[i] * max(e, 0.0)
+            if n[i] == 1.0:
+                prod *= 1.0 + t
+                held += 1
+                if held == PRODUCT_ROWS:
+                    total -= math.log(prod)
+                    prod = 1.0
+                    held = 0
+            else:
+                total -= n[i] * math.log1p(t)
+            grad[i] = y[i] - n[i] * p
+        total -= math.log(prod)
+    else:
+        for i in range(m):
+            e = eta[i]
+            mu = math.exp(e)
+            total += y[i] * e - mu
+            grad[i] = y[i] - mu
+    return total + const, grad
+
+
+class GLMLoglik(Op):
+    """Σᵢ log p(yᵢ | ηᵢ) for a canonical-link binomial (``code`` 0) or Poisson (3) response, and
+    its gradient in η.
+
+    Inputs: ``eta`` (n,) — differentiable — and the constants ``y``, ``n`` (trials; ones for a
+    Bernoulli or Poisson response) (n,) and ``const`` (a scalar: the terms free of η). Outputs: the
+    value and ∂/∂η (the latter for the gradient only: not differentiable itself).
+    """
+
+    __props__ = ("code",)
+
+    def __init__(self, code: int):
+        if code not in FUSED_CODES:
+            raise ValueError(f"code must be one of {FUSED_CODES} (binomial logit, Poisson log), got {code!r}")
+        self.code = int(code)
+
+    def make_node(self, eta, y, n, const):
+        eta = pt.as_tensor_variable(eta, dtype="float64")
+        y, n = (pt.as_tensor_variable(v, dtype="float64") for v in (y, n))
+        const = pt.as_tensor_variable(const, dtype="float64")
+        return Apply(self, [eta, y, n, const], [pt.dscalar(), eta.type()])
+
+    def perform(self, node, inputs, output_storage):
+        value, grad = glm_loglik_kernel(*inputs, self.code)
+        output_storage[0][0] = np.asarray(value)
+        output_storage[1][0] = grad
+
+    def connection_pattern(self, node):
+        return [[True, False]] + [[False, False]] * 3
+
+    def pullback(self, inputs, outputs, output_grads):
+        return [output_grads[0] * outputs[1]] + [disconnected_type() for _ in range(3)]
+
+    def infer_shape(self, node, shapes):
+        return [(), shapes[0]]
+
+
+@register_funcify_default_op_cache_key(GLMLoglik)
+def _numba_funcify_glm_loglik(op, node=None, **kwargs):
+    code = op.code
+
+    @numba.njit
+    def glm_loglik_numba(eta, y, n, const):
+        value, grad = glm_loglik_kernel(eta, y, n, const, code)
+        return np.asarray(value), grad
+
+    return glm_loglik_numba, source_salt(__file__)
+
+
+def loglik_constant(family, y, trials) -> float:
+    """Σᵢ of the log-likelihood's terms free of the parameters: log C(nᵢ, yᵢ) for a binomial
+    response (0 for a Bernoulli one), −log yᵢ! for a Poisson one."""
+    from scipy.special import gammaln
+
+    y = np.asarray(y, dtype=float)
+    if family.counts_successes:
+        if trials is None:
+            return 0.0
+        n = np.asarray(trials, dtype=float)
+        return float(np.sum(gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)))
+    return float(-np.sum(gammaln(y + 1.0)))
+
+
+def glm_loglik(code: int, eta, y, n, const):
+    """The fused log-likelihood (see :class:`GLMLoglik`) as a PyTensor scalar."""
+    return GLMLoglik(code)(eta, y, n, const)[0]
