@@ -104,11 +104,12 @@ def linear_predictor(design: Design, beta, random_effects):
     if design.X.shape[1]:
         eta = eta + pt.dot(pt.as_tensor_variable(design.X), beta)
     for block, b in zip(design.random, random_effects):
-        rows = b[block.index]
         if block.n_terms == 1 and np.all(block.Xr == 1.0):
-            eta = eta + rows[:, 0]
+            # a vector gathered (and, in the gradient, scattered) by the index: 20% of the log density's
+            # time for ohio against the rows of the (levels, 1) matrix
+            eta = eta + b[:, 0][block.index]
         else:
-            eta = eta + pt.sum(rows * pt.as_tensor_variable(block.Xr), axis=1)
+            eta = eta + pt.sum(b[block.index] * pt.as_tensor_variable(block.Xr), axis=1)
     return eta
 
 
