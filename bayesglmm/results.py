@@ -32,7 +32,8 @@ RE_COLUMNS = ("group", "level", "term", "estimate", "std_error", "conf_low", "co
 RESIDUAL = "Residual"
 
 #: the kinds of :class:`Flag` a result may carry
-FLAG_KINDS = ("separation", "singular", "not_converged", "nan_se", "divergences", "rhat", "ess", "treedepth")
+FLAG_KINDS = ("separation", "singular", "not_converged", "nan_se", "divergences", "rhat", "ess", "treedepth",
+              "quadrature")
 
 
 @dataclass(frozen=True)

@@ -335,3 +335,35 @@ def test_a_correlated_block_keeps_a_usable_step_size_with_short_tuning():
     stats = post.idata["sample_stats"]
     assert float(stats["n_steps"].mean()) < 40
     assert float(stats["step_size"].values[:, -1].min()) > 0.05
+
+
+def test_an_unsettled_quadrature_is_reported():
+    """ohio (1 + age | id): binary data, four records a child, an intercept SD of 2.6 — the 2-D
+    product rule still moves by more than 1e-4 between 15² and 21² nodes, and nagq_settling says so."""
+    from bayesglmm.bayes.marginalized import NAGQ_TOL, nagq_settling
+
+    m = bg.GLMM("resp ~ age + smoke + (1 + age | id)", bg.datasets.load("ohio"), family="bernoulli")
+    q, change = nagq_settling(m)
+    assert q == 21 and change > NAGQ_TOL
+    q, change = nagq_settling(_model("cbpp"))
+    assert q == 11 and change < NAGQ_TOL
+
+
+def test_an_unsettled_choice_warns_and_flags_the_posterior(monkeypatch):
+    """When the automatic choice did not settle, sample(marginalize=True) warns and the posterior
+    carries a ``quadrature`` flag; a nagq given by the user is taken as it is."""
+    import bayesglmm.bayes.marginalized as marginalized
+    from bayesglmm.bayes.marginalized import QuadratureWarning
+
+    monkeypatch.setattr(marginalized, "nagq_settling", lambda model: (11, 0.05))
+    m = _model("cbpp")
+    with pytest.warns(QuadratureWarning, match="did not settle"):
+        post = m.sample(draws=50, tune=50, chains=1, random_seed=1, progressbar=False, diagnose=False,
+                        marginalize=True)
+    flags = [f for f in post.flags if f.kind == "quadrature"]
+    assert len(flags) == 1 and "0.05" in flags[0].message and "11 nodes" in flags[0].message
+    assert post.idata["posterior"].attrs["marginalized_nagq"] == 11
+    given = m.sample(draws=50, tune=50, chains=1, random_seed=1, progressbar=False, diagnose=False,
+                     marginalize=True, nagq=11)
+    assert not [f for f in given.flags if f.kind == "quadrature"]
+    assert given.idata["posterior"].attrs["marginalized_nagq"] == 11

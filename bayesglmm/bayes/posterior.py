@@ -140,8 +140,9 @@ class Posterior:
 
     @property
     def flags(self) -> list[Flag]:
-        """Structured findings of :meth:`diagnostics`: ``divergences``, ``rhat``, ``ess``, ``treedepth``
-        (empty when healthy)."""
+        """Structured findings of :meth:`diagnostics`: ``divergences``, ``rhat``, ``ess``, ``treedepth``,
+        and ``quadrature`` after ``marginalize=True`` whose automatic choice of nodes did not settle
+        (:class:`~bayesglmm.bayes.marginalized.QuadratureWarning`); empty when healthy."""
         d = self.diagnostics(warn=False)
         out = []
         if d["divergences"]:
@@ -152,6 +153,13 @@ class Posterior:
             out.append(Flag("ess", f"min bulk ESS {d['min_ess_bulk']:.0f} for {d['worst_ess_bulk']!r}"))
         if d["max_treedepth_share"] > MAX_TREEDEPTH_SHARE:
             out.append(Flag("treedepth", f"{d['max_treedepth_share']:.0%} of draws at the maximum tree depth"))
+        from .marginalized import NAGQ_TOL
+
+        change = self.idata["posterior"].attrs.get("quadrature_change")
+        if change is not None and change >= NAGQ_TOL:
+            out.append(Flag("quadrature", f"the marginal likelihood's quadrature did not settle ({change:.2g} between "
+                                          f"the two largest rules, {self.idata['posterior'].attrs['marginalized_nagq']} "
+                                          "nodes a dimension)"))
         return out
 
     # -- derived quantities
@@ -383,17 +391,28 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
     if marginalize:
         from ..frequentist.fit import MAX_NAGQ
-        from .marginalized import check_marginalizable, choose_nagq, sample_marginalized
+        from .marginalized import NAGQ_TOL, QuadratureWarning, check_marginalizable, nagq_settling, \
+            sample_marginalized
 
         if pymc_model is not None:
             raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
         check_marginalizable(model.design, model.family)
-        nagq = choose_nagq(model) if nagq is None else nagq
+        change = None  # the automatic choice's change to the next rule (None: nagq given)
+        if nagq is None:
+            nagq, change = nagq_settling(model)
+            if change >= NAGQ_TOL:
+                warnings.warn(f"marginalize=True: the quadrature did not settle (the marginal log-likelihood moved by "
+                              f"{change:.2g} between the two largest rules, {nagq} nodes a dimension): the sampled "
+                              "density is off by about that much; sample the full model (marginalize=False) or "
+                              "give nagq=", QuadratureWarning, stacklevel=3)
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
             raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
+        idata["posterior"].attrs["marginalized_nagq"] = int(nagq)
+        if change is not None:
+            idata["posterior"].attrs["quadrature_change"] = float(change)
         return Posterior(model, with_observed_data(idata, model))
     if nuts_sampler == "nutpie":
         from .compilation import sample_nutpie
