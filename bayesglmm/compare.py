@@ -294,6 +294,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                              f"min_ess_bulk={diag['min_ess_bulk']:.0f}"]
                     if any(f.kind == "treedepth" for f in result.flags):
                         flags.append(f"max_treedepth={diag['max_treedepth_share']:.0%}")
+                    flags += [str(f) for f in result.flags if f.kind == "quadrature"]  # marginalize=True
                     interval = f"{ci:.0%} equal-tailed"
                     note = NOTES["nuts"]
                 else:

@@ -364,6 +364,10 @@ def test_an_unsettled_choice_warns_and_flags_the_posterior(monkeypatch):
     flags = [f for f in post.flags if f.kind == "quadrature"]
     assert len(flags) == 1 and "0.05" in flags[0].message and "11 nodes" in flags[0].message
     assert post.idata["posterior"].attrs["marginalized_nagq"] == 11
+    with pytest.warns(QuadratureWarning, match="nuts: marginalize=True"):  # compare passes it on, named
+        comparison = bg.compare(m, ["nuts"], draws=50, tune=50, chains=1, random_seed=1, progressbar=False,
+                                marginal=False, nuts={"marginalize": True})
+    assert any("quadrature did not settle" in line for line in comparison.notes())
     given = m.sample(draws=50, tune=50, chains=1, random_seed=1, progressbar=False, diagnose=False,
                      marginalize=True, nagq=11)
     assert not [f for f in given.flags if f.kind == "quadrature"]
