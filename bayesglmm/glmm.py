@@ -262,7 +262,9 @@ class GLMM:
             random effects from their conditional posteriors: the same variables and tables, a
             posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
             One grouping factor with a random block of up to 3 terms (``(1 | g)``, ``(1 + x | g)``:
-            the product rule); logit Bernoulli/binomial or log Poisson. The few parameters left
+            the product rule); logit Bernoulli/binomial or log Poisson. A Gaussian identity-link
+            model (a linear mixed model, any number of terms) is integrated exactly, no
+            quadrature: NUTS samples (β, SDs, correlation, σ). The few parameters left
             are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's
             NUTS, ``adaptation="low_rank"`` with nutpie for one term (either overridden by passing
             it).
@@ -273,7 +275,7 @@ class GLMM:
             candidates settles (ohio ``(1 + age | id)``: 21² nodes still 0.6 from 15² at 1.5× the
             SDs), the largest is used with a
             :class:`~bayesglmm.bayes.marginalized.QuadratureWarning` and a ``quadrature`` flag on the
-            posterior: the full model is then the safer choice.
+            posterior: the full model is then the safer choice. Not for a Gaussian model (exact).
         **kwargs
             Passed to :func:`pymc.sample` (with ``nuts_sampler="nutpie"``: to :func:`nutpie.sample`,
             where ``save_warmup`` is False unless given, as PyMC discards the tuning draws).

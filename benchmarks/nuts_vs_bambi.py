@@ -1,13 +1,14 @@
 """NUTS: bayesglmm vs bambi 0.21 on the same models, in one run.
 
-For cbpp, bacteria, ohio, epil, salamander (crossed) and ohio with a correlated random slope on age
-each package builds the model and samples 2 chains ×
+For cbpp, bacteria, ohio, epil, salamander (crossed), ohio with a correlated random slope on age,
+and two linear mixed models (milk's random intercept, sleepstudy's correlated slope on Days, where
+``marginalize=True`` is exact) each package builds the model and samples 2 chains ×
 (1000 tune + 1000 draws) with the same NUTS for both: PyMC's (``--sampler pymc``, the default)
 or nutpie's (``--sampler nutpie``; ``pip install nutpie``). Wall time includes model building and
 compilation. Printed per case: seconds, the smallest bulk ESS of the group SDs, ESS/s, and the
 ratio bayesglmm/bambi of ESS/s (> 1 means bayesglmm is faster) — for the full model and, with
 ``--marginalize``, also for ``sample(marginalize=True)`` (the random effects integrated out by
-AGQ in the graph, ``--nagq`` nodes, then drawn from their conditionals; the seconds include
+AGQ in the graph, ``--nagq`` nodes, or exactly for the Gaussian cases, then drawn from their conditionals; the seconds include
 those draws). With ``--warm`` each case is first run once untimed: bayesglmm then reuses
 nutpie's compiled model of that structure (``bayesglmm.bayes.compilation.compiled_models``),
 bambi compiles again (it has no such reuse), PyMC's NUTS loads both packages' Numba code from the
@@ -50,6 +51,9 @@ CASES = {
                    "bernoulli", "Female Male"),
     # a correlated random slope (marginalize: the product rule, nagq² nodes per group)
     "ohio-slope": ("resp ~ age + smoke + (1 + age | id)", "resp ~ age + smoke + (1 + age | id)", "bernoulli", "id"),
+    # linear mixed models (marginalize: exact, no quadrature): a random intercept, a correlated slope
+    "milk": ("protein ~ Diet + Time + (1 | Cow)", "protein ~ Diet + Time + (1 | Cow)", "gaussian", "Cow"),
+    "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (Days | Subject)", "gaussian", "Subject"),
 }
 #: the bundled data set of a case, when its name is not one
 DATA: dict[str, str] = {}
@@ -67,14 +71,14 @@ def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=F
     model = bg.GLMM(formula, bg.datasets.load(DATA.get(name, name.split("-")[0])), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
                         diagnose=False, nuts_sampler=sampler, marginalize=marginalize,
-                        nagq=nagq if marginalize else None)
+                        nagq=nagq if marginalize and family != "gaussian" else None)
     secs = time.perf_counter() - t0
     groups = group.split()
     ess = float(post.variance_components().query("group in @groups and kind == 'sd'")["ess_bulk"].min())
     return secs, ess
 
 
-R_FAMILY = {"bernoulli": "binomial()", "binomial": "binomial()", "poisson": "poisson()"}
+R_FAMILY = {"bernoulli": "binomial()", "binomial": "binomial()", "poisson": "poisson()", "gaussian": "gaussian()"}
 
 
 def run_rstanarm(names, draws, tune, chains, seed):

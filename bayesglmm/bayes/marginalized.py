@@ -29,10 +29,17 @@ proposal at the mode; one Numba loop — so the :class:`~bayesglmm.bayes.posteri
 variables (``{label}_z``, ``{label}``) and tables as one of the full model.
 
 Families: Bernoulli and binomial with the logit link, Poisson with the log link (canonical links:
-the mode equations' Newton step is Fisher scoring).
+the mode equations' Newton step is Fisher scoring). A Gaussian response with the identity link (a
+linear mixed model) needs no quadrature: y_j ~ N(X_j β, σ² I + Z_j Σ Z_jᵀ) exactly, evaluated from
+per-group sufficient statistics by k × k matrices (:func:`gaussian_marginal_loglik`; any number of
+terms, any number of rows at the same cost per gradient), NUTS samples (β, SDs, correlation, σ),
+and the random effects are drawn exactly from their Gaussian conditionals
+(:func:`draw_gaussian_effects`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pymc as pm
@@ -44,8 +51,9 @@ from ..design import distinct_groups
 from .posterior import SamplingWarning
 from .prior_graph import location_prior, scale_prior
 
-__all__ = ["check_marginalizable", "build_marginal_model", "choose_nagq", "nagq_settling", "draw_random_effects",
-           "sample_marginalized", "QuadratureWarning", "MODE_STEPS"]
+__all__ = ["check_marginalizable", "exact_marginal", "gaussian_statistics", "gaussian_marginal_loglik",
+           "draw_gaussian_effects", "GaussianStatistics", "build_marginal_model", "choose_nagq", "nagq_settling",
+           "draw_random_effects", "sample_marginalized", "QuadratureWarning", "MODE_STEPS"]
 
 #: Newton steps for the modes of the composed reference graph (``marginal_loglik(..., mode_steps=)``;
 #: capped at 1 per step, 8 reach 1e-12 from u = 0 on the bundled binary and count data sets); the
@@ -58,15 +66,26 @@ MODE_STEPS = 8
 MAX_TERMS = 3
 
 
+def exact_marginal(family) -> bool:
+    """Whether the random effects integrate out in closed form: a Gaussian response with the
+    identity link (a linear mixed model; :func:`gaussian_marginal_loglik`), no quadrature."""
+    return family.has_scale and family.canonical
+
+
 def check_marginalizable(design, family) -> None:
     """Raise ValueError naming what stands in the way of ``marginalize=True``."""
-    if len(design.random) != 1 or design.random[0].n_terms > MAX_TERMS:
-        raise ValueError(f"marginalize=True needs one grouping factor with one random block of at most {MAX_TERMS} "
-                         "terms, e.g. (1 | g) or (1 + x | g); this model has "
-                         f"{', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)}")
+    blocks = ', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)
+    if len(design.random) != 1:
+        raise ValueError("marginalize=True needs one grouping factor with one random block, e.g. (1 | g) or "
+                         f"(1 + x | g); this model has {blocks}")
+    if exact_marginal(family):
+        return
     if family.has_scale or not family.canonical:
-        raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit) and poisson (log) models, "
-                         f"not {family.name} with the {family.link.name} link")
+        raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit), poisson (log) and gaussian "
+                         f"(identity) models, not {family.name} with the {family.link.name} link")
+    if design.random[0].n_terms > MAX_TERMS:
+        raise ValueError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
+                         f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
 
 
 #: candidate node counts for :func:`choose_nagq`, and its tolerance on the log-likelihood: an
@@ -234,13 +253,119 @@ def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: i
     return pt.sum(counts * per_group)
 
 
+class GaussianStatistics(NamedTuple):
+    """What the exact marginal log-likelihood of a linear mixed model needs of the data, per group
+    j of the one random block (Z_j its rows of ``Xr``), about a reference β₀ (least squares of
+    y − offset on X, so that r₀ = y − offset − X β₀ is small and r = r₀ − X δ, δ = β − β₀, loses
+    no digits): Σ_j Z_jᵀZ_j, Z_jᵀr₀, Z_jᵀX_j, and over all rows r₀ᵀr₀, Xᵀr₀, XᵀX. Its cost per
+    evaluation is then O(J k (p + k²)), whatever the number of rows."""
+
+    beta0: np.ndarray   # (p,)
+    ZtZ: np.ndarray     # (J, k, k)
+    Ztr0: np.ndarray    # (J, k)
+    ZtX: np.ndarray     # (J, k, p)
+    r0r0: float
+    Xtr0: np.ndarray    # (p,)
+    XtX: np.ndarray     # (p, p)
+    nobs: int
+
+
+def gaussian_statistics(design) -> GaussianStatistics:
+    """The :class:`GaussianStatistics` of a design with one random block."""
+    block = design.random[0]
+    X, Z, idx, J = np.asarray(design.X, float), np.asarray(block.Xr, float), block.index, block.n_levels
+    y0 = np.asarray(design.y, float) - np.asarray(design.offset, float)
+    beta0 = np.linalg.lstsq(X, y0, rcond=None)[0] if X.shape[1] else np.zeros(0)
+    r0 = y0 - X @ beta0
+
+    def gsum(v):
+        return np.bincount(idx, weights=v, minlength=J)
+
+    k, p = Z.shape[1], X.shape[1]
+    ZtZ = np.stack([np.stack([gsum(Z[:, a] * Z[:, b]) for b in range(k)], -1) for a in range(k)], 1)
+    Ztr0 = np.stack([gsum(Z[:, a] * r0) for a in range(k)], -1)
+    ZtX = np.stack([np.stack([gsum(Z[:, a] * X[:, j]) for j in range(p)], -1) if p else np.zeros((J, 0))
+                    for a in range(k)], 1)
+    return GaussianStatistics(beta0, ZtZ, Ztr0, ZtX, float(r0 @ r0), X.T @ r0, X.T @ X, len(y0))
+
+
+def _batched_cholesky_solve(P, c):
+    """Unrolled Cholesky factors of the k × k matrices P (``P[i][j]``: tensors over the groups) and
+    w = L⁻¹c: returns (Σ log diag L, Σ w²), each summed over i, elementwise over the groups."""
+    k = len(P)
+    L = [[None] * k for _ in range(k)]
+    logdet, quad, w = 0.0, 0.0, [None] * k
+    for i in range(k):
+        for j in range(i + 1):
+            v = P[i][j] - sum((L[i][m] * L[j][m] for m in range(j)), start=0.0)
+            if i == j:
+                L[i][i] = pt.sqrt(v)
+            else:
+                L[i][j] = v / L[j][j]
+        w[i] = (c[i] - sum((L[i][m] * w[m] for m in range(i)), start=0.0)) / L[i][i]
+        logdet, quad = logdet + pt.log(L[i][i]), quad + w[i] ** 2
+    return logdet, quad
+
+
+def gaussian_marginal_loglik(stats: GaussianStatistics, beta, Lam, sigma):
+    """The exact marginal log-likelihood of a linear mixed model with one random block, as a
+    PyTensor scalar (constants included: the log density of y):
+
+        Σ_j log N(y_j; offset_j + X_j β, σ² I + Z_j Λ Λᵀ Z_jᵀ),   Λ = diag(sd) L,
+
+    by the k × k matrices P_j = I + Λᵀ Z_jᵀZ_j Λ / σ² (the determinant lemma and Woodbury's
+    identity: log|V_j| = n_j log σ² + log|P_j|, r_jᵀV_j⁻¹r_j = (r_jᵀr_j − c_jᵀP_j⁻¹c_j / σ²) / σ²
+    with c_j = Λᵀ Z_jᵀ r_j), from the sufficient statistics ``stats`` (:func:`gaussian_statistics`).
+    ``beta`` (p,) or None, ``Lam`` (k, k), ``sigma`` a scalar."""
+    J, k, p = stats.ZtX.shape
+    t = pt.as_tensor_variable(stats.Ztr0)
+    rr = pt.as_tensor_variable(stats.r0r0)
+    if p:
+        delta = beta - stats.beta0
+        t = t - pt.dot(pt.as_tensor_variable(stats.ZtX.reshape(J * k, p)), delta).reshape((J, k))
+        rr = rr - 2.0 * pt.dot(delta, stats.Xtr0) + pt.dot(delta, pt.dot(stats.XtX, delta))
+    SL = pt.dot(pt.as_tensor_variable(stats.ZtZ.reshape(J * k, k)), Lam).reshape((J, k, k))  # Z'Z Λ
+    A = pt.tensordot(Lam, SL, axes=[[0], [1]])  # (i, J, j): Λᵀ Z'Z Λ
+    c = pt.dot(t, Lam)  # (J, k): Λᵀ Z'r
+    s2 = sigma**2
+    P = [[(1.0 if i == j else 0.0) + A[i, :, j] / s2 for j in range(k)] for i in range(k)]
+    logdet, quad = _batched_cholesky_solve(P, [c[:, i] for i in range(k)])
+    return (-0.5 * stats.nobs * np.log(2 * np.pi) - stats.nobs * pt.log(sigma) - pt.sum(logdet)
+            - (rr - pt.sum(quad) / s2) / (2.0 * s2))
+
+
+def draw_gaussian_effects(stats: GaussianStatistics, beta_draws, Lam_draws, sigma_draws, rng,
+                          chunk: int = 2_000_000) -> np.ndarray:
+    """Exact draws of the standardised effects u_j (b_j = Λ u_j) from their Gaussian conditional
+    given each draw of (β, Λ, σ): precision P_j = I + Λᵀ Z_jᵀZ_j Λ / σ², mean P_j⁻¹ c_j / σ².
+    Returns (draws, J, k); vectorized over draws in chunks of about ``chunk`` matrix entries."""
+    J, k, p = stats.ZtX.shape
+    D = len(sigma_draws)
+    out = np.empty((D, J, k))
+    step = max(1, chunk // (J * k * k))
+    eye = np.eye(k)
+    for lo in range(0, D, step):
+        sl = slice(lo, min(D, lo + step))
+        Lam, s2 = Lam_draws[sl], sigma_draws[sl, None, None] ** 2
+        t = stats.Ztr0[None] - np.einsum("jap,dp->dja", stats.ZtX, beta_draws[sl] - stats.beta0)
+        A = np.einsum("dai,jab,dbc->djic", Lam, stats.ZtZ, Lam)
+        P = eye + A / s2[..., None]
+        c = np.einsum("dja,dai->dji", t, Lam) / s2
+        L = np.linalg.cholesky(P)
+        mean = np.linalg.solve(P, c[..., None])[..., 0]
+        eps = rng.standard_normal(mean.shape)
+        out[sl] = mean + np.linalg.solve(np.swapaxes(L, -1, -2), eps[..., None])[..., 0]  # L⁻ᵀ ε: covariance P⁻¹
+    return out
+
+
 def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool = True) -> pm.Model:
-    """The PyMC model of (β, SDs, correlation) with the random effects integrated out (see the
-    module docstring).
+    """The PyMC model of (β, SDs, correlation[, σ]) with the random effects integrated out (see
+    the module docstring): by quadrature (``nagq`` nodes), or exactly for a Gaussian response
+    with the identity link (:func:`gaussian_marginal_loglik`; ``nagq`` unused).
 
     The priors are those of :func:`bayesglmm.bayes.model.build_pymc_model`, by the same names
-    (``beta``, ``{label}_sd``, ``{label}_corr_chol`` and ``{label}_corr``); the likelihood is a
-    ``pm.Potential`` named ``"marginal_loglik"``.
+    (``beta``, ``{label}_sd``, ``{label}_corr_chol`` and ``{label}_corr``, ``sigma``); the
+    likelihood is a ``pm.Potential`` named ``"marginal_loglik"``.
     """
     from .model import block_coords, block_scale
 
@@ -251,6 +376,11 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
     with pm.Model(coords=coords) as model:
         beta = location_prior("beta", priors.fixed, "fixed", "present", as_data) if design.X.shape[1] else None
         sd, chol = block_scale(block, priors.sd[0], priors.corr[0], "present", as_data)
+        if exact_marginal(family):
+            sigma = scale_prior("sigma", priors.sigma, None, "present", as_data)
+            Lam = sd[:, None] * (chol if chol is not None else np.eye(block.n_terms))
+            pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(design), beta, Lam, sigma))
+            return model
         sd = sd[0] if block.n_terms == 1 else sd
         pm.Potential("marginal_loglik", marginal_loglik(design, family, beta, sd, nagq, chol=chol))
     return model
@@ -313,7 +443,8 @@ def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_samp
 def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, cores=2, random_seed=None,
                         target_accept=0.9, nuts_sampler="pymc", progressbar=True, **kwargs):
     """NUTS on the marginal model, then the random effects drawn from their conditionals; returns
-    the DataTree with ``beta``, ``{label}_sd``, ``{label}_z`` and ``{label}`` in its posterior."""
+    the DataTree with ``beta``, ``{label}_sd``, ``{label}_z`` and ``{label}`` (and ``sigma``) in its
+    posterior. ``nagq`` is unused for a Gaussian response (exact)."""
     import xarray as xr
 
     design, family = model.design, model.family
@@ -349,7 +480,11 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
     chol = post[f"{block.label}_corr_chol"].values.reshape(D, k, k) if block.has_correlation else None
     beta = post["beta"].values.reshape(D, -1) if design.X.shape[1] else np.zeros((D, 0))
     rng = np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0] if random_seed is not None else None)
-    u = draw_random_effects(design, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
+    if exact_marginal(family):
+        Lam = sd[:, :, None] * (chol if chol is not None else np.eye(k))
+        u = draw_gaussian_effects(gaussian_statistics(design), beta, Lam, post["sigma"].values.reshape(D), rng)
+    else:
+        u = draw_random_effects(design, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
     b = np.einsum("dab,djb->dja", chol, u) if chol is not None else u  # b_j = diag(sd) L u_j
     b = b * sd[:, None, :]
     level_dim, term_dim = f"{block.group}_level", f"{block.label}_term"

@@ -391,12 +391,21 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
     if marginalize:
         from ..frequentist.fit import MAX_NAGQ
-        from .marginalized import NAGQ_TOL, QuadratureWarning, check_marginalizable, nagq_settling, \
+        from .marginalized import NAGQ_TOL, QuadratureWarning, check_marginalizable, exact_marginal, nagq_settling, \
             sample_marginalized
 
         if pymc_model is not None:
             raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
         check_marginalizable(model.design, model.family)
+        if exact_marginal(model.family):  # a linear mixed model: no quadrature
+            if nagq is not None:
+                raise ValueError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
+                                 "its random effects out exactly")
+            idata = sample_marginalized(model, nagq=None, draws=draws, tune=tune, chains=chains, cores=cores,
+                                        random_seed=random_seed, target_accept=target_accept,
+                                        nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
+            idata["posterior"].attrs["marginalized"] = "exact"
+            return Posterior(model, with_observed_data(idata, model))
         change = None  # the automatic choice's change to the next rule (None: nagq given)
         if nagq is None:
             nagq, change = nagq_settling(model)
@@ -410,6 +419,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
+        idata["posterior"].attrs["marginalized"] = "quadrature"
         idata["posterior"].attrs["marginalized_nagq"] = int(nagq)
         if change is not None:
             idata["posterior"].attrs["quadrature_change"] = float(change)
