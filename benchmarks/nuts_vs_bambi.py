@@ -1,8 +1,10 @@
 """NUTS: bayesglmm vs bambi 0.21 on the same models, in one run.
 
 For cbpp, bacteria, ohio, epil, salamander (crossed), ohio with a correlated random slope on age,
-and two linear mixed models (milk's random intercept, sleepstudy's correlated slope on Days, where
-``marginalize=True`` is exact) each package builds the model and samples 2 chains ×
+two linear mixed models (milk's random intercept, sleepstudy's correlated slope on Days, where
+``marginalize=True`` is exact) and mlmRev's Contraception ``(urban | district)`` (a binary
+correlated slope on 60 districts of about 32 women; its data exported by Rscript at run time,
+skipped without R and mlmRev) each package builds the model and samples 2 chains ×
 (1000 tune + 1000 draws) with the same NUTS for both: PyMC's (``--sampler pymc``, the default)
 or nutpie's (``--sampler nutpie``; ``pip install nutpie``). Wall time includes model building and
 compilation. Printed per case: seconds, the smallest bulk ESS of the group SDs, ESS/s, and the
@@ -54,7 +56,46 @@ CASES = {
     # linear mixed models (marginalize: exact, no quadrature): a random intercept, a correlated slope
     "milk": ("protein ~ Diet + Time + (1 | Cow)", "protein ~ Diet + Time + (1 | Cow)", "gaussian", "Cow"),
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (Days | Subject)", "gaussian", "Subject"),
+    # a binary correlated slope on larger groups (60 districts, about 32 women each): R's data
+    # (age in decades: with age in years bambi's chains stalled, bulk ESS 3 in 113 s)
+    "contraception": ("use ~ age10 + I(age10**2) + urban + livch + (urban | district)",
+                      "use ~ age10 + I(age10**2) + urban + livch + (urban | district)", "bernoulli", "district"),
 }
+#: cases whose data R exports at run time (not bundled): the R code leaving them in ``d``, and
+#: the categorical columns; skipped without Rscript and the package
+R_DATA = {"contraception": ('suppressMessages(library(mlmRev)); data(Contraception); d <- Contraception; '
+                            'd$use <- as.integer(d$use == "Y"); d$age10 <- d$age / 10', ("district", "urban", "livch"))}
+R_FORMULA = {"contraception": "use ~ age10 + I(age10^2) + urban + livch + (urban | district)"}
+_LOADED: dict = {}
+
+
+def load(name):
+    """A case's data: bundled, or exported by R (:data:`R_DATA`; None when R cannot)."""
+    data_name = DATA.get(name, name.split("-")[0])
+    if data_name not in R_DATA:
+        return bg.datasets.load(data_name)
+    if data_name not in _LOADED:
+        import os
+        import tempfile
+
+        import pandas as pd
+
+        code, factors = R_DATA[data_name]
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = os.path.join(tmp, f"{data_name}.csv")
+            ok = rscript.run_json(lambda _t: [code, f'write.csv(d, "{csv}", row.names = FALSE)', 'cat("{}\\n")'],
+                                  f"export of {data_name}")
+            df = pd.read_csv(csv) if ok is not None else None
+        if df is not None:
+            for col in factors:
+                df[col] = df[col].astype(str)
+        _LOADED[data_name] = df
+    return _LOADED[data_name]
+
+
+def categorical(name):
+    data_name = DATA.get(name, name.split("-")[0])
+    return R_DATA[data_name][1] if data_name in R_DATA else bg.datasets.info(data_name).categorical
 #: the bundled data set of a case, when its name is not one
 DATA: dict[str, str] = {}
 #: the warm-up model of every package: outside the timed cases
@@ -68,7 +109,7 @@ CROSSED = {"salamander"}
 def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=False, nagq=None):
     formula, _, family, group = {**CASES, **WARM_UP}[name]
     t0 = time.perf_counter()
-    model = bg.GLMM(formula, bg.datasets.load(DATA.get(name, name.split("-")[0])), family=family)
+    model = bg.GLMM(formula, load(name), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
                         diagnose=False, nuts_sampler=sampler, marginalize=marginalize,
                         nagq=nagq if marginalize and family != "gaussian" else None)
@@ -95,9 +136,9 @@ def run_rstanarm(names, draws, tune, chains, seed):
             formula, _, family, _ = {**CASES, **WARM_UP}[name]
             data_name = DATA.get(name, name.split("-")[0])
             n_draws, n_tune = (50, 50) if name == "warm-up" else (draws, tune)
-            lines += [rscript.data_frame(tmp, data_name, bg.datasets.load(data_name),
-                                         bg.datasets.info(data_name).categorical),
-                      f"t <- system.time(fit <- stan_glmer({formula}, data = d, family = {R_FAMILY[family]}, "
+            lines += [rscript.data_frame(tmp, data_name, load(name), categorical(name)),
+                      f"t <- system.time(fit <- stan_glmer({R_FORMULA.get(name, formula)}, data = d, "
+                      f"family = {R_FAMILY[family]}, "
                       f"chains = {chains}, iter = {n_tune + n_draws}, warmup = {n_tune}, adapt_delta = 0.9, "
                       f"seed = {seed}, refresh = 0))[['elapsed']]",
                       f"out[['{name}']] <- c(t, ess_sd(fit))"]
@@ -120,7 +161,7 @@ def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
     import bambi as bmb
 
     _, formula, family, group = {**CASES, **WARM_UP}[name]
-    data = bg.datasets.load(DATA.get(name, name.split("-")[0]))
+    data = load(name).copy()
     for g in group.split():
         data[g] = data[g].astype(str)
     t0 = time.perf_counter()
@@ -157,6 +198,7 @@ def main():
                    help="also time rstanarm's stan_glmer on the cases (Rscript with rstanarm installed)")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
+    a.cases = [c for c in a.cases if load(c) is not None or print(f"  ({c}: skipped, R cannot export its data)")]
     # warm-up: pay one-off imports for both packages, on a model outside the cases (so that a
     # case's first timed call without --warm is a first call: no compiled model of it is kept)
     run_bayesglmm("warm-up", 50, 50, a.chains, 0, a.sampler)
