@@ -105,6 +105,37 @@ post = cmp.results["nuts"]
 post.variance_components()[["group", "term", "estimate", "median", "conf_low", "conf_high"]]
 
 # %% [markdown]
+# ## The cow effects integrated out
+#
+# In a Gaussian model the random effects integrate out in closed form: each cow's weekly
+# measurements are jointly normal, y_j ~ N(X_j β, σ² I + s² 1 1ᵀ). `sample(marginalize=True)`
+# samples (β, the cow SD s, σ) by NUTS on that marginal likelihood — six parameters instead of
+# 85, no funnel between the SD and the effects — and then draws the 79 cows' effects exactly from
+# their normal conditionals, so the posterior has the same variables and tables. The two
+# posteriors agree; the marginalized one has more effective draws of the SD per second.
+
+# %%
+import time
+
+t0 = time.perf_counter()
+full = model.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED, progressbar=False)
+t_full = time.perf_counter() - t0
+t0 = time.perf_counter()
+marg = model.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED, progressbar=False, marginalize=True)
+t_marg = time.perf_counter() - t0
+both = pd.concat({name: p.variance_components().set_index(["group", "term"])[["estimate", "conf_low", "conf_high",
+                                                                                 "ess_bulk"]]
+                  for name, p in (("full", full), ("marginalized", marg))}, axis=1)
+print(f"seconds: full model {t_full:.1f}, marginalized {t_marg:.1f} (compilation included)")
+both.round(4)
+
+# %%
+effects = pd.DataFrame({name: p.random_effects().set_index("level")["estimate"]
+                        for name, p in (("full", full), ("marginalized", marg))})
+print("largest difference of a cow's posterior mean:", float((effects["full"] - effects["marginalized"]).abs().max()))
+effects.head()
+
+# %% [markdown]
 # ## The diet effect
 #
 # Barley is the reference level. The posterior gives the probability that lupins lower the
@@ -143,5 +174,7 @@ pd.concat({"(1 | Cow)": model.fit("reml").fixed_effects().set_index("term")["est
 #
 # * REML and ML match `lmer` to about 1e-6; REML's cow SD is larger than ML's, as it should be.
 # * Profile intervals for SDs, as lme4's `confint()`; the posterior's interval is similar here.
+# * `marginalize=True` integrates a linear mixed model's random effects out exactly: the same
+#   posterior from a handful of parameters.
 # * Lupins lower the protein content relative to barley by about 0.2 percentage points, with the
 #   mixture in between.

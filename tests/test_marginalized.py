@@ -168,6 +168,10 @@ def test_marginalize_refuses_what_it_cannot_integrate():
     sal = _model("salamander")
     with pytest.raises(ValueError, match="one grouping factor with one random block"):
         sal.sample(draws=10, tune=10, chains=1, marginalize=True)
+    both = bg.GLMM("y ~ x + (1 + x | g) + (0 + w | g)", _correlated_slopes().design.data.assign(w=1.0),
+                   family="bernoulli")  # a correlated block beside another of the same factor
+    with pytest.raises(ValueError, match=r"or uncorrelated blocks of it, \(1 \+ x \|\| g\)"):
+        both.sample(draws=10, tune=10, chains=1, marginalize=True)
     cbpp = bg.datasets.load("cbpp")
     probit = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial", link="probit")
     with pytest.raises(ValueError, match="not binomial with the probit link"):
@@ -195,8 +199,9 @@ def test_nodes_are_chosen_per_data_set(name, expected):
     assert abs(agq_loglik(m.design, m.family, L, fit.beta, u, q) - agq_loglik(m.design, m.family, L, fit.beta, u, 100)) < 1e-4
 
 
-def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7):
-    """Simulated (1 + x | g) data, 60 groups of 6, SDs 1 and 0.72, correlation 0.55."""
+def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7, bars="|"):
+    """Simulated (1 + x | g) data, 60 groups of 6, SDs 1 and 0.72, correlation 0.55 (``bars="||"``:
+    the model without the correlation)."""
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(G), k)
     x = rng.normal(size=G * k)
@@ -204,7 +209,52 @@ def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7):
     eta = -0.2 + 0.5 * x + b[g, 0] + b[g, 1] * x
     y = rng.binomial(1, 1 / (1 + np.exp(-eta))) if family == "bernoulli" else rng.poisson(np.exp(eta))
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
-    return bg.GLMM("y ~ x + (1 + x | g)", df, family=family)
+    return bg.GLMM(f"y ~ x + (1 + x {bars} g)", df, family=family)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_uncorrelated_blocks_of_one_factor_are_integrated_as_one(family):
+    """(1 + x || g) is two blocks, 1|g and x|g, of one factor: marginalize=True integrates them as
+    one uncorrelated block. With 1 node the product rule is the Laplace approximation: the graph's
+    value at the Laplace estimate is the frequentist Laplace fit's log-likelihood (its own code,
+    on the two blocks); at 9 nodes it is the product rule of the one correlated block (1 + x | g)
+    with the correlation's factor the identity."""
+    from bayesglmm.bayes.marginalized import build_marginal_model, merged_design
+
+    m = _correlated_slopes(family, bars="||")
+    assert [b.label for b in m.design.random] == ["1|g", "x|g"]
+    merged = merged_design(m.design).random[0]
+    assert merged.terms == ("(Intercept)", "x") and not merged.has_correlation
+    fit = m.fit("laplace")
+    point = {"beta": fit.beta, "1|g_sd_log__": np.log(fit.theta[:1]), "x|g_sd_log__": np.log(fit.theta[1:])}
+    const = loglik_constant(m.design, m.family)
+    one = _correlated_slopes(family)
+    beta, sd = pt.dvector("beta"), pt.dvector("sd")
+    for nagq in (1, 9):
+        pmodel = build_marginal_model(m.design, m.family, m.priors, nagq=nagq, as_data=False)
+        ll = pytensor.function(pmodel.value_vars, pmodel.replace_rvs_by_values(pmodel.potentials)[0],
+                               on_unused_input="ignore")
+        value = float(ll(*(point[v.name] for v in pmodel.value_vars)))
+        ref = pytensor.function([beta, sd], marginal_loglik(one.design, one.family, beta, sd, nagq, chol=np.eye(2)))
+        assert value == pytest.approx(float(ref(fit.beta, fit.theta)), abs=1e-10)
+        if nagq == 1:
+            assert value + const == pytest.approx(fit.loglik, abs=1e-7)
+
+
+def test_uncorrelated_blocks_sample_with_their_own_variables():
+    m = _correlated_slopes(bars="||")
+    post = m.sample(draws=100, tune=200, chains=2, random_seed=3, progressbar=False, diagnose=False,
+                    marginalize=True, nuts_sampler="nutpie", nagq=9)
+    names = set(post.idata["posterior"].data_vars)
+    assert {"1|g_sd", "x|g_sd", "1|g_z", "x|g_z", "1|g", "x|g"} <= names
+    assert post.draws("x|g").shape == (2, 100, 60, 1)
+    re = post.random_effects()
+    assert len(re) == 120 and set(re["term"]) == {"(Intercept)", "x"}
+    assert set(post.variance_components()["term"]) == {"(Intercept)", "x"}
+    # the effects' draws follow the SDs: sd over the groups of the slopes ≈ their SD's draws
+    slope_sd = post.draws("x|g_sd").reshape(-1)
+    spread = post.draws("x|g")[..., 0].reshape(200, 60).std(axis=1)
+    assert abs(np.median(spread) - np.median(slope_sd)) < 0.5 * np.median(slope_sd)
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])

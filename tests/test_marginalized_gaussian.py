@@ -60,6 +60,20 @@ def test_marginal_loglik_equals_lmer_at_its_estimates(name):
     assert _loglik_function(m.design)(beta, lam, sigma)[0] == pytest.approx(loglik, abs=1e-6)
 
 
+def test_uncorrelated_blocks_integrate_exactly():
+    """(Days || Subject), two blocks of one factor merged: the exact marginal log-likelihood at the
+    ML fit's estimates (the LMM engine, on the two blocks) is its log-likelihood."""
+    from bayesglmm.bayes.marginalized import merged_design
+
+    m = bg.GLMM("Reaction ~ Days + (Days || Subject)", bg.datasets.load("sleepstudy"))
+    fit = m.fit("ml")
+    vc = fit.variance_components().set_index(["group", "term"])["estimate"]
+    lam = np.diag([vc[("Subject", "(Intercept)")], vc[("Subject", "Days")]])
+    merged = merged_design(m.design)
+    assert _loglik_function(merged)(fit.beta, lam, vc[("Residual", "Residual")])[0] == pytest.approx(fit.loglik,
+                                                                                                    abs=1e-6)
+
+
 def _three_terms(offset=True, seed=3):
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(12), rng.integers(2, 9, size=12))

@@ -15,7 +15,8 @@ fixed (their gradient is disconnected). That leaves NUTS exact: the leapfrog map
 preserving and reversible for any force, and the acceptance uses the log density itself, whose
 value is the quadrature at those nodes — only the gradient omits the nodes' (second-order small)
 dependence on the parameters. A block of 2–3 terms, correlated (``(1 + x | g)``, an LKJ prior) or
-not (``||``), is integrated by the product rule, η_i = base_i + xr_iᵀ diag(s) L u with u ~ N(0, I)
+not (``(1 + x || g)``: lme4's uncorrelated blocks of one factor, integrated as one block,
+:func:`merged_design`), is integrated by the product rule, η_i = base_i + xr_iᵀ diag(s) L u with u ~ N(0, I)
 (:class:`~bayesglmm.bayes.agq_op.AGQVectorMarginal`: nagq^k nodes per group, so it costs more
 per gradient than the scalar case).
 
@@ -51,7 +52,7 @@ from ..design import distinct_groups
 from .posterior import SamplingWarning
 from .prior_graph import location_prior, scale_prior
 
-__all__ = ["check_marginalizable", "exact_marginal", "gaussian_statistics", "gaussian_marginal_loglik",
+__all__ = ["check_marginalizable", "merged_design", "exact_marginal", "gaussian_statistics", "gaussian_marginal_loglik",
            "draw_gaussian_effects", "GaussianStatistics", "build_marginal_model", "choose_nagq", "nagq_settling",
            "draw_random_effects", "sample_marginalized", "QuadratureWarning", "MODE_STEPS"]
 
@@ -72,18 +73,52 @@ def exact_marginal(family) -> bool:
     return family.has_scale and family.canonical
 
 
+def merged_design(design):
+    """The design whose one random block the marginal likelihood integrates: ``design`` itself
+    when it has one block; when its blocks share one grouping factor and none has a correlation
+    (``(1 + x || g)``: ``1|g`` and ``x|g``), a copy with them as one uncorrelated block, their
+    terms in order (Σ diagonal, the SDs those of the blocks); None otherwise (several grouping
+    factors, or a correlated block beside others)."""
+    import dataclasses
+
+    from ..design import RandomBlock
+
+    blocks = design.random
+    if len(blocks) == 1:
+        return design
+    first = blocks[0]
+    if any(b.group != first.group or b.levels != first.levels or not np.array_equal(b.index, first.index)
+           or b.has_correlation for b in blocks):
+        return None
+    block = RandomBlock(group=first.group, terms=tuple(t for b in blocks for t in b.terms), levels=first.levels,
+                        index=first.index, Xr=np.column_stack([b.Xr for b in blocks]), correlated=False)
+    return dataclasses.replace(design, random=(block,))
+
+
+def _merged_modes(design, u):
+    """Conditional modes in the order of the original design's blocks (block-major, each
+    level-major, as the Laplace fit holds them) → level-major over the merged block's terms."""
+    J = design.random[0].n_levels
+    parts, pos = [], 0
+    for b in design.random:
+        parts.append(u[pos:pos + J * b.n_terms].reshape(J, b.n_terms))
+        pos += J * b.n_terms
+    return np.hstack(parts).ravel()
+
+
 def check_marginalizable(design, family) -> None:
     """Raise ValueError naming what stands in the way of ``marginalize=True``."""
     blocks = ', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)
-    if len(design.random) != 1:
+    merged = merged_design(design)
+    if merged is None:
         raise ValueError("marginalize=True needs one grouping factor with one random block, e.g. (1 | g) or "
-                         f"(1 + x | g); this model has {blocks}")
+                         f"(1 + x | g), or uncorrelated blocks of it, (1 + x || g); this model has {blocks}")
     if exact_marginal(family):
         return
     if family.has_scale or not family.canonical:
         raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit), poisson (log) and gaussian "
                          f"(identity) models, not {family.name} with the {family.link.name} link")
-    if design.random[0].n_terms > MAX_TERMS:
+    if merged.random[0].n_terms > MAX_TERMS:
         raise ValueError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
                          f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
 
@@ -128,12 +163,15 @@ def nagq_settling(model, tol: float = NAGQ_TOL) -> tuple[int, float]:
 
     import warnings
 
+    from scipy.linalg import block_diag
+
     check_marginalizable(model.design, model.family)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit("laplace")
     dev, tmap = laplace_deviance(model.design, model.family)
-    k = model.design.random[0].n_terms
+    design = merged_design(model.design)
+    k = design.random[0].n_terms
     if k == 1:
         s_hat = max(float(fit.theta[0]), 0.1)
         se = float(np.sqrt(fit.vcov_full[0, 0])) if fit.vcov_full is not None else np.nan
@@ -142,10 +180,11 @@ def nagq_settling(model, tol: float = NAGQ_TOL) -> tuple[int, float]:
     else:
         theta = np.asarray(fit.theta, float)
         thetas, candidates = [theta, 1.5 * theta], NAGQ_CANDIDATES_VECTOR[k]
-    points = [(tmap.factors(th)[0], dev.state(np.r_[th, fit.beta]).u) for th in thetas]
+    points = [(block_diag(*tmap.factors(th)), _merged_modes(model.design, dev.state(np.r_[th, fit.beta]).u))
+              for th in thetas]
 
     def values(q):
-        return [agq_loglik(model.design, model.family, L, fit.beta, u, q) for L, u in points]
+        return [agq_loglik(design, model.family, L, fit.beta, u, q) for L, u in points]
 
     here = values(candidates[0])
     change = np.inf
@@ -370,19 +409,25 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
     from .model import block_coords, block_scale
 
     check_marginalizable(design, family)
-    block = design.random[0]
-    coords = {"fixed": list(design.fixed_names), **block_coords(block)}
-    coords.pop(f"{block.group}_level")
+    merged = merged_design(design)
+    coords = {"fixed": list(design.fixed_names)}
+    for block in design.random:
+        coords.update(block_coords(block))
+        coords.pop(f"{block.group}_level")
+    k = merged.random[0].n_terms
     with pm.Model(coords=coords) as model:
         beta = location_prior("beta", priors.fixed, "fixed", "present", as_data) if design.X.shape[1] else None
-        sd, chol = block_scale(block, priors.sd[0], priors.corr[0], "present", as_data)
+        scales = [block_scale(block, sd_priors, corr, "present", as_data)
+                  for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr)]
+        # one block, or uncorrelated blocks of one factor (merged_design): their SDs side by side
+        sd, chol = scales[0] if len(scales) == 1 else (pt.concatenate([s for s, _ in scales]), None)
         if exact_marginal(family):
             sigma = scale_prior("sigma", priors.sigma, None, "present", as_data)
-            Lam = sd[:, None] * (chol if chol is not None else np.eye(block.n_terms))
-            pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(design), beta, Lam, sigma))
+            Lam = sd[:, None] * (chol if chol is not None else np.eye(k))
+            pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(merged), beta, Lam, sigma))
             return model
-        sd = sd[0] if block.n_terms == 1 else sd
-        pm.Potential("marginal_loglik", marginal_loglik(design, family, beta, sd, nagq, chol=chol))
+        sd = sd[0] if k == 1 else sd
+        pm.Potential("marginal_loglik", marginal_loglik(merged, family, beta, sd, nagq, chol=chol))
     return model
 
 
@@ -449,7 +494,7 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
 
     design, family = model.design, model.family
     check_marginalizable(design, family)
-    block = design.random[0]
+    merged = merged_design(design)
     if nuts_sampler == "nutpie":
         from .compilation import sample_nutpie
         from .model import structure_key
@@ -461,7 +506,7 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
         # takes 6-9, for 1.6-2x the ESS per second on bacteria and ohio (and steady over 40 short
         # runs). Not with a correlated block: on ohio (1 + age | id) with 200 tuning steps one
         # chain's step size fell to 2e-5 (1000 leapfrog steps a draw); the diagonal one did not
-        if block.n_terms == 1:
+        if merged.random[0].n_terms == 1:
             kwargs.setdefault("adaptation", "low_rank")
         idata = sample_nutpie(lambda as_data: build_marginal_model(design, family, model.priors, nagq, as_data),
                               key, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
@@ -475,23 +520,28 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
                                **kwargs)
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    D, k = n_chain * n_draw, block.n_terms
-    sd = post[f"{block.label}_sd"].values.reshape(D, k)
+    D, k = n_chain * n_draw, merged.random[0].n_terms
+    sd = np.concatenate([post[f"{b.label}_sd"].values.reshape(D, b.n_terms) for b in design.random], axis=1)
+    block = design.random[0]  # the one block with a correlation, if any
     chol = post[f"{block.label}_corr_chol"].values.reshape(D, k, k) if block.has_correlation else None
     beta = post["beta"].values.reshape(D, -1) if design.X.shape[1] else np.zeros((D, 0))
     rng = np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0] if random_seed is not None else None)
     if exact_marginal(family):
         Lam = sd[:, :, None] * (chol if chol is not None else np.eye(k))
-        u = draw_gaussian_effects(gaussian_statistics(design), beta, Lam, post["sigma"].values.reshape(D), rng)
+        u = draw_gaussian_effects(gaussian_statistics(merged), beta, Lam, post["sigma"].values.reshape(D), rng)
     else:
-        u = draw_random_effects(design, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
+        u = draw_random_effects(merged, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
     b = np.einsum("dab,djb->dja", chol, u) if chol is not None else u  # b_j = diag(sd) L u_j
     b = b * sd[:, None, :]
-    level_dim, term_dim = f"{block.group}_level", f"{block.label}_term"
-    dims = ("chain", "draw", level_dim, term_dim)
-    coords = {level_dim: list(block.levels), term_dim: list(block.terms)}
-    shape = (n_chain, n_draw, block.n_levels, k)
-    post = post.assign({f"{block.label}_z": xr.DataArray(u.reshape(shape), dims=dims, coords=coords),
-                        block.label: xr.DataArray(b.reshape(shape), dims=dims, coords=coords)})
+    pos = 0
+    for block in design.random:  # each block's columns of the merged effects
+        cols = slice(pos, pos + block.n_terms)
+        pos += block.n_terms
+        level_dim, term_dim = f"{block.group}_level", f"{block.label}_term"
+        dims = ("chain", "draw", level_dim, term_dim)
+        coords = {level_dim: list(block.levels), term_dim: list(block.terms)}
+        shape = (n_chain, n_draw, block.n_levels, block.n_terms)
+        post = post.assign({f"{block.label}_z": xr.DataArray(u[..., cols].reshape(shape), dims=dims, coords=coords),
+                            block.label: xr.DataArray(b[..., cols].reshape(shape), dims=dims, coords=coords)})
     idata["posterior"] = xr.DataTree(post)
     return idata
