@@ -477,9 +477,13 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
 
 def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
     if nuts_sampler == "pymc":
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                         target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
-                         compute_convergence_checks=False, **kwargs)
+        import warnings
+
+        with warnings.catch_warnings():  # the dense mass matrix is our default choice, not the user's
+            warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
+            return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                             target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
+                             compute_convergence_checks=False, **kwargs)
     return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                      nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept},
                      progressbar=progressbar, **kwargs)
