@@ -398,6 +398,10 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
 
     # fixed effects
     common = _common(spec.fixed, data, "fixed effects")
+    if common is None:  # "y ~ 0 + (1 | g)": lme4 fits it; the engines here need one column of X
+        raise FormulaError(f"{formula!r} has no fixed effects (its fixed part is {spec.fixed!r}): keep the "
+                           "intercept ('y ~ 1 + (1 | g)') or add a covariate; a model without any fixed-effect "
+                           "column is not supported")
     X = np.asarray(common.design_matrix, dtype=float)
     fixed_names = tuple(_rename(c) for c in common.as_dataframe().columns)
     if X.shape[1] and len(X) <= X.shape[1]:

@@ -135,6 +135,9 @@ def test_unparseable_and_rank_deficient(small_df):
         make_design("y ~ x + x2 + (1 | g)", small_df.assign(x2=2 * small_df["x"]), BERN)
     with pytest.raises(FormulaError, match="appears twice"):
         make_design("y ~ x + (1 | g) + (1 | g)", small_df, BERN)
+    # no fixed-effect column at all: a clear error (it was an AttributeError from formulae's None)
+    with pytest.raises(FormulaError, match="has no fixed effects"):
+        make_design("y ~ 0 + (1 | g)", small_df, BERN)
 
 
 def test_bad_data_argument():
