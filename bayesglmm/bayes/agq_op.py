@@ -17,13 +17,15 @@ whole computation in one Numba loop nest, with its gradient in the same pass:
 For a random intercept (one ``a`` over the group) exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one
 exponential per node instead of one per node and row, and the Bernoulli terms Σ log(1 + tᵢ) are
 the log of a running product (the Poisson terms reduce to sums over the group). Slopes, or
-|η| beyond 300, take the direct path. :class:`AGQVectorMarginal` (a block of 2–3 terms, the
+|η| beyond 300, or the probit and cloglog links (:func:`agq_kind`), take the direct path. :class:`AGQVectorMarginal` (a block of 2–3 terms, the
 product rule) factorises likewise: on the product grid exp(ηᵢ) at all q^k nodes is an outer
 product of k·q exponentials per row (:func:`agq_vector_kernel`). ``perform`` (Python/C backends) calls the same
 compiled kernel.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -33,22 +35,58 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from ..frequentist.agq_kernels import _EPS, _row
+
 __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "agq_vector_kernel",
-           "conditional_draws_vector", "agq_kernel", "conditional_draws", "source_salt", "BINOMIAL_LOGIT",
-           "POISSON_LOG"]
+           "conditional_draws_vector", "agq_kernel", "conditional_draws", "source_salt", "agq_kind", "BINOMIAL_LOGIT",
+           "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG"]
 
 BINOMIAL_LOGIT, POISSON_LOG = 0, 1
+#: a probability by the probit and the cloglog link: the direct path, each row by the frequentist
+#: AGQ's own row function (:func:`bayesglmm.frequentist.agq_kernels._row`, the same numbers)
+BINOMIAL_PROBIT, BINOMIAL_CLOGLOG = 2, 3
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
+
+
+def agq_kind(family) -> int:
+    """The kernels' ``kind`` of a family: logit and log (canonical: fast paths), probit and cloglog
+    (direct); ValueError for the others (a Gaussian integrates exactly, a Poisson identity link
+    has no log-concave likelihood on all of η)."""
+    if family.counts_successes:
+        return {"logit": BINOMIAL_LOGIT, "probit": BINOMIAL_PROBIT, "cloglog": BINOMIAL_CLOGLOG}[family.link.name]
+    if family.kernel_code == 3:
+        return POISSON_LOG
+    raise ValueError(f"no AGQ kernel for {family.name} with the {family.link.name} link")
+
+
+@numba.njit(cache=True, inline="always")
+def _link_row(eta, y, n, kind):
+    """κ, κ′ and the Fisher weight n (dμ/dη)² / (μ(1 − μ)) of a probit or cloglog row: κ and κ′
+    as the frequentist AGQ computes them (μ clipped to [ε, 1 − ε])."""
+    code = kind - 1  # agq_kernels' codes: 1 probit, 2 cloglog
+    ll, score = _row(code, y, n, eta)
+    if kind == BINOMIAL_PROBIT:
+        mu = 0.5 * math.erfc(-eta / np.sqrt(2.0))
+        d1 = np.exp(-0.5 * eta * eta) / _SQRT_2PI
+    else:
+        ee = np.exp(eta)
+        mu = -math.expm1(-ee)
+        d1 = np.exp(eta - ee)
+    p = min(max(mu, _EPS), 1.0 - _EPS)
+    return ll, score, n * d1 * d1 / max(p * (1.0 - p), 1e-300)
 _HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
 
 
 @numba.njit(cache=True, inline="always")
 def _kernel(eta, y, n, kind):
-    """κ(η), κ′(η) and the Fisher weight −κ″(η) for the canonical link."""
+    """κ(η), κ′(η) and the Fisher weight (−κ″(η) for the canonical links)."""
     if kind == BINOMIAL_LOGIT:
         t = np.exp(-abs(eta))
         softplus = max(eta, 0.0) + np.log1p(t)
         p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
         return y * eta - n * softplus, y - n * p, n * p * (1.0 - p)
+    if kind != POISSON_LOG:
+        return _link_row(eta, y, n, kind)
     mu = np.exp(eta)
     return y * eta - mu, y - mu, mu
 
@@ -60,6 +98,9 @@ def _score_weight(eta, y, n, kind):
         t = np.exp(-abs(eta))
         p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
         return y - n * p, n * p * (1.0 - p)
+    if kind != POISSON_LOG:
+        _, score, w = _link_row(eta, y, n, kind)
+        return score, w
     mu = np.exp(eta)
     return y - mu, mu
 
@@ -141,7 +182,7 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
     total = 0.0
     for j in range(J):
         lo, hi = start[j], start[j + 1]
-        fast = _intercept_exponentials(base, a, lo, hi, B)
+        fast = kind <= POISSON_LOG and _intercept_exponentials(base, a, lo, hi, B)
         u, h = _group_mode(base, a, y, n, lo, hi, kind, B, fast)
         R = np.sqrt(h)
         scale = np.sqrt(2.0) / R
@@ -317,7 +358,7 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
         for p in range(Q):
             lo, hi = start[p], start[p + 1]
             Bp = B[lo:hi]
-            f = _intercept_exponentials(base, a, lo, hi, Bp)
+            f = kind <= POISSON_LOG and _intercept_exponentials(base, a, lo, hi, Bp)
             fast[p] = f
             m, h = _group_mode(base, a, y, n, lo, hi, kind, Bp, f)
             hm = _group_logf(base, a, y, n, lo, hi, kind, Bp, f, m)
@@ -469,6 +510,8 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     g = np.empty(k)
     step = np.empty(k)
     q, digits, x1 = _product_digits(X)
+    if kind > POISSON_LOG:  # the factorised exponentials are the canonical links'
+        q = 0
     xmax = 0.0
     for j in range(x1.shape[0]):
         xmax = max(xmax, abs(x1[j]))

@@ -30,7 +30,11 @@ proposal at the mode; one Numba loop — so the :class:`~bayesglmm.bayes.posteri
 variables (``{label}_z``, ``{label}``) and tables as one of the full model.
 
 Families: Bernoulli and binomial with the logit link, Poisson with the log link (canonical links:
-the mode equations' Newton step is Fisher scoring). A Gaussian response with the identity link (a
+the mode equations' Newton step is Fisher scoring, and the fast paths factorise the exponentials),
+and Bernoulli and binomial with the probit and cloglog links (the direct path: every row at every
+node by the frequentist AGQ's row function, Fisher scoring for the modes and the Fisher weight for
+the curvature, as :func:`bayesglmm.frequentist.agq.agq_loglik` places its nodes; both
+log-likelihoods are log-concave, so the conditional draws are exact as for the logit). A Gaussian response with the identity link (a
 linear mixed model) needs no quadrature: y_j ~ N(X_j β, σ² I + Z_j Σ Z_jᵀ) exactly, evaluated from
 per-group sufficient statistics by k × k matrices (:func:`gaussian_marginal_loglik`; any number of
 terms, any number of rows at the same cost per gradient), NUTS samples (β, SDs, correlation, σ),
@@ -115,9 +119,9 @@ def check_marginalizable(design, family) -> None:
                          f"(1 + x | g), or uncorrelated blocks of it, (1 + x || g); this model has {blocks}")
     if exact_marginal(family):
         return
-    if family.has_scale or not family.canonical:
-        raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit), poisson (log) and gaussian "
-                         f"(identity) models, not {family.name} with the {family.link.name} link")
+    if family.has_scale or not (family.counts_successes or family.canonical):
+        raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit, probit, cloglog), poisson "
+                         f"(log) and gaussian (identity) models, not {family.name} with the {family.link.name} link")
     if merged.random[0].n_terms > MAX_TERMS:
         raise ValueError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
                          f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
@@ -235,7 +239,7 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     the Op is tested against)."""
     if mode_steps is not None:
         return _marginal_loglik_composed(design, family, beta, sd, nagq, mode_steps)
-    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, agq_marginal, agq_vector_marginal
+    from .agq_op import agq_kind, agq_marginal, agq_vector_marginal
 
     rows, idx, counts = distinct_groups(design)
     order = np.argsort(idx, kind="stable")
@@ -245,7 +249,7 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     base = pt.as_tensor_variable(design.offset[rows])
     if design.X.shape[1]:
         base = base + pt.dot(pt.as_tensor_variable(design.X[rows]), beta)
-    kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
+    kind = agq_kind(family)
     y = design.y[rows].astype(float)
     k = design.random[0].n_terms
     if k == 1:
@@ -450,14 +454,14 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     :data:`VECTOR_REJECTION_MAX` proposals a draw, else an independence MH chain with a
     multivariate t(4) proposal at the mode, :data:`VECTOR_MH_STEPS` steps
     (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``."""
-    from .agq_op import BINOMIAL_LOGIT, POISSON_LOG, conditional_draws, conditional_draws_vector
+    from .agq_op import agq_kind, conditional_draws, conditional_draws_vector
 
     rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)
     order = np.argsort(idx, kind="stable")
     rows, idx = rows[order], idx[order]
     start = np.searchsorted(idx, np.arange(group_pattern.max() + 2))
     n = np.ones(len(rows)) if design.trials is None else design.trials[rows].astype(float)
-    kind = BINOMIAL_LOGIT if family.counts_successes else POISSON_LOG
+    kind = agq_kind(family)
     beta_draws, sd_draws = np.asarray(beta_draws, float), np.asarray(sd_draws, float)
     D = len(sd_draws)
     beta_draws = np.ascontiguousarray(beta_draws.reshape(D, -1))
