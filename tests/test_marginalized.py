@@ -226,13 +226,19 @@ def test_a_probit_model_samples_marginalized():
     assert len(post.random_effects()) == 15 and post.diagnostics(warn=False)["divergences"] == 0
 
 
-@pytest.mark.slow
-def test_marginalized_probit_posterior_equals_the_full_one():
-    m = _cbpp_probit()
+def full_and_marginalized(m):
+    """A long full run (4 × 2000 draws) and a marginalized one (4 × 1000) of ``m`` on nutpie."""
     full = m.sample(draws=2000, tune=1000, chains=4, random_seed=11, progressbar=False, diagnose=False,
                     nuts_sampler="nutpie")
     marg = m.sample(draws=1000, tune=1000, chains=4, random_seed=13, progressbar=False, marginalize=True,
                     nuts_sampler="nutpie")
+    return full, marg
+
+
+@pytest.mark.slow
+def test_marginalized_probit_posterior_equals_the_full_one():
+    m = _cbpp_probit()
+    full, marg = full_and_marginalized(m)
     label = m.design.random[0].label
     _close_within_mcse(marg, full, ["beta", f"{label}_sd"])
     effects_within_mcse(marg, full, label)
@@ -393,10 +399,7 @@ def test_marginalized_posterior_equals_the_full_one_correlated_slopes():
     """(1 + x | g), 60 groups: quantiles of β, both SDs and the correlation, and the random
     effects' means and SDs, against a long full run."""
     m = _correlated_slopes()
-    full = m.sample(draws=2000, tune=1000, chains=4, random_seed=11, progressbar=False, diagnose=False,
-                    nuts_sampler="nutpie")
-    marg = m.sample(draws=1000, tune=1000, chains=4, random_seed=13, progressbar=False, marginalize=True,
-                    nuts_sampler="nutpie")
+    full, marg = full_and_marginalized(m)
     label = m.design.random[0].label
     _close_within_mcse(marg, full, ["beta", f"{label}_sd", f"{label}_corr"])
     effects_within_mcse(marg, full, label)

@@ -191,13 +191,10 @@ def test_marginalize_an_lmm_refuses_nagq_and_other_links():
 def test_marginalized_lmm_posterior_equals_the_full_one(name):
     """Quantiles 5/50/95 % of β, the SDs (the correlation) and σ within 3 Monte Carlo SEs of a long
     full run; the random effects' posterior means and SDs likewise."""
-    from .test_marginalized import _close_within_mcse, effects_within_mcse
+    from .test_marginalized import _close_within_mcse, effects_within_mcse, full_and_marginalized
 
     m = _model(name)
-    full = m.sample(draws=2000, tune=1000, chains=4, random_seed=11, progressbar=False, diagnose=False,
-                    nuts_sampler="nutpie")
-    marg = m.sample(draws=1000, tune=1000, chains=4, random_seed=13, progressbar=False, marginalize=True,
-                    nuts_sampler="nutpie")
+    full, marg = full_and_marginalized(m)
     label = m.design.random[0].label
     names = ["beta", f"{label}_sd", "sigma"] + ([f"{label}_corr"] if m.design.random[0].has_correlation else [])
     _close_within_mcse(marg, full, names)
