@@ -397,30 +397,27 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         if pymc_model is not None:
             raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
         check_marginalizable(model.design, model.family)
-        if exact_marginal(model.family):  # a linear mixed model: no quadrature
-            if nagq is not None:
-                raise ValueError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
-                                 "its random effects out exactly")
-            idata = sample_marginalized(model, nagq=None, draws=draws, tune=tune, chains=chains, cores=cores,
-                                        random_seed=random_seed, target_accept=target_accept,
-                                        nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
-            idata["posterior"].attrs["marginalized"] = "exact"
-            return Posterior(model, with_observed_data(idata, model))
-        change = None  # the automatic choice's change to the next rule (None: nagq given)
-        if nagq is None:
+        exact = exact_marginal(model.family)  # a linear mixed model: no quadrature
+        change = None  # the automatic choice's change to the next rule (None: nagq given, or exact)
+        if exact and nagq is not None:
+            raise ValueError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
+                             "its random effects out exactly")
+        if not exact and nagq is None:
             nagq, change = nagq_settling(model)
             if change >= NAGQ_TOL:
                 warnings.warn(f"marginalize=True: the quadrature did not settle (the marginal log-likelihood moved by "
                               f"{change:.2g} between the two largest rules, {nagq} nodes a dimension): the sampled "
                               "density is off by about that much; sample the full model (marginalize=False) or "
                               "give nagq=", QuadratureWarning, stacklevel=3)
-        if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
+        if not exact and (isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer))
+                          or not 1 <= nagq <= MAX_NAGQ):
             raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
-        idata["posterior"].attrs["marginalized"] = "quadrature"
-        idata["posterior"].attrs["marginalized_nagq"] = int(nagq)
+        idata["posterior"].attrs["marginalized"] = "exact" if exact else "quadrature"
+        if not exact:
+            idata["posterior"].attrs["marginalized_nagq"] = int(nagq)
         if change is not None:
             idata["posterior"].attrs["quadrature_change"] = float(change)
         return Posterior(model, with_observed_data(idata, model))
