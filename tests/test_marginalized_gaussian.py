@@ -181,6 +181,10 @@ def test_marginalize_an_lmm_refuses_nagq_and_other_links():
     m = _model("sleepstudy")
     with pytest.raises(ValueError, match="nagq does not apply to a gaussian"):
         m.sample(draws=10, tune=10, chains=1, marginalize=True, nagq=11)
+    from bayesglmm.bayes.marginalized import choose_nagq
+
+    with pytest.raises(ValueError, match="no quadrature nodes to choose"):
+        choose_nagq(m)
     log = bg.GLMM("Reaction ~ Days + (Days | Subject)", bg.datasets.load("sleepstudy"), family="gaussian", link="log")
     with pytest.raises(ValueError, match="not gaussian with the log link"):
         log.sample(draws=10, tune=10, chains=1, marginalize=True)

@@ -170,6 +170,9 @@ def nagq_settling(model, tol: float = NAGQ_TOL) -> tuple[int, float]:
     from scipy.linalg import block_diag
 
     check_marginalizable(model.design, model.family)
+    if exact_marginal(model.family):
+        raise ValueError("a gaussian (identity link) model's random effects integrate out exactly: there are no "
+                         "quadrature nodes to choose")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit("laplace")
