@@ -5,12 +5,12 @@ from __future__ import annotations
 import warnings
 from functools import cached_property
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 
 from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, summary_table, tidy_frame
+from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -31,16 +31,14 @@ def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:
     dict
         ``estimate`` (mean), ``std_error`` (SD), ``conf_low``/``conf_high``
         (equal-tailed ``ci`` interval), ``median``, ``r_hat`` (rank-normalised split
-        R-hat) and ``ess_bulk``, as computed by ArviZ.
+        R-hat) and ``ess_bulk``: ArviZ's numbers, all elements at once
+        (:func:`bayesglmm.bayes.convergence.rhat_and_ess`).
     """
     draws = np.asarray(draws, dtype=float)
     flat = draws.reshape((-1,) + draws.shape[2:])
     alpha = (1.0 - ci) / 2.0
     lo, med, hi = np.quantile(flat, [alpha, 0.5, 1.0 - alpha], axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = np.asarray(az.rhat(draws), dtype=float) if draws.shape[1] >= 4 else np.full(lo.shape, np.nan)
-        ess = np.asarray(az.ess(draws, method="bulk"), dtype=float) if draws.shape[1] >= 4 else np.full(lo.shape, np.nan)
+    rhat, ess = rhat_and_ess(draws)
     return {
         "estimate": flat.mean(axis=0), "std_error": flat.std(axis=0, ddof=1),
         "conf_low": lo, "conf_high": hi, "median": med, "r_hat": rhat, "ess_bulk": ess,
