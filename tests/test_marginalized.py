@@ -490,7 +490,7 @@ def test_an_unsettled_choice_warns_and_flags_the_posterior(monkeypatch):
     import bayesglmm.bayes.marginalized as marginalized
     from bayesglmm.bayes.marginalized import QuadratureWarning
 
-    monkeypatch.setattr(marginalized, "nagq_settling", lambda model: (11, 0.05))
+    monkeypatch.setattr(marginalized, "nagq_settling", lambda model, **kwargs: (11, 0.05))
     m = _model("cbpp")
     with pytest.warns(QuadratureWarning, match="did not settle"):
         post = m.sample(draws=50, tune=50, chains=1, random_seed=1, progressbar=False, diagnose=False,

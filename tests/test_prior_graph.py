@@ -10,7 +10,8 @@ from scipy import stats
 import bayesglmm as bg
 from bayesglmm import priors as P
 from bayesglmm.bayes import count_compilations
-from bayesglmm.bayes.prior_graph import BoundedLog, location_prior, prior_values, scale_prior
+from bayesglmm.bayes.prior_graph import BoundedLog, LinearFrame, SoftplusScale, location_prior, prior_values, \
+    scale_prior
 
 S = np.array([0.05, 0.3, 1.0, 2.7, 6.0])
 
@@ -72,6 +73,57 @@ def test_bounded_log_transform_round_trip_and_jacobian(log_c):
     h = 1e-6
     numeric = np.log((t.backward(y, *inputs).eval({y: ys + h}) - t.backward(y, *inputs).eval({y: ys - h})) / (2 * h))
     np.testing.assert_allclose(t.log_jac_det(y, *inputs).eval({y: ys}), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_softplus_transform_round_trip_and_jacobian():
+    knee = np.array([0.25, 0.25, 1.3, 0.05])
+    t, y = SoftplusScale(knee), pt.dvector("y")
+    ys = np.array([-6.0, -0.5, 1.0, 8.0])
+    s = t.backward(y).eval({y: ys})
+    np.testing.assert_allclose(s, knee * np.log1p(np.exp(ys)), rtol=1e-12)
+    np.testing.assert_allclose(t.forward(pt.as_tensor(s)).eval(), ys, rtol=1e-10, atol=1e-12)
+    h = 1e-6
+    numeric = np.log((t.backward(y).eval({y: ys + h}) - t.backward(y).eval({y: ys - h})) / (2 * h))
+    np.testing.assert_allclose(t.log_jac_det(y).eval({y: ys}), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_scale_prior_with_a_knee_samples_softplus_and_keeps_its_density():
+    """The knee changes the sampled coordinate, not the prior: the transformed density is the
+    prior's at s = c softplus(y) plus the log Jacobian; with a Uniform among the priors the bounded
+    transform stays (the softplus has no upper bound)."""
+    priors = [P.HalfNormal(1.3), P.HalfStudentT(3.0, 0.7)]
+    with pm.Model(coords={"k": range(2)}) as model:
+        rv = scale_prior("s", priors, "k", knee=0.25)
+    assert [v.name for v in model.value_vars] == ["s_softplus__"]
+    ys = np.array([-1.0, 2.0])
+    s = 0.25 * np.log1p(np.exp(ys))
+    expected = (stats.halfnorm(scale=1.3).logpdf(s[0]) + np.log(2) + stats.t(3.0, scale=0.7).logpdf(s[1])
+                + np.sum(np.log(0.25) - np.log1p(np.exp(-ys))))
+    np.testing.assert_allclose(model.compile_logp()({"s_softplus__": ys}), expected, rtol=1e-10)
+    np.testing.assert_allclose(_logp(rv, s), [stats.halfnorm(scale=1.3).logpdf(s[0]),
+                                              np.log(2) + stats.t(3.0, scale=0.7).logpdf(s[1])], rtol=1e-10)
+    with pm.Model(coords={"k": range(2)}) as bounded:
+        scale_prior("s", [P.Uniform(0.0, 8.0), P.HalfNormal(1.0)], "k", knee=0.25)
+    assert [v.name for v in bounded.value_vars] == ["s_boundedlog__"]
+
+
+def test_linear_frame_samples_a_whitened_vector_with_the_priors_density():
+    """β = shift + C w: the model's value variable is w, its density the priors' at β plus the
+    constant log |C|, and the frame maps back and forth exactly."""
+    rng = np.random.default_rng(3)
+    shift = np.array([0.5, -1.0, 2.0])
+    chol = np.linalg.cholesky(np.array([[1.0, 0.6, -0.3], [0.6, 2.0, 0.1], [-0.3, 0.1, 0.5]]))
+    frame = LinearFrame(shift, chol)
+    priors = [P.Normal(0.0, 2.5), P.StudentT(3.0, 1.0, 2.0), P.Normal(0.0, 1.0)]
+    with pm.Model(coords={"k": range(3)}) as model:
+        location_prior("b", priors, "k", frame=frame)
+    assert [v.name for v in model.value_vars] == ["b_linearframe__"]
+    w = rng.normal(size=3)
+    b = shift + chol @ w
+    np.testing.assert_allclose(frame.forward(pt.as_tensor(b)).eval(), w, rtol=1e-10, atol=1e-12)
+    expected = (stats.norm(0, 2.5).logpdf(b[0]) + stats.t(3.0, 1.0, 2.0).logpdf(b[1]) + stats.norm(0, 1).logpdf(b[2])
+                + np.sum(np.log(np.diag(chol))))
+    np.testing.assert_allclose(model.compile_logp()({"b_linearframe__": w}), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("prior,cdf", [

@@ -121,12 +121,13 @@ def block_coords(block) -> dict:
     return coords
 
 
-def block_scale(block, sd_priors, corr, families: str = "present", as_data: bool = True):
+def block_scale(block, sd_priors, corr, families: str = "present", as_data: bool = True, knee=None):
     """A random block's SDs ``{label}_sd`` and, for a correlated block, the LKJ Cholesky factor
     ``{label}_corr_chol`` of its correlation (with ``{label}_corr`` as a deterministic; else None):
-    the effects are b_j = diag(sd) L z_j, so Cov(b_j) = D R D. Inside a model context."""
+    the effects are b_j = diag(sd) L z_j, so Cov(b_j) = D R D. Inside a model context. ``knee``: the
+    SDs' transform (:func:`~bayesglmm.bayes.prior_graph.scale_prior`)."""
     term_dim = f"{block.label}_term"
-    sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families, as_data)
+    sd = scale_prior(f"{block.label}_sd", sd_priors, term_dim, families, as_data, knee=knee)
     if corr is None:
         return sd, None
     eta = lkj_eta(f"{block.label}_corr", corr, as_data)

@@ -390,7 +390,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
     if marginalize:
         from ..frequentist.fit import MAX_NAGQ
         from .marginalized import NAGQ_TOL, QuadratureWarning, check_marginalizable, exact_marginal, nagq_settling, \
-            sample_marginalized
+            reference_fit, sample_marginalized
 
         if pymc_model is not None:
             raise ValueError("marginalize=True builds its own graph: pymc_model cannot be given")
@@ -400,8 +400,9 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         if exact and nagq is not None:
             raise ValueError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
                              "its random effects out exactly")
+        fit = reference_fit(model)  # one fit: the quadrature is chosen and β's frame centred at it
         if not exact and nagq is None:
-            nagq, change = nagq_settling(model)
+            nagq, change = nagq_settling(model, fit=fit)
             if change >= NAGQ_TOL:
                 warnings.warn(f"marginalize=True: the quadrature did not settle (the marginal log-likelihood moved by "
                               f"{change:.2g} between the two largest rules, {nagq} nodes a dimension): the sampled "
@@ -412,7 +413,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
             raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
-                                    nuts_sampler=nuts_sampler, progressbar=progressbar, **kwargs)
+                                    nuts_sampler=nuts_sampler, progressbar=progressbar, fit=fit, **kwargs)
         idata["posterior"].attrs["marginalized"] = "exact" if exact else "quadrature"
         if not exact:
             idata["posterior"].attrs["marginalized_nagq"] = int(nagq)
