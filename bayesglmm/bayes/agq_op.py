@@ -447,29 +447,30 @@ def _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp):
                 h10 += w * a1 * a0
                 h11 += w * a1 * a1
             g[0], g[1], H[0, 0], H[1, 0], H[1, 1] = g0, g1, h00, h10, h11
-        for i in range(lo, hi if not (k == 2 and kind == BINOMIAL_LOGIT) else lo):
-            eta = base[i]
-            for r in range(k):
-                eta += A[i, r] * u[r]
-            if kind == BINOMIAL_LOGIT:
-                t = np.exp(min(eta, 700.0))
-                inv = 1.0 / (1.0 + t)
-                p = t * inv
-                d1, w = y[i] - n[i] * p, n[i] * p * inv
-            elif kind == POISSON_LOG:
-                t = np.exp(eta)
-                d1, w = y[i] - t, t
-            else:
-                t = 0.0
-                d1, w = _score_weight(eta, y[i], n[i], kind)
-            Eta[i - lo] = eta
-            Exp[i - lo] = t
-            for r in range(k):
-                ar = A[i, r]
-                g[r] += ar * d1
-                wa = w * ar
-                for c in range(r + 1):
-                    H[r, c] += wa * A[i, c]
+        else:
+            for i in range(lo, hi):
+                eta = base[i]
+                for r in range(k):
+                    eta += A[i, r] * u[r]
+                if kind == BINOMIAL_LOGIT:
+                    t = np.exp(min(eta, 700.0))
+                    inv = 1.0 / (1.0 + t)
+                    p = t * inv
+                    d1, w = y[i] - n[i] * p, n[i] * p * inv
+                elif kind == POISSON_LOG:
+                    t = np.exp(eta)
+                    d1, w = y[i] - t, t
+                else:
+                    t = 0.0
+                    d1, w = _score_weight(eta, y[i], n[i], kind)
+                Eta[i - lo] = eta
+                Exp[i - lo] = t
+                for r in range(k):
+                    ar = A[i, r]
+                    g[r] += ar * d1
+                    wa = w * ar
+                    for c in range(r + 1):
+                        H[r, c] += wa * A[i, c]
         for r in range(k):
             for c in range(r + 1, k):
                 H[r, c] = H[c, r]
@@ -727,28 +728,30 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
         total += counts[j] * (top + np.log(acc) + half_k - logdet)
         for m in range(M):  # the weights of the gradient: counts · softmax(F)
             F[m] *= counts[j] / acc
-        for i in range(lo, hi if k != 2 else lo):
-            row = dk[i - lo]
-            s0 = 0.0
-            for m in range(M):
-                s0 += F[m] * row[m]
-            gbase[i] += s0
-            for r in range(k):
-                sr = 0.0
+        if k == 2:  # unrolled: one loop over the nodes
+            for i in range(lo, hi):
+                row = dk[i - lo]
+                s0 = s1 = s2 = 0.0
                 for m in range(M):
-                    sr += F[m] * row[m] * Ut[r, m]
-                gA[i, r] += sr
-        for i in range(lo, hi if k == 2 else lo):  # unrolled: one loop over the nodes
-            row = dk[i - lo]
-            s0 = s1 = s2 = 0.0
-            for m in range(M):
-                fr = F[m] * row[m]
-                s0 += fr
-                s1 += fr * Ut[0, m]
-                s2 += fr * Ut[1, m]
-            gbase[i] += s0
-            gA[i, 0] += s1
-            gA[i, 1] += s2
+                    fr = F[m] * row[m]
+                    s0 += fr
+                    s1 += fr * Ut[0, m]
+                    s2 += fr * Ut[1, m]
+                gbase[i] += s0
+                gA[i, 0] += s1
+                gA[i, 1] += s2
+        else:
+            for i in range(lo, hi):
+                row = dk[i - lo]
+                s0 = 0.0
+                for m in range(M):
+                    s0 += F[m] * row[m]
+                gbase[i] += s0
+                for r in range(k):
+                    sr = 0.0
+                    for m in range(M):
+                        sr += F[m] * row[m] * Ut[r, m]
+                    gA[i, r] += sr
     return total, gbase, gA
 
 
