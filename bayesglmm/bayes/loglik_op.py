@@ -4,7 +4,8 @@
 softplus for the value and a sigmoid for the gradient: two exponentials and a ``log1p`` per row,
 each a scalar libm call, plus the temporaries between the loops. ohio's 2,148 rows cost about
 85 µs per log density and gradient that way, most of a NUTS step. :class:`GLMLoglik` computes
-Σᵢ ℓᵢ(ηᵢ) and ∂ℓᵢ/∂ηᵢ in one loop with one exponential per row:
+Σᵢ ℓᵢ(ηᵢ) and ∂ℓᵢ/∂ηᵢ with one exponential per row, all of them in one SIMD pass
+(:func:`~bayesglmm.bayes.vexp.exp_into`: ohio's kernel 12.1 → 7.0 µs against libm's ``exp``):
 
 * binomial, logit link: t = e^(−|η|), ℓ = yη − n·max(η, 0) − n·log(1 + t) and ∂ℓ/∂η = y − n·p with
   p = 1/(1 + t) (η ≥ 0) or t/(1 + t); for a Bernoulli row (n = 1) the log(1 + t) terms are summed as
@@ -34,6 +35,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from .agq_op import source_salt
+from .vexp import exp_into
 
 __all__ = ["GLMLoglik", "glm_loglik", "loglik_constant", "FUSED_CODES", "PRODUCT_ROWS"]
 
@@ -44,39 +46,44 @@ FUSED_CODES = (0, 3)
 PRODUCT_ROWS = 512
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def glm_loglik_kernel(eta, y, n, const, code):
     """Σᵢ ℓᵢ(ηᵢ) + ``const`` and ∂ℓᵢ/∂ηᵢ for the (family, link) ``code`` (0: binomial logit, 3:
-    Poisson log), in one pass over the rows."""
+    Poisson log). The rows' exponentials in one SIMD pass (:func:`~bayesglmm.bayes.vexp.exp_into`;
+    a Poisson's η clamped to [−708, 709]), the rest in branch-free loops over the rows (SIMD too);
+    Bernoulli rows' Σ log(1 + tᵢ) as the logs of running products of :data:`PRODUCT_ROWS` rows,
+    other binomial rows by ``log1p``."""
     m = eta.shape[0]
     grad = np.empty(m)
+    t = np.empty(m)
+    bits = np.empty(m, dtype=np.int64)
     total = 0.0
     if code == 0:
-        prod = 1.0
-        held = 0
         for i in range(m):
-            e = eta[i]
-            t = math.exp(-abs(e))
-            inv = 1.0 / (1.0 + t)
-            p = inv if e >= 0.0 else t * inv
+            grad[i] = -abs(eta[i])  # the exponentials' arguments, overwritten below
+        exp_into(grad, t, bits, m)
+        ones = True
+        for i in range(m):
+            e, ti = eta[i], t[i]
+            inv = 1.0 / (1.0 + ti)
+            p = inv if e >= 0.0 else ti * inv
             total += y[i] * e - n[i] * max(e, 0.0)
-            if n[i] == 1.0:
-                prod *= 1.0 + t
-                held += 1
-                if held == PRODUCT_ROWS:
-                    total -= math.log(prod)
-                    prod = 1.0
-                    held = 0
-            else:
-                total -= n[i] * math.log1p(t)
             grad[i] = y[i] - n[i] * p
-        total -= math.log(prod)
+            ones = ones and n[i] == 1.0
+        for lo in range(0, m, PRODUCT_ROWS):  # 1 + t ≤ 2: a product of 512 stays below 1e155
+            prod = 1.0
+            for i in range(lo, min(lo + PRODUCT_ROWS, m)):
+                prod *= (1.0 + t[i]) if n[i] == 1.0 else 1.0
+            total -= math.log(prod)
+        if not ones:
+            for i in range(m):
+                if n[i] != 1.0:
+                    total -= n[i] * math.log1p(t[i])
     else:
+        exp_into(eta, t, bits, m)
         for i in range(m):
-            e = eta[i]
-            mu = math.exp(e)
-            total += y[i] * e - mu
-            grad[i] = y[i] - mu
+            total += y[i] * eta[i] - t[i]
+            grad[i] = y[i] - t[i]
     return total + const, grad
 
 
