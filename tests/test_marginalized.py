@@ -355,6 +355,42 @@ def test_vector_graph_loglik_equals_the_frequentist_product_rule(family):
         assert f(fit.beta, sd, L / sd[:, None]) == pytest.approx(ref, abs=1e-9)
 
 
+def test_conditional_draws_do_not_depend_on_the_threads():
+    """The draws are split into chunks with a seed each (a chain's, in ``sample``): the same
+    numbers in one thread or two, one term or a correlated block; one chunk uses the one seed
+    drawn before chunks existed."""
+    from bayesglmm.bayes.agq_op import agq_kind, conditional_draws
+
+    m = _model("ohio")
+    fit = m.fit("laplace")
+    D, s = 300, float(fit.theta[0])
+    args = (m.design, m.family, np.tile(fit.beta, (D, 1)), np.full(D, s))
+    one = draw_random_effects(*args, np.random.default_rng(3), chunks=3, workers=1)
+    two = draw_random_effects(*args, np.random.default_rng(3), chunks=3, workers=2)
+    np.testing.assert_array_equal(one, two)
+    assert not np.array_equal(one, draw_random_effects(*args, np.random.default_rng(3), chunks=2))
+    single = draw_random_effects(*args, np.random.default_rng(3))
+    rows, idx, _, group_pattern = distinct_groups(m.design, with_groups=True)
+    order = np.argsort(idx, kind="stable")
+    rows, idx = rows[order], idx[order]
+    start = np.searchsorted(idx, np.arange(group_pattern.max() + 2))
+    d = m.design
+    direct = conditional_draws(np.ascontiguousarray(d.X[rows], dtype=float), d.offset[rows].astype(float),
+                               d.random[0].Xr[rows, 0].astype(float), d.y[rows].astype(float), np.ones(len(rows)),
+                               start, group_pattern, np.tile(fit.beta, (D, 1)), np.full(D, s),
+                               int(np.random.default_rng(3).integers(2**31 - 1)), agq_kind(m.family))
+    np.testing.assert_array_equal(single, direct)
+    c = _correlated_slopes()
+    cfit = c.fit("laplace")
+    _, tmap = laplace_deviance(c.design, c.family)
+    Lr = tmap.factors(np.asarray(cfit.theta))[0]
+    sd = np.sqrt(np.sum(Lr**2, axis=1))
+    vargs = (c.design, c.family, np.tile(cfit.beta, (D, 1)), np.tile(sd, (D, 1)))
+    chol = np.tile(Lr / sd[:, None], (D, 1, 1))
+    np.testing.assert_array_equal(draw_random_effects(*vargs, np.random.default_rng(4), chol, chunks=2, workers=1),
+                                  draw_random_effects(*vargs, np.random.default_rng(4), chol, chunks=2, workers=2))
+
+
 @pytest.mark.parametrize("rejection_max", [0.0, 8.0, 1e9])
 def test_vector_conditional_draws_have_the_conditional_moments(rejection_max, monkeypatch):
     """Given (β, SDs, correlation), the draws of a 2-vector random effect have each group's

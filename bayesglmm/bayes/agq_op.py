@@ -320,7 +320,7 @@ def _group_logf_grad(base, a, y, n, lo, hi, kind, B, fast, u):
     return _group_logf(base, a, y, n, lo, hi, kind, B, fast, u), g
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed, kind):
     """Exact draws of each group's standardised effect u_j from p(u_j | y, β_d, s_d), one per
     (β, s) draw, by rejection from a piecewise-exponential envelope.
@@ -335,7 +335,8 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
     The data are one representative group per pattern (:func:`~bayesglmm.design.distinct_groups`),
     rows sorted by pattern, pattern p's rows ``start[p]:start[p+1]``; ``group_pattern[j]`` is the
     pattern of group j. Groups of one pattern share the envelope (built once per pattern and
-    draw); Numba's generator is seeded with ``seed``. Returns an array (D, J)."""
+    draw); Numba's generator (the calling thread's: the GIL is released, so chunks of the draws can
+    run in threads) is seeded with ``seed``. Returns an array (D, J)."""
     np.random.seed(seed)
     D = beta.shape[0]
     Q = start.shape[0] - 1
@@ -813,7 +814,7 @@ def _log_conditional(base, A, y, n, lo, hi, kind, u, k):
     return lf
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, seed, kind, steps, max_scale):
     """Draws of each group's standardised k-vector u_j from p(u_j | y, β_d, Λ_d), Λ = diag(sd) L
     (ηᵢ = baseᵢ + xrᵢᵀ Λ u). The log conditional is strongly concave with −∇² ⪰ I (the prior's
@@ -823,8 +824,8 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
     √|H| above ``max_scale`` — an independence Metropolis–Hastings chain of ``steps`` steps with a
     multivariate t(4) proposal at û with scale L_H⁻ᵀ (H = L_H L_Hᵀ) instead, started from a
     proposal draw; so is a draw whose rejection has not accepted within 50 · max_scale tries.
-    The data are one group per pattern as in :func:`conditional_draws`; Numba's generator is
-    seeded with ``seed``. Returns an array (D, J, k)."""
+    The data are one group per pattern as in :func:`conditional_draws`; Numba's generator (the
+    calling thread's) is seeded with ``seed``. Returns an array (D, J, k)."""
     np.random.seed(seed)
     D = beta.shape[0]
     Q = start.shape[0] - 1

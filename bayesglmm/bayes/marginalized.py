@@ -513,7 +513,8 @@ VECTOR_MH_STEPS = 20
 VECTOR_REJECTION_MAX = 8.0
 
 
-def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=None) -> np.ndarray:
+def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=None, chunks: int = 1,
+                        workers: int = 1) -> np.ndarray:
     """Draws of u (standardised effects) from their conditional posterior given each draw of β
     and the SD(s). One term: exact draws, shape (draws, J), by rejection from a
     piecewise-exponential envelope of the log-concave conditional
@@ -523,7 +524,10 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     N(û, I) (the log conditional's curvature is at least the prior's) where that takes at most
     :data:`VECTOR_REJECTION_MAX` proposals a draw, else an independence MH chain with a
     multivariate t(4) proposal at the mode, :data:`VECTOR_MH_STEPS` steps
-    (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``."""
+    (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``: one
+    seed for each of ``chunks`` consecutive slices of the draws (:func:`sample_marginalized`: one a
+    chain), so the draws do not depend on ``workers``, the threads the slices run in (the kernels
+    release the GIL: ohio's 4000 × 537 draws 0.34 → 0.18 s on two, Contraception's 4000 × 60 0.48 → 0.26 s)."""
     from .agq_op import agq_kind, conditional_draws, conditional_draws_vector
 
     rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)
@@ -538,15 +542,29 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     X, offset, y = np.ascontiguousarray(design.X[rows], dtype=float), design.offset[rows].astype(float), \
         design.y[rows].astype(float)
     k = design.random[0].n_terms
+    seeds = [int(v) for v in rng.integers(2**31 - 1, size=max(1, int(chunks)))]
+    parts = np.array_split(np.arange(D), len(seeds))
     if k == 1:
-        return conditional_draws(X, offset, design.random[0].Xr[rows, 0].astype(float), y, n, start, group_pattern,
-                                 beta_draws, sd_draws.reshape(D), int(rng.integers(2**31 - 1)), kind)
-    sd_draws = sd_draws.reshape(D, k)
-    Lam = sd_draws[:, :, None] * (np.broadcast_to(np.eye(k), (D, k, k)) if chol_draws is None
-                                  else np.asarray(chol_draws, float).reshape(D, k, k))  # diag(sd) L
-    return conditional_draws_vector(X, offset, np.ascontiguousarray(design.random[0].Xr[rows], dtype=float), y, n,
-                                    start, group_pattern, beta_draws, np.ascontiguousarray(Lam),
-                                    int(rng.integers(2**31 - 1)), kind, VECTOR_MH_STEPS, VECTOR_REJECTION_MAX)
+        xr, sd_draws = design.random[0].Xr[rows, 0].astype(float), sd_draws.reshape(D)
+
+        def run(part, seed):
+            return conditional_draws(X, offset, xr, y, n, start, group_pattern, beta_draws[part], sd_draws[part], seed,
+                                     kind)
+    else:
+        xr = np.ascontiguousarray(design.random[0].Xr[rows], dtype=float)
+        sd_draws = sd_draws.reshape(D, k)
+        Lam = np.ascontiguousarray(sd_draws[:, :, None] * (np.broadcast_to(np.eye(k), (D, k, k)) if chol_draws is None
+                                   else np.asarray(chol_draws, float).reshape(D, k, k)))  # diag(sd) L
+
+        def run(part, seed):
+            return conditional_draws_vector(X, offset, xr, y, n, start, group_pattern, beta_draws[part], Lam[part],
+                                            seed, kind, VECTOR_MH_STEPS, VECTOR_REJECTION_MAX)
+    if workers > 1 and len(seeds) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(int(workers), len(seeds))) as pool:
+            return np.concatenate(list(pool.map(run, parts, seeds)))
+    return np.concatenate([run(part, seed) for part, seed in zip(parts, seeds)])
 
 
 def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
@@ -614,7 +632,8 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
         Lam = sd[:, :, None] * (chol if chol is not None else np.eye(k))
         u = draw_gaussian_effects(gaussian_statistics(merged), beta, Lam, post["sigma"].values.reshape(D), rng)
     else:
-        u = draw_random_effects(merged, family, beta, sd if k > 1 else sd[:, 0], rng, chol).reshape(D, -1, k)
+        u = draw_random_effects(merged, family, beta, sd if k > 1 else sd[:, 0], rng, chol, chunks=n_chain,
+                                workers=cores).reshape(D, -1, k)
     b = np.einsum("dab,djb->dja", chol, u) if chol is not None else u  # b_j = diag(sd) L u_j
     b = b * sd[:, None, :]
     pos = 0
