@@ -502,30 +502,22 @@ def _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _coordinate_exponentials(D, rows, x1, half, E, Arg, Out, Bits):
-    """E[r, i, j] = exp(D[i, r]·x1[j]) for the group's ``rows`` rows, all at once (one SIMD pass of
-    :func:`exp_into`; ``Arg``, ``Out`` and ``Bits`` its scratch). For a rule symmetric about 0 in its first
-    and last ``half`` nodes (x1[q − 1 − j] = −x1[j]) exp(−a) = 1/exp(a): one exponential for two
-    nodes, and the middle node's e⁰ is 1 exactly."""
+def _coordinate_exponentials(D, rows, x1, E, Arg, Bits):
+    """E[r, i, j] = exp(D[i, r]·x1[j]) for the group's ``rows`` rows: one SIMD pass of
+    :func:`~bayesglmm.bayes.vexp.exp_into` per coordinate r over all the rows' q nodes, written
+    straight into E[r] (``Arg`` and ``Bits`` its scratch). Half the exponentials and 1/e^a for the
+    other half of a symmetric rule took a scalar division each: 20 µs more a gradient on
+    Contraception (7² nodes), measured side by side."""
     k = D.shape[1]
     q = x1.shape[0]
-    nc = q - half  # the nodes computed: half, …, q − 1
-    at = 0
     for r in range(k):
+        at = 0
         for i in range(rows):
             d = D[i, r]
-            for jj in range(half, q):
-                Arg[at] = d * x1[jj]
-                at += 1
-    exp_into(Arg, Out, Bits, at)
-    at = 0
-    for r in range(k):
-        for i in range(rows):
-            for jj in range(half, q):
-                E[r, i, jj] = Out[at]
-                at += 1
-            for jj in range(half):
-                E[r, i, jj] = 1.0 / E[r, i, q - 1 - jj]
+            for jj in range(q):
+                Arg[at + jj] = d * x1[jj]
+            at += q
+        exp_into(Arg, E[r].reshape(E.shape[1] * q), Bits, at)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -589,15 +581,10 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     Span = np.empty(longest)
     D = np.empty((longest, k))
     E = np.empty((k, longest, x1.shape[0]))  # exp(Dᵢᵣ x1) of a group's rows
-    Arg = np.empty(k * longest * x1.shape[0])
-    Out = np.empty_like(Arg)
-    half = x1.shape[0] // 2  # the rule is symmetric, x1[q − 1 − j] = −x1[j]: exp(−a) = 1/exp(a)
-    for jj in range(half):
-        if x1[jj] != -x1[x1.shape[0] - 1 - jj]:
-            half = 0
+    Arg = np.empty(longest * x1.shape[0])
     Eta = np.empty(longest)
     Exp = np.empty(longest)
-    Bits = np.empty(max(M, k * longest * x1.shape[0]), dtype=np.int64)
+    Bits = np.empty(max(M, longest * x1.shape[0]), dtype=np.int64)
     lin_d = np.empty(k)
     Xt = np.ascontiguousarray(X.T)
     total = 0.0
@@ -641,7 +628,7 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
             fast = fast and span < 300.0
             ones = ones and n[i] == 1.0
         if fast:
-            _coordinate_exponentials(D, hi - lo, x1, half, E, Arg, Out, Bits)
+            _coordinate_exponentials(D, hi - lo, x1, E, Arg, Bits)
             bound = 0.0  # a bound on the log of the running products so far
             lin = 0.0  # Σ yᵢ ηᵢ at every node: Σ yᵢ cᵢ + Σ_r (Σ yᵢ Dᵢᵣ) x_r, once a group
             for r in range(k):
