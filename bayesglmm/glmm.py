@@ -242,7 +242,9 @@ class GLMM:
         random_seed : int, optional
             The same seed gives identical draws.
         cores : int, optional
-            Parallel chains (default ``min(chains, 2)``).
+            Parallel chains (default ``min(chains, 2)``); with ``marginalize=True`` also the threads
+            that draw the random effects afterwards (a chain's draws each; the draws do not
+            depend on it).
         target_accept : float
             NUTS target acceptance (0.9 by default: random-effect funnels need small steps).
         nuts_sampler : {"pymc", "nutpie"}
