@@ -10,8 +10,10 @@ columns), the family and the link. bambi 0.21's group-specific terms are uncorre
 so ``(1 + x | g)`` becomes bayesglmm's ``(1 + x || g)`` — the same model; pass
 ``correlated=True`` to get lme4's correlated version instead. bambi's priors carry over
 (``bambi_priors=True``): Normal/StudentT on the coefficients, HalfNormal/HalfStudentT/
-HalfCauchy/Exponential on the group SDs and the Gaussian ``sigma``, so the two posteriors
-are of the same model; a prior of another kind is left to bayesglmm's default with a
+HalfCauchy/Exponential on the group SDs and the Gaussian ``sigma``, and the intercept's prior
+at the columns' means (:class:`~bayesglmm.priors.CenteredIntercept`) when bambi centres the
+predictors (``center_predictors=True``, its default), so the two posteriors are of the same
+model; a prior of another kind is left to bayesglmm's default with a
 warning. Distributional sub-models (``sigma ~ x``) and families other than Gaussian,
 Bernoulli, binomial and Poisson are refused.
 """
@@ -58,6 +60,7 @@ def _translate(prior, kinds):
 
 def _bambi_priors(bambi_model, fixed_names) -> dict:
     """bayesglmm prior overrides equal to a (built) bambi model's priors."""
+    from . import priors as P
     from .design import INTERCEPT
 
     parts = bambi_model.parameters if hasattr(type(bambi_model), "parameters") else bambi_model.components
@@ -68,7 +71,10 @@ def _bambi_priors(bambi_model, fixed_names) -> dict:
     if comp.intercept_term is not None:
         got = _translate(comp.intercept_term.prior, coef)
         if got:
-            out[INTERCEPT] = got[0]
+            # bambi centres the other columns when there are any (center_predictors, its default):
+            # its intercept prior is then on the intercept at the columns' means
+            centred = getattr(bambi_model, "center_predictors", False) and comp.common_terms
+            out[INTERCEPT] = P.CenteredIntercept(got[0]) if centred else got[0]
         else:
             skipped.append("Intercept")
     columns = [n for n in fixed_names if n != INTERCEPT]

@@ -12,7 +12,9 @@ more specific key wins over a general one:
 key                         applies to
 ==========================  ==========================================================
 ``"fixed"``                 every fixed-effect coefficient except the intercept
-``"(Intercept)"``           the fixed intercept (``"Intercept"`` is accepted too)
+``"(Intercept)"``           the fixed intercept (``"Intercept"`` is accepted too); a
+                            :class:`CenteredIntercept` puts its prior at the other
+                            columns' means, as bambi and rstanarm do
 a fixed-effect label        that coefficient, e.g. ``"WSf"``, ``"period[2]"``
 ``"sd"``                    every random-effect standard deviation
 ``"sd|GROUP"``              every SD of one grouping factor, e.g. ``"sd|Female"``
@@ -57,7 +59,7 @@ import numpy as np
 from .design import INTERCEPT, Design
 
 __all__ = [
-    "Prior", "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential",
+    "Prior", "Normal", "StudentT", "CenteredIntercept", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential",
     "Uniform", "InverseGamma", "LKJ", "Flat", "HalfFlat", "ImproperPriorError",
     "default_priors", "resolve_priors", "ResolvedPriors",
 ]
@@ -111,6 +113,33 @@ class StudentT(Prior):
     nu: float = 3.0
     mu: float = 0.0
     sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class CenteredIntercept(Prior):
+    """A Normal or StudentT prior on the intercept **at the other columns' means**.
+
+    The prior of ``prior`` is put on ``β₀ + Σⱼ x̄ⱼ βⱼ``, the linear predictor at the mean of
+    every other fixed-effect column, rather than on β₀ (the predictor at zero). This is
+    bambi's ``center_predictors=True``, rstanarm's ``prior_intercept`` and brms'
+    ``Intercept`` class; :func:`~bayesglmm.from_bambi` uses it for a bambi model that centres
+    its predictors. The posterior still reports β₀ itself. The map from (β₀, β) to the
+    centred intercept is a shear with Jacobian 1, so the joint prior stays proper.
+    Only for the key ``"(Intercept)"``.
+    """
+
+    prior: Prior = None
+
+    def check(self):
+        if not isinstance(self.prior, (Normal, StudentT)):
+            raise TypeError(f"CenteredIntercept takes a Normal or StudentT prior, got {self.prior!r}")
+
+    @property
+    def params(self) -> dict:
+        return self.prior.params
+
+    def __str__(self):
+        return f"{self.prior} at the columns' means"
 
 
 @dataclass(frozen=True)
@@ -243,6 +272,9 @@ class ResolvedPriors:
         One per random block; None when the block has no correlations.
     sigma : Prior or None
         Residual SD prior (Gaussian only).
+    center : tuple of float or None
+        With a :class:`CenteredIntercept`: one number per column of ``X``, the column's mean
+        (0 at the intercept), so that the intercept's prior is on ``β₀ + Σ centerⱼ βⱼ``; else None.
     """
 
     fixed: tuple
@@ -250,6 +282,7 @@ class ResolvedPriors:
     corr: tuple
     sigma: Prior | None
     labels: tuple = ()
+    center: tuple | None = None
 
     def table(self):
         """The priors as a tidy DataFrame with columns ``parameter`` and ``prior``."""
@@ -331,6 +364,8 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
             )
     if "Intercept" in priors:
         priors.setdefault(INTERCEPT, priors.pop("Intercept"))
+    if isinstance(priors.get(INTERCEPT), CenteredIntercept) and INTERCEPT not in design.fixed_names:
+        raise KeyError(f"priors['(Intercept)'] = {priors[INTERCEPT]}: the model has no intercept")
 
     fixed = []
     for name in design.fixed_names:
@@ -340,6 +375,10 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
             fixed.append(_coerce(priors["fixed"], "fixed", "fixed"))
         else:
             fixed.append(defaults[name])
+        if isinstance(fixed[-1], CenteredIntercept) and name != INTERCEPT:
+            key = name if name in priors else "fixed"
+            raise TypeError(f"priors[{key!r}] = {fixed[-1]}: CenteredIntercept is for the intercept, "
+                            "'(Intercept)', only")
 
     sds, corrs = [], []
     for block in design.random:
@@ -373,4 +412,8 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
             labels.append((f"corr|{block.group}", str(corr)))
     if sigma is not None:
         labels.append(("sigma", str(sigma)))
-    return ResolvedPriors(tuple(fixed), tuple(sds), tuple(corrs), sigma, tuple(labels))
+    center = None
+    if any(isinstance(p, CenteredIntercept) for p in fixed):
+        means = np.asarray(design.X, dtype=float).mean(axis=0)
+        center = tuple(0.0 if n == INTERCEPT else float(m) for n, m in zip(design.fixed_names, means))
+    return ResolvedPriors(tuple(fixed), tuple(sds), tuple(corrs), sigma, tuple(labels), center)

@@ -63,3 +63,38 @@ def test_wrong_kind_and_unknown_key():
         bg.GLMM("Reaction ~ Days + (1 | Subject)", df, priors={"sd|Cow": P.HalfNormal(1)})
     with pytest.raises(TypeError, match="bayesglmm.priors object"):
         bg.GLMM("Reaction ~ Days + (1 | Subject)", df, priors={"sd": 1.0})
+
+
+def test_centered_intercept_prior_is_on_the_intercept_at_the_columns_means():
+    """bambi's and rstanarm's intercept prior: N(β₀ + x̄ᵀβ; 0, 1.5) × N(β; 0, 1), a proper joint prior
+    (a shear of independent ones); its draws and its log density say so, and β₀ itself is reported."""
+    import numpy as np
+    from scipy import stats
+
+    df = bg.datasets.load("cbpp")
+    m = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", df, family="binomial",
+                priors={"Intercept": P.CenteredIntercept(P.Normal(0, 1.5)), "fixed": P.Normal(0, 1)})
+    xbar = m.design.X.mean(axis=0)
+    assert m.priors.center == pytest.approx((0.0, *xbar[1:]))
+    assert m.priors.table()["prior"].iloc[0] == "Normal(mu=0, sigma=1.5) at the columns' means"
+    assert bg.GLMM(m.formula, df, family="binomial").priors.center is None
+    beta = np.array([-1.2, -0.9, -1.0, -1.4])
+    expected = stats.norm(0, 1.5).logpdf(beta[0] + xbar[1:] @ beta[1:]) + stats.norm(0, 1).logpdf(beta[1:]).sum()
+    from bayesglmm.bayes.marginalized import build_marginal_model
+    from bayesglmm.bayes.model import build_pymc_model
+
+    for pm_model in (m.pymc_model(), build_pymc_model(m.design, m.family, m.priors, families="all"),
+                     build_marginal_model(m.design, m.family, m.priors, nagq=5)):
+        point = {**pm_model.initial_point(), "beta": beta}
+        assert pm_model.compile_logp(vars=[pm_model["beta"]], sum=True)(point) == pytest.approx(expected, abs=1e-10)
+    prior = pm.sample_prior_predictive(draws=4000, model=m.pymc_model(), var_names=["beta"], random_seed=3)
+    d = prior["prior"]["beta"].to_numpy().reshape(-1, 4)
+    at_means = d[:, 0] + d[:, 1:] @ xbar[1:]
+    assert abs(at_means.std() - 1.5) < 0.06 and abs(d[:, 0].std() - np.sqrt(1.5**2 + xbar[1:] @ xbar[1:])) < 0.06
+    with pytest.raises(TypeError, match="CenteredIntercept is for the intercept"):
+        m.update(priors={"fixed": P.CenteredIntercept(P.Normal(0, 1))})
+    with pytest.raises(TypeError, match="takes a Normal or StudentT prior"):
+        P.CenteredIntercept(P.HalfNormal(1))
+    with pytest.raises(KeyError, match="the model has no intercept"):
+        bg.GLMM("Reaction ~ 0 + Days + (1 | Subject)", bg.datasets.load("sleepstudy"),
+                priors={"Intercept": P.CenteredIntercept(P.Normal(250, 50))})

@@ -489,7 +489,8 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
         coords.pop(f"{block.group}_level")
     k = merged.random[0].n_terms
     with pm.Model(coords=coords) as model:
-        beta = location_prior("beta", priors.fixed, "fixed", "present", as_data, frame=frame) \
+        beta = location_prior("beta", priors.fixed, "fixed", "present", as_data, frame=frame,
+                              center=priors.center) \
             if design.X.shape[1] else None
         scales = [block_scale(block, sd_priors, corr, "present", as_data, knee=knee)
                   for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr)]

@@ -192,7 +192,8 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
     for block in design.random:
         coords.update(block_coords(block))
     with pm.Model(coords=coords) as model:
-        beta = location_prior("beta", priors.fixed, "fixed", families, as_data) if design.X.shape[1] else None
+        beta = location_prior("beta", priors.fixed, "fixed", families, as_data,
+                              center=priors.center) if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):
             term_dim, level_dim = f"{block.label}_term", f"{block.group}_level"

@@ -41,7 +41,8 @@ _LOG_2_OVER_PI = float(np.log(2.0 / np.pi))
 
 
 def _location_row(p) -> tuple:
-    # (code, nu, mu, sigma); nu is unused by Normal
+    # (code, nu, mu, sigma); nu is unused by Normal; a centred intercept's row is its prior's
+    p = p.prior if isinstance(p, P.CenteredIntercept) else p
     if isinstance(p, P.Normal):
         return 0, 1.0, p.mu, p.sigma
     return 1, p.nu, p.mu, p.sigma
@@ -101,10 +102,14 @@ def _student_logp(z, nu):
             - (nu + 1.0) / 2.0 * pt.log1p(z * z / nu))
 
 
-def _location_logp_for(codes):
-    """The log density of the location families ``codes`` (a switch only when there are two)."""
+def _location_logp_for(codes, centered=False):
+    """The log density of the location families ``codes`` (a switch only when there are two);
+    ``centered``: the density of the value sheared by the centring vector (the last input),
+    ``v = value + e₀ (c · value)`` with ``c₀ = 0`` (a unit Jacobian)."""
 
-    def logp(value, code, nu, mu, sigma):
+    def logp(value, code, nu, mu, sigma, *center):
+        if centered:
+            value = _shear(value, center[0], 1.0)
         z = (value - mu) / sigma
         normal = -0.5 * z * z - 0.5 * np.log(2.0 * np.pi)
         if codes == {0}:
@@ -116,14 +121,26 @@ def _location_logp_for(codes):
     return logp
 
 
-def _location_random(code, nu, mu, sigma, rng=None, size=None):
+def _shear(value, center, sign):
+    """``value + sign · e₀ (center · value)`` along the last axis, where ``center``'s first
+    entry (the intercept's) is 0 and the other entries the columns' means: the centred
+    intercept from β (sign = 1) and back (sign = -1)."""
+    lib = np if isinstance(value, np.ndarray) else pt
+    shift = sign * (value * center).sum(axis=-1, keepdims=True)
+    first = (lib.arange(value.shape[-1]) == 0).astype(value.dtype) if lib is np else pt.eq(pt.arange(value.shape[-1]), 0)
+    return value + shift * first
+
+
+def _location_random(code, nu, mu, sigma, *center, rng=None, size=None):
     t = rng.standard_t(np.broadcast_to(nu, size) if size is not None else nu, size=size)
     n = rng.standard_normal(size=size if size is not None else np.shape(mu))
-    return mu + sigma * np.where(code == 0, n, t)
+    out = mu + sigma * np.where(code == 0, n, t)
+    return _shear(np.asarray(out, dtype=float), np.asarray(center[0]), -1.0) if center else out
 
 
-def _location_start(rv, size, code, nu, mu, sigma):
-    return pt.full_like(rv, 0.0) + mu
+def _location_start(rv, size, code, nu, mu, sigma, *center):
+    start = pt.full_like(rv, 0.0) + mu
+    return _shear(start, center[0], -1.0) if center else start
 
 
 def _codes(values, families, n):
@@ -158,16 +175,23 @@ class LinearFrame(Transform):
 
 
 def location_prior(name: str, prior_list, dims, families="present", as_data: bool = True,
-                   frame: LinearFrame | None = None):
+                   frame: LinearFrame | None = None, center=None):
     """A vector of Normal/StudentT priors (or one prior) as one random variable.
 
     ``families="present"`` puts only the families in ``prior_list`` into the graph; ``"all"`` puts
     every family there, so that any other location prior gives the same graph (prior sweeps).
-    ``frame``: the variable is sampled in that linear frame (:class:`LinearFrame`), else as it is."""
+    ``frame``: the variable is sampled in that linear frame (:class:`LinearFrame`), else as it is.
+    ``center`` (:attr:`~bayesglmm.priors.ResolvedPriors.center`): the first prior is on the first
+    coordinate plus ``center · value`` (a :class:`~bayesglmm.priors.CenteredIntercept`); with
+    ``families="all"`` the centring is in the graph always, as data (zeros when None)."""
     values = prior_values(prior_list, "location")
+    centered = center is not None or (families == "all" and not isinstance(prior_list, P.Prior))
+    if centered:
+        values["center"] = np.asarray(center if center is not None else np.zeros(len(prior_list)), dtype=float)
     data = _shared(values, name, as_data)
-    rv = pm.CustomDist(name, data["code"], data["nu"], data["mu"], data["sigma"],
-                       logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES))),
+    inputs = [data["code"], data["nu"], data["mu"], data["sigma"]] + ([data["center"]] if centered else [])
+    rv = pm.CustomDist(name, *inputs,
+                       logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES)), centered),
                        random=_location_random, support_point=_location_start, dims=dims, transform=frame)
     return rv
 
