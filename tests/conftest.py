@@ -41,3 +41,27 @@ def cbpp_comparison(cbpp_model):
     import bayesglmm as bg
 
     return bg.compare(cbpp_model, draws=200, tune=300, chains=2, random_seed=7, progressbar=False)
+
+
+def pytest_configure(config):
+    """``BAYESGLMM_SEED_SHIFT=k`` adds k to every integer seed ``GLMM.sample`` is given: the
+    statistical tests then run on other random streams, as another machine's rounding gives them
+    (a test passing only on its seed's stream fails CI on a new CPU). For auditing the tests
+    (``BAYESGLMM_SEED_SHIFT=1 make test``); unset, nothing changes."""
+    import functools
+    import os
+
+    shift = int(os.environ.get("BAYESGLMM_SEED_SHIFT", "0") or 0)
+    if not shift:
+        return
+    import bayesglmm as bg
+
+    sample = bg.GLMM.sample
+
+    @functools.wraps(sample)
+    def shifted(self, *args, random_seed=None, **kwargs):
+        if isinstance(random_seed, (int, np.integer)):
+            random_seed = int(random_seed) + shift
+        return sample(self, *args, random_seed=random_seed, **kwargs)
+
+    bg.GLMM.sample = shifted
