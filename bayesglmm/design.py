@@ -19,6 +19,7 @@ from formulae.parser import ParseError
 
 from .families import Family
 from .formula import FormulaError, FormulaSpec, parse_formula
+from .scaling import full_rank
 
 __all__ = ["Design", "RandomBlock", "NewData", "make_design", "distinct_groups", "INTERCEPT"]
 
@@ -407,7 +408,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     if X.shape[1] and len(X) <= X.shape[1]:
         raise ValueError(f"too few rows: {len(X)} observation(s) for {X.shape[1]} fixed-effect column(s) "
                          f"{list(fixed_names)}; a GLMM needs more observations than fixed effects")
-    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+    if X.shape[1] and not full_rank(X):  # judged on centred, unit-length columns: not by their units
         raise ValueError(
             "the fixed-effects matrix is rank deficient: some of the columns "
             f"{list(fixed_names)} are linear combinations of the others; drop a term"

@@ -36,7 +36,8 @@ class Deviance:
         One per coordinate: ``theta[group.term]`` (a diagonal entry of a relative factor),
         ``theta[group.term.term2]`` (below the diagonal), then the fixed-effect names (GLMMs).
     start : ndarray
-        lme4's starting value: identity factors, and β of the GLM without random effects.
+        The engines' starting value: identity factors and β of the GLM without random effects,
+        in the internal parametrization (:mod:`bayesglmm.scaling`), on the user's scale.
     lower : ndarray
         Lower bounds (0 for diagonal θ entries, −inf elsewhere).
     """
@@ -119,7 +120,8 @@ def theta_names(design) -> list[str]:
 
 def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> Deviance:
     """The :class:`Deviance` of ``model`` under ``method``; see :meth:`bayesglmm.GLMM.deviance`."""
-    from .fit import _check_options, default_nagq
+    from ..scaling import scale_design
+    from .fit import _check_options, default_nagq, theta_multipliers
     from .laplace import _glm_start, central_value_and_grad, laplace_deviance
 
     design = model.design
@@ -134,16 +136,53 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
         raise ValueError(f"nagq applies to method='agq', not {method!r}")
     _check_options(method, nagq, {})
     names = theta_names(design)
+    scaling = scale_design(design, model.family)
+    internal = scaling.design  # the engines' parametrization (bayesglmm.scaling), wrapped in the user's
     if method in ("ml", "reml"):
         from .lmm import lmm_deviance
 
-        fun, vg, tmap = lmm_deviance(design, model.family, reml=method == "reml")
-        return Deviance(model, method, 1, names, tmap.theta0(), tmap.lower, fun, vg)
+        reml = method == "reml"
+        fun, vg, tmap = lmm_deviance(internal, model.family, reml=reml)
+        # θ relative to σ: θ = θ̃ / z (the response's scale cancels)
+        to_user = theta_multipliers(tmap, scaling) / scaling.y_scale
+        const = -2.0 * scaling.loglik_shift(reml)
+        fun, vg = _in_user_coordinates(fun, vg, 1.0 / to_user, None, const)
+        return Deviance(model, method, 1, names, tmap.theta0() * to_user, tmap.lower, fun, vg)
     nagq = 1 if method == "laplace" else (default_nagq(design) if nagq is None else nagq)
-    devfun, tmap = laplace_deviance(design, model.family, nagq)
+    devfun, tmap = laplace_deviance(internal, model.family, nagq)
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad
-    start = np.concatenate([tmap.theta0(), _glm_start(design, model.family)])
+    start = np.concatenate([tmap.theta0(), _glm_start(internal, model.family)])
     if vg is None or vg(start) is None:
         vg = central_value_and_grad(devfun, lower)
-    return Deviance(model, method, nagq, names + list(design.fixed_names), start, lower, devfun, vg)
+    mult = theta_multipliers(tmap, scaling)
+    fun, vg = _in_user_coordinates(devfun, vg, 1.0 / mult, scaling, 0.0)
+    start = np.concatenate([start[:len(mult)] * mult, scaling.beta(start[len(mult):])])
+    return Deviance(model, method, nagq, names + list(design.fixed_names), start, lower, fun, vg)
+
+
+def _in_user_coordinates(fun, value_and_grad, theta_factor, scaling, const):
+    """``fun`` and ``value_and_grad`` of the internal parametrization as functions of the user's
+    x = (θ, β): θ̃ = θ · ``theta_factor``, β̃ from β by ``scaling`` (none for the LMMs' θ-only
+    vector), the value plus ``const``; the gradient by the chain rule (the map is affine)."""
+    nt = len(theta_factor)
+    jb_inv_t = None if scaling is None else np.linalg.inv(scaling.beta_jacobian).T
+
+    def internal(x):
+        x = np.asarray(x, dtype=float)
+        if scaling is None:
+            return x * theta_factor
+        return np.concatenate([x[:nt] * theta_factor, scaling.beta_internal(x[nt:])])
+
+    def user_fun(x):
+        return fun(internal(x)) + const
+
+    def user_value_and_grad(x):
+        f, g = value_and_grad(internal(x))
+        g = np.asarray(g, dtype=float)
+        gu = g[:nt] * theta_factor
+        if scaling is not None:
+            gu = np.concatenate([gu, jb_inv_t @ g[nt:]])
+        return f + const, gu
+
+    return user_fun, user_value_and_grad

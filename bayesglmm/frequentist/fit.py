@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import functools
-
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import linalg, stats
 
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame,
                        wald_fixed_effects)
-from .laplace import fit_laplace
-from .pql import fit_pql
+from ..scaling import constant_column, scale_design
+from .laplace import EngineResult, fit_laplace
+from .pql import fit_pql, outside_support
 
 __all__ = ["MLFit", "PQLFit", "fit", "METHODS", "ConvergenceWarning", "SeparationWarning"]
 
@@ -41,37 +42,64 @@ class SeparationWarning(UserWarning):
 
 
 def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
-    """Warn, naming the term, when a 0/1 column of X separates a binomial response.
+    """Warn, naming the term, when the response's bound makes a coefficient's MLE infinite.
 
-    A column separates when all the observations where it is 1 (or all where it is 0) have
-    the same outcome — every trial a success or every one a failure — so the likelihood
-    increases without bound along that coefficient. With ``beta`` given, a coefficient
-    beyond ±15 on the linear-predictor scale is also reported (separation by a
-    combination of columns shows up this way).
+    For a Bernoulli/binomial response, a 0/1 column of X separates when all the observations
+    where it is 1 (or all where it is 0) have the same outcome — every trial a success or every
+    one a failure; for counts (Poisson), when all of them are 0. The likelihood then increases
+    without bound along that coefficient. The intercept is named when the whole response sits on
+    the bound (every count 0, every trial a success or every one a failure).
+
+    With ``beta`` given, a term that moves the linear predictor by more than 15 is also reported
+    (separation by a combination of columns shows up this way): a 0/1 column by its coefficient, any
+    other column by its coefficient times twice the column's SD, and the intercept by the linear
+    predictor at the other non-0/1 columns' means. None of these depends on where or in what units
+    a covariate is measured (a year-valued covariate does not make its intercept "separated").
 
     Returns
     -------
     list of str
         The terms warned about.
     """
-    if not family.counts_successes:
+    bounded = family.counts_successes or (not family.has_scale and family.link.name == "log")
+    if not bounded:
         return []
     y = design.y
     n = np.ones_like(y) if design.trials is None else design.trials
+    upper = family.counts_successes  # a count has no upper bound
     found = []
+    X = np.asarray(design.X, dtype=float)
+    binary = [bool(np.all(np.isin(X[:, j], (0.0, 1.0)))) for j in range(X.shape[1])]
+    j0 = constant_column(X)
+
+    def on_bound(mask):
+        if y[mask].sum() == 0:
+            return "failures" if upper else "zero counts"
+        if upper and y[mask].sum() == n[mask].sum():
+            return "successes"
+        return None
+
+    if j0 is not None and (side := on_bound(np.ones(len(y), dtype=bool))):
+        found.append(f"{design.fixed_names[j0]!r} (every observation is {'all ' if upper else ''}{side})")
     for j, name in enumerate(design.fixed_names):
-        col = design.X[:, j]
-        if np.all(col == 1) or not np.all(np.isin(col, (0.0, 1.0))):
+        if j == j0 or not binary[j]:
             continue
-        for side, mask in (("1", col == 1), ("0", col == 0)):
-            if mask.any() and (y[mask].sum() == 0 or y[mask].sum() == n[mask].sum()):
-                outcome = "failures" if y[mask].sum() == 0 else "successes"
-                found.append(f"{name!r} (every observation with {name} = {side} is all {outcome})")
+        col = X[:, j]
+        for value, mask in (("1", col == 1), ("0", col == 0)):
+            if mask.any() and (outcome := on_bound(mask)):
+                found.append(f"{name!r} (every observation with {name} = {value} is all {outcome})")
                 break
     if beta is not None:
+        beta = np.asarray(beta, dtype=float)
         listed = " ".join(found)
-        found += [f"{name!r} (estimate {b:.1f})" for name, b in zip(design.fixed_names, beta)
-                  if abs(b) > 15 and repr(name) not in listed]
+        spread = np.where(binary, 1.0, 2.0 * X.std(axis=0))
+        effect = np.abs(beta) * spread
+        if j0 is not None:
+            centre = np.where(binary, 0.0, X.mean(axis=0))
+            centre[j0] = 0.0
+            effect[j0] = abs(beta[j0] * X[0, j0] + centre @ beta)
+        found += [f"{name!r} (estimate {b:.1f})" for name, b, e in zip(design.fixed_names, beta, effect)
+                  if e > 15 and repr(name) not in listed]
     if found:
         warnings.warn("complete or quasi-complete separation: " + "; ".join(found)
                       + ". Its coefficient has no finite MLE: the estimate and SE are meaningless "
@@ -139,7 +167,7 @@ class MLFit:
         Wall time of the fit.
     """
 
-    def __init__(self, model, method, raw, seconds, nagq=1, dispersion=None):
+    def __init__(self, model, method, raw, seconds, nagq=1, dispersion=None, scaling=None):
         self.model, self.method, self.seconds, self.nagq = model, method, seconds, nagq
         #: PQL's estimated residual dispersion σ (None when fixed at 1 or not applicable)
         self.dispersion = raw.sigma if dispersion == "estimate" else None
@@ -149,6 +177,9 @@ class MLFit:
         self.converged, self.message, self.n_eval = raw.converged, raw.message, raw.n_eval
         self.decrement = raw.decrement
         self._state, self._tmap = raw.state, raw.tmap
+        # the engine's result in its internal parametrization (bayesglmm.scaling) and the map back:
+        # the singular check and the profiles are made there, where they do not depend on units
+        self._internal, self._scaling = raw.internal or raw, scaling
         self._profiles = {}
         #: BLAS threads of the fit and of its profiles (``fit(..., blas_threads=)``)
         self.blas_threads = 1
@@ -157,7 +188,7 @@ class MLFit:
             k = len(self.theta) + len(self.beta) + (self.dispersion is not None)
             self.aic = -2 * self.loglik + 2 * k
             self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
-        self.boundary = singular_boundaries(model.design, self._tmap.factors(self.theta))
+        self.boundary = singular_boundaries(model.design, self._tmap.factors(self._internal.theta))
         self.singular = bool(self.boundary)
         #: structured findings (:class:`~bayesglmm.results.Flag`): separation, singular, not_converged, nan_se
         self.flags: list[Flag] = []
@@ -420,6 +451,9 @@ def _fit(model, method: str, nagq, dispersion, **options):
             result.flags.append(Flag("separation", term))
         return result
     t0 = time.perf_counter()
+    scaling = scale_design(model.design, model.family)
+    design = scaling.design  # the engines fit the internal parametrization (bayesglmm.scaling)
+    reml = False
     if model.family.has_scale and method in ("laplace", "agq", "pql"):
         # A Gaussian identity-link GLMM is an LMM: the Laplace approximation (and any
         # quadrature rule) is exact and PQL's working model is the model itself, so all
@@ -429,27 +463,54 @@ def _fit(model, method: str, nagq, dispersion, **options):
                              f"the frequentist engines (only identity); use model.sample()")
         from .lmm import fit_lmm
 
-        raw = fit_lmm(model.design, model.family, reml=False, **options)
+        raw = fit_lmm(design, model.family, reml=False, **options)
         dispersion = "estimate"
     elif method in ("ml", "reml"):
         from .lmm import fit_lmm
 
-        raw = fit_lmm(model.design, model.family, reml=method == "reml", **options)
+        reml = method == "reml"
+        raw = fit_lmm(design, model.family, reml=reml, **options)
         dispersion = "estimate"  # σ is a parameter: a Residual row, and one more for AIC/BIC
     elif method == "pql":
         dispersion = "fixed" if dispersion is None else dispersion
-        raw = fit_pql(model.design, model.family, dispersion=dispersion, **options)
+        raw = fit_pql(design, model.family, dispersion=dispersion, **options)
     else:
         nagq = 1 if method == "laplace" else (default_nagq(model.design) if nagq is None else nagq)
-        raw = fit_laplace(model.design, model.family, nagq=nagq, **options)
+        raw = fit_laplace(design, model.family, nagq=nagq, **options)
     if method != "pql" and not np.isfinite(raw.loglik):
-        from .pql import _OUTSIDE
-
-        raise FitFailedError(f"{method} failed: the log-likelihood is not finite at the estimates ({_OUTSIDE})")
+        raise FitFailedError(f"{method} failed: the log-likelihood is not finite at the estimates "
+                             f"({outside_support(model.family)})")
+    raw = on_user_scale(raw, scaling, reml=reml)
     cls = PQLFit if method == "pql" and not model.family.has_scale else MLFit
-    result = cls(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion)
+    result = cls(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion,
+                 scaling=scaling)
     add_fit_flags(result, method, stacklevel=3)
     return result
+
+
+def theta_multipliers(tmap, scaling) -> np.ndarray:
+    """Per entry of θ: θ = θ̃ · (s / z) with z the root-mean-square of the entry's row term's
+    column and s the response's scale (:class:`~bayesglmm.scaling.DesignScaling`)."""
+    out = [scaling.effect_scale(k)[rows] for k, (rows, _) in enumerate(tmap.entries)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def on_user_scale(raw: EngineResult, scaling, reml: bool = False) -> EngineResult:
+    """An engine's result on the internal design mapped to the user's parametrization: θ = θ̃·(s/z)
+    entry by entry, β = s A β̃ + c e, their covariances by the Jacobian, σ = s σ̃ and the
+    log-likelihood shifted (:meth:`~bayesglmm.scaling.DesignScaling.loglik_shift`); the
+    spherical modes u and the factor of ΛᵀZᵀWZΛ + I are the same in both. ``internal`` keeps
+    ``raw``."""
+    mult = theta_multipliers(raw.tmap, scaling)
+    jb = scaling.beta_jacobian
+    vcov_full = None
+    if raw.vcov_full is not None:
+        J = linalg.block_diag(np.diag(mult), jb)
+        vcov_full = J @ raw.vcov_full @ J.T
+    state = replace(raw.state, eta=scaling.y_shift + scaling.y_scale * raw.state.eta)
+    return replace(raw, theta=raw.theta * mult, beta=scaling.beta(raw.beta), vcov_beta=jb @ raw.vcov_beta @ jb.T,
+                   vcov_full=vcov_full, loglik=raw.loglik + scaling.loglik_shift(reml), state=state,
+                   sigma=None if raw.sigma is None else raw.sigma * scaling.y_scale, internal=raw)
 
 
 def add_fit_flags(result, method: str, stacklevel: int = 3) -> None:

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..scaling import column_frame
 from ..results import RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
@@ -58,10 +59,11 @@ class GEEFit:
 
     population_averaged = True
 
-    def __init__(self, model, result, correlation, seconds):
+    def __init__(self, model, result, correlation, seconds, frame=None):
         self.model, self.method, self.correlation, self.seconds = model, "gee", correlation, seconds
-        self.beta = np.asarray(result.params)
-        self.vcov = np.asarray(result.cov_robust)
+        A = np.eye(len(result.params)) if frame is None else np.asarray(frame)  # β = A β̃
+        self.beta = A @ np.asarray(result.params)
+        self.vcov = A @ np.asarray(result.cov_robust) @ A.T
         dep = result.model.cov_struct
         self.alpha = float(getattr(dep, "dep_params", np.nan)) if correlation != "independence" else 0.0
         self.converged = bool(getattr(result, "converged", True))
@@ -153,11 +155,14 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     y, X, groups, offset = np.asarray(design.y), np.asarray(design.X), block.index, np.asarray(design.offset)
     if design.trials is not None and np.any(design.trials != 1):
         y, X, groups, offset = _bernoulli_rows(design.y, design.trials, X, groups, offset)
-    gee = sm.GEE(y, X, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
+    # in the orthonormal frame of X (bayesglmm.scaling): statsmodels' iterations and convergence test
+    # are on unscaled β (x·1e10 stopped at its iteration limit); β = A β̃ and its covariance mapped back
+    frame = column_frame(design.X)
+    gee = sm.GEE(y, X @ frame.A, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
     with warnings.catch_warnings():  # statsmodels' overflow/divide chatter under separation
         warnings.simplefilter("ignore", RuntimeWarning)
         result = gee.fit(maxiter=200)
-    fit = GEEFit(model, result, correlation, time.perf_counter() - t0)
+    fit = GEEFit(model, result, correlation, time.perf_counter() - t0, frame.A)
     if not (np.all(np.isfinite(fit.beta)) and np.all(np.isfinite(np.diag(fit.vcov)))):
         from .fit import check_separation
 

@@ -302,6 +302,10 @@ class EngineResult:
         Laplace/AGQ: the Newton decrement gᵀH⁻¹g of the deviance at the estimates (θ held on a
         bound excluded), four times the log-likelihood a Newton step would still gain; NaN where
         not computed. ``converged`` requires it at most :data:`DECREMENT_TOL`.
+    internal : EngineResult or None
+        The engine's own result in the internal parametrization it fitted
+        (:mod:`bayesglmm.scaling`), when this one is mapped back to the user's; None on the
+        internal result itself. Singularity and profiles are judged there (scale-free).
     """
 
     theta: np.ndarray
@@ -316,6 +320,7 @@ class EngineResult:
     vcov_full: np.ndarray | None = None
     sigma: float | None = None
     decrement: float = float("nan")
+    internal: "EngineResult | None" = None
 
 
 #: the largest Newton decrement gᵀH⁻¹g of the deviance at which a Laplace/AGQ fit counts as

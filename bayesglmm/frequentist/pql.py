@@ -31,10 +31,18 @@ from ..results import FitFailedError
 from .laplace import (EngineResult, LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
                       penalized_system, safe_inverse)
 
-_OUTSIDE = ("the linear predictor reached values where the mean is outside the family's support, e.g. a "
-            "negative Poisson mean under the identity link; try the canonical link")
 
-__all__ = ["fit_pql", "working_lmm_deviance", "working_lmm_objective", "minimize_working_lmm"]
+def outside_support(family) -> str:
+    """Why a likelihood is undefined at an estimate, in the family's words (a non-canonical link
+    can take the mean outside its support; a canonical one only overflow can)."""
+    if family.canonical:
+        return ("the linear predictor overflowed: a covariate on an extreme scale, or a separated or "
+                "degenerate response (check the data)")
+    return (f"the linear predictor reached values where the mean is outside the family's support under the "
+            f"{family.link.name!r} link, e.g. a negative Poisson mean under the identity link; try the canonical link")
+
+
+__all__ = ["fit_pql", "outside_support", "working_lmm_deviance", "working_lmm_objective", "minimize_working_lmm"]
 
 
 def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = True, parts: bool = False):
@@ -167,7 +175,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
         if not (np.all(np.isfinite(z)) and np.all(np.isfinite(w))
                 and np.all(np.isfinite(family.loglik_obs(y, mu, design.trials)))):
             raise FitFailedError(f"PQL failed at iteration {it + 1}: the working response or weights are not finite "
-                                 f"({_OUTSIDE})")
+                                 f"({outside_support(family)})")
 
         res = minimize_working_lmm(tmap, X, z, w, estimate, False, theta, bounds,
                                    {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000})

@@ -30,16 +30,20 @@ __all__ = ["profile_sd_intervals"]
 
 
 def _criterion(fit):
-    """The fit's deviance as a function of x = (θ on the absolute scale, rest), its optimum and bounds."""
-    design, family = fit.model.design, fit.model.family
-    if fit.method in ("laplace", "agq") and not fit.model.family.has_scale:
+    """The fit's deviance on its internal design (:mod:`bayesglmm.scaling`: the intervals must not
+    depend on the units of a covariate) as a function of x = (θ on the absolute scale, rest), its
+    optimum and bounds, and the fit whose internal result that is (the ML refit of a REML fit)."""
+    family = fit.model.family
+    if fit.method in ("laplace", "agq") and not family.has_scale:
+        design, internal = fit._scaling.design, fit._internal
         dev, tmap = laplace_deviance(design, family, fit.nagq)
-        x_hat = np.concatenate([fit.theta, fit.beta])
-        extra = len(fit.beta)
-    elif fit.model.family.has_scale and fit.method != "pql":
-        tmap = ThetaMap(design)
+        x_hat = np.concatenate([internal.theta, internal.beta])
+        extra = len(internal.beta)
+    elif family.has_scale and fit.method != "pql":
         if fit.method == "reml":  # lme4 profiles the ML deviance of a REML fit
             fit = fit.model.fit("ml")
+        design, internal = fit._scaling.design, fit._internal
+        tmap = ThetaMap(design)
         X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
         dof = X.shape[0]
         nt = tmap.n_theta
@@ -50,21 +54,23 @@ def _criterion(fit):
                                                       reml=False)
             return float(d - dof * np.log(s2_hat) + dof * np.log(2 * np.pi * sigma2) + dof * s2_hat / sigma2)
 
-        x_hat = np.concatenate([fit.theta, [np.log(fit.dispersion)]])
+        x_hat = np.concatenate([internal.theta, [np.log(internal.sigma)]])
         extra = 1
     else:
         raise ValueError(f"method {fit.method!r} maximises no likelihood: it has no profile-likelihood intervals")
     lower = np.array(list(tmap.lower) + [-np.inf] * extra)
-    return dev, x_hat, lower, tmap
+    return dev, x_hat, lower, tmap, fit
 
 
-def _targets(tmap):
-    """(group, term, positions in x of the term's row of L, index of its diagonal within the row)."""
+def _targets(tmap, scaling):
+    """(group, term, positions in x of the term's row of L, index of its diagonal within the row,
+    the factor that takes the term's internal SD to the user's)."""
     out, pos = [], 0
-    for block, size, (rows, cols) in zip(tmap.blocks, tmap.sizes, tmap.entries):
+    for k, (block, size, (rows, cols)) in enumerate(zip(tmap.blocks, tmap.sizes, tmap.entries)):
         for i, term in enumerate(block.terms):
             where = np.flatnonzero(rows == i)
-            out.append((block.group, term, pos + where, int(np.flatnonzero(cols[where] == i)[0])))
+            out.append((block.group, term, pos + where, int(np.flatnonzero(cols[where] == i)[0]),
+                        float(scaling.effect_scale(k)[i])))
         pos += size
     return out
 
@@ -76,14 +82,14 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
     -------
     list of (group, term, low, high)
     """
-    dev, x_hat, lower, tmap = _criterion(fit)
+    dev, x_hat, lower, tmap, fit = _criterion(fit)
     d_min = dev(x_hat)
     cutoff = stats.chi2.ppf(level, 1)
-    targets = _targets(tmap)
+    targets = _targets(tmap, fit._scaling)
     if fit.model.family.has_scale:
-        targets.append((RESIDUAL, RESIDUAL, None, None))
+        targets.append((RESIDUAL, RESIDUAL, None, None, fit._scaling.y_scale))
     out = []
-    for group, term, row, diag in targets:
+    for group, term, row, diag, unit in targets:
         if row is None:  # the residual SD: x[-1] = log σ
             free = np.arange(len(x_hat) - 1)
             s_hat = float(np.exp(x_hat[-1]))
@@ -153,5 +159,5 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
                 high = optimize.brentq(excess, s_hat, s_hat + step, xtol=xtol * max(s_hat, 1e-2))
                 break
             step *= 2
-        out.append((group, term, low, np.inf if high is None else high))
+        out.append((group, term, low * unit, np.inf if high is None else high * unit))
     return out
