@@ -13,10 +13,12 @@ its estimates are mapped back exactly:
   X by an invertible matrix gives the same fit.
 * **random-effect columns** → each divided by its root-mean-square (an intercept's column of ones
   is left alone): a diagonal change of units that keeps every covariance structure (a scalar,
-  uncorrelated or correlated block) the same model, with b = b̃ / z term by term. They are not
-  centred: for an uncorrelated block or a slope without an intercept that would change the model.
+  uncorrelated or correlated block) the same model, with b = b̃ / z term by term. In a correlated
+  block with an intercept the other columns are centred first (Σ is unstructured there, so that is
+  the same model too, b = T b̃ with T upper triangular); an uncorrelated block or a slope without an
+  intercept is not centred: that would change the model.
 * **a Gaussian identity-link response** → ỹ = (y − c) / s with s its SD and c its mean when X
-  spans the constant (else 0), the offset divided by s: β = s Aβ̃ + c e (X e = 1), b = s b̃ / z,
+  spans the constant (else 0), the offset divided by s: β = s Aβ̃ + c e (X e = 1), b = s T b̃,
   σ = s σ̃, and the log-likelihood shifts by −n log s (ML; REML by −(n − p) log s + log|det A|:
   REML's criterion depends on the parametrization of X, as lme4's does).
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["ColumnFrame", "column_frame", "DesignScaling", "scale_design"]
+__all__ = ["ColumnFrame", "column_frame", "DesignScaling", "scale_design", "effect_transform", "full_rank"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ColumnFrame:
     Attributes
     ----------
     A : ndarray, shape (p, p)
-        Upper triangular with a positive diagonal (the centring shear times √n R⁻¹).
+        The centring shear M times √n R⁻¹ (upper triangular when the constant column comes first).
     one : ndarray, shape (p,) or None
         Coefficients e with X e = 1 (the constant column's unit vector) when X holds a constant
         column, else None.
@@ -100,7 +102,8 @@ def column_frame(X) -> ColumnFrame:
     if j0 is not None:
         one = np.zeros(p)
         one[j0] = 1.0 / X[0, j0]
-    return ColumnFrame(A=A, one=one, log_det=float(np.sum(np.log(np.abs(np.diag(A))))))
+    # det M = 1 (a shear of the constant column's row), so log|det A| = p log √n − Σ log R_jj
+    return ColumnFrame(A=A, one=one, log_det=float(p * np.log(np.sqrt(n)) - np.sum(np.log(np.diag(R)))))
 
 
 def full_rank(X) -> bool:
@@ -128,18 +131,20 @@ class DesignScaling:
     Attributes
     ----------
     design : Design
-        The internal design: X̃, the scaled random-effect columns, for a Gaussian identity-link
-        model ỹ and the offset / s.
+        The internal design: X̃, the random-effect columns Xr̃ = Xr T, for a Gaussian
+        identity-link model ỹ and the offset / s.
     frame : ColumnFrame
-    term_scale : tuple of ndarray
-        Per random block, each term's column root-mean-square z (b = s b̃ / z).
+    transforms : tuple of ndarray
+        Per random block, T (k × k) with Xr̃ = Xr T, so that b = s T b̃: diag(1/z) (each column
+        over its root-mean-square; 1 for an intercept), and for a correlated block with an
+        intercept the other columns also centred (T's intercept row holds −m/z).
     y_shift, y_scale : float
         c and s (0 and 1 unless the response is Gaussian with the identity link).
     """
 
     design: object
     frame: ColumnFrame
-    term_scale: tuple
+    transforms: tuple
     y_shift: float = 0.0
     y_scale: float = 1.0
 
@@ -162,9 +167,14 @@ class DesignScaling:
             b = b - self.y_shift * self.frame.one
         return np.linalg.solve(self.beta_jacobian, b)
 
-    def effect_scale(self, block: int) -> np.ndarray:
-        """Per term of random block ``block``: b = (s / z) b̃, the factor s / z."""
-        return self.y_scale / self.term_scale[block]
+    def effect_map(self, block: int) -> np.ndarray:
+        """s T of random block ``block``: its effects b = s T b̃, covariance Σ = s² T Σ̃ Tᵀ."""
+        return self.y_scale * self.transforms[block]
+
+    def centred(self, block: int) -> bool:
+        """Whether block ``block``'s internal basis is centred (T not diagonal)."""
+        T = self.transforms[block]
+        return bool(np.any(T != np.diag(np.diag(T))))
 
     def loglik_shift(self, reml: bool = False) -> float:
         """log L(user) − log L(internal) at corresponding parameters: −n log s for ML (nothing
@@ -175,15 +185,39 @@ class DesignScaling:
         return -d.nobs * np.log(self.y_scale) if self.y_scale != 1.0 else 0.0
 
 
+def effect_transform(block) -> np.ndarray:
+    """T of :class:`DesignScaling` for one :class:`~bayesglmm.design.RandomBlock`: each column over
+    its root-mean-square (an intercept's column of ones left alone); in a correlated block with an
+    intercept the other columns are centred first (over their SD): Σ is unstructured there, so the
+    centred basis describes the same model, and a random slope on a year-valued covariate is not a
+    slope nearly collinear with the intercept."""
+    Xr = np.asarray(block.Xr, dtype=float)
+    k = block.n_terms
+    ones = [t for t in range(k) if np.all(Xr[:, t] == 1.0)]
+    T = np.eye(k)
+    centre = block.correlated and k > 1 and bool(ones)
+    for t in range(k):
+        if ones and t == ones[0]:
+            continue
+        if centre:
+            m = float(np.mean(Xr[:, t]))
+            z = rms(Xr[:, t] - m)
+            T[t, t] = 1.0 / z
+            T[ones[0], t] = -m / z
+        else:
+            T[t, t] = 1.0 / rms(Xr[:, t])
+    return T
+
+
 def scale_design(design, family) -> DesignScaling:
     """The internal design of ``design`` and the map back (see :class:`DesignScaling`)."""
     frame = column_frame(design.X)
     X = design.X @ frame.A
-    blocks, term_scale = [], []
+    blocks, transforms = [], []
     for block in design.random:
-        z = np.array([1.0 if np.all(block.Xr[:, t] == 1.0) else rms(block.Xr[:, t]) for t in range(block.n_terms)])
-        term_scale.append(z)
-        blocks.append(replace(block, Xr=_readonly(block.Xr / z[None, :])))
+        T = effect_transform(block)
+        transforms.append(T)
+        blocks.append(replace(block, Xr=_readonly(block.Xr @ T)))
     y, offset, c, s = design.y, design.offset, 0.0, 1.0
     if family.has_scale and family.link.name == "identity":
         r = np.asarray(design.y, dtype=float) - design.offset
@@ -192,7 +226,7 @@ def scale_design(design, family) -> DesignScaling:
         s = s if s > 0 and np.isfinite(s) else 1.0
         y, offset = (design.y - c) / s, design.offset / s
     internal = replace(design, X=_readonly(X), y=_readonly(y), offset=_readonly(offset), random=tuple(blocks))
-    return DesignScaling(design=internal, frame=frame, term_scale=tuple(term_scale), y_shift=c, y_scale=s)
+    return DesignScaling(design=internal, frame=frame, transforms=tuple(transforms), y_shift=c, y_scale=s)
 
 
 def _readonly(a):

@@ -121,8 +121,9 @@ def theta_names(design) -> list[str]:
 def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> Deviance:
     """The :class:`Deviance` of ``model`` under ``method``; see :meth:`bayesglmm.GLMM.deviance`."""
     from ..scaling import scale_design
-    from .fit import _check_options, default_nagq, theta_multipliers
-    from .laplace import _glm_start, central_value_and_grad, laplace_deviance
+    from .fit import _check_options, default_nagq
+    from .laplace import ThetaMap, _glm_start, central_value_and_grad, laplace_deviance
+    from .rescale import centred_blocks, internal_theta_map, user_theta
 
     design = model.design
     if method == "pql":
@@ -138,41 +139,43 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
     names = theta_names(design)
     scaling = scale_design(design, model.family)
     internal = scaling.design  # the engines' parametrization (bayesglmm.scaling), wrapped in the user's
+    full = centred_blocks(scaling)
+    user_tmap = ThetaMap(design)
     if method in ("ml", "reml"):
         from .lmm import lmm_deviance
 
         reml = method == "reml"
-        fun, vg, tmap = lmm_deviance(internal, model.family, reml=reml)
-        # θ relative to σ: θ = θ̃ / z (the response's scale cancels)
-        to_user = theta_multipliers(tmap, scaling) / scaling.y_scale
-        const = -2.0 * scaling.loglik_shift(reml)
-        fun, vg = _in_user_coordinates(fun, vg, 1.0 / to_user, None, const)
-        return Deviance(model, method, 1, names, tmap.theta0() * to_user, tmap.lower, fun, vg)
+        fun, vg, tmap = lmm_deviance(internal, model.family, reml=reml, full=full)
+        P = internal_theta_map(user_tmap, tmap, scaling, relative=True)  # θ relative to σ: s cancels
+        fun, vg = _in_user_coordinates(fun, vg, P, None, -2.0 * scaling.loglik_shift(reml))
+        start = user_theta(ThetaMap(internal).theta0(), user_tmap, scaling) / scaling.y_scale
+        return Deviance(model, method, 1, names, start, user_tmap.lower, fun, vg)
     nagq = 1 if method == "laplace" else (default_nagq(design) if nagq is None else nagq)
-    devfun, tmap = laplace_deviance(internal, model.family, nagq)
-    lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
+    devfun, tmap = laplace_deviance(internal, model.family, nagq, full=full)
+    lower = np.array(list(user_tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad
-    start = np.concatenate([tmap.theta0(), _glm_start(internal, model.family)])
-    if vg is None or vg(start) is None:
-        vg = central_value_and_grad(devfun, lower)
-    mult = theta_multipliers(tmap, scaling)
-    fun, vg = _in_user_coordinates(devfun, vg, 1.0 / mult, scaling, 0.0)
-    start = np.concatenate([start[:len(mult)] * mult, scaling.beta(start[len(mult):])])
+    P = internal_theta_map(user_tmap, tmap, scaling)
+    beta0 = _glm_start(internal, model.family)
+    if vg is None or vg(np.concatenate([P @ user_tmap.theta0(), beta0])) is None:
+        vg = central_value_and_grad(devfun, np.array(list(tmap.lower) + [-np.inf] * len(beta0)))
+    fun, vg = _in_user_coordinates(devfun, vg, P, scaling, 0.0)
+    start = np.concatenate([user_theta(ThetaMap(internal).theta0(), user_tmap, scaling), scaling.beta(beta0)])
     return Deviance(model, method, nagq, names + list(design.fixed_names), start, lower, fun, vg)
 
 
-def _in_user_coordinates(fun, value_and_grad, theta_factor, scaling, const):
+def _in_user_coordinates(fun, value_and_grad, P, scaling, const):
     """``fun`` and ``value_and_grad`` of the internal parametrization as functions of the user's
-    x = (θ, β): θ̃ = θ · ``theta_factor``, β̃ from β by ``scaling`` (none for the LMMs' θ-only
-    vector), the value plus ``const``; the gradient by the chain rule (the map is affine)."""
-    nt = len(theta_factor)
+    x = (θ, β): θ̃ = P θ (:func:`~bayesglmm.frequentist.rescale.internal_theta_map`), β̃ from β by
+    ``scaling`` (none for the LMMs' θ-only vector), the value plus ``const``; the gradient by the
+    chain rule (the map is affine)."""
+    nt = P.shape[1]
     jb_inv_t = None if scaling is None else np.linalg.inv(scaling.beta_jacobian).T
 
     def internal(x):
         x = np.asarray(x, dtype=float)
         if scaling is None:
-            return x * theta_factor
-        return np.concatenate([x[:nt] * theta_factor, scaling.beta_internal(x[nt:])])
+            return P @ x
+        return np.concatenate([P @ x[:nt], scaling.beta_internal(x[nt:])])
 
     def user_fun(x):
         return fun(internal(x)) + const
@@ -180,9 +183,9 @@ def _in_user_coordinates(fun, value_and_grad, theta_factor, scaling, const):
     def user_value_and_grad(x):
         f, g = value_and_grad(internal(x))
         g = np.asarray(g, dtype=float)
-        gu = g[:nt] * theta_factor
+        gu = P.T @ g[:P.shape[0]]
         if scaling is not None:
-            gu = np.concatenate([gu, jb_inv_t @ g[nt:]])
+            gu = np.concatenate([gu, jb_inv_t @ g[P.shape[0]:]])
         return f + const, gu
 
     return user_fun, user_value_and_grad

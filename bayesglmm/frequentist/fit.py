@@ -5,17 +5,17 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import stats
 
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame,
                        wald_fixed_effects)
 from ..scaling import constant_column, scale_design
-from .laplace import EngineResult, fit_laplace
+from .laplace import fit_laplace
 from .pql import fit_pql, outside_support
+from .rescale import on_user_scale
 
 __all__ = ["MLFit", "PQLFit", "fit", "METHODS", "ConvergenceWarning", "SeparationWarning"]
 
@@ -486,31 +486,6 @@ def _fit(model, method: str, nagq, dispersion, **options):
                  scaling=scaling)
     add_fit_flags(result, method, stacklevel=3)
     return result
-
-
-def theta_multipliers(tmap, scaling) -> np.ndarray:
-    """Per entry of θ: θ = θ̃ · (s / z) with z the root-mean-square of the entry's row term's
-    column and s the response's scale (:class:`~bayesglmm.scaling.DesignScaling`)."""
-    out = [scaling.effect_scale(k)[rows] for k, (rows, _) in enumerate(tmap.entries)]
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def on_user_scale(raw: EngineResult, scaling, reml: bool = False) -> EngineResult:
-    """An engine's result on the internal design mapped to the user's parametrization: θ = θ̃·(s/z)
-    entry by entry, β = s A β̃ + c e, their covariances by the Jacobian, σ = s σ̃ and the
-    log-likelihood shifted (:meth:`~bayesglmm.scaling.DesignScaling.loglik_shift`); the
-    spherical modes u and the factor of ΛᵀZᵀWZΛ + I are the same in both. ``internal`` keeps
-    ``raw``."""
-    mult = theta_multipliers(raw.tmap, scaling)
-    jb = scaling.beta_jacobian
-    vcov_full = None
-    if raw.vcov_full is not None:
-        J = linalg.block_diag(np.diag(mult), jb)
-        vcov_full = J @ raw.vcov_full @ J.T
-    state = replace(raw.state, eta=scaling.y_shift + scaling.y_scale * raw.state.eta)
-    return replace(raw, theta=raw.theta * mult, beta=scaling.beta(raw.beta), vcov_beta=jb @ raw.vcov_beta @ jb.T,
-                   vcov_full=vcov_full, loglik=raw.loglik + scaling.loglik_shift(reml), state=state,
-                   sigma=None if raw.sigma is None else raw.sigma * scaling.y_scale, internal=raw)
 
 
 def add_fit_flags(result, method: str, stacklevel: int = 3) -> None:

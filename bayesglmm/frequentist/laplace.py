@@ -44,14 +44,25 @@ from ..families import Family
 from .agq import agq_loglik, agq_value_and_grad, check_agq, group_data
 from .schur import SchurPattern, choose_elimination
 
-__all__ = ["ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
+__all__ = ["lower_factor", "ThetaMap", "laplace_deviance", "pirls", "fit_laplace", "LaplaceState", "safe_inverse"]
 
 
-def factor_entries(block) -> tuple[np.ndarray, np.ndarray]:
+def factor_entries(block, full: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of the entries of a block's factor L that θ holds, in θ's order
-    (``np.tril_indices``) for a correlated block; the diagonal for an uncorrelated one."""
+    (``np.tril_indices``) for a correlated block; the diagonal for an uncorrelated one; with
+    ``full``, every entry of a correlated block (row-major)."""
     k = block.n_terms
-    return np.tril_indices(k) if block.correlated else (np.arange(k), np.arange(k))
+    if not block.correlated:
+        return np.arange(k), np.arange(k)
+    return np.indices((k, k)).reshape(2, -1) if full else np.tril_indices(k)
+
+
+def lower_factor(M) -> tuple[np.ndarray, np.ndarray]:
+    """(L, Q) with M = L Qᵀ, L lower triangular with a nonnegative diagonal and Q orthogonal (the
+    QR decomposition of Mᵀ): L is the Cholesky factor of M Mᵀ, also when M is singular."""
+    Q, R = np.linalg.qr(np.asarray(M, dtype=float).T)
+    d = np.where(np.diag(R) < 0, -1.0, 1.0)
+    return (d[:, None] * R).T, Q * d[None, :]
 
 
 class ThetaMap:
@@ -60,16 +71,22 @@ class ThetaMap:
     Parameters
     ----------
     design : Design
+    full : collection of int
+        Blocks whose factor is any square matrix (every entry in θ, none bounded): the likelihood
+        depends on L only through Σ = LLᵀ, so a full factor describes the same models. The user's
+        coordinates of a block fitted in a centred internal basis map onto it linearly
+        (:mod:`bayesglmm.scaling`).
     """
 
-    def __init__(self, design: Design):
+    def __init__(self, design: Design, full=()):
         self.design = design
         self.blocks = design.random
+        self.full = tuple(full)
         self.sizes, self.lower = [], []
-        self.entries = [factor_entries(block) for block in self.blocks]  # θ's entries of each L
-        for rows, cols in self.entries:
+        self.entries = [factor_entries(block, k in full) for k, block in enumerate(self.blocks)]  # θ's entries
+        for k, (rows, cols) in enumerate(self.entries):
             self.sizes.append(len(rows))
-            self.lower += [0.0 if r == c else -np.inf for r, c in zip(rows, cols)]
+            self.lower += [0.0 if r == c and k not in full else -np.inf for r, c in zip(rows, cols)]
         self.n_theta = int(sum(self.sizes))
         self._schur = None
         if self.blocks:
@@ -522,12 +539,13 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
 
 
-def laplace_deviance(design: Design, family: Family, nagq: int = 1):
+def laplace_deviance(design: Design, family: Family, nagq: int = 1, full=()):
     """The deviance −2 log L as a function of the packed vector ``(θ, β)``.
 
     ``nagq = 1``: the Laplace approximation; ``nagq > 1``: adaptive Gauss–Hermite
     quadrature with that many nodes per dimension (one grouping factor only; see
-    :mod:`bayesglmm.frequentist.agq`), centred at the same PIRLS modes.
+    :mod:`bayesglmm.frequentist.agq`), centred at the same PIRLS modes. ``full``: the blocks
+    whose factor is a full square matrix (:class:`ThetaMap`).
 
     Returns
     -------
@@ -542,7 +560,7 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
     if nagq != 1:
         check_agq(design, nagq)
     agq_data = group_data(design) if nagq != 1 else None  # each distinct group pattern once
-    tmap = ThetaMap(design)
+    tmap = ThetaMap(design, full)
     cache = {"u": None}
     const = loglik_constant(design, family)
 
@@ -557,8 +575,12 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1):
         st = state(params)
         if nagq == 1:
             return -2.0 * st.loglik
-        L = tmap.factors(params[:tmap.n_theta])[0]
-        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], st.u, nagq, agq_data)
+        L, u = tmap.factors(params[:tmap.n_theta])[0], st.u
+        if tmap.full:  # the product rule is not rotation invariant: integrate on the lower-triangular
+            # factor of LLᵀ (L = L_c Qᵀ, u_c = Qᵀ u), as a fit does, so that a full factor is the same model
+            L, Q = lower_factor(L)
+            u = (u.reshape(-1, L.shape[0]) @ Q).ravel()
+        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], u, nagq, agq_data)
 
     devfun.state = state
     # value_and_grad calls state, not devfun: no reference cycle (devfun's attributes → itself) to
@@ -622,6 +644,8 @@ def _value_and_grad(design, family, tmap, state, nagq=1, agq_data=None):
         params = np.asarray(params, dtype=float)
         st = state(params)
         if nagq > 1:  # AGQ: θ and β through the adaptive nodes (the product rule's for k terms), compiled
+            if tmap.full:  # its gradient is in the lower-triangular factor's entries: the caller differences
+                return None
             f0, gt, gb = agq_value_and_grad(design, family, tmap.factors(params[:nt])[0], entries, params[nt:],
                                             st.u, nagq, agq_data)
             return f0, np.concatenate([gt, gb])

@@ -25,9 +25,10 @@ from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objecti
 __all__ = ["fit_lmm", "lmm_deviance"]
 
 
-def lmm_deviance(design, family, reml: bool = True):
+def lmm_deviance(design, family, reml: bool = True, full=()):
     """The profiled (RE)ML deviance −2 log L(θ) with every constant, θ relative to σ (β and σ²
     profiled out), as ``lmer(..., devFunOnly = TRUE)``; see :mod:`bayesglmm.frequentist.deviance`.
+    ``full``: the blocks whose factor is a full square matrix (:class:`~bayesglmm.frequentist.laplace.ThetaMap`).
 
     Returns
     -------
@@ -39,7 +40,7 @@ def lmm_deviance(design, family, reml: bool = True):
     from .laplace import central_value_and_grad
 
     _check_lmm(family)
-    tmap = ThetaMap(design)
+    tmap = ThetaMap(design, full)
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
     n, p = X.shape
     const = (n - p if reml else n) * (np.log(2 * np.pi) + 1)

@@ -24,6 +24,7 @@ from scipy import optimize, stats
 
 from ..results import RESIDUAL
 from .laplace import ThetaMap, laplace_deviance, minimize_with_restart
+from .rescale import centred_blocks
 from .pql import working_lmm_deviance
 
 __all__ = ["profile_sd_intervals"]
@@ -32,18 +33,21 @@ __all__ = ["profile_sd_intervals"]
 def _criterion(fit):
     """The fit's deviance on its internal design (:mod:`bayesglmm.scaling`: the intervals must not
     depend on the units of a covariate) as a function of x = (θ on the absolute scale, rest), its
-    optimum and bounds, and the fit whose internal result that is (the ML refit of a REML fit)."""
+    optimum and bounds, and the fit whose internal result that is (the ML refit of a REML fit). A
+    centred block's factor is full there (:class:`~bayesglmm.frequentist.laplace.ThetaMap`), so that
+    its user-scale rows are linear in x (:func:`_row_coordinates`)."""
     family = fit.model.family
     if fit.method in ("laplace", "agq") and not family.has_scale:
-        design, internal = fit._scaling.design, fit._internal
-        dev, tmap = laplace_deviance(design, family, fit.nagq)
-        x_hat = np.concatenate([internal.theta, internal.beta])
+        scaling, internal = fit._scaling, fit._internal
+        dev, tmap = laplace_deviance(scaling.design, family, fit.nagq, full=centred_blocks(scaling))
+        x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), internal.beta])
         extra = len(internal.beta)
     elif family.has_scale and fit.method != "pql":
         if fit.method == "reml":  # lme4 profiles the ML deviance of a REML fit
             fit = fit.model.fit("ml")
-        design, internal = fit._scaling.design, fit._internal
-        tmap = ThetaMap(design)
+        scaling, internal = fit._scaling, fit._internal
+        design = scaling.design
+        tmap = ThetaMap(design, centred_blocks(scaling))
         X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
         dof = X.shape[0]
         nt = tmap.n_theta
@@ -54,7 +58,7 @@ def _criterion(fit):
                                                       reml=False)
             return float(d - dof * np.log(s2_hat) + dof * np.log(2 * np.pi * sigma2) + dof * s2_hat / sigma2)
 
-        x_hat = np.concatenate([internal.theta, [np.log(internal.sigma)]])
+        x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), [np.log(internal.sigma)]])
         extra = 1
     else:
         raise ValueError(f"method {fit.method!r} maximises no likelihood: it has no profile-likelihood intervals")
@@ -62,17 +66,46 @@ def _criterion(fit):
     return dev, x_hat, lower, tmap, fit
 
 
-def _targets(tmap, scaling):
-    """(group, term, positions in x of the term's row of L, index of its diagonal within the row,
-    the factor that takes the term's internal SD to the user's)."""
+def _repack(theta, source, target) -> np.ndarray:
+    """θ of ThetaMap ``source`` in the layout of ``target`` (the same blocks; a full factor holds a
+    lower-triangular one as it is)."""
+    out = [L[rows, cols] for L, (rows, cols) in zip(source.factors(theta), target.entries)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _targets(tmap):
+    """(group, term, block, row of the block's factor, positions in x of each of the block's rows)."""
     out, pos = [], 0
     for k, (block, size, (rows, cols)) in enumerate(zip(tmap.blocks, tmap.sizes, tmap.entries)):
+        where = [pos + np.flatnonzero(rows == i) for i in range(block.n_terms)]
         for i, term in enumerate(block.terms):
-            where = np.flatnonzero(rows == i)
-            out.append((block.group, term, pos + where, int(np.flatnonzero(cols[where] == i)[0]),
-                        float(scaling.effect_scale(k)[i])))
+            out.append((block.group, term, k, i, where))
         pos += size
     return out
+
+
+def _row_coordinates(n, k_block, r, where, tmap, scaling):
+    """x = G y for profiling row r of block ``k_block``: y is x with that row replaced by the user's
+    row in internal units, y_r = Σ_q (T_rq / T_rr) L̃_q (a term's effect b_r = s T_rr y_r·u), so the
+    user's SD is s·T_rr·‖y_r‖. Where T is diagonal y = x (G = I). Returns (G, s·T_rr)."""
+    T = scaling.transforms[k_block]
+    G = np.eye(n)
+    rows, cols = tmap.entries[k_block]
+    for q in range(T.shape[0]):
+        if q == r or T[r, q] == 0:
+            continue
+        for a, c in zip(where[r], cols[rows == r]):  # the same column c in row q (a full factor has it)
+            G[a, where[q][cols[rows == q] == c][0]] = -T[r, q] / T[r, r]
+    return G, scaling.y_scale * T[r, r]
+
+
+def _pulled_back(value_and_grad, G, y):
+    """(value, gradient in y) of a function of x = G y."""
+    out = value_and_grad(G @ y)
+    if out is None:
+        return None
+    f, g = out
+    return f, G.T @ np.asarray(g, dtype=float)
 
 
 def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[tuple]:
@@ -82,20 +115,41 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
     -------
     list of (group, term, low, high)
     """
-    dev, x_hat, lower, tmap, fit = _criterion(fit)
-    d_min = dev(x_hat)
+    dev0, x0_hat, lower0, tmap, fit = _criterion(fit)
+    scaling = fit._scaling
+    d_min = dev0(x0_hat)
     cutoff = stats.chi2.ppf(level, 1)
-    targets = _targets(tmap, fit._scaling)
+    targets = _targets(tmap)
     if fit.model.family.has_scale:
-        targets.append((RESIDUAL, RESIDUAL, None, None, fit._scaling.y_scale))
+        targets.append((RESIDUAL, RESIDUAL, None, None, None))
+    vg0 = getattr(dev0, "value_and_grad", None)
     out = []
-    for group, term, row, diag, unit in targets:
-        if row is None:  # the residual SD: x[-1] = log σ
+    for group, term, k_block, r, where in targets:
+        if r is None:  # the residual SD: x[-1] = log σ
+            G, unit, row = np.eye(len(x0_hat)), scaling.y_scale, None
+        else:
+            G, unit = _row_coordinates(len(x0_hat), k_block, r, where, tmap, scaling)
+            row = where[r]
+        moved = np.any(G != np.eye(len(G)), axis=1)  # coordinates whose meaning changes: the row's
+        x_hat = np.linalg.solve(G, x0_hat)
+        lower = np.where(moved, -np.inf, lower0)
+
+        def dev(y, G=G):
+            return dev0(G @ y)
+
+        vg = None if vg0 is None else (lambda y, G=G: _pulled_back(vg0, G, y))
+        if row is None:
             free = np.arange(len(x_hat) - 1)
             s_hat = float(np.exp(x_hat[-1]))
         else:
             free = np.setdiff1d(np.arange(len(x_hat)), row)
             s_hat = float(np.linalg.norm(x_hat[row]))
+        diag = None
+        if row is not None:  # the entry whose sign is fixed: a lower-triangular row's diagonal (bounded at
+            # 0); in a full factor any entry (flipping a column keeps LLᵀ): the largest
+            rows_k, cols_k = tmap.entries[k_block]
+            full = k_block in centred_blocks(scaling)
+            diag = int(np.argmax(np.abs(x_hat[row]))) if full else int(np.flatnonzero(cols_k[rows_k == r] == r)[0])
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower[free]]
         if row is not None and len(row) > 1:
             d0 = x_hat[row] / s_hat if s_hat > 0 else np.eye(len(row))[diag]
@@ -104,7 +158,7 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
             d0 = np.empty(0)
         start = np.concatenate([x_hat[free], d0])
 
-        def build(v, s):
+        def build(v, s, free=free, row=row, diag=diag, x_hat=x_hat):
             x = x_hat.copy()
             x[free] = v[:len(free)]
             if row is None:
@@ -117,10 +171,9 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
                 x[row] = s * d / max(np.linalg.norm(d), 1e-300)
             return x
 
-        vg = getattr(dev, "value_and_grad", None)
         use_grad = vg is not None and row is not None and vg(x_hat) is not None
 
-        def objective(v, s):
+        def objective(v, s, free=free, row=row, diag=diag, build=build, dev=dev, vg=vg, use_grad=use_grad):
             if not use_grad:
                 return dev(build(v, s))
             f, g = vg(build(v, s))  # the free coordinates are a subset of x: their gradient is g[free]
