@@ -35,7 +35,10 @@ Defaults (:func:`default_priors`)
 ---------------------------------
 With ``s = sd(y)`` for a Gaussian model and ``s = 1`` otherwise (the link scale):
 
-* intercept: ``Normal(m, 5 s)``, ``m = mean(y)`` for a Gaussian identity-link model, else 0;
+* intercept: ``Normal(m, 5 s)`` on the intercept **at the other columns' means** (a
+  :class:`CenteredIntercept`, as bambi, rstanarm and brms put it), ``m = mean(y)`` for a Gaussian
+  identity-link model, else 0; the prior then does not depend on where a covariate is centred
+  (on the raw intercept, a year-valued covariate put it 2,000 units from the data);
 * other fixed effects: ``Normal(0, 2.5 s / sd(x_j))`` (as rstanarm's autoscaled prior);
 * each random-effect SD: ``HalfNormal(2.5 s / sd(x_t))``, with ``sd(x_t) = 1`` for an intercept;
 * correlations: ``LKJ(eta=2)``, mildly favouring small correlations;
@@ -313,7 +316,9 @@ def default_priors(design: Design, family) -> dict:
     out = {}
     for j, name in enumerate(design.fixed_names):
         if name == INTERCEPT:
-            out[name] = Normal(m, 5.0 * s)
+            # at the other columns' means (bambi, rstanarm, brms): a prior on the raw intercept would be
+            # a prior at x = 0, thousands of units from the data for a year-valued covariate
+            out[name] = CenteredIntercept(Normal(m, 5.0 * s)) if len(design.fixed_names) > 1 else Normal(m, 5.0 * s)
         else:
             sx = float(np.std(design.X[:, j]))
             out[name] = Normal(0.0, 2.5 * s / (sx if sx > 0 else 1.0))

@@ -107,14 +107,21 @@ def column_frame(X) -> ColumnFrame:
 
 
 def full_rank(X) -> bool:
-    """Whether X has full column rank, judged on its centred columns scaled to unit length: the
-    answer does not depend on where or in what units a column is measured (X = [1, x + 10⁸] is of
-    full rank; so is [1, 10⁻⁸ x])."""
+    """Whether X has full column rank, judged on its centred columns scaled to unit length, to the
+    precision the columns are stored with: the answer does not depend on where or in what units a
+    column is measured (X = [1, x + 10⁸] is of full rank; so is [1, 10⁻⁸ x]), and a column that is a
+    combination of others up to its own rounding (3x + 10⁸ beside x, off by 10⁻⁸) is not."""
+    X = np.asarray(X, dtype=float)
     Xc, _ = centred_columns(X)
     norms = np.linalg.norm(Xc, axis=0)
     if np.any(norms == 0):
         return False
-    return int(np.linalg.matrix_rank(Xc / norms)) == Xc.shape[1]
+    # each entry of column j carries a rounding error up to eps·max|X_j|: relative to the centred
+    # column's length, a perturbation of size eps·max|X_j|·√n
+    noise = np.finfo(float).eps * np.max(np.abs(X), axis=0) * np.sqrt(len(X)) / norms
+    sv = np.linalg.svd(Xc / norms, compute_uv=False)
+    tol = max(sv[0] * max(X.shape) * np.finfo(float).eps, 100.0 * float(np.max(noise)))
+    return bool(sv[-1] > tol)
 
 
 def rms(x) -> float:

@@ -2,7 +2,9 @@
 
 Random effects are non-centred, ``b = (z * sd) @ L_corrᵀ`` with ``z ~ N(0, 1)``, and
 enter the linear predictor by integer group indexing (``b[index] * Xr``) rather
-than a dense Z product. Variable names:
+than a dense Z product. The sampler moves the fixed effects in the orthonormal frame of X
+(:func:`fixed_frame`: the free variable is ``beta_linearframe__``); their priors are on β itself.
+Variable names:
 
 =================================  ==============================================
 ``beta``                           fixed effects, dims ``("fixed",)``
@@ -32,9 +34,10 @@ import pytensor.tensor as pt
 from ..design import Design
 from ..families import Family
 from ..priors import ResolvedPriors
-from .prior_graph import lkj_eta, location_prior, scale_prior
+from ..scaling import column_frame
+from .prior_graph import LinearFrame, lkj_eta, location_prior, scale_prior
 
-__all__ = ["build_pymc_model", "block_coords", "block_scale", "fused_likelihood", "inverse_link", "linear_predictor",
+__all__ = ["build_pymc_model", "block_coords", "block_scale", "fixed_frame", "fused_likelihood", "inverse_link", "linear_predictor",
            "structure_key"]
 
 
@@ -136,6 +139,18 @@ def block_scale(block, sd_priors, corr, families: str = "present", as_data: bool
     return sd, chol
 
 
+def fixed_frame(design: Design) -> LinearFrame | None:
+    """The frame NUTS moves β in: β = A w, X A with orthogonal columns of root-mean-square 1
+    (:func:`bayesglmm.scaling.column_frame`), so that the sampler's coordinates, its jitter and its
+    step sizes do not depend on where or in what units a covariate is measured (a year-valued
+    covariate makes the raw intercept and slope correlated −0.9999; the posterior is the same,
+    the geometry NUTS sees is not). None for an intercept-only X (nothing to change)."""
+    frame = column_frame(design.X)
+    if design.X.shape[1] == 1 and frame.A[0, 0] == 1.0:
+        return None
+    return LinearFrame(np.zeros(design.X.shape[1]), frame.A, log_det=frame.log_det)
+
+
 def structure_key(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",
                   *extra) -> str:
     """What the graph of :func:`build_pymc_model` (``as_data=True``) holds besides its shared data:
@@ -192,7 +207,7 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
     for block in design.random:
         coords.update(block_coords(block))
     with pm.Model(coords=coords) as model:
-        beta = location_prior("beta", priors.fixed, "fixed", families, as_data,
+        beta = location_prior("beta", priors.fixed, "fixed", families, as_data, frame=fixed_frame(design),
                               center=priors.center) if design.X.shape[1] else None
         effects = []
         for block, sd_priors, corr in zip(design.random, priors.sd, priors.corr):

@@ -148,21 +148,23 @@ def _codes(values, families, n):
 
 
 class LinearFrame(Transform):
-    """``β = shift + C w`` with C lower triangular: the sampler moves ``w``, the model's density is
-    β's own (the Jacobian log |C| is a constant). With ``shift`` and ``C C ᵀ`` a fit's estimate and
-    covariance of β, ``w`` is about standard normal and uncorrelated where β's coordinates are
-    strongly correlated (an intercept with the columns of a factor, x with x²), which a diagonal
-    mass matrix cannot undo. A multivariate transform of a vector of independent priors: PyMC sums
-    their log densities before adding the Jacobian."""
+    """``β = shift + C w`` with C invertible: the sampler moves ``w``, the model's density is
+    β's own (the Jacobian log |det C| is a constant). With ``shift`` and ``C C ᵀ`` a fit's estimate and
+    covariance of β (C lower triangular), ``w`` is about standard normal and uncorrelated where β's
+    coordinates are strongly correlated (an intercept with the columns of a factor, x with x²), which
+    a diagonal mass matrix cannot undo; with C the frame A of :func:`bayesglmm.scaling.column_frame`,
+    ``w`` are the coefficients of X's orthonormal columns, whatever the units and origins of X's. A
+    multivariate transform of a vector of independent priors: PyMC sums their log densities before
+    adding the Jacobian."""
 
     name = "linearframe"  # no underscore: PyMC strips "_{name}__" to find the variable
     ndim_supp = 1
 
-    def __init__(self, shift, chol):
+    def __init__(self, shift, chol, log_det: float | None = None):
         self.shift = np.asarray(shift, dtype=float)
         self.chol = np.asarray(chol, dtype=float)
         self.inverse = np.linalg.inv(self.chol)
-        self.log_det = float(np.sum(np.log(np.diag(self.chol))))
+        self.log_det = float(np.linalg.slogdet(self.chol)[1]) if log_det is None else float(log_det)
 
     def forward(self, value, *inputs):
         return pt.dot(value - self.shift, self.inverse.T)

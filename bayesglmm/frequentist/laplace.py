@@ -864,11 +864,11 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if vg is None:  # no analytic gradient: central differences, never the optimiser's forward ones
         vg = central_value_and_grad(devfun, lower)
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
-    # L-BFGS-B works on β scaled by the SD of its column (β_j·sd(x_j)), so that a badly scaled
-    # predictor (a quadratic term in age) does not stretch the valley; with the analytic gradient
-    # far fewer deviance evaluations
+    # L-BFGS-B works on β scaled by the root-mean-square of its column (β_j·rms(x_j)), so that a badly
+    # scaled predictor does not stretch the valley (the fits of GLMM.fit hand it orthonormal columns,
+    # bayesglmm.scaling, where this is 1; not the SD: a constant column's is 0 up to rounding)
     scale = np.ones(len(x0))
-    sx = design.X.std(axis=0)
+    sx = np.sqrt(np.mean(design.X ** 2, axis=0))
     scale[tmap.n_theta:] = np.where(sx > 0, sx, 1.0)
     def fun(z):
         f, g = vg(z / scale)
