@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from formulae import design_matrices
+from formulae import design_matrices, model_description
 from formulae.parser import ParseError
 
 from .families import Family
@@ -24,7 +24,9 @@ __all__ = ["Design", "RandomBlock", "NewData", "make_design", "distinct_groups",
 
 INTERCEPT = "(Intercept)"
 _NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p}
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+#: a name written without backticks (letters of any alphabet, digits, '_', '.'), a `backticked name`,
+#: or a string literal (skipped: not a name)
+_TOKEN = re.compile(r"(\"[^\"]*\"|'[^']*')|`([^`]*)`|((?:[^\W\d]|\.)[\w.]*)")
 
 
 def _rename(label: str) -> str:
@@ -169,26 +171,29 @@ class Design:
         if len(new_data) == 0:
             raise ValueError("new_data has no rows: nothing to predict")
         spec = parse_formula(self.formula)
-        needed = set(_referenced_columns(spec, self.data)) - set(_IDENT.findall(self.response))
-        if spec.response[0] != "name":
-            needed -= set(_IDENT.findall(spec.response[2]))
-        for c in sorted(needed):
+        terms, _, groups = _used_names(spec)
+        needed = terms | groups
+        for c in sorted(c for c in needed if c in self.data.columns):
             if c not in new_data.columns:
                 raise _missing_column(c, new_data)
-        new_data, _ = _check_finite(new_data, sorted(needed), "raise", hint="new_data must be complete")
+        new_data = _check_columns(new_data, needed, terms, "new_data")
+        needed = [c for c in new_data.columns if c in needed]
+        new_data, _ = _check_finite(new_data, needed, "raise", hint="new_data must be complete")
 
         def encode(expr, where):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    return np.asarray(_common(expr, self.data, where).evaluate_new_data(new_data).design_matrix, dtype=float)
+                    mat = _common(expr, self.data, where).evaluate_new_data(new_data)
+                    return np.asarray(mat.design_matrix, dtype=float)
             except ValueError as err:
                 raise ValueError(f"new_data, {where}: {err}") from None
 
         X = encode(spec.fixed, "fixed effects") if self.fixed_names else np.zeros((len(new_data), 0))
+        _require_finite(X, self.fixed_names, "in new_data, the fixed-effect column", new_data.index)
         offset = np.zeros(len(new_data))
         for expr in spec.offsets:
-            offset = offset + _eval(expr, new_data, "offset")
+            offset = offset + _eval(expr, new_data, "in new_data, the offset")
         indices, Xrs = [], []
         for term, block in zip(spec.random, self.random):
             labels = (new_data[term.group[0]].astype(str).to_numpy(dtype=object) if len(term.group) == 1 else
@@ -202,7 +207,9 @@ class Design:
                                  f"{', '.join(map(repr, unseen[:5]))}; pass allow_new_levels=True for the "
                                  "population-level prediction")
             indices.append(index)
-            Xrs.append(encode(term.expr, f"random term ({term.expr} | {term.group_label})"))
+            Xr = encode(term.expr, f"random term ({term.expr} | {term.group_label})")
+            _require_finite(Xr, block.terms, f"in new_data, the random term of {block.group!r}", new_data.index)
+            Xrs.append(Xr)
         return NewData(X=X, offset=offset, index=tuple(indices), Xr=tuple(Xrs))
 
 
@@ -249,29 +256,126 @@ def _common(expr: str, data: pd.DataFrame, where: str):
         raise FormulaError(f"in {where} {expr!r}: {err}") from None
 
 
-def _eval(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
-    """Evaluate a response or offset expression to a float vector."""
+def _rows_text(bad: np.ndarray, rows) -> str:
+    """``"2 rows (index 3, 17)"``: how many and the first few index labels of the rows where ``bad``."""
+    pos = np.flatnonzero(bad)
+    labels = list(rows[pos[:5]]) if rows is not None else pos[:5].tolist()
+    more = ", …" if len(pos) > 5 else ""
+    return f"{len(pos)} row(s) (index {', '.join(map(str, labels))}{more})"
+
+
+def _require_finite(values: np.ndarray, names, where: str, rows=None) -> None:
+    """A value that an expression made NaN or ±inf (``np.log(0)``) is an error naming it, before an
+    engine meets it as an unexplained linear-algebra failure."""
+    values = np.asarray(values, dtype=float).reshape(len(values), -1)
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    j = int(np.flatnonzero(~finite.all(axis=0))[0])
+    raise ValueError(f"{where} {names[j]!r} is NaN or infinite in {_rows_text(~finite[:, j], rows)}, e.g. the "
+                     "log of 0 or of a negative number: drop or fix those rows, or change the expression")
+
+
+def _eval(expr: str, data: pd.DataFrame, where: str, rows=None) -> np.ndarray:
+    """Evaluate a response or offset expression to a finite float vector (``rows``: the index labels
+    reported when it is not finite; default the data's index)."""
     expr = expr.strip()
+    rows = data.index if rows is None else rows
     if expr in data.columns:
         col = data[expr]
         if col.dtype == bool:
             return col.to_numpy(dtype=float)
         if not pd.api.types.is_numeric_dtype(col):
-            raise TypeError(f"{where} column {expr!r} must be numeric, got dtype {col.dtype}")
-        return col.to_numpy(dtype=float)
+            raise TypeError(f"{where} column {expr!r} must be numeric, got dtype {col.dtype}"
+                            + (f"; convert it with pd.to_numeric(df[{expr!r}])" if col.dtype == object else ""))
+        out = col.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        try:
+            out = np.full(len(data), float(expr))
+        except ValueError:
+            if _TOKEN.fullmatch(expr) and not expr.startswith(("'", '"')):
+                name = expr[1:-1] if expr.startswith("`") else expr
+                if name not in data.columns:
+                    raise _missing_column(name, data) from None
+            mat = _common(f"0 + I({expr})", data, where)
+            out = np.asarray(mat.design_matrix, dtype=float)[:, 0]
+    _require_finite(out, [expr], where, rows)
+    return out
+
+
+def _expr_names(expr: str) -> set[str]:
+    """The variables ``expr`` uses, as formulae reads them: names in backticks, in any alphabet,
+    inside calls (``np.log(n)`` uses ``n``); function names and strings are not variables."""
     try:
-        return np.full(len(data), float(expr))
-    except ValueError:
-        pass
-    if _IDENT.fullmatch(expr):
-        raise _missing_column(expr, data)
-    mat = _common(f"0 + I({expr})", data, where)
-    return np.asarray(mat.design_matrix, dtype=float)[:, 0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names = set(model_description(expr).var_names)
+    except Exception:  # formulae cannot parse it: building the matrices says why; meanwhile, every token
+        names = {m.group(2) if m.group(2) is not None else m.group(3)
+                 for m in _TOKEN.finditer(expr) if m.group(1) is None}
+    names.discard("")
+    names.discard(None)
+    return names
+
+
+def _used_names(spec: FormulaSpec) -> tuple[set, set, set]:
+    """The names a formula uses: (in the fixed and random terms and offsets, in the response,
+    as grouping factors)."""
+    terms = set()
+    for expr in (spec.fixed, *(t.expr for t in spec.random)):
+        terms |= _expr_names(expr)
+    for expr in spec.offsets:
+        terms |= _expr_names(f"I({expr})")
+    response = set()
+    for expr in spec.response[1:]:
+        response |= _expr_names(f"I({expr})")
+    return terms, response, {c for t in spec.random for c in t.group}
 
 
 def _referenced_columns(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
-    names = dict.fromkeys(_IDENT.findall(spec.formula))
-    return [c for c in data.columns if c in names]
+    """The data's columns the formula uses, once each, in the data's order."""
+    names = set().union(*_used_names(spec))
+    return list(dict.fromkeys(c for c in data.columns if c in names))
+
+
+def _value_kinds(values) -> set[str]:
+    return {"number" if isinstance(v, (bool, int, float, np.bool_, np.number)) else
+            "string" if isinstance(v, str) else type(v).__name__ for v in values}
+
+
+def _check_columns(data: pd.DataFrame, used: set, values: set, what: str = "data") -> pd.DataFrame:
+    """``data`` with columns formulae can read, or an error naming the column and the remedy.
+
+    A name the formula uses held by two columns is ambiguous (an error); duplicated columns the
+    formula does not use are left out. A column used in a term (``values``) must be numbers,
+    strings, booleans or a Categorical: dates, and numbers stored as dtype object, are errors
+    saying how to convert them (grouping columns may hold anything: their levels are labels).
+    """
+    dup = list(dict.fromkeys(data.columns[data.columns.duplicated()]))
+    clash = [c for c in dup if c in used]
+    if clash:
+        raise ValueError(f"{what} has more than one column named {', '.join(map(repr, clash))}, which the formula "
+                         "uses: rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()] keeps the first)")
+    if dup:  # not used by the formula: not needed
+        data = data.loc[:, ~data.columns.isin(dup)]
+    for c in (c for c in data.columns if c in values):
+        dtype = data[c].dtype
+        if (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+                or isinstance(dtype, pd.PeriodDtype)):
+            raise TypeError(f"column {c!r} holds dates or times (dtype {dtype}): a formula term needs numbers or "
+                            f"categories; encode it as numbers, e.g. days since the first date "
+                            f"((df[{c!r}] - df[{c!r}].min()).dt.days), or as categories (df[{c!r}].astype(str))")
+        if dtype == object:
+            kinds = _value_kinds(data[c].dropna().unique())
+            if kinds <= {"string"}:
+                continue
+            if kinds == {"number"}:
+                raise TypeError(f"column {c!r} holds numbers stored as dtype object: convert it with "
+                                f"pd.to_numeric(df[{c!r}]) (or, for categories, df[{c!r}].astype(str))")
+            raise TypeError(f"column {c!r} (dtype object) holds values of type {', '.join(sorted(kinds))}: a formula "
+                            f"term needs numbers or strings; convert it with pd.to_numeric(df[{c!r}]) for numbers "
+                            f"or df[{c!r}].astype(str) for categories (dates: encode them as numbers)")
+    return data
 
 
 def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -310,6 +414,8 @@ def natural_key(label: str):
 
 def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,
                   hint: str = "clean them or pass missing='drop'") -> tuple[pd.DataFrame, int]:
+    """Rows with NaN/±inf in ``cols``: an error naming the columns, or (``missing="drop"``) ``data``
+    without them, with a warning; returns the rows kept (the index unchanged) and how many were dropped."""
     bad = np.zeros(len(data), dtype=bool)
     per_col = {}
     for c in cols:
@@ -329,7 +435,7 @@ def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,
         )
     warnings.warn(f"dropping {int(bad.sum())} of {len(data)} rows with missing or infinite "
                   f"values in {what}", UserWarning, stacklevel=4)
-    return data.loc[~bad].reset_index(drop=True), int(bad.sum())
+    return data.loc[~bad], int(bad.sum())
 
 
 def _readonly(a):
@@ -348,12 +454,15 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     formula : str
         lme4-style formula, e.g. ``"y ~ x + (1 + x | g)"``; see :func:`parse_formula`.
     data : pandas.DataFrame
-        Not modified.
+        Not modified. Columns the formula uses are found wherever they appear: in backticks
+        (``y ~ `my col` + x``), in any alphabet, inside calls (``np.log(n)``). Duplicated columns the
+        formula does not use are left out of ``Design.data``.
     family : Family
         Used to read and check the response (0/1, counts, successes ≤ trials).
     missing : {"raise", "drop"}
         Rows with NaN/inf in a column the formula uses: raise (default) or drop
-        them with a warning that states how many.
+        them with a warning that states how many. A NaN or ±inf that an expression makes
+        (``offset(np.log(n))`` with n = 0) is not missing data: it is always an error.
 
     Returns
     -------
@@ -363,7 +472,10 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     ------
     FormulaError, KeyError, ValueError, TypeError
         Unparseable formula; a missing column; a value outside the family's support,
-        a missing value, a grouping factor with one level, a rank-deficient X.
+        a missing value, a grouping factor with one level, a rank-deficient X; a column the
+        formula uses held by two columns of ``data``; dates, or numbers stored as dtype object,
+        in a term (the error says how to convert them); an offset, response or model-matrix
+        column that is NaN or infinite (naming it, with the first rows' index labels).
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -376,20 +488,26 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         for c in term.group:
             if c not in data.columns:
                 raise _missing_column(c, data)
+    terms, response_names, group_names = _used_names(spec)
+    plain = {e.strip() for e in spec.response[1:]}  # a response column itself is read (and checked) by _eval
+    data = _check_columns(data, terms | response_names | group_names, terms | (response_names - plain))
     data, n_dropped = _check_finite(data, _referenced_columns(spec, data), missing)
+    rows = data.index  # the user's labels of the rows used, for errors
+    if n_dropped:
+        data = data.reset_index(drop=True)
 
     # response
     kind = spec.response[0]
     if kind == "name":
         response = spec.response[1]
-        y = _eval(response, data, "response")
+        y = _eval(response, data, "response", rows)
         trials = None
         if family.needs_trials:
             trials = np.ones_like(y)  # 0/1 responses: binomial with one trial, as glmer does
     else:
         response = spec.response[1]
-        y = _eval(spec.response[1], data, "response")
-        second = _eval(spec.response[2], data, f"{kind}() second argument")
+        y = _eval(spec.response[1], data, "response", rows)
+        second = _eval(spec.response[2], data, f"{kind}() second argument", rows)
         trials = second if kind == "p" else y + second
         if not family.needs_trials:
             raise ValueError(f"response {kind}(...) gives successes and trials: use "
@@ -404,6 +522,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
                            "column is not supported")
     X = np.asarray(common.design_matrix, dtype=float)
     fixed_names = tuple(_rename(c) for c in common.as_dataframe().columns)
+    _require_finite(X, fixed_names, "the fixed-effect column", rows)
     if X.shape[1] and len(X) <= X.shape[1]:
         raise ValueError(f"too few rows: {len(X)} observation(s) for {X.shape[1]} fixed-effect column(s) "
                          f"{list(fixed_names)}; a GLMM needs more observations than fixed effects")
@@ -415,7 +534,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
 
     offset = np.zeros(len(data))
     for expr in spec.offsets:
-        offset = offset + _eval(expr, data, "offset")
+        offset = offset + _eval(expr, data, "offset", rows)
 
     # random effects
     blocks, seen = [], set()
@@ -428,6 +547,8 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         names = tuple(_rename(c) for c in mat.as_dataframe().columns)
         if not names:
             raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects")
+        Xr = np.asarray(mat.design_matrix, dtype=float)
+        _require_finite(Xr, names, f"in the random term of {term.group_label!r}, the column", rows)
         for nm in names:
             key = (term.group_label, nm)
             if key in seen:
@@ -436,8 +557,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
             seen.add(key)
         blocks.append(RandomBlock(
             group=term.group_label, terms=names, levels=tuple(levels.tolist()),
-            index=_readonly(index.astype(np.int64)), Xr=_readonly(np.asarray(mat.design_matrix, dtype=float)),
-            correlated=term.correlated,
+            index=_readonly(index.astype(np.int64)), Xr=_readonly(Xr), correlated=term.correlated,
         ))
 
     return Design(

@@ -156,3 +156,67 @@ def test_bundled_data_designs():
                                                    "salamander", "sleepstudy"]
     with pytest.raises(KeyError, match="unknown data set"):
         bg.datasets.load("iris")
+
+
+# ---------------------------------------------------------------- issue 23: names, dtypes, values
+def test_offset_that_is_not_finite_names_the_expression_and_rows(small_df):
+    """log(0) in an offset was a LinAlgError ('SVD did not converge') many frames deep."""
+    df = small_df.copy()
+    df.loc[[3, 7], "t"] = 0.0
+    for missing in ("raise", "drop"):  # log(0) is not missing data: an error either way
+        with pytest.raises(ValueError, match=r"offset 'np.log\(t\)' is NaN or infinite in 2 row\(s\) \(index 3, 7\)"):
+            make_design("count ~ x + offset(np.log(t)) + (1 | g)", df, POIS, missing=missing)
+    # the row labels are the user's, also after other rows were dropped
+    df = df.set_index(np.arange(100, 140))
+    df.loc[101, "x"] = np.nan
+    with pytest.warns(UserWarning, match="dropping 1 of 40"), pytest.raises(ValueError, match=r"\(index 103, 107\)"):
+        make_design("count ~ x + offset(np.log(t)) + (1 | g)", df, POIS, missing="drop")
+    with pytest.raises(ValueError, match=r"fixed-effect column 'np.log\(t\)' is NaN or infinite in 2 row"):
+        make_design("count ~ np.log(t) + (1 | g)", df, POIS)
+    with pytest.raises(ValueError, match=r"response 'np.log\(t\)' is NaN or infinite"):
+        make_design("np.log(t) ~ z + (1 | g)", df, GAUSS)
+
+
+@pytest.mark.parametrize("name,term", [("my col", "`my col`"), ("größe", "größe"), ("z2", "np.log(z2)")])
+def test_missing_values_in_every_referenced_column_are_seen(small_df, name, term):
+    """Backticked, non-ASCII and in-call columns: their NaNs are reported or dropped (formulae's
+    "'data' contains 1 incomplete rows" before)."""
+    df = small_df.assign(**{name: small_df["t"]})
+    df.loc[5, name] = np.nan
+    with pytest.raises(ValueError, match=f"'{name}' \\(1 rows\\)"):
+        make_design(f"y ~ {term} + (1 | g)", df, BERN)
+    with pytest.warns(UserWarning, match="dropping 1 of 40"):
+        d = make_design(f"y ~ {term} + (1 | g)", df, BERN, missing="drop")
+    assert d.nobs == 39 and d.fixed_names[1] == (name if term != "np.log(z2)" else term)
+
+
+def test_columns_with_spaces_or_any_alphabet(small_df):
+    df = small_df.rename(columns={"g": "my group", "x": "my x", "h": "Höhe"})
+    d = make_design("y ~ `my x` + (1 + `my x` | `my group`) + (1 | Höhe)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "my x") and d.groups == ("my group", "Höhe")
+    assert d.random[0].terms == ("(Intercept)", "my x") and d.random[0].n_levels == 8
+
+
+def test_duplicate_columns(small_df):
+    used = pd.concat([small_df, small_df[["x"]]], axis=1)
+    with pytest.raises(ValueError, match="more than one column named 'x', which the formula uses"):
+        make_design("y ~ x + (1 | g)", used, BERN)
+    unused = pd.concat([small_df, small_df[["z"]]], axis=1)  # not in the formula: left out
+    d = make_design("y ~ x + (1 | g)", unused, BERN)
+    assert d.fixed_names == ("(Intercept)", "x") and "z" not in d.data.columns
+
+
+def test_object_numbers_and_dates_name_the_column(small_df):
+    with pytest.raises(TypeError, match=r"'x' holds numbers stored as dtype object: convert it with pd.to_numeric"):
+        make_design("y ~ x + (1 | g)", small_df.astype({"x": object}), BERN)
+    mixed = small_df.astype({"c": object})
+    mixed.loc[0, "c"] = 3
+    with pytest.raises(TypeError, match=r"'c' \(dtype object\) holds values of type number, string"):
+        make_design("y ~ c + (1 | g)", mixed, BERN)
+    dates = small_df.assign(d=pd.date_range("2020-01-01", periods=40))
+    with pytest.raises(TypeError, match=r"'d' holds dates or times \(dtype datetime64.*\.dt\.days"):
+        make_design("y ~ d + (1 | g)", dates, BERN)
+    # a grouping column may hold dates: its levels are labels
+    assert make_design("y ~ x + (1 | d)", dates.assign(d=np.repeat(dates["d"][:8], 5).to_numpy()), BERN).random[0].n_levels == 8
+    with pytest.raises(TypeError, match=r"response column 'y' must be numeric.*pd.to_numeric"):
+        make_design("y ~ x + (1 | g)", small_df.astype({"y": object}), BERN)
