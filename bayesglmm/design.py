@@ -27,10 +27,14 @@ _NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": 
 #: a name written without backticks (letters of any alphabet, digits, '_', '.'), a `backticked name`,
 #: or a string literal (skipped: not a name)
 _TOKEN = re.compile(r"(\"[^\"]*\"|'[^']*')|`([^`]*)`|((?:[^\W\d]|\.)[\w.]*)")
+#: formulae names its intercept "Intercept": a data column of that name is handed to formulae under
+#: this name (its term would otherwise replace the intercept), and its labels are given back by _rename
+_HIDDEN_INTERCEPT = "Intercept__bayesglmm_column"
 
 
 def _rename(label: str) -> str:
-    return INTERCEPT if label == "Intercept" else label
+    """formulae's label → ours: its intercept is "(Intercept)", a column named "Intercept" keeps its name."""
+    return INTERCEPT if label == "Intercept" else label.replace(_HIDDEN_INTERCEPT, "Intercept")
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,12 +183,14 @@ class Design:
         new_data = _check_columns(new_data, needed, terms, "new_data")
         needed = [c for c in new_data.columns if c in needed]
         new_data, _ = _check_finite(new_data, needed, "raise", hint="new_data must be complete")
+        formulae_data = (new_data.rename(columns={"Intercept": _HIDDEN_INTERCEPT})
+                         if "Intercept" in new_data.columns else new_data)
 
         def encode(expr, where):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    mat = _common(expr, self.data, where).evaluate_new_data(new_data)
+                    mat = _common(expr, self.data, where).evaluate_new_data(formulae_data)
                     return np.asarray(mat.design_matrix, dtype=float)
             except ValueError as err:
                 raise ValueError(f"new_data, {where}: {err}") from None
@@ -242,8 +248,30 @@ def _missing_column(name, data) -> KeyError:
     return KeyError(f"column {name!r} is not in the data; available columns: {cols}")
 
 
+def _replace_name(expr: str, name: str, new: str) -> str:
+    """``expr`` with every use of the variable ``name`` (plain or in backticks) renamed ``new``."""
+    def sub(m):
+        if m.group(1) is None and (m.group(2) == name or m.group(3) == name):
+            return new
+        return m.group(0)
+
+    return _TOKEN.sub(sub, expr)
+
+
+def _formulae_view(expr: str, data: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """``expr`` and ``data`` as formulae should see them: a column named ``Intercept`` renamed (see
+    :data:`_HIDDEN_INTERCEPT`), so that ``y ~ Intercept`` is the intercept plus that column."""
+    if "Intercept" not in data.columns:
+        return expr, data
+    new = _replace_name(expr, "Intercept", _HIDDEN_INTERCEPT)
+    if new == expr:
+        return expr, data
+    return new, data.rename(columns={"Intercept": _HIDDEN_INTERCEPT})
+
+
 def _common(expr: str, data: pd.DataFrame, where: str):
     """formulae's common-effects matrix for ``expr`` with clear errors."""
+    expr, data = _formulae_view(expr, data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -489,6 +517,9 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
             if c not in data.columns:
                 raise _missing_column(c, data)
     terms, response_names, group_names = _used_names(spec)
+    if INTERCEPT in terms and INTERCEPT in data.columns:
+        raise ValueError(f"the column {INTERCEPT!r} has the label of the model's intercept, so their coefficients "
+                         f"could not be told apart: rename the column (df.rename(columns={{{INTERCEPT!r}: 'x0'}}))")
     plain = {e.strip() for e in spec.response[1:]}  # a response column itself is read (and checked) by _eval
     data = _check_columns(data, terms | response_names | group_names, terms | (response_names - plain))
     data, n_dropped = _check_finite(data, _referenced_columns(spec, data), missing)

@@ -220,3 +220,19 @@ def test_object_numbers_and_dates_name_the_column(small_df):
     assert make_design("y ~ x + (1 | d)", dates.assign(d=np.repeat(dates["d"][:8], 5).to_numpy()), BERN).random[0].n_levels == 8
     with pytest.raises(TypeError, match=r"response column 'y' must be numeric.*pd.to_numeric"):
         make_design("y ~ x + (1 | g)", small_df.astype({"y": object}), BERN)
+
+
+def test_a_column_named_intercept_is_a_covariate(small_df):
+    """formulae names its intercept 'Intercept': a column of that name replaced the intercept, and its
+    coefficient was labelled '(Intercept)'."""
+    df = small_df.rename(columns={"x": "Intercept"})
+    d = make_design("y ~ Intercept + (1 + Intercept | g)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "Intercept") and d.random[0].terms == ("(Intercept)", "Intercept")
+    np.testing.assert_array_equal(d.X, make_design("y ~ x + (1 + x | g)", small_df, BERN).X)
+    d = make_design("y ~ `Intercept` + I(Intercept ** 2) + (1 | g)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "Intercept", "I(Intercept ** 2)")
+    new = df.head(3)
+    np.testing.assert_array_equal(d.evaluate_new(new).X, d.X[:3])
+    with pytest.raises(ValueError, match=r"column '\(Intercept\)' has the label of the model's intercept.*rename"):
+        make_design("y ~ `(Intercept)` + (1 | g)", small_df.rename(columns={"x": "(Intercept)"}), BERN)
+    assert list(df.columns) == list(small_df.rename(columns={"x": "Intercept"}).columns)  # not modified
