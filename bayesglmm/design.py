@@ -55,7 +55,10 @@ class RandomBlock:
     levels : tuple of str
         The grouping factor's levels in natural order: numbers (and numeric-looking strings)
         by value, other labels with their digit runs compared as numbers (``"g2" < "g10"``),
-        a pandas Categorical in its category order.
+        a pandas Categorical in its category order (categories not in the data are no level).
+        An interaction's (``a:b``, and the inner factor of ``a/b``) are the pairs of values seen,
+        in ``a``'s order then ``b``'s, labelled ``"a:b"``; a part holding ``:`` is in backticks
+        (``"`1:2`:3"`` and ``"1:`2:3`"`` are two levels).
     index : ndarray of int, shape (n,)
         Level of each observation (position in ``levels``).
     Xr : ndarray, shape (n, n_terms)
@@ -169,6 +172,21 @@ class Design:
         Returns
         -------
         NewData
+
+        Raises
+        ------
+        ValueError
+            Besides missing columns and values: when no row's grouping level was seen in fitting
+            and the column holds another kind of values than the fitting data did (strings where it
+            held numbers): a column read with another dtype, not new groups.
+
+        Notes
+        -----
+        A grouping level is matched by value, not by dtype: ``1``, ``1.0`` and ``"1"`` are the
+        level 1 of a column fitted with integers (what ``missing="drop"`` or a CSV round trip
+        make of one), a pandas nullable or Categorical column matches the plain one, and an
+        interaction ``a:b`` matches each column so. Strings match strings exactly (``"01"`` is not
+        ``"1"``); see :func:`_level_matcher`.
         """
         if not isinstance(new_data, pd.DataFrame):
             raise TypeError(f"new_data must be a pandas DataFrame, got {type(new_data).__name__}")
@@ -202,13 +220,19 @@ class Design:
             offset = offset + _eval(expr, new_data, "in new_data, the offset")
         indices, Xrs = [], []
         for term, block in zip(spec.random, self.random):
-            labels = (new_data[term.group[0]].astype(str).to_numpy(dtype=object) if len(term.group) == 1 else
-                      np.asarray([":".join(map(str, r)) for r in new_data[list(term.group)].itertuples(index=False)],
-                                 dtype=object))
-            lookup = {lv: k for k, lv in enumerate(block.levels)}
-            index = np.asarray([lookup.get(str(lv), -1) for lv in labels], dtype=np.int64)
+            index, differs = _new_levels(block, term.group, self.data, new_data)
+            if differs and np.all(index < 0):
+                c, fit_values, new_values = differs[0]
+                raise ValueError(
+                    f"no row of new_data has a level of {block.group!r} seen in fitting, and new_data[{c!r}] "
+                    f"holds {'/'.join(sorted(_value_kinds(new_values)))} values (dtype {new_data[c].dtype}, e.g. "
+                    f"{new_values[0]!r}) where the fitting data held {'/'.join(sorted(_value_kinds(fit_values)))} "
+                    f"values (dtype {self.data[c].dtype}, e.g. {fit_values[0]!r}): convert new_data[{c!r}] to the "
+                    "fitting data's values; for groups not in the fit, predict with random_effects=False")
             if not allow_new_levels and np.any(index < 0):
-                unseen = sorted({str(lv) for lv, k in zip(labels, index) if k < 0})
+                unseen = list(dict.fromkeys(
+                    ":".join(str(v) for v in row) for row, k in
+                    zip(new_data[list(term.group)].itertuples(index=False), index) if k < 0))
                 raise ValueError(f"new_data has level(s) of {block.group!r} not seen in fitting: "
                                  f"{', '.join(map(repr, unseen[:5]))}; pass allow_new_levels=True for the "
                                  "population-level prediction")
@@ -406,28 +430,41 @@ def _check_columns(data: pd.DataFrame, used: set, values: set, what: str = "data
     return data
 
 
-def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Level labels in natural order (see :class:`RandomBlock`) and each row's level."""
-    for c in cols:
-        if c not in data.columns:
-            raise _missing_column(c, data)
-    if len(cols) == 1:
-        col = data[cols[0]]
-        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
-            # a Categorical keeps its category order; numbers sort numerically
-            index, uniques = pd.factorize(col, sort=True)
-            return np.asarray([str(u) for u in uniques], dtype=object), index
-        labels = col.astype(str).to_numpy(dtype=object)
-    else:
-        parts = [data[c].astype(str).to_numpy(dtype=object) for c in cols]
-        labels = parts[0]
-        for p in parts[1:]:
-            labels = labels + ":" + p
-    uniques, index = np.unique(labels.astype(str), return_inverse=True)
+def _factor(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """One column's levels in natural order (see :class:`RandomBlock`): each row's code and the labels."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
+        # a Categorical keeps its category order (unused categories are not levels); numbers sort numerically
+        codes, uniques = pd.factorize(col, sort=True)
+        return np.asarray(codes, dtype=np.int64), [str(u) for u in uniques]
+    labels = col.astype(str).to_numpy(dtype=object).astype(str)
+    uniques, codes = np.unique(labels, return_inverse=True)
     order = sorted(range(len(uniques)), key=lambda k: natural_key(uniques[k]))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return uniques[order].astype(object), rank[index]
+    return rank[codes.reshape(-1)], [str(uniques[k]) for k in order]
+
+
+def _part_label(label: str) -> str:
+    """One column's part of an interaction level's label: in backticks (a backtick doubled) when it holds
+    ':' or '`', so that ``("1:2", "3")`` and ``("1", "2:3")`` are ``"`1:2`:3"`` and ``"1:`2:3`"``."""
+    return "`" + label.replace("`", "``") + "`" if ":" in label or "`" in label else label
+
+
+def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Level labels in natural order (see :class:`RandomBlock`) and each row's level.
+
+    An interaction ``a:b`` (and nesting ``a/b``) has a level per distinct pair of values, ordered by
+    ``a``'s order, then ``b``'s, labelled ``"a-label:b-label"`` (see :func:`_part_label`)."""
+    for c in cols:
+        if c not in data.columns:
+            raise _missing_column(c, data)
+    parts = [_factor(data[c]) for c in cols]
+    if len(cols) == 1:
+        codes, labels = parts[0]
+        return np.asarray(labels, dtype=object), codes
+    combos, index = np.unique(np.column_stack([codes for codes, _ in parts]), axis=0, return_inverse=True)
+    labels = [":".join(_part_label(parts[j][1][code]) for j, code in enumerate(row)) for row in combos]
+    return np.asarray(labels, dtype=object), index.reshape(-1).astype(np.int64)
 
 
 def natural_key(label: str):
@@ -438,6 +475,90 @@ def natural_key(label: str):
     except ValueError:
         parts = re.split(r"(\d+)", label)
         return (1, 0.0, tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts if t))
+
+
+_AMBIGUOUS = object()
+
+
+def _as_number(text: str):
+    try:
+        x = float(text.strip())
+    except ValueError:
+        return None
+    return x if np.isfinite(x) else None
+
+
+def _python(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _level_matcher(fit_values):
+    """A function from a value of new data to the equal value seen in fitting (None if there is none).
+
+    Equal means the same value, whatever the dtype: 1, 1.0 and np.int64(1) are one level, as are
+    True and 1 (as in NumPy). Across kinds a string that reads as a number matches that number
+    (``"1"``, ``"1.0"`` and 1), and a number matches a fitted string that reads as it; a string also
+    matches a fitted value whose ``str`` it is (``"True"``). Within strings the match is exact
+    (``"01"`` is not ``"1"``). When two fitted values read as the same number or text (``"1"`` and
+    ``"01"``) that reading matches neither.
+    """
+    exact, by_text, by_number = {}, {}, {}
+
+    def put(table, key, u):
+        table[key] = u if table.get(key, u) == u else _AMBIGUOUS
+
+    for u in fit_values:
+        kind = next(iter(_value_kinds([u])))
+        exact.setdefault((kind, u), u)
+        if kind == "string":
+            x = _as_number(u)
+            if x is not None:
+                put(by_number, x, u)
+        else:
+            put(by_text, str(u), u)
+
+    def match(v):
+        kind = next(iter(_value_kinds([v])))
+        try:
+            hit = exact.get((kind, v))
+        except TypeError:  # unhashable
+            hit = None
+        if hit is None and kind == "string":
+            hit = by_text.get(v)
+            x = _as_number(v) if hit is None else None
+            if x is not None:
+                hit = exact.get(("number", x))
+        elif hit is None and kind == "number":
+            hit = by_number.get(float(v))
+            if hit is None:
+                hit = exact.get(("string", str(v)))
+        elif hit is None:
+            hit = exact.get(("string", str(v)))
+        return None if hit is _AMBIGUOUS else hit
+
+    return match
+
+
+def _new_levels(block: "RandomBlock", cols: tuple[str, ...], fit: pd.DataFrame, new: pd.DataFrame):
+    """Each row of ``new``'s level of ``block`` (−1 if none), matching values as :func:`_level_matcher`,
+    and the columns whose kind of values (numbers, strings, …) differs from the fitting data's."""
+    fit_values = [[_python(v) for v in fit[c].astype(object)] for c in cols]
+    level_of = {}
+    for r, key in enumerate(zip(*fit_values)):
+        level_of.setdefault(key, int(block.index[r]))
+    mapped, differs = [], []
+    for c, values in zip(cols, fit_values):
+        uniques = list(dict.fromkeys(values))
+        match = _level_matcher(uniques)
+        codes, new_uniques = pd.factorize(new[c].astype(object))
+        new_uniques = [_python(v) for v in new_uniques]
+        found = [match(v) for v in new_uniques]
+        mapped.append([found[k] for k in codes])
+        if _value_kinds(new_uniques) - _value_kinds(uniques):
+            differs.append((c, uniques, new_uniques))
+    index = np.asarray([-1 if any(v is None for v in key) else level_of.get(key, -1) for key in zip(*mapped)],
+                       dtype=np.int64)
+    return index, differs
 
 
 def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,

@@ -236,3 +236,18 @@ def test_a_column_named_intercept_is_a_covariate(small_df):
     with pytest.raises(ValueError, match=r"column '\(Intercept\)' has the label of the model's intercept.*rename"):
         make_design("y ~ `(Intercept)` + (1 | g)", small_df.rename(columns={"x": "(Intercept)"}), BERN)
     assert list(df.columns) == list(small_df.rename(columns={"x": "Intercept"}).columns)  # not modified
+
+
+def test_interaction_levels_are_pairs_of_values_with_unambiguous_labels():
+    """("1:2", "3") and ("1", "2:3") were both "1:2:3": one level instead of two."""
+    df = pd.DataFrame({"a": ["1:2", "1", "x", "x"] * 5, "b": ["3", "2:3", "y", "z"] * 5,
+                       "y": np.arange(20.0) % 3})
+    (block,) = make_design("y ~ 1 + (1 | a:b)", df, GAUSS).random
+    assert block.levels == ("1:`2:3`", "`1:2`:3", "x:y", "x:z")
+    assert [block.levels[i] for i in block.index[:4]] == ["`1:2`:3", "1:`2:3`", "x:y", "x:z"]
+    nested = make_design("y ~ 1 + (1 | a/b)", df, GAUSS).random
+    assert [b.n_levels for b in nested] == [3, 4] and nested[1].levels == block.levels
+    np.testing.assert_array_equal(make_design("y ~ 1 + (1 | a:b)", df, GAUSS).evaluate_new(df).index[0], block.index)
+    # numbers in an interaction are ordered by value
+    num = pd.DataFrame({"a": [10, 2, 10, 2] * 3, "b": [1.5, 1.5, -1.0, -1.0] * 3, "y": np.arange(12.0)})
+    assert make_design("y ~ 1 + (1 | a:b)", num, GAUSS).random[0].levels == ("2:-1.0", "2:1.5", "10:-1.0", "10:1.5")
