@@ -574,6 +574,13 @@ def bootstrap_lrt(full, reduced, n: int = 200, random_seed=None, executor=None,
     Returns
     -------
     BootstrapLRT
+
+    Raises
+    ------
+    ValueError
+        As :func:`bayesglmm.lrt`, before anything is simulated: fits of different methods or
+        without a likelihood, or models that are not nested (other response data or family, a
+        fixed-effect column or random block outside the full model's).
     """
     from .frequentist.lrt import lrt
 

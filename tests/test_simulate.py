@@ -157,3 +157,19 @@ def test_bootstrap_lrt_on_sleepstudy_random_slope():
     assert boot.statistic == pytest.approx(42.139, abs=1e-3)  # as R's anova(m0, m1)
     assert boot.p_value == pytest.approx(1 / 20)  # no null draw reaches 42: the smallest p with n = 19
     assert np.nanmax(boot.null_statistics) < 15
+
+
+def test_bootstrap_lrt_refuses_models_that_are_not_nested():
+    """Issue 23: the bootstrap refitted and returned a p-value for any pair; it checks nesting (through
+    bg.lrt) before simulating anything."""
+    df = _lmm_design(12, 5, seed=2)
+    permuted = df.assign(x=df["x"].sample(frac=1, random_state=0).to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # y has no group variance: singular fits
+        full = bg.GLMM("y ~ x + (1 | g)", df).fit("ml")
+        other_group = bg.GLMM("y ~ x + (1 | h)", df).fit("ml")
+        other_x = bg.GLMM("y ~ x + (1 | g) + (1 | h)", permuted).fit("ml")
+    with pytest.raises(ValueError, match="grouping factor 'h' groups the rows as no grouping factor"):
+        bg.bootstrap_lrt(full, other_group, n=2, executor="serial", progress=False)
+    with pytest.raises(ValueError, match=r"fixed-effect column\(s\) 'x' are not in the span"):
+        bg.bootstrap_lrt(other_x, full, n=2, executor="serial", progress=False)
