@@ -701,6 +701,9 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
             raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects")
         Xr = np.asarray(mat.design_matrix, dtype=float)
         _require_finite(Xr, names, f"in the random term of {term.group_label!r}, the column", rows)
+        if term.group_label == "Residual" and "Residual" in names:  # see results.is_residual
+            raise ValueError("the random term (... Residual | Residual) would have the labels of the residual SD: "
+                             "rename the column 'Residual' used in it")
         for nm in names:
             key = (term.group_label, nm)
             if key in seen:

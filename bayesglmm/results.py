@@ -12,7 +12,9 @@ in this order, so that :mod:`bayesglmm.compare` joins methods on labels:
 
 Methods may append columns (a posterior adds ``median``, ``r_hat`` and ``ess_bulk``).
 For a Gaussian model the residual SD is the variance-component row with
-group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it.
+group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it: the pair, not the
+group alone, marks it (:func:`is_residual`), so a grouping column named ``Residual`` is an ordinary
+group (its rows have the term ``"(Intercept)"``, …).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "parameter_labels", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
+           "is_residual", "parameter_labels", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -86,10 +88,17 @@ def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.D
     return tidy_frame(rows, FIXED_COLUMNS)
 
 
+def is_residual(vc: pd.DataFrame) -> np.ndarray:
+    """Which ``variance_components()`` rows are the residual SD: group *and* term ``"Residual"``
+    (a random block's terms are model-matrix columns, so a grouping column named ``Residual`` does
+    not make one; :func:`bayesglmm.make_design` refuses the one way it could, ``(0 + Residual | Residual)``)."""
+    return ((vc["group"] == RESIDUAL) & (vc["term"] == RESIDUAL)).to_numpy(dtype=bool)
+
+
 def parameter_labels(vc: pd.DataFrame) -> list[str]:
     """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``."""
-    return [(f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})") if g != RESIDUAL else "sigma"
-            for g, t, t2, k in zip(vc["group"], vc["term"], vc["term2"], vc["kind"])]
+    return ["sigma" if res else (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})")
+            for res, g, t, t2, k in zip(is_residual(vc), vc["group"], vc["term"], vc["term2"], vc["kind"])]
 
 
 def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:

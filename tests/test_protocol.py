@@ -102,3 +102,28 @@ def test_group_levels_in_natural_order():
     assert d.random[2].levels == ("s1", "s2", "s10", "s11")
     block = d.random[0]
     assert all(block.levels[i] == df["g"].iloc[r] for r, i in enumerate(block.index))
+
+
+def test_a_grouping_column_named_residual_is_an_ordinary_group():
+    """Issue 23: the residual row was told by group == "Residual" alone, so a grouping column of that
+    name gave summary() two rows labelled "sigma" (and compare merged them)."""
+    from bayesglmm.results import is_residual
+
+    df = bg.datasets.load("sleepstudy").rename(columns={"Subject": "Residual"})
+    model = bg.GLMM("Reaction ~ Days + (1 | Residual)", df)
+    fit = model.fit("ml")
+    vc = fit.variance_components()
+    assert list(is_residual(vc)) == [False, True]
+    summ = fit.summary().set_index("parameter")
+    assert list(summ.index) == ["(Intercept)", "Days", "sd((Intercept)|Residual)", "sigma"]
+    assert summ.loc["sd((Intercept)|Residual)", "estimate"] == pytest.approx(np.sqrt(fit.covariances()[0][0, 0]))
+    assert summ.loc["sigma", "estimate"] == pytest.approx(fit.dispersion)
+    # the same numbers as with the column under another name (lmer: 36.01 and 30.90)
+    other = bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("ml").summary()
+    assert summ["estimate"].to_numpy() == pytest.approx(other["estimate"].to_numpy(), rel=1e-10)
+    wide = bg.compare(model, methods="ml", profile=False, marginal=False).wide()
+    assert list(wide.index) == list(summ.index)
+    assert "(Intercept)" in str(fit).split("Random effects:")[1].split("Fixed effects")[0]
+    assert list(bg.simulate.truth_from(fit, model).table(model)["parameter"]) == list(summ.index)
+    with pytest.raises(ValueError, match="would have the labels of the residual SD"):
+        bg.GLMM("Reaction ~ Days + (0 + Residual | Residual)", df.assign(Residual=df["Residual"].astype(float)))

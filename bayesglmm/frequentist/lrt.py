@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..results import is_residual
+
 __all__ = ["lrt", "check_nested"]
 
 
 def _n_params(fit):
     vc = fit.variance_components()
-    n_sd = int(((vc["kind"] == "sd") & (vc["group"] != "Residual")).sum())
+    n_sd = int(((vc["kind"] == "sd").to_numpy() & ~is_residual(vc)).sum())
     return len(fit.beta), n_sd, len(fit.theta)
 
 
