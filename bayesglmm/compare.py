@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .results import FitFailedError, combine_tables
+from .results import FitFailedError, check_ci, combine_tables
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -269,8 +269,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown or methods}; available: {', '.join(ALL_METHODS)}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    check_ci(ci)
     extra = _route(method_options)
     results, skipped, failed, frames = {}, {}, {}, []
     say = report or (lambda message: None)

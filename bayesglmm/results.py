@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "is_residual", "parameter_labels", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
+           "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -79,8 +79,21 @@ def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(columns) + extra]
 
 
+def check_ci(ci, allow_none: bool = False):
+    """``ci`` itself if it is an interval probability, 0 < ci < 1 (or None, where ``allow_none``:
+    a posterior's default); else a ``ValueError`` naming ``ci``. Every table's ``ci=`` goes through it:
+    ``ci=1.5`` gave NaN intervals and ``ci=-0.2`` intervals with ``conf_low > conf_high``."""
+    if ci is None and allow_none:
+        return ci
+    if isinstance(ci, (bool, np.bool_)) or not isinstance(ci, (int, float, np.integer, np.floating)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a probability strictly between 0 and 1, e.g. 0.95 for a 95% interval; "
+                         f"got {ci!r}")
+    return ci
+
+
 def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.DataFrame:
     """The ``fixed_effects()`` table of a frequentist fit: SEs from ``vcov``, Wald intervals."""
+    check_ci(ci)
     se = np.sqrt(np.diag(vcov))
     z = stats.norm.ppf(0.5 + ci / 2)
     rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,

@@ -32,7 +32,7 @@ from scipy import stats
 
 from .formula import parse_formula
 from .report import StudyDisplay
-from .results import FitFailedError, Flag, RESIDUAL, parameter_labels
+from .results import FitFailedError, Flag, RESIDUAL, check_ci, parameter_labels
 
 __all__ = ["Truth", "truth_from", "simulate", "simulation_study", "SimulationStudy", "bootstrap_lrt",
            "BootstrapLRT"]
@@ -440,6 +440,7 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     SimulationStudy
     """
     _check_reps(n_reps, "n_reps")
+    check_ci(ci)
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     from .frequentist.fit import METHODS

@@ -101,7 +101,7 @@ def test_compare_bad_arguments(cbpp_model):
         bg.compare(cbpp_model, methods=("laplace",), laplace=3)
     with pytest.raises(ValueError, match="nagq must be a positive integer, got 0"):
         bg.compare(cbpp_model, methods=("agq",), nagq=0)
-    with pytest.raises(ValueError, match="ci must be in"):
+    with pytest.raises(ValueError, match="ci must be a probability strictly between 0 and 1"):
         bg.compare(cbpp_model, methods=("laplace",), ci=95)
 
 

@@ -127,3 +127,39 @@ def test_a_grouping_column_named_residual_is_an_ordinary_group():
     assert list(bg.simulate.truth_from(fit, model).table(model)["parameter"]) == list(summ.index)
     with pytest.raises(ValueError, match="would have the labels of the residual SD"):
         bg.GLMM("Reaction ~ Days + (0 + Residual | Residual)", df.assign(Residual=df["Residual"].astype(float)))
+
+
+BAD_CI = [1.5, -0.2, 0, 1, 0.0, float("nan"), True, "0.95", 95]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_table_refuses_a_ci_outside_0_1(results, method):
+    """Issue 23: summary(ci=1.5) gave NaN intervals, fixed_effects(ci=-0.2) intervals with low > high
+    (and a posterior took ci=0 for its default)."""
+    r = results[method]
+    calls = [r.fixed_effects, r.variance_components, r.random_effects, r.summary]
+    if method not in ("gee", "pql", "ml", "reml"):
+        calls.append(r.marginal_fixed_effects)
+    if method == "nuts":
+        calls.append(lambda ci: r.predict(ci=ci))
+    for call in calls:
+        for ci in BAD_CI:
+            with pytest.raises(ValueError, match=f"ci must be a probability strictly between 0 and 1.*got {ci!r}"):
+                call(ci=ci)
+    assert len(r.fixed_effects(ci=0.5)) == len(r.model.design.fixed_names)  # in range: fine
+
+
+def test_study_functions_refuse_a_ci_outside_0_1(results):
+    """The check runs before any fit or draw."""
+    model, fit = results["laplace"].model, results["laplace"]
+    for ci in (1.5, -0.2):
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.compare(model, methods="laplace", ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.simulation_study(model, n_reps=1, ci=ci, executor="serial", progress=False)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.prior_sensitivity(model, {"a": {"sd": bg.priors.HalfNormal(1.0)}}, method="refit", ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.rank_levels(fit, ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.naive_vs_clustered(model, ci=ci)
