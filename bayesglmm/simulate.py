@@ -143,6 +143,26 @@ def _response_columns(model, y):
     return out
 
 
+def _as_column(values: np.ndarray, like: pd.Series):
+    """Simulated ``values`` in the dtype of the column ``like`` they replace, where that dtype holds them
+    exactly: counts stay integers (NumPy's or pandas' nullable ``Int64``), 0/1 stay booleans, nullable
+    floats stay nullable; otherwise (a Gaussian draw for an integer column) float64, never rounded."""
+    v = np.asarray(values, dtype=float)
+    dtype = like.dtype
+    if pd.api.types.is_bool_dtype(dtype) and np.all((v == 0) | (v == 1)):
+        return pd.Series(v.astype(bool), index=like.index).astype(dtype)
+    if pd.api.types.is_integer_dtype(dtype) and np.all(v == np.round(v)):
+        cast = pd.Series(v.astype(np.int64), index=like.index)
+        try:
+            narrow = cast.astype(dtype)
+        except (OverflowError, TypeError, ValueError):
+            return cast
+        return narrow if np.array_equal(narrow.to_numpy(dtype=float), v) else cast  # no wrap-around
+    if pd.api.types.is_float_dtype(dtype):
+        return pd.Series(v, index=like.index).astype(dtype)
+    return v
+
+
 def _draw(model, truth: Truth, rng) -> pd.DataFrame:
     d = model.design
     eta = d.offset + d.X @ truth.beta
@@ -152,7 +172,7 @@ def _draw(model, truth: Truth, rng) -> pd.DataFrame:
     y = model.family.sample(model.family.link.inverse(eta), d.trials, truth.sigma, rng)
     data = d.data.copy()
     for col, values in _response_columns(model, y).items():
-        data[col] = values.astype(data[col].dtype) if np.issubdtype(data[col].dtype, np.integer) else values
+        data[col] = _as_column(values, data[col])
     return data
 
 
@@ -172,7 +192,9 @@ def simulate(model, params=None, n: int = 1, random_seed=None) -> list[pd.DataFr
     Returns
     -------
     list of pandas.DataFrame
-        Copies of the model's data with the response column(s) replaced.
+        Copies of the model's data with the response column(s) replaced, in their dtype where it
+        holds the draws exactly (integer counts, nullable ``Int64``, booleans); a Gaussian draw for
+        an integer column is float64.
     """
     _check_reps(n, "n")
     truth = truth_from(params, model)
