@@ -418,9 +418,13 @@ def _check_columns(data: pd.DataFrame, used: set, values: set, what: str = "data
                             f"categories; encode it as numbers, e.g. days since the first date "
                             f"((df[{c!r}] - df[{c!r}].min()).dt.days), or as categories (df[{c!r}].astype(str))")
         if dtype == object:
-            kinds = _value_kinds(data[c].dropna().unique())
+            values = data[c].dropna().unique()
+            kinds = _value_kinds(values)
             if kinds <= {"string"}:
                 continue
+            if all(isinstance(v, (bool, np.bool_)) for v in values):
+                raise TypeError(f"column {c!r} holds True/False stored as dtype object: convert it with "
+                                f"df[{c!r}].astype(bool)")
             if kinds == {"number"}:
                 raise TypeError(f"column {c!r} holds numbers stored as dtype object: convert it with "
                                 f"pd.to_numeric(df[{c!r}]) (or, for categories, df[{c!r}].astype(str))")

@@ -213,6 +213,8 @@ def test_object_numbers_and_dates_name_the_column(small_df):
     mixed.loc[0, "c"] = 3
     with pytest.raises(TypeError, match=r"'c' \(dtype object\) holds values of type number, string"):
         make_design("y ~ c + (1 | g)", mixed, BERN)
+    with pytest.raises(TypeError, match=r"'b' holds True/False stored as dtype object: convert it with df\['b'\].astype"):
+        make_design("y ~ b + (1 | g)", small_df.assign(b=(small_df["x"] > 0).astype(object)), BERN)
     dates = small_df.assign(d=pd.date_range("2020-01-01", periods=40))
     with pytest.raises(TypeError, match=r"'d' holds dates or times \(dtype datetime64.*\.dt\.days"):
         make_design("y ~ d + (1 | g)", dates, BERN)
