@@ -108,9 +108,13 @@ def is_residual(vc: pd.DataFrame) -> np.ndarray:
     return ((vc["group"] == RESIDUAL) & (vc["term"] == RESIDUAL)).to_numpy(dtype=bool)
 
 
-def parameter_labels(vc: pd.DataFrame) -> list[str]:
-    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``."""
-    return ["sigma" if res else (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})")
+def parameter_labels(vc: pd.DataFrame, fixed_names=()) -> list[str]:
+    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``.
+
+    ``fixed_names``: the model's fixed-effect labels, which share the ``parameter`` column; when one
+    of them is ``"sigma"`` (a covariate of that name) the residual SD is ``"sd(Residual)"`` instead."""
+    sigma = "sd(Residual)" if "sigma" in set(fixed_names) else "sigma"
+    return [sigma if res else (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})")
             for res, g, t, t2, k in zip(is_residual(vc), vc["group"], vc["term"], vc["term2"], vc["kind"])]
 
 
@@ -120,7 +124,7 @@ def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
     (``"fixed"``, ``"sd"``, ``"corr"``)."""
     parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
     if vc is not None and len(vc):
-        parts.append(vc.assign(parameter=parameter_labels(vc)))
+        parts.append(vc.assign(parameter=parameter_labels(vc, fe["term"])))
     out = pd.concat(parts, ignore_index=True)
     first = ["parameter", "kind", "group", "term", "term2"]
     return out[first + [c for c in out.columns if c not in first]]

@@ -63,7 +63,7 @@ class Truth:
             vc.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd", "value": self.sigma})
         if vc:
             frame = pd.DataFrame(vc)
-            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(parameter_labels(frame), frame["value"])]
+            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(parameter_labels(frame, d.fixed_names), frame["value"])]
         return pd.DataFrame(rows)
 
 

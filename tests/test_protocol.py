@@ -163,3 +163,12 @@ def test_study_functions_refuse_a_ci_outside_0_1(results):
             bg.rank_levels(fit, ci=ci)
         with pytest.raises(ValueError, match="ci must be a probability"):
             bg.naive_vs_clustered(model, ci=ci)
+
+
+def test_a_covariate_named_sigma_does_not_share_the_residual_label():
+    """Found with issue 23: a covariate named sigma and the residual SD were both 'sigma' in summary()."""
+    df = bg.datasets.load("sleepstudy").rename(columns={"Days": "sigma"})
+    model = bg.GLMM("Reaction ~ sigma + (1 | Subject)", df)
+    labels = model.fit("ml").summary()["parameter"].tolist()
+    assert labels == ["(Intercept)", "sigma", "sd((Intercept)|Subject)", "sd(Residual)"]
+    assert bg.simulate.truth_from(None, model).table(model)["parameter"].tolist() == labels
