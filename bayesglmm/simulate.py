@@ -124,6 +124,12 @@ def truth_from(source, model) -> Truth:
     raise TypeError(f"truth must be a fit, a posterior, a dict or a Truth, got {type(source).__name__}")
 
 
+def _column_name(expr: str) -> str:
+    """``expr`` as a column name: a name written in backticks (a column name with a space) without them."""
+    expr = expr.strip()
+    return expr[1:-1] if len(expr) > 2 and expr[0] == expr[-1] == "`" and "`" not in expr[1:-1] else expr
+
+
 def _response_columns(model, y):
     """The columns of the data that hold the response, set to simulated ``y``."""
     spec = parse_formula(model.formula)
@@ -131,15 +137,16 @@ def _response_columns(model, y):
     kind = spec.response[0]
     names = set(d.data.columns)
     if kind == "name":
-        if spec.response[1] not in names:
+        name = _column_name(spec.response[1])
+        if name not in names:
             raise ValueError(f"cannot simulate: the response {spec.response[1]!r} is an expression, not a column")
-        return {spec.response[1]: y}
-    succ = spec.response[1].strip()
+        return {name: y}
+    succ = _column_name(spec.response[1])
     if succ not in names:
-        raise ValueError(f"cannot simulate: the successes {succ!r} are an expression, not a column")
+        raise ValueError(f"cannot simulate: the successes {spec.response[1]!r} are an expression, not a column")
     out = {succ: y}
-    if kind == "cbind" and spec.response[2].strip() in names:  # failures given as a column
-        out[spec.response[2].strip()] = d.trials - y
+    if kind == "cbind" and _column_name(spec.response[2]) in names:  # failures given as a column
+        out[_column_name(spec.response[2])] = d.trials - y
     return out
 
 

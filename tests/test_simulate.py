@@ -194,3 +194,12 @@ def test_simulated_response_keeps_a_sensible_dtype():
     model = bg.GLMM("y ~ 1 + (1 | subject)", epil, family="poisson")
     (sim,) = model.simulate({"beta": [5.5], "sd": {"subject": 0.1}}, random_seed=3)
     assert sim["y"].dtype == np.int64 and sim["y"].min() > 127
+
+
+def test_simulate_a_response_named_in_backticks():
+    """Found with issue 23: a backticked response column was taken for an expression."""
+    cbpp = bg.datasets.load("cbpp").rename(columns={"incidence": "new cases", "size": "herd size"})
+    model = bg.GLMM("cbind(`new cases`, `herd size` - `new cases`) ~ period + (1 | herd)", cbpp, family="binomial")
+    (sim,) = model.simulate({"beta": [-1.4, -1.0, -1.1, -1.6], "sd": {"herd": 0.6}}, random_seed=1)
+    assert list(sim.columns) == list(cbpp.columns) and not sim["new cases"].equals(cbpp["new cases"])
+    assert np.all(sim["new cases"] <= sim["herd size"])
