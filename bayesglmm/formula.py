@@ -5,7 +5,7 @@ Only the mixed-model syntax is handled here: the response (``y``, ``p(s, n)``,
 nested (``a/b``) and interaction (``a:b``) grouping factors, and ``offset(...)``. A column whose
 name is not an identifier (a space, a symbol) is written in backticks, as formulae reads it:
 ``(1 | `my group`)``; names in any alphabet (``größe``) need none. Redundant brackets around a
-random term (``((1 | g))``) are dropped.
+random term or a sum of them (``((1 | g))``, ``((1 | g) + (1 | h))``) are dropped.
 Everything inside the fixed part and inside a bar's left-hand side is handed,
 as text, to `formulae <https://bambinos.github.io/formulae/>`_, which builds the
 model matrices in :mod:`bayesglmm.design`.
@@ -230,13 +230,19 @@ def parse_formula(formula: str) -> FormulaSpec:
         response = ("name", lhs)
 
     fixed, random, offsets = [], [], []
-    for chunk in _split_top(rhs, "+"):
+    chunks = _split_top(rhs, "+")
+    while chunks:
+        chunk = chunks.pop(0)
         if not chunk.strip():
             raise FormulaError(f"formula {formula!r} has an empty term (a stray '+')")
         inner = _strip_parens(chunk)
         bars = _parse_bar(inner, formula) if inner is not None else []
         if bars:
             random.extend(bars)
+            continue
+        parts = _split_top(inner, "+") if inner is not None else []
+        if len(parts) > 1 and any(_strip_parens(p) is not None and "|" in p for p in parts):
+            chunks[:0] = parts  # "((1 | g) + (0 + x | g))": the bracketed terms, one by one
             continue
         off = _call_args(chunk, "offset")
         if off is not None:

@@ -63,6 +63,8 @@ def test_group_names_in_backticks_and_any_alphabet():
 def test_redundant_brackets_around_a_random_term():
     assert parse_formula("y ~ x + ((1 | g))").random == (RandomTerm("1", ("g",), True),)
     assert parse_formula("y ~ (((1 + x || g)))").random == parse_formula("y ~ (1 + x || g)").random
+    assert parse_formula("y ~ ((1 | g) + (0 + x | h)) + z").random == parse_formula("y ~ (1 | g) + (0 + x | h)").random
     assert parse_formula("y ~ (x) + (1 | g)").fixed == "(x)"  # a bracketed fixed term is formulae's
+    assert parse_formula("y ~ (x + z) + (1 | g)").fixed == "(x + z)"
     with pytest.raises(FormulaError, match="must be in brackets"):
         parse_formula("y ~ (1) | g")
