@@ -648,6 +648,9 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     plain = {e.strip() for e in spec.response[1:]}  # a response column itself is read (and checked) by _eval
     data = _check_columns(data, terms | response_names | group_names, terms | (response_names - plain))
     data, n_dropped = _check_finite(data, _referenced_columns(spec, data), missing)
+    if len(data) == 0:
+        raise ValueError(f"no rows left: each of the {n_dropped} rows has a missing or infinite value in a column "
+                         f"the formula uses ({', '.join(map(repr, _referenced_columns(spec, data)))})")
     rows = data.index  # the user's labels of the rows used, for errors
     if n_dropped:
         data = data.reset_index(drop=True)

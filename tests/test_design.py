@@ -253,3 +253,8 @@ def test_interaction_levels_are_pairs_of_values_with_unambiguous_labels():
     # numbers in an interaction are ordered by value
     num = pd.DataFrame({"a": [10, 2, 10, 2] * 3, "b": [1.5, 1.5, -1.0, -1.0] * 3, "y": np.arange(12.0)})
     assert make_design("y ~ 1 + (1 | a:b)", num, GAUSS).random[0].levels == ("2:-1.0", "2:1.5", "10:-1.0", "10:1.5")
+
+
+def test_missing_drop_that_leaves_no_rows(small_df):
+    with pytest.warns(UserWarning, match="dropping 40 of 40"), pytest.raises(ValueError, match="no rows left: each of the 40"):
+        make_design("y ~ x + (1 | g)", small_df.assign(x=np.nan), BERN, missing="drop")

@@ -72,9 +72,10 @@ def check_nested(full, reduced) -> None:
     if d_full.nobs != d_red.nobs or not np.array_equal(d_full.y, d_red.y) or not (
             (d_full.trials is None) == (d_red.trials is None)
             and (d_full.trials is None or np.array_equal(d_full.trials, d_red.trials))):
-        raise ValueError(f"the two fits are not of the same response data ({d_full.nobs} and {d_red.nobs} rows of "
-                         f"{d_full.response!r} and {d_red.response!r}): fit both models to the same rows (with "
-                         "missing='drop', the rows dropped can differ: drop them from the data first)")
+        what = (f"{d_full.nobs} and {d_red.nobs} rows" if d_full.nobs != d_red.nobs else
+                f"the values of {d_full.response!r} and {d_red.response!r} differ")
+        raise ValueError(f"the two fits are not of the same response data ({what}): fit both models to the same rows "
+                         "(with missing='drop', the rows dropped can differ: drop them from the data first)")
     fixed = np.column_stack([d_red.X, d_red.offset - d_full.offset])
     names = [*d_red.fixed_names, "offset"]
     outside = [names[j] for j in _outside_span(fixed, d_full.X)]
