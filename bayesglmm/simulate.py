@@ -63,7 +63,8 @@ class Truth:
             vc.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd", "value": self.sigma})
         if vc:
             frame = pd.DataFrame(vc)
-            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(parameter_labels(frame, d.fixed_names), frame["value"])]
+            labels = parameter_labels(frame, d.fixed_names)
+            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(labels, frame["value"])]
         return pd.DataFrame(rows)
 
 

@@ -213,13 +213,14 @@ def test_object_numbers_and_dates_name_the_column(small_df):
     mixed.loc[0, "c"] = 3
     with pytest.raises(TypeError, match=r"'c' \(dtype object\) holds values of type number, string"):
         make_design("y ~ c + (1 | g)", mixed, BERN)
-    with pytest.raises(TypeError, match=r"'b' holds True/False stored as dtype object: convert it with df\['b'\].astype"):
+    with pytest.raises(TypeError, match=r"'b' holds True/False stored as dtype object: convert it with df\['b'\]"):
         make_design("y ~ b + (1 | g)", small_df.assign(b=(small_df["x"] > 0).astype(object)), BERN)
     dates = small_df.assign(d=pd.date_range("2020-01-01", periods=40))
     with pytest.raises(TypeError, match=r"'d' holds dates or times \(dtype datetime64.*\.dt\.days"):
         make_design("y ~ d + (1 | g)", dates, BERN)
     # a grouping column may hold dates: its levels are labels
-    assert make_design("y ~ x + (1 | d)", dates.assign(d=np.repeat(dates["d"][:8], 5).to_numpy()), BERN).random[0].n_levels == 8
+    grouped = dates.assign(d=np.repeat(dates["d"][:8], 5).to_numpy())
+    assert make_design("y ~ x + (1 | d)", grouped, BERN).random[0].n_levels == 8
     with pytest.raises(TypeError, match=r"response column 'y' must be numeric.*pd.to_numeric"):
         make_design("y ~ x + (1 | g)", small_df.astype({"y": object}), BERN)
 
@@ -256,5 +257,5 @@ def test_interaction_levels_are_pairs_of_values_with_unambiguous_labels():
 
 
 def test_missing_drop_that_leaves_no_rows(small_df):
-    with pytest.warns(UserWarning, match="dropping 40 of 40"), pytest.raises(ValueError, match="no rows left: each of the 40"):
+    with pytest.warns(UserWarning, match="dropping 40 of 40"), pytest.raises(ValueError, match="no rows left: each of"):
         make_design("y ~ x + (1 | g)", small_df.assign(x=np.nan), BERN, missing="drop")
