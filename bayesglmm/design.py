@@ -211,7 +211,12 @@ class Design:
                     mat = _common(expr, self.data, where).evaluate_new_data(formulae_data)
                     return np.asarray(mat.design_matrix, dtype=float)
             except ValueError as err:
-                raise ValueError(f"new_data, {where}: {err}") from None
+                numeric = pd.api.types.is_numeric_dtype
+                other = [c for c in sorted(_expr_names(expr)) if c in self.data.columns and c in new_data.columns
+                         and numeric(self.data[c]) != numeric(new_data[c])]
+                hint = "".join(f"; new_data[{c!r}] has dtype {new_data[c].dtype} where the fitting data had "
+                               f"{self.data[c].dtype}: convert it" for c in other)
+                raise ValueError(f"new_data, {where}: {str(err).rstrip('.') if hint else err}{hint}") from None
 
         X = encode(spec.fixed, "fixed effects") if self.fixed_names else np.zeros((len(new_data), 0))
         _require_finite(X, self.fixed_names, "in new_data, the fixed-effect column", new_data.index)

@@ -146,3 +146,12 @@ def test_levels_of_another_kind_that_match_nothing_are_an_error(sleep_int):
     fs = bg.GLMM("Reaction ~ Days + (Days | Subject)", df.astype({"Subject": str})).fit("reml")
     with pytest.raises(ValueError, match="not seen in fitting: '0308'"):
         fs.predict(df.head(1).assign(Subject="0308"), allow_new_levels=False)
+
+
+def test_a_categorical_fixed_effect_read_with_another_dtype_says_so(cbpp_model):
+    """formulae refuses the levels 1..4 of an int period fitted as strings; the error says why."""
+    fit = cbpp_model.fit("laplace")
+    data = bg.datasets.load("cbpp").astype({"period": int})
+    with pytest.raises(ValueError, match=r"not present in the original data set; new_data\['period'\] has dtype "
+                                         r"int64 where the fitting data had str: convert it"):
+        fit.predict(data)
