@@ -395,9 +395,14 @@ def _referenced_columns(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(c for c in data.columns if c in names))
 
 
+def _kind(v) -> str:
+    """``"number"`` (bools too: True == 1), ``"string"``, or the type's name."""
+    return ("number" if isinstance(v, (bool, int, float, np.bool_, np.number)) else
+            "string" if isinstance(v, str) else type(v).__name__)
+
+
 def _value_kinds(values) -> set[str]:
-    return {"number" if isinstance(v, (bool, int, float, np.bool_, np.number)) else
-            "string" if isinstance(v, str) else type(v).__name__ for v in values}
+    return {_kind(v) for v in values}
 
 
 def _check_columns(data: pd.DataFrame, used: set, values: set, what: str = "data") -> pd.DataFrame:
@@ -517,7 +522,7 @@ def _level_matcher(fit_values):
         table[key] = u if table.get(key, u) == u else _AMBIGUOUS
 
     for u in fit_values:
-        kind = next(iter(_value_kinds([u])))
+        kind = _kind(u)
         exact.setdefault((kind, u), u)
         if kind == "string":
             x = _as_number(u)
@@ -527,7 +532,7 @@ def _level_matcher(fit_values):
             put(by_text, str(u), u)
 
     def match(v):
-        kind = next(iter(_value_kinds([v])))
+        kind = _kind(v)
         try:
             hit = exact.get((kind, v))
         except TypeError:  # unhashable
@@ -550,23 +555,39 @@ def _level_matcher(fit_values):
 
 def _new_levels(block: "RandomBlock", cols: tuple[str, ...], fit: pd.DataFrame, new: pd.DataFrame):
     """Each row of ``new``'s level of ``block`` (−1 if none), matching values as :func:`_level_matcher`,
-    and the columns whose kind of values (numbers, strings, …) differs from the fitting data's."""
-    fit_values = [[_python(v) for v in fit[c].astype(object)] for c in cols]
-    level_of = {}
-    for r, key in enumerate(zip(*fit_values)):
-        level_of.setdefault(key, int(block.index[r]))
-    mapped, differs = [], []
-    for c, values in zip(cols, fit_values):
-        uniques = list(dict.fromkeys(values))
+    and the columns whose kind of values (numbers, strings, …) differs from the fitting data's:
+    ``[(column, fitted distinct values, new distinct values)]``."""
+    fit_codes, new_codes, sizes, differs = [], [], [], []
+    for c in cols:
+        codes, uniques = pd.factorize(fit[c].astype(object))
+        uniques = [_python(v) for v in uniques]
+        position = {}
+        for k, u in enumerate(uniques):
+            position.setdefault((_kind(u), u), k)
         match = _level_matcher(uniques)
-        codes, new_uniques = pd.factorize(new[c].astype(object))
-        new_uniques = [_python(v) for v in new_uniques]
-        found = [match(v) for v in new_uniques]
-        mapped.append([found[k] for k in codes])
-        if _value_kinds(new_uniques) - _value_kinds(uniques):
-            differs.append((c, uniques, new_uniques))
-    index = np.asarray([-1 if any(v is None for v in key) else level_of.get(key, -1) for key in zip(*mapped)],
-                       dtype=np.int64)
+        codes_new, uniques_new = pd.factorize(new[c].astype(object))
+        uniques_new = [_python(v) for v in uniques_new]
+        lut = np.empty(len(uniques_new) + 1, dtype=np.int64)  # last entry: a NaN code (−1) in new data
+        lut[-1] = -1
+        for k, v in enumerate(uniques_new):
+            hit = match(v)
+            lut[k] = -1 if hit is None else position[(_kind(hit), hit)]
+        fit_codes.append(np.asarray(codes, dtype=np.int64))
+        new_codes.append(lut[codes_new])
+        sizes.append(len(uniques))
+        if _value_kinds(uniques_new) - _value_kinds(uniques):
+            differs.append((c, uniques, uniques_new))
+    # one integer per combination of the columns' values (mixed radix, renumbered after each column so
+    # that it stays below the number of rows), fitted → its level
+    fit_key, new_key, unmatched = np.zeros(len(fit), np.int64), np.zeros(len(new), np.int64), np.zeros(len(new), bool)
+    for codes, codes_new, size in zip(fit_codes, new_codes, sizes):
+        both, _ = pd.factorize(np.concatenate([fit_key * size + codes, new_key * size + np.maximum(codes_new, 0)]))
+        fit_key, new_key = both[:len(fit)].astype(np.int64), both[len(fit):].astype(np.int64)
+        unmatched |= codes_new < 0
+    keys, first = np.unique(fit_key, return_index=True)
+    pos = np.clip(np.searchsorted(keys, new_key), 0, len(keys) - 1)
+    found = ~unmatched & (keys[pos] == new_key)
+    index = np.where(found, np.asarray(block.index)[first][pos], -1).astype(np.int64)
     return index, differs
 
 
