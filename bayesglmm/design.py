@@ -126,7 +126,8 @@ class Design:
     n_dropped : int
         Rows dropped for missing values (only with ``missing="drop"``).
     data : pandas.DataFrame
-        The rows used (a copy; the user's frame is never modified).
+        The rows used (a copy; the user's frame is never modified), without duplicated columns
+        the formula does not use.
     """
 
     formula: str
