@@ -29,21 +29,25 @@ What the columns mean, and why the methods differ
     GEE needs a single grouping factor to cluster on: otherwise it is skipped.
 
 A method that cannot apply to the model is skipped, with the reason in the table
-(``status = "skipped"``), never an exception; a method that applied and broke (an error
-during the fit, or NaN estimates, as GEE under separation) is ``status = "failed"``
-with the reason. Findings about a fit (separation naming the term, a singular fit naming
+(``status = "skipped"``), never an exception: that is a ``ValueError`` that bayesglmm itself raises
+to say so (AGQ on a crossed model, GEE without a single cluster, ML/REML on a non-Gaussian model).
+A method that applied and broke is ``status = "failed"`` with the reason: a numerical failure
+during the fit (``LinAlgError``, which NumPy makes a ``ValueError`` too, ``FloatingPointError``, a
+``ValueError`` from NumPy/SciPy inside the engine, :class:`~bayesglmm.results.FitFailedError`), or NaN
+estimates, as GEE under separation. Findings about a fit (separation naming the term, a singular fit naming
 the boundary, non-convergence, NaN SEs) are read from each result's ``flags``.
 """
 
 from __future__ import annotations
 
+import linecache
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from .results import FitFailedError, combine_tables
+from .results import FitFailedError, check_ci, combine_tables
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -81,6 +85,23 @@ def _findings(caught) -> list:
             seen.add(str(w.message))
             out.append(w)
     return out
+
+
+def _cannot_apply(err: ValueError) -> bool:
+    """Whether ``err`` says the method cannot apply to the model (``status="skipped"``), rather than
+    that the fit broke (``"failed"``): a plain ``ValueError`` raised by a ``raise`` statement of
+    bayesglmm's own code. A ``LinAlgError`` (a ``ValueError`` subclass), or a ``ValueError`` that
+    NumPy, SciPy or another library raised inside an engine, is a numerical failure."""
+    if isinstance(err, (np.linalg.LinAlgError, FloatingPointError, FitFailedError)):
+        return False
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    if not str(tb.tb_frame.f_globals.get("__name__", "")).startswith("bayesglmm"):
+        return False
+    return linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith("raise")
 
 
 def _fit_flags(result) -> list[str]:
@@ -223,7 +244,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     model : GLMM
     methods : sequence of str, or str
         Any of ``"nuts"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"gee"``, ``"ml"``, ``"reml"``
-        (a string may list several, comma-separated).
+        (a string may list several, comma-separated), each once.
     draws, tune, chains, random_seed, progressbar
         For ``"nuts"`` (see :meth:`GLMM.sample`); ``random_seed`` also seeds the marginal SEs.
     priors : dict, optional
@@ -253,6 +274,13 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     -------
     Comparison
 
+    Raises
+    ------
+    ValueError
+        Before anything is fitted: an unknown or repeated method, ``nagq`` or ``ci`` out of range.
+    TypeError
+        An unexpected keyword argument, or per-method options that are not a dict.
+
     Examples
     --------
     >>> import bayesglmm as bg
@@ -264,13 +292,16 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     if isinstance(methods, str):  # "laplace" or "nuts,laplace,gee"
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(methods)
+    repeated = list(dict.fromkeys(m for m in methods if methods.count(m) > 1))
+    if repeated:
+        raise ValueError(f"methods lists {', '.join(map(repr, repeated))} more than once: each method is fitted "
+                         "once and is one column of the table; drop the repeat")
     if nagq is not None and (not isinstance(nagq, (int, np.integer)) or isinstance(nagq, bool) or nagq < 1):
         raise ValueError(f"nagq must be a positive integer, got {nagq!r}")
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown or methods}; available: {', '.join(ALL_METHODS)}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    check_ci(ci)
     extra = _route(method_options)
     results, skipped, failed, frames = {}, {}, {}, []
     say = report or (lambda message: None)
@@ -318,16 +349,17 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                             if method == "gee" else "")
                     if np.isfinite(getattr(result, "loglik", np.nan)):
                         note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
-        except ValueError as err:  # the method cannot apply to this model
-            skipped[method] = str(err)
-            say(f"[{method}] skipped: {err}")
-            frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
-                                         "seconds": time.perf_counter() - t0}]))
-            continue
-        except (FitFailedError, np.linalg.LinAlgError, FloatingPointError) as err:  # applied, and broke
-            failed[method] = str(err)
-            say(f"[{method}] failed: {err}")
-            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": str(err),
+        except (ValueError, FitFailedError, FloatingPointError) as err:
+            if isinstance(err, ValueError) and _cannot_apply(err):  # the method cannot apply to this model
+                skipped[method] = str(err)
+                say(f"[{method}] skipped: {err}")
+                frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
+                                             "seconds": time.perf_counter() - t0}]))
+                continue
+            why = str(err) if isinstance(err, FitFailedError) else f"{type(err).__name__}: {err}"  # applied, broke
+            failed[method] = why
+            say(f"[{method}] failed: {why}")
+            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": why,
                                          "seconds": time.perf_counter() - t0}]))
             continue
         seconds = time.perf_counter() - t0
@@ -363,8 +395,11 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                 else:
                     fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
                     interval = f"{ci:.0%} Wald (simulated SEs)"
-            except (ValueError, np.linalg.LinAlgError) as err:
-                skipped[f"{method} (marginal)"] = f"marginalization failed: {err}"
+            except (ValueError, FloatingPointError) as err:
+                if isinstance(err, ValueError) and _cannot_apply(err):
+                    skipped[f"{method} (marginal)"] = f"marginalization cannot apply: {err}"
+                else:
+                    failed[f"{method} (marginal)"] = f"marginalization failed: {type(err).__name__}: {err}"
                 continue
             frames.append(_frame(fe, None, interval=interval, seconds=time.perf_counter() - t0,
                                  converged=True, flags="", status="ok", note=NOTES["marginal"]))

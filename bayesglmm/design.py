@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from formulae import design_matrices
+from formulae import design_matrices, model_description
 from formulae.parser import ParseError
 
 from .families import Family
@@ -25,11 +25,17 @@ __all__ = ["Design", "RandomBlock", "NewData", "make_design", "distinct_groups",
 
 INTERCEPT = "(Intercept)"
 _NAMESPACE = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p}
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+#: a name written without backticks (letters of any alphabet, digits, '_', '.'), a `backticked name`,
+#: or a string literal (skipped: not a name)
+_TOKEN = re.compile(r"(\"[^\"]*\"|'[^']*')|`([^`]*)`|((?:[^\W\d]|\.)[\w.]*)")
+#: formulae names its intercept "Intercept": a data column of that name is handed to formulae under
+#: this name (its term would otherwise replace the intercept), and its labels are given back by _rename
+_HIDDEN_INTERCEPT = "Intercept__bayesglmm_column"
 
 
 def _rename(label: str) -> str:
-    return INTERCEPT if label == "Intercept" else label
+    """formulae's label → ours: its intercept is "(Intercept)", a column named "Intercept" keeps its name."""
+    return INTERCEPT if label == "Intercept" else label.replace(_HIDDEN_INTERCEPT, "Intercept")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +56,10 @@ class RandomBlock:
     levels : tuple of str
         The grouping factor's levels in natural order: numbers (and numeric-looking strings)
         by value, other labels with their digit runs compared as numbers (``"g2" < "g10"``),
-        a pandas Categorical in its category order.
+        a pandas Categorical in its category order (categories not in the data are no level).
+        An interaction's (``a:b``, and the inner factor of ``a/b``) are the pairs of values seen,
+        in ``a``'s order then ``b``'s, labelled ``"a:b"``; a part holding ``:`` is in backticks
+        (``"`1:2`:3"`` and ``"1:`2:3`"`` are two levels).
     index : ndarray of int, shape (n,)
         Level of each observation (position in ``levels``).
     Xr : ndarray, shape (n, n_terms)
@@ -118,7 +127,8 @@ class Design:
     n_dropped : int
         Rows dropped for missing values (only with ``missing="drop"``).
     data : pandas.DataFrame
-        The rows used (a copy; the user's frame is never modified).
+        The rows used (a copy; the user's frame is never modified), without duplicated columns
+        the formula does not use.
     """
 
     formula: str
@@ -164,46 +174,79 @@ class Design:
         Returns
         -------
         NewData
+
+        Raises
+        ------
+        ValueError
+            Besides missing columns and values: when no row's grouping level was seen in fitting
+            and the column holds another kind of values than the fitting data did (strings where it
+            held numbers): a column read with another dtype, not new groups.
+
+        Notes
+        -----
+        A grouping level is matched by value, not by dtype: ``1``, ``1.0`` and ``"1"`` are the
+        level 1 of a column fitted with integers (what ``missing="drop"`` or a CSV round trip
+        make of one), a pandas nullable or Categorical column matches the plain one, and an
+        interaction ``a:b`` matches each column so. Strings match strings exactly (``"01"`` is not
+        ``"1"``); see :func:`_level_matcher`.
         """
         if not isinstance(new_data, pd.DataFrame):
             raise TypeError(f"new_data must be a pandas DataFrame, got {type(new_data).__name__}")
         if len(new_data) == 0:
             raise ValueError("new_data has no rows: nothing to predict")
         spec = parse_formula(self.formula)
-        needed = set(_referenced_columns(spec, self.data)) - set(_IDENT.findall(self.response))
-        if spec.response[0] != "name":
-            needed -= set(_IDENT.findall(spec.response[2]))
-        for c in sorted(needed):
+        terms, _, groups = _used_names(spec)
+        needed = terms | groups
+        for c in sorted(c for c in needed if c in self.data.columns):
             if c not in new_data.columns:
                 raise _missing_column(c, new_data)
-        new_data, _ = _check_finite(new_data, sorted(needed), "raise", hint="new_data must be complete")
+        new_data = _check_columns(new_data, needed, terms, "new_data")
+        needed = [c for c in new_data.columns if c in needed]
+        new_data, _ = _check_finite(new_data, needed, "raise", hint="new_data must be complete")
+        formulae_data = (new_data.rename(columns={"Intercept": _HIDDEN_INTERCEPT})
+                         if "Intercept" in new_data.columns else new_data)
 
         def encode(expr, where):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    return np.asarray(_common(expr, self.data, where).evaluate_new_data(new_data).design_matrix, dtype=float)
+                    mat = _common(expr, self.data, where).evaluate_new_data(formulae_data)
+                    return np.asarray(mat.design_matrix, dtype=float)
             except ValueError as err:
-                raise ValueError(f"new_data, {where}: {err}") from None
+                numeric = pd.api.types.is_numeric_dtype
+                other = [c for c in sorted(_expr_names(expr)) if c in self.data.columns and c in new_data.columns
+                         and numeric(self.data[c]) != numeric(new_data[c])]
+                hint = "".join(f"; new_data[{c!r}] has dtype {new_data[c].dtype} where the fitting data had "
+                               f"{self.data[c].dtype}: convert it" for c in other)
+                raise ValueError(f"new_data, {where}: {str(err).rstrip('.') if hint else err}{hint}") from None
 
         X = encode(spec.fixed, "fixed effects") if self.fixed_names else np.zeros((len(new_data), 0))
+        _require_finite(X, self.fixed_names, "in new_data, the fixed-effect column", new_data.index)
         offset = np.zeros(len(new_data))
         for expr in spec.offsets:
-            offset = offset + _eval(expr, new_data, "offset")
+            offset = offset + _eval(expr, new_data, "in new_data, the offset")
         indices, Xrs = [], []
         for term, block in zip(spec.random, self.random):
-            labels = (new_data[term.group[0]].astype(str).to_numpy(dtype=object) if len(term.group) == 1 else
-                      np.asarray([":".join(map(str, r)) for r in new_data[list(term.group)].itertuples(index=False)],
-                                 dtype=object))
-            lookup = {lv: k for k, lv in enumerate(block.levels)}
-            index = np.asarray([lookup.get(str(lv), -1) for lv in labels], dtype=np.int64)
+            index, differs = _new_levels(block, term.group, self.data, new_data)
+            if differs and np.all(index < 0):
+                c, fit_values, new_values = differs[0]
+                raise ValueError(
+                    f"no row of new_data has a level of {block.group!r} seen in fitting, and new_data[{c!r}] "
+                    f"holds {'/'.join(sorted(_value_kinds(new_values)))} values (dtype {new_data[c].dtype}, e.g. "
+                    f"{new_values[0]!r}) where the fitting data held {'/'.join(sorted(_value_kinds(fit_values)))} "
+                    f"values (dtype {self.data[c].dtype}, e.g. {fit_values[0]!r}): convert new_data[{c!r}] to the "
+                    "fitting data's values; for groups not in the fit, predict with random_effects=False")
             if not allow_new_levels and np.any(index < 0):
-                unseen = sorted({str(lv) for lv, k in zip(labels, index) if k < 0})
+                unseen = list(dict.fromkeys(
+                    ":".join(str(v) for v in row) for row, k in
+                    zip(new_data[list(term.group)].itertuples(index=False), index) if k < 0))
                 raise ValueError(f"new_data has level(s) of {block.group!r} not seen in fitting: "
                                  f"{', '.join(map(repr, unseen[:5]))}; pass allow_new_levels=True for the "
                                  "population-level prediction")
             indices.append(index)
-            Xrs.append(encode(term.expr, f"random term ({term.expr} | {term.group_label})"))
+            Xr = encode(term.expr, f"random term ({term.expr} | {term.group_label})")
+            _require_finite(Xr, block.terms, f"in new_data, the random term of {block.group!r}", new_data.index)
+            Xrs.append(Xr)
         return NewData(X=X, offset=offset, index=tuple(indices), Xr=tuple(Xrs))
 
 
@@ -236,8 +279,30 @@ def _missing_column(name, data) -> KeyError:
     return KeyError(f"column {name!r} is not in the data; available columns: {cols}")
 
 
+def _replace_name(expr: str, name: str, new: str) -> str:
+    """``expr`` with every use of the variable ``name`` (plain or in backticks) renamed ``new``."""
+    def sub(m):
+        if m.group(1) is None and (m.group(2) == name or m.group(3) == name):
+            return new
+        return m.group(0)
+
+    return _TOKEN.sub(sub, expr)
+
+
+def _formulae_view(expr: str, data: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """``expr`` and ``data`` as formulae should see them: a column named ``Intercept`` renamed (see
+    :data:`_HIDDEN_INTERCEPT`), so that ``y ~ Intercept`` is the intercept plus that column."""
+    if "Intercept" not in data.columns:
+        return expr, data
+    new = _replace_name(expr, "Intercept", _HIDDEN_INTERCEPT)
+    if new == expr:
+        return expr, data
+    return new, data.rename(columns={"Intercept": _HIDDEN_INTERCEPT})
+
+
 def _common(expr: str, data: pd.DataFrame, where: str):
     """formulae's common-effects matrix for ``expr`` with clear errors."""
+    expr, data = _formulae_view(expr, data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -250,53 +315,172 @@ def _common(expr: str, data: pd.DataFrame, where: str):
         raise FormulaError(f"in {where} {expr!r}: {err}") from None
 
 
-def _eval(expr: str, data: pd.DataFrame, where: str) -> np.ndarray:
-    """Evaluate a response or offset expression to a float vector."""
+def _rows_text(bad: np.ndarray, rows) -> str:
+    """``"2 rows (index 3, 17)"``: how many and the first few index labels of the rows where ``bad``."""
+    pos = np.flatnonzero(bad)
+    labels = list(rows[pos[:5]]) if rows is not None else pos[:5].tolist()
+    more = ", …" if len(pos) > 5 else ""
+    return f"{len(pos)} row(s) (index {', '.join(map(str, labels))}{more})"
+
+
+def _require_finite(values: np.ndarray, names, where: str, rows=None) -> None:
+    """A value that an expression made NaN or ±inf (``np.log(0)``) is an error naming it, before an
+    engine meets it as an unexplained linear-algebra failure."""
+    values = np.asarray(values, dtype=float).reshape(len(values), -1)
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    j = int(np.flatnonzero(~finite.all(axis=0))[0])
+    raise ValueError(f"{where} {names[j]!r} is NaN or infinite in {_rows_text(~finite[:, j], rows)}, e.g. the "
+                     "log of 0 or of a negative number: drop or fix those rows, or change the expression")
+
+
+def _eval(expr: str, data: pd.DataFrame, where: str, rows=None) -> np.ndarray:
+    """Evaluate a response or offset expression to a finite float vector (``rows``: the index labels
+    reported when it is not finite; default the data's index)."""
     expr = expr.strip()
+    rows = data.index if rows is None else rows
     if expr in data.columns:
         col = data[expr]
         if col.dtype == bool:
             return col.to_numpy(dtype=float)
         if not pd.api.types.is_numeric_dtype(col):
-            raise TypeError(f"{where} column {expr!r} must be numeric, got dtype {col.dtype}")
-        return col.to_numpy(dtype=float)
+            raise TypeError(f"{where} column {expr!r} must be numeric, got dtype {col.dtype}"
+                            + (f"; convert it with pd.to_numeric(df[{expr!r}])" if col.dtype == object else ""))
+        out = col.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        try:
+            out = np.full(len(data), float(expr))
+        except ValueError:
+            if _TOKEN.fullmatch(expr) and not expr.startswith(("'", '"')):
+                name = expr[1:-1] if expr.startswith("`") else expr
+                if name not in data.columns:
+                    raise _missing_column(name, data) from None
+            mat = _common(f"0 + I({expr})", data, where)
+            out = np.asarray(mat.design_matrix, dtype=float)[:, 0]
+    _require_finite(out, [expr], where, rows)
+    return out
+
+
+def _expr_names(expr: str) -> set[str]:
+    """The variables ``expr`` uses, as formulae reads them: names in backticks, in any alphabet,
+    inside calls (``np.log(n)`` uses ``n``); function names and strings are not variables."""
     try:
-        return np.full(len(data), float(expr))
-    except ValueError:
-        pass
-    if _IDENT.fullmatch(expr):
-        raise _missing_column(expr, data)
-    mat = _common(f"0 + I({expr})", data, where)
-    return np.asarray(mat.design_matrix, dtype=float)[:, 0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names = set(model_description(expr).var_names)
+    except Exception:  # formulae cannot parse it: building the matrices says why; meanwhile, every token
+        names = {m.group(2) if m.group(2) is not None else m.group(3)
+                 for m in _TOKEN.finditer(expr) if m.group(1) is None}
+    names.discard("")
+    names.discard(None)
+    return names
+
+
+def _used_names(spec: FormulaSpec) -> tuple[set, set, set]:
+    """The names a formula uses: (in the fixed and random terms and offsets, in the response,
+    as grouping factors)."""
+    terms = set()
+    for expr in (spec.fixed, *(t.expr for t in spec.random)):
+        terms |= _expr_names(expr)
+    for expr in spec.offsets:
+        terms |= _expr_names(f"I({expr})")
+    response = set()
+    for expr in spec.response[1:]:
+        response |= _expr_names(f"I({expr})")
+    return terms, response, {c for t in spec.random for c in t.group}
 
 
 def _referenced_columns(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
-    names = dict.fromkeys(_IDENT.findall(spec.formula))
-    return [c for c in data.columns if c in names]
+    """The data's columns the formula uses, once each, in the data's order."""
+    names = set().union(*_used_names(spec))
+    return list(dict.fromkeys(c for c in data.columns if c in names))
 
 
-def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Level labels in natural order (see :class:`RandomBlock`) and each row's level."""
-    for c in cols:
-        if c not in data.columns:
-            raise _missing_column(c, data)
-    if len(cols) == 1:
-        col = data[cols[0]]
-        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
-            # a Categorical keeps its category order; numbers sort numerically
-            index, uniques = pd.factorize(col, sort=True)
-            return np.asarray([str(u) for u in uniques], dtype=object), index
-        labels = col.astype(str).to_numpy(dtype=object)
-    else:
-        parts = [data[c].astype(str).to_numpy(dtype=object) for c in cols]
-        labels = parts[0]
-        for p in parts[1:]:
-            labels = labels + ":" + p
-    uniques, index = np.unique(labels.astype(str), return_inverse=True)
+def _kind(v) -> str:
+    """``"number"`` (bools too: True == 1), ``"string"``, or the type's name."""
+    return ("number" if isinstance(v, (bool, int, float, np.bool_, np.number)) else
+            "string" if isinstance(v, str) else type(v).__name__)
+
+
+def _value_kinds(values) -> set[str]:
+    return {_kind(v) for v in values}
+
+
+def _check_columns(data: pd.DataFrame, used: set, values: set, what: str = "data") -> pd.DataFrame:
+    """``data`` with columns formulae can read, or an error naming the column and the remedy.
+
+    A name the formula uses held by two columns is ambiguous (an error); duplicated columns the
+    formula does not use are left out. A column used in a term (``values``) must be numbers,
+    strings, booleans or a Categorical: dates, and numbers stored as dtype object, are errors
+    saying how to convert them (grouping columns may hold anything: their levels are labels).
+    """
+    dup = list(dict.fromkeys(data.columns[data.columns.duplicated()]))
+    clash = [c for c in dup if c in used]
+    if clash:
+        raise ValueError(f"{what} has more than one column named {', '.join(map(repr, clash))}, which the formula "
+                         "uses: rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()] keeps the first)")
+    if dup:  # not used by the formula: not needed
+        data = data.loc[:, ~data.columns.isin(dup)]
+    for c in (c for c in data.columns if c in values):
+        dtype = data[c].dtype
+        if (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+                or isinstance(dtype, pd.PeriodDtype)):
+            raise TypeError(f"column {c!r} holds dates or times (dtype {dtype}): a formula term needs numbers or "
+                            f"categories; encode it as numbers, e.g. days since the first date "
+                            f"((df[{c!r}] - df[{c!r}].min()).dt.days), or as categories (df[{c!r}].astype(str))")
+        if dtype == object:
+            values = data[c].dropna().unique()
+            kinds = _value_kinds(values)
+            if kinds <= {"string"}:
+                continue
+            if all(isinstance(v, (bool, np.bool_)) for v in values):
+                raise TypeError(f"column {c!r} holds True/False stored as dtype object: convert it with "
+                                f"df[{c!r}].astype(bool)")
+            if kinds == {"number"}:
+                raise TypeError(f"column {c!r} holds numbers stored as dtype object: convert it with "
+                                f"pd.to_numeric(df[{c!r}]) (or, for categories, df[{c!r}].astype(str))")
+            raise TypeError(f"column {c!r} (dtype object) holds values of type {', '.join(sorted(kinds))}: a formula "
+                            f"term needs numbers or strings; convert it with pd.to_numeric(df[{c!r}]) for numbers "
+                            f"or df[{c!r}].astype(str) for categories (dates: encode them as numbers)")
+    return data
+
+
+def _factor(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """One column's levels in natural order (see :class:`RandomBlock`): each row's code and the labels."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
+        # a Categorical keeps its category order (unused categories are not levels); numbers sort numerically
+        codes, uniques = pd.factorize(col, sort=True)
+        return np.asarray(codes, dtype=np.int64), [str(u) for u in uniques]
+    labels = col.astype(str).to_numpy(dtype=object).astype(str)
+    uniques, codes = np.unique(labels, return_inverse=True)
     order = sorted(range(len(uniques)), key=lambda k: natural_key(uniques[k]))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return uniques[order].astype(object), rank[index]
+    return rank[codes.reshape(-1)], [str(uniques[k]) for k in order]
+
+
+def _part_label(label: str) -> str:
+    """One column's part of an interaction level's label: in backticks (a backtick doubled) when it holds
+    ':' or '`', so that ``("1:2", "3")`` and ``("1", "2:3")`` are ``"`1:2`:3"`` and ``"1:`2:3`"``."""
+    return "`" + label.replace("`", "``") + "`" if ":" in label or "`" in label else label
+
+
+def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Level labels in natural order (see :class:`RandomBlock`) and each row's level.
+
+    An interaction ``a:b`` (and nesting ``a/b``) has a level per distinct pair of values, ordered by
+    ``a``'s order, then ``b``'s, labelled ``"a-label:b-label"`` (see :func:`_part_label`)."""
+    for c in cols:
+        if c not in data.columns:
+            raise _missing_column(c, data)
+    parts = [_factor(data[c]) for c in cols]
+    if len(cols) == 1:
+        codes, labels = parts[0]
+        return np.asarray(labels, dtype=object), codes
+    combos, index = np.unique(np.column_stack([codes for codes, _ in parts]), axis=0, return_inverse=True)
+    labels = [":".join(_part_label(parts[j][1][code]) for j, code in enumerate(row)) for row in combos]
+    return np.asarray(labels, dtype=object), index.reshape(-1).astype(np.int64)
 
 
 def natural_key(label: str):
@@ -309,8 +493,110 @@ def natural_key(label: str):
         return (1, 0.0, tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts if t))
 
 
+_AMBIGUOUS = object()
+
+
+def _as_number(text: str):
+    try:
+        x = float(text.strip())
+    except ValueError:
+        return None
+    return x if np.isfinite(x) else None
+
+
+def _python(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _level_matcher(fit_values):
+    """A function from a value of new data to the equal value seen in fitting (None if there is none).
+
+    Equal means the same value, whatever the dtype: 1, 1.0 and np.int64(1) are one level, as are
+    True and 1 (as in NumPy). Across kinds a string that reads as a number matches that number
+    (``"1"``, ``"1.0"`` and 1), and a number matches a fitted string that reads as it; a string also
+    matches a fitted value whose ``str`` it is (``"True"``). Within strings the match is exact
+    (``"01"`` is not ``"1"``). When two fitted values read as the same number or text (``"1"`` and
+    ``"01"``) that reading matches neither.
+    """
+    exact, by_text, by_number = {}, {}, {}
+
+    def put(table, key, u):
+        table[key] = u if table.get(key, u) == u else _AMBIGUOUS
+
+    for u in fit_values:
+        kind = _kind(u)
+        exact.setdefault((kind, u), u)
+        if kind == "string":
+            x = _as_number(u)
+            if x is not None:
+                put(by_number, x, u)
+        else:
+            put(by_text, str(u), u)
+
+    def match(v):
+        kind = _kind(v)
+        try:
+            hit = exact.get((kind, v))
+        except TypeError:  # unhashable
+            hit = None
+        if hit is None and kind == "string":
+            hit = by_text.get(v)
+            x = _as_number(v) if hit is None else None
+            if x is not None:
+                hit = exact.get(("number", x))
+        elif hit is None and kind == "number":
+            hit = by_number.get(float(v))
+            if hit is None:
+                hit = exact.get(("string", str(v)))
+        elif hit is None:
+            hit = exact.get(("string", str(v)))
+        return None if hit is _AMBIGUOUS else hit
+
+    return match
+
+
+def _new_levels(block: "RandomBlock", cols: tuple[str, ...], fit: pd.DataFrame, new: pd.DataFrame):
+    """Each row of ``new``'s level of ``block`` (−1 if none), matching values as :func:`_level_matcher`,
+    and the columns whose kind of values (numbers, strings, …) differs from the fitting data's:
+    ``[(column, fitted distinct values, new distinct values)]``."""
+    fit_codes, new_codes, sizes, differs = [], [], [], []
+    for c in cols:
+        codes, uniques = pd.factorize(fit[c].astype(object))
+        uniques = [_python(v) for v in uniques]
+        position = {}
+        for k, u in enumerate(uniques):
+            position.setdefault((_kind(u), u), k)
+        match = _level_matcher(uniques)
+        codes_new, uniques_new = pd.factorize(new[c].astype(object))
+        uniques_new = [_python(v) for v in uniques_new]
+        lut = np.empty(len(uniques_new) + 1, dtype=np.int64)  # last entry: a NaN code (−1) in new data
+        lut[-1] = -1
+        for k, v in enumerate(uniques_new):
+            hit = match(v)
+            lut[k] = -1 if hit is None else position[(_kind(hit), hit)]
+        fit_codes.append(np.asarray(codes, dtype=np.int64))
+        new_codes.append(lut[codes_new])
+        sizes.append(len(uniques))
+        if _value_kinds(uniques_new) - _value_kinds(uniques):
+            differs.append((c, uniques, uniques_new))
+    # one integer per combination of the columns' values (mixed radix, renumbered after each column so
+    # that it stays below the number of rows), fitted → its level
+    fit_key, new_key, unmatched = np.zeros(len(fit), np.int64), np.zeros(len(new), np.int64), np.zeros(len(new), bool)
+    for codes, codes_new, size in zip(fit_codes, new_codes, sizes):
+        both, _ = pd.factorize(np.concatenate([fit_key * size + codes, new_key * size + np.maximum(codes_new, 0)]))
+        fit_key, new_key = both[:len(fit)].astype(np.int64), both[len(fit):].astype(np.int64)
+        unmatched |= codes_new < 0
+    keys, first = np.unique(fit_key, return_index=True)
+    pos = np.clip(np.searchsorted(keys, new_key), 0, len(keys) - 1)
+    found = ~unmatched & (keys[pos] == new_key)
+    index = np.where(found, np.asarray(block.index)[first][pos], -1).astype(np.int64)
+    return index, differs
+
+
 def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,
                   hint: str = "clean them or pass missing='drop'") -> tuple[pd.DataFrame, int]:
+    """Rows with NaN/±inf in ``cols``: an error naming the columns, or (``missing="drop"``) ``data``
+    without them, with a warning; returns the rows kept (the index unchanged) and how many were dropped."""
     bad = np.zeros(len(data), dtype=bool)
     per_col = {}
     for c in cols:
@@ -330,7 +616,7 @@ def _check_finite(data: pd.DataFrame, cols: list[str], missing: str,
         )
     warnings.warn(f"dropping {int(bad.sum())} of {len(data)} rows with missing or infinite "
                   f"values in {what}", UserWarning, stacklevel=4)
-    return data.loc[~bad].reset_index(drop=True), int(bad.sum())
+    return data.loc[~bad], int(bad.sum())
 
 
 def _readonly(a):
@@ -349,12 +635,15 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     formula : str
         lme4-style formula, e.g. ``"y ~ x + (1 + x | g)"``; see :func:`parse_formula`.
     data : pandas.DataFrame
-        Not modified.
+        Not modified. Columns the formula uses are found wherever they appear: in backticks
+        (``y ~ `my col` + x``), in any alphabet, inside calls (``np.log(n)``). Duplicated columns the
+        formula does not use are left out of ``Design.data``.
     family : Family
         Used to read and check the response (0/1, counts, successes ≤ trials).
     missing : {"raise", "drop"}
         Rows with NaN/inf in a column the formula uses: raise (default) or drop
-        them with a warning that states how many.
+        them with a warning that states how many. A NaN or ±inf that an expression makes
+        (``offset(np.log(n))`` with n = 0) is not missing data: it is always an error.
 
     Returns
     -------
@@ -364,7 +653,10 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     ------
     FormulaError, KeyError, ValueError, TypeError
         Unparseable formula; a missing column; a value outside the family's support,
-        a missing value, a grouping factor with one level, a rank-deficient X.
+        a missing value, a grouping factor with one level, a rank-deficient X; a column the
+        formula uses held by two columns of ``data``; dates, or numbers stored as dtype object,
+        in a term (the error says how to convert them); an offset, response or model-matrix
+        column that is NaN or infinite (naming it, with the first rows' index labels).
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -377,20 +669,32 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         for c in term.group:
             if c not in data.columns:
                 raise _missing_column(c, data)
+    terms, response_names, group_names = _used_names(spec)
+    if INTERCEPT in terms and INTERCEPT in data.columns:
+        raise ValueError(f"the column {INTERCEPT!r} has the label of the model's intercept, so their coefficients "
+                         f"could not be told apart: rename the column (df.rename(columns={{{INTERCEPT!r}: 'x0'}}))")
+    plain = {e.strip() for e in spec.response[1:]}  # a response column itself is read (and checked) by _eval
+    data = _check_columns(data, terms | response_names | group_names, terms | (response_names - plain))
     data, n_dropped = _check_finite(data, _referenced_columns(spec, data), missing)
+    if len(data) == 0:
+        raise ValueError(f"no rows left: each of the {n_dropped} rows has a missing or infinite value in a column "
+                         f"the formula uses ({', '.join(map(repr, _referenced_columns(spec, data)))})")
+    rows = data.index  # the user's labels of the rows used, for errors
+    if n_dropped:
+        data = data.reset_index(drop=True)
 
     # response
     kind = spec.response[0]
     if kind == "name":
         response = spec.response[1]
-        y = _eval(response, data, "response")
+        y = _eval(response, data, "response", rows)
         trials = None
         if family.needs_trials:
             trials = np.ones_like(y)  # 0/1 responses: binomial with one trial, as glmer does
     else:
         response = spec.response[1]
-        y = _eval(spec.response[1], data, "response")
-        second = _eval(spec.response[2], data, f"{kind}() second argument")
+        y = _eval(spec.response[1], data, "response", rows)
+        second = _eval(spec.response[2], data, f"{kind}() second argument", rows)
         trials = second if kind == "p" else y + second
         if not family.needs_trials:
             raise ValueError(f"response {kind}(...) gives successes and trials: use "
@@ -405,6 +709,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
                            "column is not supported")
     X = np.asarray(common.design_matrix, dtype=float)
     fixed_names = tuple(_rename(c) for c in common.as_dataframe().columns)
+    _require_finite(X, fixed_names, "the fixed-effect column", rows)
     if X.shape[1] and len(X) <= X.shape[1]:
         raise ValueError(f"too few rows: {len(X)} observation(s) for {X.shape[1]} fixed-effect column(s) "
                          f"{list(fixed_names)}; a GLMM needs more observations than fixed effects")
@@ -416,7 +721,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
 
     offset = np.zeros(len(data))
     for expr in spec.offsets:
-        offset = offset + _eval(expr, data, "offset")
+        offset = offset + _eval(expr, data, "offset", rows)
 
     # random effects
     blocks, seen = [], set()
@@ -429,6 +734,11 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
         names = tuple(_rename(c) for c in mat.as_dataframe().columns)
         if not names:
             raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects")
+        Xr = np.asarray(mat.design_matrix, dtype=float)
+        _require_finite(Xr, names, f"in the random term of {term.group_label!r}, the column", rows)
+        if term.group_label == "Residual" and "Residual" in names:  # see results.is_residual
+            raise ValueError("the random term (... Residual | Residual) would have the labels of the residual SD: "
+                             "rename the column 'Residual' used in it")
         for nm in names:
             key = (term.group_label, nm)
             if key in seen:
@@ -437,8 +747,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
             seen.add(key)
         blocks.append(RandomBlock(
             group=term.group_label, terms=names, levels=tuple(levels.tolist()),
-            index=_readonly(index.astype(np.int64)), Xr=_readonly(np.asarray(mat.design_matrix, dtype=float)),
-            correlated=term.correlated,
+            index=_readonly(index.astype(np.int64)), Xr=_readonly(Xr), correlated=term.correlated,
         ))
 
     return Design(

@@ -2,7 +2,10 @@
 
 Only the mixed-model syntax is handled here: the response (``y``, ``p(s, n)``,
 ``cbind(s, f)``), the random-effect bars ``(expr | g)`` and ``(expr || g)``,
-nested (``a/b``) and interaction (``a:b``) grouping factors, and ``offset(...)``.
+nested (``a/b``) and interaction (``a:b``) grouping factors, and ``offset(...)``. A column whose
+name is not an identifier (a space, a symbol) is written in backticks, as formulae reads it:
+``(1 | `my group`)``; names in any alphabet (``größe``) need none. Redundant brackets around a
+random term or a sum of them (``((1 | g))``, ``((1 | g) + (1 | h))``) are dropped.
 Everything inside the fixed part and inside a bar's left-hand side is handed,
 as text, to `formulae <https://bambinos.github.io/formulae/>`_, which builds the
 model matrices in :mod:`bayesglmm.design`.
@@ -40,7 +43,9 @@ class RandomTerm:
 
     @property
     def group_label(self) -> str:
-        return ":".join(self.group)
+        """The columns joined by ``:``; a column whose name holds ``:`` or ``/`` in backticks, so that
+        the label stays unambiguous."""
+        return ":".join("`" + c + "`" if ":" in c or "/" in c else c for c in self.group)
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,16 @@ class FormulaSpec:
 
 
 def _split_top(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` where it is not inside brackets."""
-    parts, depth, start, i = [], 0, 0, 0
+    """Split ``text`` on ``sep`` where it is not inside brackets, backticks or quotes."""
+    parts, depth, start, i, quote = [], 0, 0, 0, None
     while i < len(text):
         ch = text[i]
-        if ch in "([":
+        if quote is not None:  # inside `a name` or a string: brackets and separators are text
+            if ch == quote:
+                quote = None
+        elif ch in "`\"'":
+            quote = ch
+        elif ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
@@ -85,6 +95,10 @@ def _split_top(text: str, sep: str) -> list[str]:
             start = i
             continue
         i += 1
+    if quote == "`":
+        raise FormulaError(f"unbalanced '`' in {text!r}: a column name in backticks needs a closing '`'")
+    if quote is not None:
+        raise FormulaError(f"unbalanced {quote} in {text!r}")
     if depth != 0:
         raise FormulaError(f"unbalanced '(' in {text!r}")
     parts.append(text[start:])
@@ -100,35 +114,60 @@ def _call_args(chunk: str, name: str) -> list[str] | None:
 
 
 def _strip_parens(chunk: str) -> str | None:
-    """``"(a | b)"`` → ``"a | b"``; None if ``chunk`` is not one bracketed group."""
+    """``"(a | b)"`` → ``"a | b"``, ``"((a | b))"`` → ``"a | b"`` (redundant brackets are dropped);
+    None if ``chunk`` is not one bracketed group."""
     s = chunk.strip()
     if not (s.startswith("(") and s.endswith(")")):
         return None
-    depth = 0
+    if _closing(s) != len(s) - 1:
+        return None  # e.g. "(a) + (b)"
+    inner = s[1:-1]
+    deeper = _strip_parens(inner)
+    return inner if deeper is None else deeper
+
+
+def _closing(s: str) -> int:
+    """Position of the ')' that closes the '(' at ``s[0]`` (backticks and quotes skipped)."""
+    depth, quote = 0, None
     for i, ch in enumerate(s):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0 and i < len(s) - 1:
-            return None  # e.g. "(a) + (b)"
-    return s[1:-1]
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in "`\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
 
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+#: a column name written without backticks: an identifier (letters of any alphabet, digits, '_', '.')
+_NAME = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")
 
 
 def _parse_group(text: str, formula: str) -> list[tuple[str, ...]]:
-    """``g`` → [(g,)]; ``a:b`` → [(a, b)]; ``a/b`` → [(a,), (a, b)]."""
+    """``g`` → [(g,)]; ``a:b`` → [(a, b)]; ``a/b`` → [(a,), (a, b)]; a column whose name is not an
+    identifier goes in backticks: ``(1 | `my group`)`` → [("my group",)]."""
     text = text.strip()
-    nest = [p.strip() for p in text.split("/")]
     groups, prefix = [], ()
-    for piece in nest:
-        cols = tuple(c.strip() for c in piece.split(":"))
-        if not cols or any(not _NAME.match(c) for c in cols):
-            raise FormulaError(
-                f"grouping factor {text!r} in {formula!r}: expected column names joined by "
-                "':' (interaction) or '/' (nesting), e.g. 'g', 'farm/group' or 'a:b'"
-            )
-        prefix = prefix + cols
+    for piece in _split_top(text, "/"):
+        cols = []
+        for c in _split_top(piece, ":"):
+            c = c.strip()
+            if len(c) > 2 and c.startswith("`") and c.endswith("`") and "`" not in c[1:-1]:
+                cols.append(c[1:-1])
+            elif _NAME.match(c):
+                cols.append(c)
+            else:
+                raise FormulaError(
+                    f"grouping factor {text!r} in {formula!r}: expected column names joined by "
+                    "':' (interaction) or '/' (nesting), e.g. 'g', 'farm/group' or 'a:b'; a name with "
+                    f"spaces or symbols goes in backticks, e.g. '`my group`' (got {c!r})"
+                )
+        prefix = prefix + tuple(cols)
         groups.append(prefix)
     return groups
 
@@ -170,7 +209,8 @@ def parse_formula(formula: str) -> FormulaSpec:
     Raises
     ------
     FormulaError
-        If there is no single ``~``, the brackets are unbalanced, or a random term is malformed.
+        If there is no single ``~``, the brackets or backticks are unbalanced, or a random term
+        is malformed (its grouping factor must be column names, in backticks when not identifiers).
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
@@ -190,7 +230,9 @@ def parse_formula(formula: str) -> FormulaSpec:
         response = ("name", lhs)
 
     fixed, random, offsets = [], [], []
-    for chunk in _split_top(rhs, "+"):
+    chunks = _split_top(rhs, "+")
+    while chunks:
+        chunk = chunks.pop(0)
         if not chunk.strip():
             raise FormulaError(f"formula {formula!r} has an empty term (a stray '+')")
         inner = _strip_parens(chunk)
@@ -198,13 +240,17 @@ def parse_formula(formula: str) -> FormulaSpec:
         if bars:
             random.extend(bars)
             continue
+        parts = _split_top(inner, "+") if inner is not None else []
+        if len(parts) > 1 and any(_strip_parens(p) is not None and "|" in p for p in parts):
+            chunks[:0] = parts  # "((1 | g) + (0 + x | g))": the bracketed terms, one by one
+            continue
         off = _call_args(chunk, "offset")
         if off is not None:
             if len(off) != 1 or not off[0]:
                 raise FormulaError(f"{chunk.strip()!r}: offset() takes one expression")
             offsets.append(off[0])
             continue
-        if "|" in chunk:
+        if "|" in re.sub(r"`[^`]*`", "", chunk):  # a '|' inside a backticked name is part of the name
             raise FormulaError(
                 f"term {chunk.strip()!r} in {formula!r}: a random term must be in brackets, "
                 "e.g. '(1 + x | g)'"

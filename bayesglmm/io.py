@@ -7,7 +7,9 @@ saved. The compiled PyMC model is not stored; it is rebuilt when first needed.
 
 Like every pickle, a file can run code when loaded: load only files you trust.
 A file records the bayesglmm version that wrote it; loading with another version
-warns, since the classes may have changed.
+warns, since the classes may have changed. A file that cannot be given back as a result
+(damaged, foreign, incomplete, or naming classes this version lacks) is a :class:`LoadError`,
+a ``ValueError`` naming the path and what is wrong.
 """
 
 from __future__ import annotations
@@ -15,11 +17,26 @@ from __future__ import annotations
 import gzip
 import pickle
 import warnings
+import zlib
 from pathlib import Path
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "LoadError"]
 
 _FORMAT = "bayesglmm-result"
+
+
+class LoadError(ValueError):
+    """A file that :func:`load` cannot give back as a result: not a bayesglmm result file,
+    damaged, incomplete, holding something else, or written with classes this version lacks.
+    The message names the path and what is wrong."""
+
+
+def _result_types():
+    from .bayes.posterior import Posterior
+    from .frequentist.fit import MLFit
+    from .frequentist.gee import GEEFit
+
+    return Posterior, MLFit, GEEFit
 
 
 def save(result, path) -> Path:
@@ -31,11 +48,8 @@ def save(result, path) -> Path:
         If ``result`` is not a bayesglmm result.
     """
     from . import __version__
-    from .bayes.posterior import Posterior
-    from .frequentist.fit import MLFit
-    from .frequentist.gee import GEEFit
 
-    if not isinstance(result, (Posterior, MLFit, GEEFit)):
+    if not isinstance(result, _result_types()):
         raise TypeError(f"save() takes a Posterior, MLFit or GEEFit, got {type(result).__name__}")
     path = Path(path)
     payload = {"format": _FORMAT, "version": __version__, "kind": type(result).__name__, "result": result}
@@ -50,22 +64,45 @@ def load(path):
     Raises
     ------
     FileNotFoundError
-    ValueError
-        If the file is not a bayesglmm result.
+    LoadError
+        A ``ValueError`` naming the path and what is wrong: not a bayesglmm result file (not
+        gzip, not a pickle, another pickle), damaged (corrupt or truncated), without the entries
+        :func:`save` writes, holding something other than a result, or holding classes this
+        version of bayesglmm does not have (load it with the version that wrote it).
     """
     from . import __version__
 
     path = Path(path)
+    where = repr(str(path))
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {str(path)!r}")
+        raise FileNotFoundError(f"no such file: {where}")
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
     try:
         with gzip.open(path, "rb") as fh:
-            payload = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise ValueError(f"{str(path)!r} is not a bayesglmm result file ({err})") from None
+            raw = fh.read()  # to the end, so that gzip checks its CRC and length
+        payload = pickle.loads(raw)
+    except (zlib.error, EOFError, gzip.BadGzipFile) as err:
+        if not gzipped:
+            raise LoadError(f"{where} is not a bayesglmm result file (not gzip-compressed: {err})") from None
+        raise LoadError(f"{where} is damaged: its compressed data are corrupt or cut short ({err}); "
+                        "save the result again") from None
+    except (ImportError, AttributeError) as err:  # a module or class the file names is not in this version
+        raise LoadError(f"{where} cannot be loaded by bayesglmm {__version__}: it holds a class this version does not "
+                        f"have ({err}); load it with the bayesglmm version that wrote it") from None
+    except (OSError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError) as err:
+        raise LoadError(f"{where} is not a bayesglmm result file ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{str(path)!r} is not a bayesglmm result file")
+        raise LoadError(f"{where} is not a bayesglmm result file (no bayesglmm header: written by something other "
+                        "than bg.save)")
+    missing = [k for k in ("version", "kind", "result") if k not in payload]
+    if missing:
+        raise LoadError(f"{where} is an incomplete bayesglmm result file: it lacks {', '.join(map(repr, missing))}")
+    result = payload["result"]
+    if not isinstance(result, _result_types()) or type(result).__name__ != payload["kind"]:
+        raise LoadError(f"{where} holds a {type(result).__name__} where its header says {payload['kind']!r}: not a "
+                        "Posterior, MLFit or GEEFit written by bg.save")
     if payload["version"] != __version__:
-        warnings.warn(f"{str(path)!r} was written by bayesglmm {payload['version']}, this is {__version__}",
+        warnings.warn(f"{where} was written by bayesglmm {payload['version']}, this is {__version__}",
                       UserWarning, stacklevel=2)
-    return payload["result"]
+    return result

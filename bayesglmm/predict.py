@@ -2,7 +2,8 @@
 
 Levels of a grouping factor not seen in fitting get a random effect of 0 — the
 population-level prediction, as lme4's ``allow.new.levels = TRUE`` — unless
-``allow_new_levels=False``, which makes them an error.
+``allow_new_levels=False``, which makes them an error. Levels are matched by value, whatever
+the dtype of ``new_data``'s column (see :meth:`bayesglmm.design.Design.evaluate_new`).
 """
 
 from __future__ import annotations

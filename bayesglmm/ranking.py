@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .results import check_ci
+
 __all__ = ["rank_levels"]
 
 
@@ -64,6 +66,7 @@ def rank_levels(result, term: str | None = None, group: str | None = None, thres
         raise TypeError(f"rank_levels() takes a Posterior or an MLFit, got {type(result).__name__}")
     if getattr(result, "population_averaged", False):
         raise ValueError("a GEE fit has no random effects to rank")
+    check_ci(ci)
     block, t = _block(result.model.design, group, term)
     term = block.terms[t]
     if hasattr(result, "idata"):

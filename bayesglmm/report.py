@@ -17,6 +17,8 @@ import html
 import numpy as np
 import pandas as pd
 
+from .results import is_residual
+
 __all__ = ["summary_text", "summary_html", "model_text", "model_html", "StudyDisplay"]
 
 _TITLES = {
@@ -56,10 +58,10 @@ def _header(result) -> list[str]:
 def _random_table(vc: pd.DataFrame, bayes: bool) -> pd.DataFrame | None:
     if vc is None or vc.empty:
         return None
-    sd = vc[vc["kind"] == "sd"]
+    sd = vc[vc["kind"] == "sd"].assign(residual=is_residual(vc)[(vc["kind"] == "sd").to_numpy()])
     rows = []
     for r in sd.itertuples():
-        row = {"Groups": r.group, "Name": "" if r.group == r.term else r.term}
+        row = {"Groups": r.group, "Name": "" if r.residual else r.term}
         if bayes:  # the square of a posterior mean is not the posterior mean of the variance: SDs only
             row.update({"Std.Dev.": r.estimate, "SD": r.std_error, "lower": r.conf_low, "upper": r.conf_high})
         else:

@@ -12,7 +12,9 @@ in this order, so that :mod:`bayesglmm.compare` joins methods on labels:
 
 Methods may append columns (a posterior adds ``median``, ``r_hat`` and ``ess_bulk``).
 For a Gaussian model the residual SD is the variance-component row with
-group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it.
+group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it: the pair, not the
+group alone, marks it (:func:`is_residual`), so a grouping column named ``Residual`` is an ordinary
+group (its rows have the term ``"(Intercept)"``, …).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "parameter_labels", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
+           "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -77,8 +79,21 @@ def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(columns) + extra]
 
 
+def check_ci(ci, allow_none: bool = False):
+    """``ci`` itself if it is an interval probability, 0 < ci < 1 (or None, where ``allow_none``:
+    a posterior's default); else a ``ValueError`` naming ``ci``. Every table's ``ci=`` goes through it:
+    ``ci=1.5`` gave NaN intervals and ``ci=-0.2`` intervals with ``conf_low > conf_high``."""
+    if ci is None and allow_none:
+        return ci
+    if isinstance(ci, (bool, np.bool_)) or not isinstance(ci, (int, float, np.integer, np.floating)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a probability strictly between 0 and 1, e.g. 0.95 for a 95% interval; "
+                         f"got {ci!r}")
+    return ci
+
+
 def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.DataFrame:
     """The ``fixed_effects()`` table of a frequentist fit: SEs from ``vcov``, Wald intervals."""
+    check_ci(ci)
     se = np.sqrt(np.diag(vcov))
     z = stats.norm.ppf(0.5 + ci / 2)
     rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,
@@ -86,10 +101,21 @@ def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.D
     return tidy_frame(rows, FIXED_COLUMNS)
 
 
-def parameter_labels(vc: pd.DataFrame) -> list[str]:
-    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``."""
-    return [(f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})") if g != RESIDUAL else "sigma"
-            for g, t, t2, k in zip(vc["group"], vc["term"], vc["term2"], vc["kind"])]
+def is_residual(vc: pd.DataFrame) -> np.ndarray:
+    """Which ``variance_components()`` rows are the residual SD: group *and* term ``"Residual"``
+    (a random block's terms are model-matrix columns, so a grouping column named ``Residual`` does
+    not make one; :func:`bayesglmm.make_design` refuses the one way it could, ``(0 + Residual | Residual)``)."""
+    return ((vc["group"] == RESIDUAL) & (vc["term"] == RESIDUAL)).to_numpy(dtype=bool)
+
+
+def parameter_labels(vc: pd.DataFrame, fixed_names=()) -> list[str]:
+    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``.
+
+    ``fixed_names``: the model's fixed-effect labels, which share the ``parameter`` column; when one
+    of them is ``"sigma"`` (a covariate of that name) the residual SD is ``"sd(Residual)"`` instead."""
+    sigma = "sd(Residual)" if "sigma" in set(fixed_names) else "sigma"
+    return [sigma if res else (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})")
+            for res, g, t, t2, k in zip(is_residual(vc), vc["group"], vc["term"], vc["term2"], vc["kind"])]
 
 
 def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
@@ -98,7 +124,7 @@ def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:
     (``"fixed"``, ``"sd"``, ``"corr"``)."""
     parts = [fe.assign(parameter=fe["term"], kind="fixed", group=None, term2=None)]
     if vc is not None and len(vc):
-        parts.append(vc.assign(parameter=parameter_labels(vc)))
+        parts.append(vc.assign(parameter=parameter_labels(vc, fe["term"])))
     out = pd.concat(parts, ignore_index=True)
     first = ["parameter", "kind", "group", "term", "term2"]
     return out[first + [c for c in out.columns if c not in first]]

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .report import StudyDisplay
-from .results import Flag
+from .results import Flag, check_ci
 
 __all__ = ["prior_sensitivity", "PriorSensitivity", "classic_sd_priors"]
 
@@ -246,6 +246,7 @@ def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: st
 
     if method not in ("power", "refit"):
         raise ValueError(f"method must be 'power' or 'refit', got {method!r}")
+    check_ci(ci)
     if priors is not None and (method == "power" or not isinstance(priors, dict)
                                or not all(isinstance(v, dict) for v in priors.values())):
         raise ValueError("priors must be {label: {key: prior}} and applies to method='refit'")

@@ -32,7 +32,7 @@ from scipy import stats
 
 from .formula import parse_formula
 from .report import StudyDisplay
-from .results import FitFailedError, Flag, RESIDUAL, parameter_labels
+from .results import FitFailedError, Flag, RESIDUAL, check_ci, parameter_labels
 
 __all__ = ["Truth", "truth_from", "simulate", "simulation_study", "SimulationStudy", "bootstrap_lrt",
            "BootstrapLRT"]
@@ -63,7 +63,8 @@ class Truth:
             vc.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd", "value": self.sigma})
         if vc:
             frame = pd.DataFrame(vc)
-            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(parameter_labels(frame), frame["value"])]
+            labels = parameter_labels(frame, d.fixed_names)
+            rows += [{"parameter": p, "truth": float(v)} for p, v in zip(labels, frame["value"])]
         return pd.DataFrame(rows)
 
 
@@ -124,6 +125,12 @@ def truth_from(source, model) -> Truth:
     raise TypeError(f"truth must be a fit, a posterior, a dict or a Truth, got {type(source).__name__}")
 
 
+def _column_name(expr: str) -> str:
+    """``expr`` as a column name: a name written in backticks (a column name with a space) without them."""
+    expr = expr.strip()
+    return expr[1:-1] if len(expr) > 2 and expr[0] == expr[-1] == "`" and "`" not in expr[1:-1] else expr
+
+
 def _response_columns(model, y):
     """The columns of the data that hold the response, set to simulated ``y``."""
     spec = parse_formula(model.formula)
@@ -131,16 +138,37 @@ def _response_columns(model, y):
     kind = spec.response[0]
     names = set(d.data.columns)
     if kind == "name":
-        if spec.response[1] not in names:
+        name = _column_name(spec.response[1])
+        if name not in names:
             raise ValueError(f"cannot simulate: the response {spec.response[1]!r} is an expression, not a column")
-        return {spec.response[1]: y}
-    succ = spec.response[1].strip()
+        return {name: y}
+    succ = _column_name(spec.response[1])
     if succ not in names:
-        raise ValueError(f"cannot simulate: the successes {succ!r} are an expression, not a column")
+        raise ValueError(f"cannot simulate: the successes {spec.response[1]!r} are an expression, not a column")
     out = {succ: y}
-    if kind == "cbind" and spec.response[2].strip() in names:  # failures given as a column
-        out[spec.response[2].strip()] = d.trials - y
+    if kind == "cbind" and _column_name(spec.response[2]) in names:  # failures given as a column
+        out[_column_name(spec.response[2])] = d.trials - y
     return out
+
+
+def _as_column(values: np.ndarray, like: pd.Series):
+    """Simulated ``values`` in the dtype of the column ``like`` they replace, where that dtype holds them
+    exactly: counts stay integers (NumPy's or pandas' nullable ``Int64``), 0/1 stay booleans, nullable
+    floats stay nullable; otherwise (a Gaussian draw for an integer column) float64, never rounded."""
+    v = np.asarray(values, dtype=float)
+    dtype = like.dtype
+    if pd.api.types.is_bool_dtype(dtype) and np.all((v == 0) | (v == 1)):
+        return pd.Series(v.astype(bool), index=like.index).astype(dtype)
+    if pd.api.types.is_integer_dtype(dtype) and np.all(v == np.round(v)):
+        cast = pd.Series(v.astype(np.int64), index=like.index)
+        try:
+            narrow = cast.astype(dtype)
+        except (OverflowError, TypeError, ValueError):
+            return cast
+        return narrow if np.array_equal(narrow.to_numpy(dtype=float), v) else cast  # no wrap-around
+    if pd.api.types.is_float_dtype(dtype):
+        return pd.Series(v, index=like.index).astype(dtype)
+    return v
 
 
 def _draw(model, truth: Truth, rng) -> pd.DataFrame:
@@ -152,7 +180,7 @@ def _draw(model, truth: Truth, rng) -> pd.DataFrame:
     y = model.family.sample(model.family.link.inverse(eta), d.trials, truth.sigma, rng)
     data = d.data.copy()
     for col, values in _response_columns(model, y).items():
-        data[col] = values.astype(data[col].dtype) if np.issubdtype(data[col].dtype, np.integer) else values
+        data[col] = _as_column(values, data[col])
     return data
 
 
@@ -172,7 +200,9 @@ def simulate(model, params=None, n: int = 1, random_seed=None) -> list[pd.DataFr
     Returns
     -------
     list of pandas.DataFrame
-        Copies of the model's data with the response column(s) replaced.
+        Copies of the model's data with the response column(s) replaced, in their dtype where it
+        holds the draws exactly (integer counts, nullable ``Int64``, booleans); a Gaussian draw for
+        an integer column is float64.
     """
     _check_reps(n, "n")
     truth = truth_from(params, model)
@@ -440,6 +470,7 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     SimulationStudy
     """
     _check_reps(n_reps, "n_reps")
+    check_ci(ci)
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     from .frequentist.fit import METHODS
@@ -574,6 +605,13 @@ def bootstrap_lrt(full, reduced, n: int = 200, random_seed=None, executor=None,
     Returns
     -------
     BootstrapLRT
+
+    Raises
+    ------
+    ValueError
+        As :func:`bayesglmm.lrt`, before anything is simulated: fits of different methods or
+        without a likelihood, or models that are not nested (other response data or family, a
+        fixed-effect column or random block outside the full model's).
     """
     from .frequentist.lrt import lrt
 

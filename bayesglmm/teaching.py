@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .report import StudyDisplay
-from .results import FitFailedError, Flag, wald_fixed_effects
+from .results import FitFailedError, Flag, check_ci, wald_fixed_effects
 
 __all__ = ["pooling", "Pooling", "naive_vs_clustered", "NaiveVsClustered"]
 
@@ -278,6 +278,7 @@ def naive_vs_clustered(model, ci: float = 0.95) -> NaiveVsClustered:
     -------
     NaiveVsClustered
     """
+    check_ci(ci)
     d = model.design
     if len(d.groups) != 1:
         raise ValueError(f"naive_vs_clustered needs one grouping factor (the cluster); this model has "

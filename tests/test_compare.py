@@ -101,7 +101,7 @@ def test_compare_bad_arguments(cbpp_model):
         bg.compare(cbpp_model, methods=("laplace",), laplace=3)
     with pytest.raises(ValueError, match="nagq must be a positive integer, got 0"):
         bg.compare(cbpp_model, methods=("agq",), nagq=0)
-    with pytest.raises(ValueError, match="ci must be in"):
+    with pytest.raises(ValueError, match="ci must be a probability strictly between 0 and 1"):
         bg.compare(cbpp_model, methods=("laplace",), ci=95)
 
 
@@ -160,3 +160,40 @@ def test_separation_is_flagged_not_fatal():
     assert flags["laplace"] == "separation: 'x[c]' (every observation with x[c] = 1 is all failures)"
     assert "'x[c]'" in flags["gee"] and "overflow" not in flags["gee"]
     assert "laplace (marginal)" in cmp.wide().columns
+
+
+def test_numerical_failures_are_failed_not_skipped():
+    """Issue 23: a LinAlgError is a ValueError, so compare's "cannot apply" branch caught it first and
+    reported a broken fit as skipped. Only bayesglmm's own cannot-apply errors are skipped."""
+    import scipy.optimize
+
+    model = _bundled("cbpp")
+    fit = model.fit
+
+    def breaking(method, **options):
+        if method == "laplace":
+            np.linalg.cholesky(-np.eye(2))  # LinAlgError
+        if method == "pql":  # a ValueError raised inside SciPy
+            scipy.optimize.minimize(lambda x: 0.0, x0=[0.5], method="L-BFGS-B", bounds=[(1, 0)])
+        if method == "agq":
+            with np.errstate(all="raise"):
+                np.log(np.zeros(1))  # FloatingPointError
+        return fit(method, **options)
+
+    model.fit = breaking  # an instance attribute: the class and other models are untouched
+    cmp = bg.compare(model, methods="laplace,pql,agq,ml,gee", profile=False, marginal=False)
+    status = cmp.table().drop_duplicates("method").set_index("method")
+    assert status["status"].to_dict() == {"laplace": "failed", "pql": "failed", "agq": "failed", "ml": "skipped",
+                                          "gee": "ok"}
+    assert cmp.failed["laplace"] == "LinAlgError: Matrix is not positive definite"
+    assert cmp.failed["pql"].startswith("ValueError: An upper bound is less than")
+    assert cmp.failed["agq"].startswith("FloatingPointError: divide by zero")
+    assert "for Gaussian identity-link models" in cmp.skipped["ml"] and set(cmp.skipped) == {"ml"}
+    assert "laplace: FAILED — LinAlgError" in "\n".join(cmp.notes())
+
+
+def test_a_repeated_method_is_refused(cbpp_model):
+    with pytest.raises(ValueError, match="methods lists 'laplace' more than once"):
+        bg.compare(cbpp_model, methods=["laplace", "pql", "laplace"])
+    with pytest.raises(ValueError, match="methods lists 'gee' more than once"):
+        bg.compare(cbpp_model, methods="gee, gee")

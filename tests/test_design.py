@@ -156,3 +156,106 @@ def test_bundled_data_designs():
                                                    "salamander", "sleepstudy"]
     with pytest.raises(KeyError, match="unknown data set"):
         bg.datasets.load("iris")
+
+
+# ---------------------------------------------------------------- issue 23: names, dtypes, values
+def test_offset_that_is_not_finite_names_the_expression_and_rows(small_df):
+    """log(0) in an offset was a LinAlgError ('SVD did not converge') many frames deep."""
+    df = small_df.copy()
+    df.loc[[3, 7], "t"] = 0.0
+    for missing in ("raise", "drop"):  # log(0) is not missing data: an error either way
+        with pytest.raises(ValueError, match=r"offset 'np.log\(t\)' is NaN or infinite in 2 row\(s\) \(index 3, 7\)"):
+            make_design("count ~ x + offset(np.log(t)) + (1 | g)", df, POIS, missing=missing)
+    # the row labels are the user's, also after other rows were dropped
+    df = df.set_index(np.arange(100, 140))
+    df.loc[101, "x"] = np.nan
+    with pytest.warns(UserWarning, match="dropping 1 of 40"), pytest.raises(ValueError, match=r"\(index 103, 107\)"):
+        make_design("count ~ x + offset(np.log(t)) + (1 | g)", df, POIS, missing="drop")
+    with pytest.raises(ValueError, match=r"fixed-effect column 'np.log\(t\)' is NaN or infinite in 2 row"):
+        make_design("count ~ np.log(t) + (1 | g)", df, POIS)
+    with pytest.raises(ValueError, match=r"response 'np.log\(t\)' is NaN or infinite"):
+        make_design("np.log(t) ~ z + (1 | g)", df, GAUSS)
+
+
+@pytest.mark.parametrize("name,term", [("my col", "`my col`"), ("größe", "größe"), ("z2", "np.log(z2)")])
+def test_missing_values_in_every_referenced_column_are_seen(small_df, name, term):
+    """Backticked, non-ASCII and in-call columns: their NaNs are reported or dropped (formulae's
+    "'data' contains 1 incomplete rows" before)."""
+    df = small_df.assign(**{name: small_df["t"]})
+    df.loc[5, name] = np.nan
+    with pytest.raises(ValueError, match=f"'{name}' \\(1 rows\\)"):
+        make_design(f"y ~ {term} + (1 | g)", df, BERN)
+    with pytest.warns(UserWarning, match="dropping 1 of 40"):
+        d = make_design(f"y ~ {term} + (1 | g)", df, BERN, missing="drop")
+    assert d.nobs == 39 and d.fixed_names[1] == (name if term != "np.log(z2)" else term)
+
+
+def test_columns_with_spaces_or_any_alphabet(small_df):
+    df = small_df.rename(columns={"g": "my group", "x": "my x", "h": "Höhe"})
+    d = make_design("y ~ `my x` + (1 + `my x` | `my group`) + (1 | Höhe)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "my x") and d.groups == ("my group", "Höhe")
+    assert d.random[0].terms == ("(Intercept)", "my x") and d.random[0].n_levels == 8
+
+
+def test_duplicate_columns(small_df):
+    used = pd.concat([small_df, small_df[["x"]]], axis=1)
+    with pytest.raises(ValueError, match="more than one column named 'x', which the formula uses"):
+        make_design("y ~ x + (1 | g)", used, BERN)
+    unused = pd.concat([small_df, small_df[["z"]]], axis=1)  # not in the formula: left out
+    d = make_design("y ~ x + (1 | g)", unused, BERN)
+    assert d.fixed_names == ("(Intercept)", "x") and "z" not in d.data.columns
+
+
+def test_object_numbers_and_dates_name_the_column(small_df):
+    with pytest.raises(TypeError, match=r"'x' holds numbers stored as dtype object: convert it with pd.to_numeric"):
+        make_design("y ~ x + (1 | g)", small_df.astype({"x": object}), BERN)
+    mixed = small_df.astype({"c": object})
+    mixed.loc[0, "c"] = 3
+    with pytest.raises(TypeError, match=r"'c' \(dtype object\) holds values of type number, string"):
+        make_design("y ~ c + (1 | g)", mixed, BERN)
+    with pytest.raises(TypeError, match=r"'b' holds True/False stored as dtype object: convert it with df\['b'\]"):
+        make_design("y ~ b + (1 | g)", small_df.assign(b=(small_df["x"] > 0).astype(object)), BERN)
+    dates = small_df.assign(d=pd.date_range("2020-01-01", periods=40))
+    with pytest.raises(TypeError, match=r"'d' holds dates or times \(dtype datetime64.*\.dt\.days"):
+        make_design("y ~ d + (1 | g)", dates, BERN)
+    # a grouping column may hold dates: its levels are labels
+    grouped = dates.assign(d=np.repeat(dates["d"][:8], 5).to_numpy())
+    assert make_design("y ~ x + (1 | d)", grouped, BERN).random[0].n_levels == 8
+    with pytest.raises(TypeError, match=r"response column 'y' must be numeric.*pd.to_numeric"):
+        make_design("y ~ x + (1 | g)", small_df.astype({"y": object}), BERN)
+
+
+def test_a_column_named_intercept_is_a_covariate(small_df):
+    """formulae names its intercept 'Intercept': a column of that name replaced the intercept, and its
+    coefficient was labelled '(Intercept)'."""
+    df = small_df.rename(columns={"x": "Intercept"})
+    d = make_design("y ~ Intercept + (1 + Intercept | g)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "Intercept") and d.random[0].terms == ("(Intercept)", "Intercept")
+    np.testing.assert_array_equal(d.X, make_design("y ~ x + (1 + x | g)", small_df, BERN).X)
+    d = make_design("y ~ `Intercept` + I(Intercept ** 2) + (1 | g)", df, BERN)
+    assert d.fixed_names == ("(Intercept)", "Intercept", "I(Intercept ** 2)")
+    new = df.head(3)
+    np.testing.assert_array_equal(d.evaluate_new(new).X, d.X[:3])
+    with pytest.raises(ValueError, match=r"column '\(Intercept\)' has the label of the model's intercept.*rename"):
+        make_design("y ~ `(Intercept)` + (1 | g)", small_df.rename(columns={"x": "(Intercept)"}), BERN)
+    assert list(df.columns) == list(small_df.rename(columns={"x": "Intercept"}).columns)  # not modified
+
+
+def test_interaction_levels_are_pairs_of_values_with_unambiguous_labels():
+    """("1:2", "3") and ("1", "2:3") were both "1:2:3": one level instead of two."""
+    df = pd.DataFrame({"a": ["1:2", "1", "x", "x"] * 5, "b": ["3", "2:3", "y", "z"] * 5,
+                       "y": np.arange(20.0) % 3})
+    (block,) = make_design("y ~ 1 + (1 | a:b)", df, GAUSS).random
+    assert block.levels == ("1:`2:3`", "`1:2`:3", "x:y", "x:z")
+    assert [block.levels[i] for i in block.index[:4]] == ["`1:2`:3", "1:`2:3`", "x:y", "x:z"]
+    nested = make_design("y ~ 1 + (1 | a/b)", df, GAUSS).random
+    assert [b.n_levels for b in nested] == [3, 4] and nested[1].levels == block.levels
+    np.testing.assert_array_equal(make_design("y ~ 1 + (1 | a:b)", df, GAUSS).evaluate_new(df).index[0], block.index)
+    # numbers in an interaction are ordered by value
+    num = pd.DataFrame({"a": [10, 2, 10, 2] * 3, "b": [1.5, 1.5, -1.0, -1.0] * 3, "y": np.arange(12.0)})
+    assert make_design("y ~ 1 + (1 | a:b)", num, GAUSS).random[0].levels == ("2:-1.0", "2:1.5", "10:-1.0", "10:1.5")
+
+
+def test_missing_drop_that_leaves_no_rows(small_df):
+    with pytest.warns(UserWarning, match="dropping 40 of 40"), pytest.raises(ValueError, match="no rows left: each of"):
+        make_design("y ~ x + (1 | g)", small_df.assign(x=np.nan), BERN, missing="drop")

@@ -43,3 +43,28 @@ def test_bad_formulas_raise(bad):
 def test_non_string_formula():
     with pytest.raises(FormulaError, match="string"):
         parse_formula(3)
+
+
+def test_group_names_in_backticks_and_any_alphabet():
+    """Issue 23: a grouping column whose name has a space (in backticks) or non-ASCII letters."""
+    s = parse_formula("y ~ `my x` + (1 | `my group`) + (1 | größe/`the plot`)")
+    assert s.fixed == "`my x`"
+    assert [t.group for t in s.random] == [("my group",), ("größe",), ("größe", "the plot")]
+    assert s.random[2].group_label == "größe:the plot"
+    # a name holding ':' stays one column, and its label says so
+    t = parse_formula("y ~ (1 | `a:b`:c)").random[0]
+    assert t.group == ("a:b", "c") and t.group_label == "`a:b`:c"
+    with pytest.raises(FormulaError, match="goes in backticks, e.g. '`my group`'"):
+        parse_formula("y ~ (1 | my group)")
+    with pytest.raises(FormulaError, match="unbalanced '`'"):
+        parse_formula("y ~ (1 | `my group)")
+
+
+def test_redundant_brackets_around_a_random_term():
+    assert parse_formula("y ~ x + ((1 | g))").random == (RandomTerm("1", ("g",), True),)
+    assert parse_formula("y ~ (((1 + x || g)))").random == parse_formula("y ~ (1 + x || g)").random
+    assert parse_formula("y ~ ((1 | g) + (0 + x | h)) + z").random == parse_formula("y ~ (1 | g) + (0 + x | h)").random
+    assert parse_formula("y ~ (x) + (1 | g)").fixed == "(x)"  # a bracketed fixed term is formulae's
+    assert parse_formula("y ~ (x + z) + (1 | g)").fixed == "(x + z)"
+    with pytest.raises(FormulaError, match="must be in brackets"):
+        parse_formula("y ~ (1) | g")

@@ -58,3 +58,59 @@ def test_load_errors(tmp_path):
         bg.load(tmp_path / "other.bg")
     with pytest.raises(TypeError, match="takes a Posterior, MLFit or GEEFit"):
         bg.save(pd.DataFrame(), tmp_path / "x.bg")
+
+
+def _write(path, payload):
+    with gzip.open(path, "wb") as fh:
+        pickle.dump(payload, fh)
+
+
+def test_damaged_or_foreign_files_are_a_load_error_naming_the_path(tmp_path):
+    """Issue 23: corrupt bytes gave a raw zlib.error, a file without a version KeyError 'version', another
+    pickled object came back as it was, a renamed class a ModuleNotFoundError."""
+    import sys
+    import types
+
+    from bayesglmm.io import LoadError
+
+    fit = _bundled("cbpp").fit("laplace")
+    good = bg.save(fit, tmp_path / "good.bg")
+    raw = good.read_bytes()
+    corrupt = tmp_path / "corrupt.bg"
+    corrupt.write_bytes(raw[:20] + bytes(b ^ 0xFF for b in raw[20:60]) + raw[60:])
+    truncated = tmp_path / "truncated.bg"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    no_version = tmp_path / "noversion.bg"
+    _write(no_version, {"format": "bayesglmm-result", "kind": "MLFit", "result": fit})
+    other = tmp_path / "other.bg"
+    _write(other, {"format": "bayesglmm-result", "version": bg.__version__, "kind": "MLFit", "result": [1, 2]})
+    # a class that existed when the file was written and is gone now (a renamed module)
+    module = types.ModuleType("bayesglmm_gone")
+    exec("class OldFit:\n    pass", module.__dict__)
+    sys.modules["bayesglmm_gone"] = module
+    try:
+        renamed = tmp_path / "renamed.bg"
+        _write(renamed, {"format": "bayesglmm-result", "version": bg.__version__, "kind": "OldFit",
+                         "result": module.OldFit()})
+    finally:
+        del sys.modules["bayesglmm_gone"]
+    cases = [(corrupt, "is damaged: its compressed data are corrupt or cut short"),
+             (truncated, "is damaged: its compressed data are corrupt or cut short"),
+             (no_version, "incomplete bayesglmm result file: it lacks 'version'"),
+             (other, "holds a list where its header says 'MLFit'"),
+             (renamed, "holds a class this version does not have .*bayesglmm_gone.*load it with the bayesglmm version")]
+    for path, message in cases:
+        with pytest.raises(LoadError, match=message) as info:
+            bg.load(path)
+        assert str(path) in str(info.value) and isinstance(info.value, ValueError)
+    assert bg.load(good).beta.tolist() == fit.beta.tolist()
+
+
+def test_a_failed_checksum_is_damage(tmp_path):
+    from bayesglmm.io import LoadError
+
+    raw = bg.save(_bundled("cbpp").fit("laplace"), tmp_path / "good.bg").read_bytes()
+    bad_crc = tmp_path / "crc.bg"
+    bad_crc.write_bytes(raw[:-8] + bytes(b ^ 0xFF for b in raw[-8:-4]) + raw[-4:])  # the gzip trailer's CRC32
+    with pytest.raises(LoadError, match="is damaged"):
+        bg.load(bad_crc)

@@ -87,3 +87,71 @@ def test_posterior_predict_and_ppc(cbpp_comparison):
     assert yrep.shape == (2, 200, 56) and np.all(yrep <= d.trials)
     fig = post.plot_ppc(random_seed=1)
     assert fig.axes
+
+
+@pytest.fixture(scope="module")
+def sleep_int():
+    """sleepstudy with Subject as integers (308, 309, ...), fitted by REML."""
+    df = bg.datasets.load("sleepstudy").astype({"Subject": int})
+    return df, bg.GLMM("Reaction ~ Days + (Days | Subject)", df).fit("reml")
+
+
+@pytest.mark.parametrize("convert", [
+    lambda s: s.astype(float),                 # what missing="drop" or a CSV round trip makes of ints
+    lambda s: s.astype(str),                   # "308"
+    lambda s: s.astype(float).astype(str),     # "308.0"
+    lambda s: s.astype("Int64"),               # pandas nullable
+    lambda s: s.astype("category"),
+    lambda s: s.astype(object),
+], ids=["float", "str", "str-float", "Int64", "category", "object"])
+def test_group_levels_match_by_value_whatever_the_dtype(sleep_int, convert):
+    """Issue 23: a grouping column read with another dtype lost every random effect (levels were
+    looked up by str(value): '308.0' is not '308'), silently giving population-level predictions."""
+    df, fit = sleep_int
+    expected = fit.predict(df)["estimate"].to_numpy()
+    assert fit.predict()["estimate"].to_numpy() == pytest.approx(expected, abs=1e-12)
+    new = df.assign(Subject=convert(df["Subject"]))
+    assert fit.predict(new)["estimate"].to_numpy() == pytest.approx(expected, abs=1e-12)
+    assert fit.predict(new, allow_new_levels=False)["estimate"].to_numpy() == pytest.approx(expected, abs=1e-12)
+
+
+def test_group_levels_match_the_other_way_and_in_interactions(sleep_int):
+    df, fit = sleep_int
+    expected = fit.predict(df)["estimate"].to_numpy()
+    # fitted with floats (or strings), predicted with ints
+    for dtype in (float, str):
+        other = bg.GLMM("Reaction ~ Days + (Days | Subject)", df.astype({"Subject": dtype})).fit("reml")
+        assert other.predict(df)["estimate"].to_numpy() == pytest.approx(expected, abs=1e-9)
+    # nested groups: each column matched by value
+    df2 = df.assign(half=(df["Days"] >= 5).astype(int))
+    nested = bg.GLMM("Reaction ~ Days + (1 | Subject/half)", df2).fit("reml")
+    expected = nested.predict()["estimate"].to_numpy()
+    new = df2.astype({"Subject": float, "half": str})
+    assert nested.predict(new)["estimate"].to_numpy() == pytest.approx(expected, abs=1e-12)
+
+
+def test_levels_of_another_kind_that_match_nothing_are_an_error(sleep_int):
+    df, fit = sleep_int
+    renamed = df.assign(Subject="S" + df["Subject"].astype(str))
+    with pytest.raises(ValueError, match=r"no row of new_data has a level of 'Subject'.*holds string values "
+                                         r"\(dtype .*'S308'\).*held number values \(dtype int64, e.g. 308\)"):
+        fit.predict(renamed)
+    # genuinely new levels of the same kind: the population-level prediction, as before
+    new = df.head(2).assign(Subject=[1, 2])
+    pop = fit.predict(new, random_effects=False)["estimate"].to_numpy()
+    assert fit.predict(new)["estimate"].to_numpy() == pytest.approx(pop)
+    with pytest.raises(ValueError, match="not seen in fitting: '1', '2'"):
+        fit.predict(new, allow_new_levels=False)
+    # strings match strings exactly: "0308" is not "308"
+    fs = bg.GLMM("Reaction ~ Days + (Days | Subject)", df.astype({"Subject": str})).fit("reml")
+    with pytest.raises(ValueError, match="not seen in fitting: '0308'"):
+        fs.predict(df.head(1).assign(Subject="0308"), allow_new_levels=False)
+
+
+def test_a_categorical_fixed_effect_read_with_another_dtype_says_so(cbpp_model):
+    """formulae refuses the levels 1..4 of an int period fitted as strings; the error says why."""
+    fit = cbpp_model.fit("laplace")
+    data = bg.datasets.load("cbpp").astype({"period": int})
+    with pytest.raises(ValueError, match=r"not present in the original data set; new_data\['period'\] has dtype "
+                                         r"int64 where the fitting data had str: convert it"):
+        fit.predict(data)

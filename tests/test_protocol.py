@@ -102,3 +102,73 @@ def test_group_levels_in_natural_order():
     assert d.random[2].levels == ("s1", "s2", "s10", "s11")
     block = d.random[0]
     assert all(block.levels[i] == df["g"].iloc[r] for r, i in enumerate(block.index))
+
+
+def test_a_grouping_column_named_residual_is_an_ordinary_group():
+    """Issue 23: the residual row was told by group == "Residual" alone, so a grouping column of that
+    name gave summary() two rows labelled "sigma" (and compare merged them)."""
+    from bayesglmm.results import is_residual
+
+    df = bg.datasets.load("sleepstudy").rename(columns={"Subject": "Residual"})
+    model = bg.GLMM("Reaction ~ Days + (1 | Residual)", df)
+    fit = model.fit("ml")
+    vc = fit.variance_components()
+    assert list(is_residual(vc)) == [False, True]
+    summ = fit.summary().set_index("parameter")
+    assert list(summ.index) == ["(Intercept)", "Days", "sd((Intercept)|Residual)", "sigma"]
+    assert summ.loc["sd((Intercept)|Residual)", "estimate"] == pytest.approx(np.sqrt(fit.covariances()[0][0, 0]))
+    assert summ.loc["sigma", "estimate"] == pytest.approx(fit.dispersion)
+    # the same numbers as with the column under another name (lmer: 36.01 and 30.90)
+    other = bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy")).fit("ml").summary()
+    assert summ["estimate"].to_numpy() == pytest.approx(other["estimate"].to_numpy(), rel=1e-10)
+    wide = bg.compare(model, methods="ml", profile=False, marginal=False).wide()
+    assert list(wide.index) == list(summ.index)
+    assert "(Intercept)" in str(fit).split("Random effects:")[1].split("Fixed effects")[0]
+    assert list(bg.simulate.truth_from(fit, model).table(model)["parameter"]) == list(summ.index)
+    with pytest.raises(ValueError, match="would have the labels of the residual SD"):
+        bg.GLMM("Reaction ~ Days + (0 + Residual | Residual)", df.assign(Residual=df["Residual"].astype(float)))
+
+
+BAD_CI = [1.5, -0.2, 0, 1, 0.0, float("nan"), True, "0.95", 95]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_table_refuses_a_ci_outside_0_1(results, method):
+    """Issue 23: summary(ci=1.5) gave NaN intervals, fixed_effects(ci=-0.2) intervals with low > high
+    (and a posterior took ci=0 for its default)."""
+    r = results[method]
+    calls = [r.fixed_effects, r.variance_components, r.random_effects, r.summary]
+    if method not in ("gee", "pql", "ml", "reml"):
+        calls.append(r.marginal_fixed_effects)
+    if method == "nuts":
+        calls.append(lambda ci: r.predict(ci=ci))
+    for call in calls:
+        for ci in BAD_CI:
+            with pytest.raises(ValueError, match=f"ci must be a probability strictly between 0 and 1.*got {ci!r}"):
+                call(ci=ci)
+    assert len(r.fixed_effects(ci=0.5)) == len(r.model.design.fixed_names)  # in range: fine
+
+
+def test_study_functions_refuse_a_ci_outside_0_1(results):
+    """The check runs before any fit or draw."""
+    model, fit = results["laplace"].model, results["laplace"]
+    for ci in (1.5, -0.2):
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.compare(model, methods="laplace", ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.simulation_study(model, n_reps=1, ci=ci, executor="serial", progress=False)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.prior_sensitivity(model, {"a": {"sd": bg.priors.HalfNormal(1.0)}}, method="refit", ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.rank_levels(fit, ci=ci)
+        with pytest.raises(ValueError, match="ci must be a probability"):
+            bg.naive_vs_clustered(model, ci=ci)
+
+
+def test_a_covariate_named_sigma_does_not_share_the_residual_label():
+    """Found with issue 23: a covariate named sigma and the residual SD were both 'sigma' in summary()."""
+    df = bg.datasets.load("sleepstudy").rename(columns={"Days": "sigma"})
+    model = bg.GLMM("Reaction ~ sigma + (1 | Subject)", df)
+    labels = model.fit("ml").summary()["parameter"].tolist()
+    assert labels == ["(Intercept)", "sigma", "sd((Intercept)|Subject)", "sd(Residual)"]
+    assert bg.simulate.truth_from(None, model).table(model)["parameter"].tolist() == labels

@@ -157,3 +157,49 @@ def test_bootstrap_lrt_on_sleepstudy_random_slope():
     assert boot.statistic == pytest.approx(42.139, abs=1e-3)  # as R's anova(m0, m1)
     assert boot.p_value == pytest.approx(1 / 20)  # no null draw reaches 42: the smallest p with n = 19
     assert np.nanmax(boot.null_statistics) < 15
+
+
+def test_bootstrap_lrt_refuses_models_that_are_not_nested():
+    """Issue 23: the bootstrap refitted and returned a p-value for any pair; it checks nesting (through
+    bg.lrt) before simulating anything."""
+    df = _lmm_design(12, 5, seed=2)
+    permuted = df.assign(x=df["x"].sample(frac=1, random_state=0).to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # y has no group variance: singular fits
+        full = bg.GLMM("y ~ x + (1 | g)", df).fit("ml")
+        other_group = bg.GLMM("y ~ x + (1 | h)", df).fit("ml")
+        other_x = bg.GLMM("y ~ x + (1 | g) + (1 | h)", permuted).fit("ml")
+    with pytest.raises(ValueError, match="grouping factor 'h' groups the rows as no grouping factor"):
+        bg.bootstrap_lrt(full, other_group, n=2, executor="serial", progress=False)
+    with pytest.raises(ValueError, match=r"fixed-effect column\(s\) 'x' are not in the span"):
+        bg.bootstrap_lrt(other_x, full, n=2, executor="serial", progress=False)
+
+
+def test_simulated_response_keeps_a_sensible_dtype():
+    """Issue 23: a pandas nullable Int64 response made simulate() fail with a NumPy TypeError; and a
+    Gaussian draw for an integer column was truncated to integers."""
+    ohio = bg.datasets.load("ohio")
+    truth = {"beta": [-3.0, -0.2, 0.4], "sd": {"id": 2.0}}
+    for dtype in ("Int64", bool, "boolean", "int8"):
+        model = bg.GLMM("resp ~ age + smoke + (1 | id)", ohio.astype({"resp": dtype}), family="bernoulli")
+        (sim,) = model.simulate(truth, random_seed=1)
+        assert sim["resp"].dtype == model.design.data["resp"].dtype
+        assert set(sim["resp"].astype(int)) == {0, 1}
+        assert bg.GLMM("resp ~ age + smoke + (1 | id)", sim, family="bernoulli").design.nobs == len(ohio)
+    sleep = bg.datasets.load("sleepstudy").assign(R=lambda d: d["Reaction"].round().astype(int))
+    model = bg.GLMM("R ~ Days + (1 | Subject)", sleep)
+    (sim,) = model.simulate({"beta": [250.0, 10.0], "sd": {"Subject": 30.0}, "sigma": 30.0}, random_seed=2)
+    assert sim["R"].dtype == np.float64 and not np.all(sim["R"] == np.round(sim["R"]))
+    epil = bg.datasets.load("epil").astype({"y": "int8"})  # counts beyond int8: int64, not wrapped around
+    model = bg.GLMM("y ~ 1 + (1 | subject)", epil, family="poisson")
+    (sim,) = model.simulate({"beta": [5.5], "sd": {"subject": 0.1}}, random_seed=3)
+    assert sim["y"].dtype == np.int64 and sim["y"].min() > 127
+
+
+def test_simulate_a_response_named_in_backticks():
+    """Found with issue 23: a backticked response column was taken for an expression."""
+    cbpp = bg.datasets.load("cbpp").rename(columns={"incidence": "new cases", "size": "herd size"})
+    model = bg.GLMM("cbind(`new cases`, `herd size` - `new cases`) ~ period + (1 | herd)", cbpp, family="binomial")
+    (sim,) = model.simulate({"beta": [-1.4, -1.0, -1.1, -1.6], "sd": {"herd": 0.6}}, random_seed=1)
+    assert list(sim.columns) == list(cbpp.columns) and not sim["new cases"].equals(cbpp["new cases"])
+    assert np.all(sim["new cases"] <= sim["herd size"])

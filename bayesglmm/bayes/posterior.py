@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, summary_table, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, check_ci, summary_table, tidy_frame
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -96,6 +96,7 @@ class Posterior:
     # -- tidy tables
     def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Fixed effects: posterior mean, SD and equal-tailed interval, in design-column order."""
+        check_ci(ci, allow_none=True)
         design = self.model.design
         if not design.fixed_names:
             return tidy_frame([], FIXED_COLUMNS)
@@ -108,6 +109,7 @@ class Posterior:
 
         ``profile`` exists for the shared protocol and is ignored: a posterior's intervals are
         already its own (equal-tailed ``ci``)."""
+        check_ci(ci, allow_none=True)
         ci = ci or self.ci
         rows = []
         for block in self.model.design.random:
@@ -127,6 +129,7 @@ class Posterior:
 
     def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Predicted random effects b (posterior mean, SD, interval) per group, level and term."""
+        check_ci(ci, allow_none=True)
         ci = ci or self.ci
         rows = []
         for block in self.model.design.random:
@@ -205,6 +208,7 @@ class Posterior:
         """
         from ..predict import new_data_matrices, prediction_frame, to_scale
 
+        check_ci(ci, allow_none=True)
         nd = new_data_matrices(self.model.design, new_data, allow_new_levels)
         beta = self.draws("beta")
         eta = nd.offset + np.einsum("cdp,np->cdn", beta, nd.X)
@@ -267,6 +271,7 @@ class Posterior:
         """
         from ..marginal import marginal_coefficient_draws
 
+        check_ci(ci, allow_none=True)
         design = self.model.design
         sims = marginal_coefficient_draws(design, self.model.family, self._flat("beta", max_draws),
                                           self.covariance_draws(max_draws))

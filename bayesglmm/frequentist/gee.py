@@ -22,8 +22,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, check_ci, summary_table, tidy_frame,
+                       wald_fixed_effects)
 from ..scaling import column_frame
-from ..results import RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, summary_table, tidy_frame, wald_fixed_effects
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
 
@@ -112,10 +113,12 @@ class GEEFit:
 
     def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
+        check_ci(ci)
         return tidy_frame([], VC_COLUMNS)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Empty: the marginal model has no random effects."""
+        check_ci(ci)
         return tidy_frame([], RE_COLUMNS)
 
 

@@ -19,13 +19,80 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["lrt"]
+from ..results import is_residual
+
+__all__ = ["lrt", "check_nested"]
 
 
 def _n_params(fit):
     vc = fit.variance_components()
-    n_sd = int(((vc["kind"] == "sd") & (vc["group"] != "Residual")).sum())
+    n_sd = int(((vc["kind"] == "sd").to_numpy() & ~is_residual(vc)).sum())
     return len(fit.beta), n_sd, len(fit.theta)
+
+
+#: a reduced column counts as inside the full model's column space when its least-squares residual
+#: is below this share of its norm (the columns are data, exact up to rounding)
+SPAN_TOL = 1e-8
+
+
+def _outside_span(A: np.ndarray, B: np.ndarray) -> list[int]:
+    """The columns of ``A`` that are not linear combinations of the columns of ``B`` (same rows)."""
+    if A.shape[1] == 0:
+        return []
+    if B.shape[1] == 0:
+        return [j for j in range(A.shape[1]) if np.linalg.norm(A[:, j]) > 0]
+    coef, *_ = np.linalg.lstsq(B, A, rcond=None)
+    resid = np.linalg.norm(A - B @ coef, axis=0)
+    scale = np.maximum(np.linalg.norm(A, axis=0), np.finfo(float).tiny)
+    return [j for j in range(A.shape[1]) if resid[j] > SPAN_TOL * scale[j]]
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two level indices group the rows the same way (whatever the labels)."""
+    pairs = np.unique(np.column_stack([a, b]), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+def check_nested(full, reduced) -> None:
+    """Raise ``ValueError`` unless ``reduced``'s model is nested in ``full``'s.
+
+    Nested means: the same response on the same rows, the same family and link; the reduced
+    linear predictor's fixed part (its X columns, and its offset's difference from the full
+    offset) inside the column space of the full X, checked numerically (a renamed or permuted
+    covariate has the same label but another column); and each reduced random block within a
+    full block of the same grouping (the same partition of the rows) whose covariates span the
+    reduced block's (``(1 | g)`` in ``(1 + x | g)``; two uncorrelated blocks may sit in one
+    correlated block, not the reverse).
+    """
+    d_full, d_red = full.model.design, reduced.model.design
+    f_fam, r_fam = full.model.family, reduced.model.family
+    if (f_fam.name, f_fam.link.name) != (r_fam.name, r_fam.link.name):
+        raise ValueError(f"the models are not nested: the full model is {f_fam.name} ({f_fam.link.name} link), the "
+                         f"reduced one {r_fam.name} ({r_fam.link.name} link)")
+    if d_full.nobs != d_red.nobs or not np.array_equal(d_full.y, d_red.y) or not (
+            (d_full.trials is None) == (d_red.trials is None)
+            and (d_full.trials is None or np.array_equal(d_full.trials, d_red.trials))):
+        what = (f"{d_full.nobs} and {d_red.nobs} rows" if d_full.nobs != d_red.nobs else
+                f"the values of {d_full.response!r} and {d_red.response!r} differ")
+        raise ValueError(f"the two fits are not of the same response data ({what}): fit both models to the same rows "
+                         "(with missing='drop', the rows dropped can differ: drop them from the data first)")
+    fixed = np.column_stack([d_red.X, d_red.offset - d_full.offset])
+    names = [*d_red.fixed_names, "offset"]
+    outside = [names[j] for j in _outside_span(fixed, d_full.X)]
+    if outside:
+        raise ValueError(f"the models are not nested: the reduced model's fixed-effect column(s) "
+                         f"{', '.join(map(repr, outside))} are not in the span of the full model's "
+                         f"{list(d_full.fixed_names)} (a different covariate, or the same name on other data)")
+    for block in d_red.random:
+        home = [b for b in d_full.random if _same_partition(block.index, b.index)]
+        if not home:
+            raise ValueError(f"the models are not nested: the reduced model's grouping factor {block.group!r} "
+                             "groups the rows as no grouping factor of the full model does "
+                             f"({', '.join(map(repr, d_full.groups))})")
+        if not any(not _outside_span(block.Xr, b.Xr) for b in home):
+            raise ValueError(f"the models are not nested: the reduced model's random block {block.label!r} is not "
+                             f"within one random block of {home[0].group!r} in the full model "
+                             f"({', '.join(repr(b.label) for b in home)})")
 
 
 def lrt(full, reduced) -> pd.DataFrame:
@@ -47,17 +114,18 @@ def lrt(full, reduced) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        Fits without a likelihood (PQL, GEE), of different methods or data, REML fits whose
-        fixed effects differ, or models that are not nested by parameter count.
+        Fits without a likelihood (PQL, GEE), of different methods, REML fits whose fixed
+        effects differ, or models that are not nested (see :func:`check_nested`: other
+        response data or family, a fixed-effect column outside the full model's span, a random
+        block outside the full model's) or do not have fewer parameters.
     """
     for f, name in ((full, "full"), (reduced, "reduced")):
         if not np.isfinite(getattr(f, "loglik", np.nan)):
             raise ValueError(f"the {name} fit has no likelihood (method {f.method!r}): use 'laplace', 'agq' or 'ml'")
     if full.method != reduced.method:
         raise ValueError(f"compare fits of one method, got {full.method!r} and {reduced.method!r}")
+    check_nested(full, reduced)
     d_full, d_red = full.model.design, reduced.model.design
-    if d_full.nobs != d_red.nobs or not np.array_equal(d_full.y, d_red.y):
-        raise ValueError("the two fits are not of the same response data")
     p_full, sd_full, th_full = _n_params(full)
     p_red, sd_red, th_red = _n_params(reduced)
     if full.method == "reml" and d_full.fixed_names != d_red.fixed_names:
