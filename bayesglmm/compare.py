@@ -29,25 +29,24 @@ What the columns mean, and why the methods differ
     GEE needs a single grouping factor to cluster on: otherwise it is skipped.
 
 A method that cannot apply to the model is skipped, with the reason in the table
-(``status = "skipped"``), never an exception: that is a ``ValueError`` that bayesglmm itself raises
-to say so (AGQ on a crossed model, GEE without a single cluster, ML/REML on a non-Gaussian model).
-A method that applied and broke is ``status = "failed"`` with the reason: a numerical failure
-during the fit (``LinAlgError``, which NumPy makes a ``ValueError`` too, ``FloatingPointError``, a
-``ValueError`` from NumPy/SciPy inside the engine, :class:`~bayesglmm.results.FitFailedError`), or NaN
-estimates, as GEE under separation. Findings about a fit (separation naming the term, a singular fit naming
+(``status = "skipped"``), never an exception: the engines say so by
+:class:`~bayesglmm.results.NotApplicableError` (AGQ on a crossed model, GEE without a single
+cluster, ML/REML on a non-Gaussian model). A method that applied and broke is ``status = "failed"``
+with the reason: any other error during the fit (``LinAlgError``, which NumPy makes a ``ValueError``
+too, ``FloatingPointError``, :class:`~bayesglmm.results.FitFailedError`), or NaN estimates, as GEE
+under separation. Findings about a fit (separation naming the term, a singular fit naming
 the boundary, non-convergence, NaN SEs) are read from each result's ``flags``.
 """
 
 from __future__ import annotations
 
-import linecache
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from .results import FitFailedError, check_ci, combine_tables
+from .results import FitFailedError, NotApplicableError, check_ci, combine_tables
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -85,23 +84,6 @@ def _findings(caught) -> list:
             seen.add(str(w.message))
             out.append(w)
     return out
-
-
-def _cannot_apply(err: ValueError) -> bool:
-    """Whether ``err`` says the method cannot apply to the model (``status="skipped"``), rather than
-    that the fit broke (``"failed"``): a plain ``ValueError`` raised by a ``raise`` statement of
-    bayesglmm's own code. A ``LinAlgError`` (a ``ValueError`` subclass), or a ``ValueError`` that
-    NumPy, SciPy or another library raised inside an engine, is a numerical failure."""
-    if isinstance(err, (np.linalg.LinAlgError, FloatingPointError, FitFailedError)):
-        return False
-    tb = err.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    if not str(tb.tb_frame.f_globals.get("__name__", "")).startswith("bayesglmm"):
-        return False
-    return linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith("raise")
 
 
 def _fit_flags(result) -> list[str]:
@@ -350,7 +332,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     if np.isfinite(getattr(result, "loglik", np.nan)):
                         note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
         except (ValueError, FitFailedError, FloatingPointError) as err:
-            if isinstance(err, ValueError) and _cannot_apply(err):  # the method cannot apply to this model
+            if isinstance(err, NotApplicableError):  # the method cannot apply to this model
                 skipped[method] = str(err)
                 say(f"[{method}] skipped: {err}")
                 frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),

@@ -15,7 +15,9 @@ key                         applies to
 ``"(Intercept)"``           the fixed intercept (``"Intercept"`` is accepted too); a
                             :class:`CenteredIntercept` puts its prior at the other
                             columns' means, as bambi and rstanarm do
-a fixed-effect label        that coefficient, e.g. ``"WSf"``, ``"period[2]"``
+a fixed-effect label        that coefficient, e.g. ``"WSf"``, ``"period[2]"`` (a label that is one of
+                            the keys ``fixed``, ``sd``, ``corr``, ``sigma`` keeps those keys'
+                            meaning: such a coefficient takes ``"fixed"`` or its default)
 ``"sd"``                    every random-effect standard deviation
 ``"sd|GROUP"``              every SD of one grouping factor, e.g. ``"sd|Female"``
 ``"TERM|GROUP"``            one SD, as lme4 writes it: ``"1|Female"``, ``"Days|Subject"``
@@ -312,16 +314,10 @@ def default_priors(design: Design, family) -> dict:
         Keys as in the module docstring: each fixed-effect label, each ``"TERM|GROUP"``,
         ``"corr|GROUP"`` for correlated blocks and ``"sigma"`` for Gaussian models.
     """
-    s, m = _scale(design, family)
-    out = {}
-    for j, name in enumerate(design.fixed_names):
-        if name == INTERCEPT:
-            # at the other columns' means (bambi, rstanarm, brms): a prior on the raw intercept would be
-            # a prior at x = 0, thousands of units from the data for a year-valued covariate
-            out[name] = CenteredIntercept(Normal(m, 5.0 * s)) if len(design.fixed_names) > 1 else Normal(m, 5.0 * s)
-        else:
-            sx = float(np.std(design.X[:, j]))
-            out[name] = Normal(0.0, 2.5 * s / (sx if sx > 0 else 1.0))
+    s, _ = _scale(design, family)
+    # a coefficient whose label is a reserved key (a covariate named "sigma") keeps its default in
+    # resolve_priors but has no key of its own here: "sigma" is the residual SD's
+    out = {name: p for name, p in zip(design.fixed_names, _default_fixed(design, family)) if name not in RESERVED_KEYS}
     for block in design.random:
         for t, term in enumerate(block.terms):
             sx = 1.0 if term == INTERCEPT else float(np.std(block.Xr[:, t]))
@@ -330,6 +326,25 @@ def default_priors(design: Design, family) -> dict:
             out[f"corr|{block.group}"] = LKJ(2.0)
     if family.has_scale:
         out["sigma"] = HalfStudentT(3.0, s)
+    return out
+
+
+#: keys that name groups of parameters or the residual SD, never a coefficient of that name
+RESERVED_KEYS = frozenset({"fixed", "sd", "corr", "sigma"})
+
+
+def _default_fixed(design: Design, family) -> list:
+    """The default prior of each fixed-effect column, in ``design.fixed_names`` order."""
+    s, m = _scale(design, family)
+    out = []
+    for j, name in enumerate(design.fixed_names):
+        if name == INTERCEPT:
+            # at the other columns' means (bambi, rstanarm, brms): a prior on the raw intercept would be
+            # a prior at x = 0, thousands of units from the data for a year-valued covariate
+            out.append(CenteredIntercept(Normal(m, 5.0 * s)) if len(design.fixed_names) > 1 else Normal(m, 5.0 * s))
+        else:
+            sx = float(np.std(design.X[:, j]))
+            out.append(Normal(0.0, 2.5 * s / (sx if sx > 0 else 1.0)))
     return out
 
 
@@ -367,19 +382,19 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
                 f"priors key {key!r} names no parameter of this model; valid keys: "
                 f"{', '.join(sorted(valid))}"
             )
-    if "Intercept" in priors:
+    if "Intercept" in priors and "Intercept" not in design.fixed_names:  # a column named Intercept keeps its key
         priors.setdefault(INTERCEPT, priors.pop("Intercept"))
     if isinstance(priors.get(INTERCEPT), CenteredIntercept) and INTERCEPT not in design.fixed_names:
         raise KeyError(f"priors['(Intercept)'] = {priors[INTERCEPT]}: the model has no intercept")
 
     fixed = []
-    for name in design.fixed_names:
-        if name in priors:
+    for name, default in zip(design.fixed_names, _default_fixed(design, family)):
+        if name in priors and name not in RESERVED_KEYS:
             fixed.append(_coerce(priors[name], name, "fixed"))
         elif name != INTERCEPT and "fixed" in priors:
             fixed.append(_coerce(priors["fixed"], "fixed", "fixed"))
         else:
-            fixed.append(defaults[name])
+            fixed.append(default)
         if isinstance(fixed[-1], CenteredIntercept) and name != INTERCEPT:
             key = name if name in priors else "fixed"
             raise TypeError(f"priors[{key!r}] = {fixed[-1]}: CenteredIntercept is for the intercept, "

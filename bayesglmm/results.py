@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Flag", "FitFailedError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+__all__ = ["Flag", "FitFailedError", "NotApplicableError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
            "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -51,6 +51,16 @@ class Flag:
 
     def __str__(self):
         return f"{self.kind}: {self.message}"
+
+
+class NotApplicableError(ValueError):
+    """A method cannot apply to the model as specified (AGQ or GEE with crossed factors, ML/REML on
+    a non-Gaussian model, ``marginalize=True`` with several grouping factors).
+
+    :func:`bayesglmm.compare` reports such a method with ``status="skipped"`` and the reason; every
+    other error of a fit (a ``LinAlgError``, which NumPy makes a ``ValueError`` too, or
+    :class:`FitFailedError`) is ``status="failed"``.
+    """
 
 
 class FitFailedError(RuntimeError):
@@ -79,14 +89,14 @@ def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(columns) + extra]
 
 
-def check_ci(ci, allow_none: bool = False):
+def check_ci(ci, name: str = "ci", allow_none: bool = False):
     """``ci`` itself if it is an interval probability, 0 < ci < 1 (or None, where ``allow_none``:
-    a posterior's default); else a ``ValueError`` naming ``ci``. Every table's ``ci=`` goes through it:
-    ``ci=1.5`` gave NaN intervals and ``ci=-0.2`` intervals with ``conf_low > conf_high``."""
+    a posterior's default); else a ``ValueError`` naming the argument (``name``). Every table's ``ci=``
+    goes through it: ``ci=1.5`` gave NaN intervals and ``ci=-0.2`` intervals with ``conf_low > conf_high``."""
     if ci is None and allow_none:
         return ci
     if isinstance(ci, (bool, np.bool_)) or not isinstance(ci, (int, float, np.integer, np.floating)) or not 0 < ci < 1:
-        raise ValueError(f"ci must be a probability strictly between 0 and 1, e.g. 0.95 for a 95% interval; "
+        raise ValueError(f"{name} must be a probability strictly between 0 and 1, e.g. 0.95 for a 95% interval; "
                          f"got {ci!r}")
     return ci
 

@@ -1,8 +1,10 @@
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
 
 import bayesglmm as bg
 from bayesglmm import priors as P
+from bayesglmm.priors import CenteredIntercept, HalfNormal, Normal
 
 
 @pytest.fixture
@@ -15,7 +17,9 @@ def test_defaults_follow_documented_rule(sleep):
     d = sleep.design
     s = float(np.std(d.y))
     pr = sleep.priors
-    assert pr.fixed[0] == P.Normal(float(np.mean(d.y)), 5 * s)
+    # the intercept's prior is on the intercept at the other columns' means (bambi, rstanarm, brms)
+    assert pr.fixed[0] == P.CenteredIntercept(P.Normal(float(np.mean(d.y)), 5 * s))
+    assert pr.center == pytest.approx((0.0, float(np.mean(d.X[:, 1]))))
     assert pr.fixed[1] == P.Normal(0.0, 2.5 * s / float(np.std(d.X[:, 1])))
     assert pr.sd[0][0] == P.HalfNormal(2.5 * s)
     assert pr.sd[0][1] == P.HalfNormal(2.5 * s / float(np.std(d.X[:, 1])))
@@ -77,7 +81,9 @@ def test_centered_intercept_prior_is_on_the_intercept_at_the_columns_means():
     xbar = m.design.X.mean(axis=0)
     assert m.priors.center == pytest.approx((0.0, *xbar[1:]))
     assert m.priors.table()["prior"].iloc[0] == "Normal(mu=0, sigma=1.5) at the columns' means"
-    assert bg.GLMM(m.formula, df, family="binomial").priors.center is None
+    plain = bg.GLMM(m.formula, df, family="binomial", priors={"Intercept": P.Normal(0, 1.5)})
+    assert plain.priors.center is None  # a Normal given for the intercept is on the raw intercept
+    assert bg.GLMM(m.formula, df, family="binomial").priors.center == pytest.approx(m.priors.center)  # the default
     beta = np.array([-1.2, -0.9, -1.0, -1.4])
     expected = stats.norm(0, 1.5).logpdf(beta[0] + xbar[1:] @ beta[1:]) + stats.norm(0, 1).logpdf(beta[1:]).sum()
     from bayesglmm.bayes.marginalized import build_marginal_model
@@ -85,8 +91,13 @@ def test_centered_intercept_prior_is_on_the_intercept_at_the_columns_means():
 
     for pm_model in (m.pymc_model(), build_pymc_model(m.design, m.family, m.priors, families="all"),
                      build_marginal_model(m.design, m.family, m.priors, nagq=5)):
-        point = {**pm_model.initial_point(), "beta": beta}
-        assert pm_model.compile_logp(vars=[pm_model["beta"]], sum=True)(point) == pytest.approx(expected, abs=1e-10)
+        rv = pm_model["beta"]
+        value = pm_model.rvs_to_values[rv]
+        transform = pm_model.rvs_to_transforms.get(rv)  # the sampler's frame of β, if any
+        w = beta if transform is None else transform.forward(pt.as_tensor_variable(beta)).eval()
+        point = {**pm_model.initial_point(), value.name: w}
+        logp = pm_model.compile_logp(vars=[rv], sum=True, jacobian=False)
+        assert logp(point) == pytest.approx(expected, abs=1e-10)
     prior = pm.sample_prior_predictive(draws=4000, model=m.pymc_model(), var_names=["beta"], random_seed=3)
     d = prior["prior"]["beta"].to_numpy().reshape(-1, 4)
     at_means = d[:, 0] + d[:, 1:] @ xbar[1:]
@@ -98,3 +109,20 @@ def test_centered_intercept_prior_is_on_the_intercept_at_the_columns_means():
     with pytest.raises(KeyError, match="the model has no intercept"):
         bg.GLMM("Reaction ~ 0 + Days + (1 | Subject)", bg.datasets.load("sleepstudy"),
                 priors={"Intercept": P.CenteredIntercept(P.Normal(250, 50))})
+
+
+def test_a_covariate_named_like_a_key_keeps_its_own_prior():
+    """A covariate named ``sigma`` in a Gaussian model got the residual SD's HalfStudentT (positive
+    only) as its coefficient's prior; a column named ``Intercept`` took the intercept's key."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.normal(size=40), "sigma": rng.normal(size=40), "Intercept": rng.normal(size=40),
+                       "g": np.repeat(np.arange(8), 5)})
+    model = bg.GLMM("y ~ sigma + Intercept + (1 | g)", df, priors={"sigma": HalfNormal(2.0), "Intercept": Normal(0, 3)})
+    fixed = dict(zip(model.design.fixed_names, model.priors.fixed))
+    assert isinstance(fixed["sigma"], Normal) and fixed["sigma"].sigma == pytest.approx(2.5 * df.y.std(ddof=0)
+                                                                                         / df.sigma.std(ddof=0))
+    assert fixed["Intercept"] == Normal(0, 3) and isinstance(fixed["(Intercept)"], CenteredIntercept)
+    assert model.priors.sigma == HalfNormal(2.0)

@@ -57,6 +57,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..design import distinct_groups
+from ..results import NotApplicableError
 from .posterior import SamplingWarning
 from .prior_graph import LinearFrame, location_prior, scale_prior
 
@@ -120,15 +121,15 @@ def check_marginalizable(design, family) -> None:
     blocks = ', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)
     merged = merged_design(design)
     if merged is None:
-        raise ValueError("marginalize=True needs one grouping factor with one random block, e.g. (1 | g) or "
+        raise NotApplicableError("marginalize=True needs one grouping factor with one random block, e.g. (1 | g) or "
                          f"(1 + x | g), or uncorrelated blocks of it, (1 + x || g); this model has {blocks}")
     if exact_marginal(family):
         return
     if family.has_scale or not (family.counts_successes or family.canonical):
-        raise ValueError(f"marginalize=True is available for bernoulli/binomial (logit, probit, cloglog), poisson "
+        raise NotApplicableError(f"marginalize=True is available for bernoulli/binomial (logit, probit, cloglog), poisson "
                          f"(log) and gaussian (identity) models, not {family.name} with the {family.link.name} link")
     if merged.random[0].n_terms > MAX_TERMS:
-        raise ValueError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
+        raise NotApplicableError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
                          f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
 
 
@@ -176,7 +177,7 @@ def nagq_settling(model, tol: float = NAGQ_TOL, fit=None) -> tuple[int, float]:
 
     check_marginalizable(model.design, model.family)
     if exact_marginal(model.family):
-        raise ValueError("a gaussian (identity link) model's random effects integrate out exactly: there are no "
+        raise NotApplicableError("a gaussian (identity link) model's random effects integrate out exactly: there are no "
                          "quadrature nodes to choose")
     if fit is None:
         with warnings.catch_warnings():

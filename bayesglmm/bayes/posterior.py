@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, check_ci, summary_table, tidy_frame
+from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, NotApplicableError, check_ci, summary_table, tidy_frame
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -71,7 +71,7 @@ class Posterior:
     def __init__(self, model, idata, ci: float = 0.95):
         self.model = model
         self.idata = idata
-        self.ci = ci
+        self.ci = check_ci(ci)
 
     # -- draws
     def draws(self, name: str) -> np.ndarray:
@@ -403,7 +403,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         exact = exact_marginal(model.family)  # a linear mixed model: no quadrature
         change = None  # the automatic choice's change to the next rule (None: nagq given, or exact)
         if exact and nagq is not None:
-            raise ValueError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
+            raise NotApplicableError("nagq does not apply to a gaussian (identity link) model: marginalize=True integrates "
                              "its random effects out exactly")
         fit = reference_fit(model)  # one fit: the quadrature is chosen and β's frame centred at it
         if not exact and nagq is None:

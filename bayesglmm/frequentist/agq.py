@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from ..design import distinct_groups
+from ..results import NotApplicableError
 
 __all__ = ["GroupData", "group_data", "agq_loglik", "agq_value_and_grad", "check_agq"]
 
@@ -37,12 +38,12 @@ def check_agq(design, nagq) -> None:
     if not isinstance(nagq, (int, np.integer)) or nagq < 1:
         raise ValueError(f"nagq must be a positive integer, got {nagq!r}")
     if len(design.random) != 1:
-        raise ValueError(
+        raise NotApplicableError(
             f"method 'agq' needs a single grouping factor with one random-effect block; this model has "
             f"{len(design.random)} blocks ({', '.join(b.label for b in design.random)}): use method='laplace'"
         )
     if nagq ** design.random[0].n_terms > 100_000:
-        raise ValueError(f"nagq={nagq} with {design.random[0].n_terms} terms needs "
+        raise NotApplicableError(f"nagq={nagq} with {design.random[0].n_terms} terms needs "
                          f"{nagq ** design.random[0].n_terms} nodes per group; use a smaller nagq")
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, check_ci, summary_table,
-                       tidy_frame, wald_fixed_effects)
+from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, check_ci,
+                       summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import constant_column, scale_design
 from .laplace import fit_laplace
 from .pql import fit_pql, outside_support
@@ -224,6 +224,7 @@ class MLFit:
 
         See :mod:`bayesglmm.frequentist.profile`. PQL has no likelihood and raises ``ValueError``.
         """
+        check_ci(level, "level")
         if level not in self._profiles:
             from .profile import profile_sd_intervals
 
@@ -437,7 +438,7 @@ def _fit(model, method: str, nagq, dispersion, **options):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     if not model.design.random:
-        raise ValueError("the model has no random effects: fit it as a GLM")
+        raise NotApplicableError("the model has no random effects: fit it as a GLM")
     if method != "agq" and nagq is not None:
         raise ValueError(f"nagq applies to method='agq', not {method!r}")
     if method != "pql" and dispersion is not None:
@@ -459,7 +460,7 @@ def _fit(model, method: str, nagq, dispersion, **options):
         # quadrature rule) is exact and PQL's working model is the model itself, so all
         # three are its ML fit — as glmer() hands a gaussian family to lmer().
         if model.family.link.name != "identity":
-            raise ValueError(f"Gaussian models with a {model.family.link.name!r} link are not supported by "
+            raise NotApplicableError(f"Gaussian models with a {model.family.link.name!r} link are not supported by "
                              f"the frequentist engines (only identity); use model.sample()")
         from .lmm import fit_lmm
 

@@ -22,8 +22,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, check_ci, summary_table, tidy_frame,
-                       wald_fixed_effects)
+from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, check_ci, summary_table,
+                       tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
@@ -126,7 +126,7 @@ def _bernoulli_rows(y, trials, X, groups, offset):
     """Successes out of trials as one 0/1 row per trial, in the same cluster."""
     n = np.asarray(trials).astype(int)
     if np.any(n != trials) or np.any(y != np.round(y)):
-        raise ValueError("method 'gee' needs whole numbers of successes and trials")
+        raise NotApplicableError("method 'gee' needs whole numbers of successes and trials")
     rows = np.repeat(np.arange(len(n)), n)
     first = np.repeat(np.cumsum(n) - n, n)
     yy = (np.arange(len(rows)) - first < np.repeat(y, n)).astype(float)
@@ -149,7 +149,7 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     if correlation not in CORRELATIONS:
         raise ValueError(f"correlation must be one of {', '.join(CORRELATIONS)}, got {correlation!r}")
     if len(design.groups) != 1:
-        raise ValueError(f"method 'gee' needs a single grouping factor to cluster on; this model has "
+        raise NotApplicableError(f"method 'gee' needs a single grouping factor to cluster on; this model has "
                          f"{len(design.groups)} ({', '.join(design.groups) or 'none'})")
     block = next(b for b in design.random if b.group == design.groups[0])
     structure = {"exchangeable": cov_struct.Exchangeable, "independence": cov_struct.Independence,

@@ -41,6 +41,7 @@ from scipy.sparse.linalg import splu
 
 from ..design import Design
 from ..families import Family
+from ..results import NotApplicableError
 from .agq import agq_loglik, agq_value_and_grad, check_agq, group_data
 from .schur import SchurPattern, choose_elimination
 
@@ -555,7 +556,7 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1, full=()):
     tmap : ThetaMap
     """
     if family.has_scale:
-        raise ValueError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
+        raise NotApplicableError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
                          "(its Laplace approximation is exact): use method='ml' or 'reml'")
     if nagq != 1:
         check_agq(design, nagq)

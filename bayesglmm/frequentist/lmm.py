@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import optimize
+from ..results import NotApplicableError
 
 from .laplace import EngineResult, LaplaceState, ThetaMap, penalized_system, safe_inverse
 from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
@@ -61,7 +62,7 @@ def lmm_deviance(design, family, reml: bool = True, full=()):
 
 def _check_lmm(family):
     if not (family.has_scale and family.canonical):
-        raise ValueError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
+        raise NotApplicableError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
                          f"{family.name}/{family.link.name}: use 'laplace', 'agq' or 'pql'")
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import FitFailedError
+from ..results import FitFailedError, NotApplicableError
 
 from .laplace import (EngineResult, LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
                       penalized_system, safe_inverse)
@@ -158,7 +158,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     if dispersion not in ("fixed", "estimate"):
         raise ValueError(f"dispersion must be 'fixed' or 'estimate', got {dispersion!r}")
     if family.has_scale:
-        raise ValueError("PQL is for non-Gaussian families; a Gaussian model is an LMM: use method='ml' or 'reml'")
+        raise NotApplicableError("PQL is for non-Gaussian families; a Gaussian model is an LMM: use method='ml' or 'reml'")
     estimate = dispersion == "estimate"
     tmap = ThetaMap(design)
     X, y = design.X, design.y
