@@ -202,10 +202,10 @@ def test_both_graphs_give_the_same_log_density(small_df, families):
     rvs = [pmm[k] for k in vals]
     terms = pmm.logp(vars=rvs, jacobian=False, sum=True)
     fn = pmm.compile_fn(terms, inputs=[pmm.rvs_to_values[rv] for rv in rvs], point_fn=False)
-    # value variables are on the transformed scale: set them from the SDs
-    args = [vals["beta"]] + [pmm.rvs_to_transforms[rv].forward(pt.as_tensor(vals[rv.name]), *rv.owner.inputs).eval()
-                             for rv in rvs[1:]]
-    expected = (stats.norm(0, 5).logpdf(0.2) + stats.t(3, 0, 1).logpdf(-0.4)
+    # value variables are on the transformed scale (β in the frame of X, the SDs on theirs): set them
+    args = [pmm.rvs_to_transforms[rv].forward(pt.as_tensor(vals[rv.name]), *rv.owner.inputs).eval() for rv in rvs]
+    xbar = float(m.design.X[:, 1].mean())  # the default intercept prior is at the columns' means
+    expected = (stats.norm(0, 5).logpdf(0.2 + xbar * -0.4) + stats.t(3, 0, 1).logpdf(-0.4)
                 + stats.invgamma(2, scale=1).logpdf(0.64) + np.log(1.6) + stats.uniform(0, 5).logpdf(1.3))
     assert float(fn(*args)) == pytest.approx(expected, rel=1e-10)
 

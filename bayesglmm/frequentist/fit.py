@@ -50,7 +50,7 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
     without bound along that coefficient. The intercept is named when the whole response sits on
     the bound (every count 0, every trial a success or every one a failure).
 
-    With ``beta`` given, a term that moves the linear predictor by more than 15 is also reported
+    With ``beta`` given (Bernoulli/binomial), a term that moves the linear predictor by more than 15 is also reported
     (separation by a combination of columns shows up this way): a 0/1 column by its coefficient, any
     other column by its coefficient times twice the column's SD, and the intercept by the linear
     predictor at the other non-0/1 columns' means. None of these depends on where or in what units
@@ -79,17 +79,23 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
             return "successes"
         return None
 
+    def says(outcome, where=""):
+        if upper:
+            return f"every observation{where} is all {outcome}"
+        return f"every count{where} is 0"
+
     if j0 is not None and (side := on_bound(np.ones(len(y), dtype=bool))):
-        found.append(f"{design.fixed_names[j0]!r} (every observation is {'all ' if upper else ''}{side})")
+        found.append(f"{design.fixed_names[j0]!r} ({says(side)}: the random-effect SDs are not estimable either)")
     for j, name in enumerate(design.fixed_names):
         if j == j0 or not binary[j]:
             continue
         col = X[:, j]
         for value, mask in (("1", col == 1), ("0", col == 0)):
             if mask.any() and (outcome := on_bound(mask)):
-                found.append(f"{name!r} (every observation with {name} = {value} is all {outcome})")
+                found.append(f"{name!r} ({says(outcome, f' with {name} = {value}')})")
                 break
-    if beta is not None:
+    if beta is not None and upper:  # a count's linear predictor may be large (counts of 10⁷, a rate
+        # per person-year of 10⁻⁷ with its offset): only a probability's is separated by its size
         beta = np.asarray(beta, dtype=float)
         listed = " ".join(found)
         spread = np.where(binary, 1.0, 2.0 * X.std(axis=0))

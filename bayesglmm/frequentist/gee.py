@@ -164,14 +164,21 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     gee = sm.GEE(y, X @ frame.A, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
     with warnings.catch_warnings():  # statsmodels' overflow/divide chatter under separation
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = gee.fit(maxiter=200)
+        try:
+            result = gee.fit(maxiter=200)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:  # e.g. every count 0
+            raise FitFailedError(f"GEE failed in statsmodels ({err}){_separation_cause(model)}") from err
     fit = GEEFit(model, result, correlation, time.perf_counter() - t0, frame.A)
     if not (np.all(np.isfinite(fit.beta)) and np.all(np.isfinite(np.diag(fit.vcov)))):
-        from .fit import check_separation
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sep = check_separation(design, model.family)
-        cause = f": separation by {'; '.join(sep)}" if sep else ""
-        raise FitFailedError(f"GEE failed: its estimates or robust SEs are NaN/inf{cause}")
+        raise FitFailedError(f"GEE failed: its estimates or robust SEs are NaN/inf{_separation_cause(model)}")
     return fit
+
+
+def _separation_cause(model) -> str:
+    """": separation by ..." when the response sits on its bound along some column, else ""."""
+    from .fit import check_separation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sep = check_separation(model.design, model.family)
+    return f": separation by {'; '.join(sep)}" if sep else ""
