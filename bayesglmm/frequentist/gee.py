@@ -60,14 +60,12 @@ class GEEFit:
 
     population_averaged = True
 
-    def __init__(self, model, result, correlation, seconds, frame=None):
+    def __init__(self, model, beta, vcov, alpha: float, correlation: str, converged: bool, seconds: float):
         self.model, self.method, self.correlation, self.seconds = model, "gee", correlation, seconds
-        A = np.eye(len(result.params)) if frame is None else np.asarray(frame)  # β = A β̃
-        self.beta = A @ np.asarray(result.params)
-        self.vcov = A @ np.asarray(result.cov_robust) @ A.T
-        dep = result.model.cov_struct
-        self.alpha = float(getattr(dep, "dep_params", np.nan)) if correlation != "independence" else 0.0
-        self.converged = bool(getattr(result, "converged", True))
+        self.beta = np.asarray(beta, dtype=float)
+        self.vcov = np.asarray(vcov, dtype=float)
+        self.alpha = float(alpha)
+        self.converged = bool(converged)
         #: structured findings (:class:`~bayesglmm.results.Flag`), e.g. ``separation``
         self.flags: list[Flag] = []
         #: BLAS threads of the fit (``fit(..., blas_threads=)``)
@@ -168,7 +166,10 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
             result = gee.fit(maxiter=200)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:  # e.g. every count 0
             raise FitFailedError(f"GEE failed in statsmodels ({err}){_separation_cause(model)}") from err
-    fit = GEEFit(model, result, correlation, time.perf_counter() - t0, frame.A)
+    A = frame.A  # β = A β̃
+    alpha = float(getattr(result.model.cov_struct, "dep_params", np.nan)) if correlation != "independence" else 0.0
+    fit = GEEFit(model, A @ np.asarray(result.params), A @ np.asarray(result.cov_robust) @ A.T, alpha, correlation,
+                 bool(getattr(result, "converged", True)), time.perf_counter() - t0)
     if not (np.all(np.isfinite(fit.beta)) and np.all(np.isfinite(np.diag(fit.vcov)))):
         raise FitFailedError(f"GEE failed: its estimates or robust SEs are NaN/inf{_separation_cause(model)}")
     return fit

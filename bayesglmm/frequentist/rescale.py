@@ -25,7 +25,7 @@ from scipy import linalg
 
 from .laplace import EngineResult, lower_factor
 
-__all__ = ["on_user_scale", "user_theta", "internal_theta_map", "RotatedFactor",
+__all__ = ["on_user_scale", "internal_estimates", "user_theta", "internal_theta_map", "RotatedFactor",
            "centred_blocks"]
 
 
@@ -150,3 +150,19 @@ def on_user_scale(raw: EngineResult, scaling, reml: bool = False) -> EngineResul
     return replace(raw, theta=theta, beta=scaling.beta(raw.beta), vcov_beta=jb @ raw.vcov_beta @ jb.T,
                    vcov_full=vcov_full, loglik=raw.loglik + scaling.loglik_shift(reml), state=state,
                    sigma=None if raw.sigma is None else raw.sigma * scaling.y_scale, internal=raw)
+
+
+def internal_estimates(theta, beta, sigma, scaling) -> EngineResult:
+    """The internal parametrization's estimates (θ̃, β̃, σ̃) from the user's, the inverse of
+    :func:`on_user_scale` for the estimates alone (what profiles start from): L̃ is the
+    lower-triangular factor of T⁻¹ L / s, β̃ = (sA)⁻¹(β − c e), σ̃ = σ / s. The other fields are
+    empty: for results that kept only the user's estimates (a legacy file)."""
+    from .laplace import ThetaMap
+
+    tmap = ThetaMap(scaling.design)  # θ's layout is the same in both: the same blocks
+    factors = [lower_factor(np.linalg.solve(scaling.effect_map(k), L))[0] for k, L in enumerate(tmap.factors(theta))]
+    theta_int = np.concatenate([L[rows, cols] for L, (rows, cols) in zip(factors, tmap.entries)]) if factors \
+        else np.zeros(0)
+    return EngineResult(theta=theta_int, beta=scaling.beta_internal(beta), vcov_beta=None, loglik=np.nan, state=None,
+                        tmap=tmap, converged=True, message="", n_eval=0,
+                        sigma=None if sigma is None else float(sigma) / scaling.y_scale)
