@@ -149,8 +149,8 @@ def _frame_dataset(frame: pd.DataFrame):
         elif pd.api.types.is_bool_dtype(col.dtype) and col.isna().any():
             values = col.astype(float).to_numpy(dtype=float, na_value=np.nan)
         elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-            values = col.to_numpy(dtype=float if col.isna().any() or col.dtype.kind == "f" else None,
-                                  na_value=np.nan) if col.isna().any() else col.to_numpy()
+            # a nullable integer with missing values as floats with NaN (its dtype restores it)
+            values = col.to_numpy(dtype=float, na_value=np.nan) if col.isna().any() else col.to_numpy()
         elif pd.api.types.is_bool_dtype(col.dtype):
             values = col.to_numpy(dtype=bool)
         elif pd.api.types.is_datetime64_any_dtype(col.dtype) or pd.api.types.is_timedelta64_dtype(col.dtype):
