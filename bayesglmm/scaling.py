@@ -226,7 +226,7 @@ def scale_design(design, family) -> DesignScaling:
         transforms.append(T)
         blocks.append(replace(block, Xr=_readonly(block.Xr @ T)))
     y, offset, c, s = design.y, design.offset, 0.0, 1.0
-    if family.has_scale and family.link.name == "identity":
+    if family.has_scale and family.canonical:  # a Gaussian response on the identity link
         r = np.asarray(design.y, dtype=float) - design.offset
         c = float(np.mean(r)) if frame.one is not None else 0.0
         s = float(np.std(r - c))

@@ -61,7 +61,7 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
     list of str
         The terms warned about.
     """
-    bounded = family.counts_successes or (not family.has_scale and family.link.name == "log")
+    bounded = family.counts_successes or (not family.has_scale and family.canonical)  # Poisson: the log link
     if not bounded:
         return []
     y = design.y
