@@ -346,14 +346,18 @@ class EngineResult:
 DECREMENT_TOL = 4e-6
 
 
-def decrement_tolerance(design, family, eta) -> float:
+def decrement_tolerance(design, family, eta, nagq: int = 1) -> float:
     """:data:`DECREMENT_TOL`, or more where the deviance itself cannot be computed that closely: a
-    sum of terms of size Σ|ℓᵢ| carries a rounding error of about ε·Σ|ℓᵢ|, and with Poisson counts
-    near 10⁷ (Σ|ℓᵢ| ≈ 3·10¹⁰ for 120 rows) that is 10⁻⁵ — the decrement is then noise below
-    100 times it."""
+    sum of terms of size Σ|ℓᵢ| carries a rounding error of about ε·Σ|ℓᵢ|, and the decrement is noise
+    below 100 times it. Laplace sums the log-likelihood relative to the saturated fit
+    (:meth:`Family.loglik_relative`, of order 1 a row); AGQ's node sums hold the whole terms, and with
+    Poisson counts near 10⁷ (Σ|ℓᵢ| ≈ 3·10¹⁰ for 120 rows) their rounding is 10⁻⁵."""
     mu = family.link.inverse(eta)
-    size = float(np.sum(np.abs(family.loglik_kernel(design.y, mu, design.trials)))
-                 + np.sum(np.abs(family.loglik_constant(design.y, design.trials))))
+    if nagq == 1:
+        size = float(np.sum(np.abs(family.loglik_relative(design.y, mu, design.trials))))
+    else:
+        size = float(np.sum(np.abs(family.loglik_kernel(design.y, mu, design.trials)))
+                     + np.sum(np.abs(family.loglik_constant(design.y, design.trials))))
     return max(DECREMENT_TOL, 100.0 * np.finfo(float).eps * size)
 
 
@@ -495,9 +499,11 @@ def _score_weights(family: Family, eta, trials):
     return mu, n * mu, dmu / var, n * dmu**2 / var
 
 
-def loglik_constant(design: Design, family: Family) -> float:
-    """Σᵢ of the log-likelihood terms free of the parameters (:meth:`Family.loglik_constant`)."""
-    return float(np.sum(family.loglik_constant(design.y, design.trials)))
+def saturated_loglik(design: Design, family: Family) -> float:
+    """Σᵢ ℓ(yᵢ; μ̂ᵢ), the saturated model's log-likelihood (:meth:`Family.loglik_saturated`): PIRLS
+    sums :meth:`Family.loglik_relative` and adds this once, so that its sums stay accurate when the
+    counts are large."""
+    return float(np.sum(family.loglik_saturated(design.y, design.trials)))
 
 
 def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-10, maxit=200,
@@ -505,49 +511,62 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     """Penalized IRLS for the conditional modes û given β and A = ZΛ.
 
     Maximises ℓ(y | offset + Xβ + A u) − ‖u‖²/2 by Fisher scoring with step halving, until the
-    objective changes by less than ``tol`` (relative) and the step by less than ``utol``. Under a
+    objective changes by less than ``tol`` (relative) and the step by less than ``utol`` (its largest
+    entry and its length in the norm of the curvature H). Under a
     canonical link Fisher scoring is Newton's method (a step below 1e-7 leaves an error of about
     its square); under another link it converges linearly, so ``utol`` defaults to 1e-11 there —
     the deviance must not depend on the warm start at the level its derivatives are checked.
-    ``constant`` is :func:`loglik_constant` when the caller has it (computed here otherwise).
+    ``constant`` is :func:`saturated_loglik` when the caller has it (computed here otherwise): the
+    log-likelihood is summed relative to the saturated fit (:meth:`Family.loglik_relative`).
     """
     if utol is None:
         utol = 1e-7 if family.canonical else 1e-11
     y, trials = design.y, design.trials
     base = design.offset + design.X @ beta
     u = np.zeros(A.shape[1]) if u0 is None else u0.copy()
-    const = loglik_constant(design, family) if constant is None else constant
+    const = saturated_loglik(design, family) if constant is None else constant
 
     def objective(u):
         eta = base + A @ u
-        return float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), trials))) + const - 0.5 * float(u @ u)
+        return float(np.sum(family.loglik_relative(y, family.link.inverse(eta), trials))) + const - 0.5 * float(u @ u)
 
     def system(eta):
         _, mean, s, w = _score_weights(family, eta, trials)
         return mean, s, penalized_system(A, w)
 
     obj = objective(u)
+    if u0 is not None and not np.isfinite(obj):  # a warm start from far away (the modes at θ ≈ 0 are
+        u = np.zeros(A.shape[1])                  # b/θ: huge) can overflow here: start from 0 instead
+        obj = objective(u)
     converged = False
     for _ in range(maxit):
         eta = base + A @ u
         mean, s, lu = system(eta)
         grad = A.T @ ((y - mean) * s) - u
         delta = lu.solve(grad)
+        # the objective's own rounding: each row's μ − y is a difference of numbers of size y, so a step
+        # that changes it by less than ε·Σ(|y| + |μ|) is no worse (with counts near 10⁷ that is 10⁻⁷, and
+        # steps refused for it stalled PIRLS short of the mode)
+        slack = 1e-12 + 8.0 * np.finfo(float).eps * float(np.sum(np.abs(y)) + np.sum(np.abs(mean)))
         step = 1.0
         while True:
             new = objective(u + step * delta)
-            if new >= obj - 1e-12 or step < 1e-8:
+            if new >= obj - slack or step < 1e-8:
                 break
             step /= 2
         u, change = u + step * delta, new - obj
         obj = new
-        if abs(change) < tol * (1 + abs(obj)) and np.max(np.abs(step * delta)) < utol:
+        # the step's size in the curvature's norm, √(δᵀHδ) = √(gᵀH⁻¹g), as well as its largest entry:
+        # with counts near 10⁷ (H ≈ 10⁷) a step of 10⁻⁷ in u still moved μ by 0.1 and the deviance's
+        # gradient by 1 between calls from different warm starts
+        size = max(float(np.max(np.abs(step * delta), initial=0.0)), step * np.sqrt(max(float(grad @ delta), 0.0)))
+        if abs(change) < tol * (1 + abs(obj)) and size < utol:
             converged = True
             break
     eta = base + A @ u
     _, _, lu = system(eta)
     logdet = lu.logdet
-    ll = float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), trials))) + const
+    ll = float(np.sum(family.loglik_relative(y, family.link.inverse(eta), trials))) + const
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
 
 
@@ -574,7 +593,7 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1, full=()):
     agq_data = group_data(design) if nagq != 1 else None  # each distinct group pattern once
     tmap = ThetaMap(design, full)
     cache = {"u": None}
-    const = loglik_constant(design, family)
+    const = saturated_loglik(design, family)
 
     def state(params):
         theta, beta = params[:tmap.n_theta], params[tmap.n_theta:]
@@ -704,12 +723,16 @@ def _ridge_solve(M, rhs) -> np.ndarray:
     """Solve the normal equations M x = rhs of an IRLS step, M = XᵀWX.
 
     Under (quasi-)complete separation the weights of the separated rows underflow to 0
-    and M becomes singular; a ridge of 1e-10 × the largest diagonal entry keeps the step
-    finite (the coefficient then grows step by step, as R's ``glm`` lets it), and a
-    least-squares solve is the last resort. ``check_separation`` reports the term.
+    and M becomes singular; a ridge of 1e-10 × the largest diagonal entry on such a vanishing
+    diagonal (below 1e-14 of the largest) keeps the step finite (the coefficient then grows step
+    by step, as R's ``glm`` lets it), and a least-squares solve is the last resort.
+    ``check_separation`` reports the term. Every other diagonal gets 1e-10 of itself: a ridge of
+    the largest on all of them biased the small ones (PQL's working model with Poisson counts near
+    10⁹: the intercept's 200 against a slope's 10¹¹, a ridge of 12).
     """
-    ridge = 1e-10 * max(float(np.max(np.abs(np.diag(M)))), 1e-300)
-    A = M + ridge * np.eye(len(M))
+    d = np.abs(np.diag(M))
+    big = max(float(np.max(d)), 1e-300) if len(d) else 1.0
+    A = M + np.diag(1e-10 * np.where(d > 1e-14 * big, d, big))
     if np.isfinite(A).all() and np.isfinite(rhs).all():  # NumPy's LAPACK calls: no SciPy wrapper
         try:                                              # overhead (≈ 0.1 ms a call: PIRLS, the LMM)
             np.linalg.cholesky(A)  # positive definite, as the Cholesky solve of assume_a="pos" needs
@@ -752,6 +775,64 @@ def _glm_start(design: Design, family: Family) -> np.ndarray:
     return beta
 
 
+def joint_modes_start(design: Design, family: Family, tmap, theta, beta, maxit: int = 50) -> np.ndarray:
+    """β maximising ℓ(y | Xβ + ZΛu) − ‖u‖²/2 jointly with u at the given θ: lme4's first stage
+    (``nAGQ = 0``), from ``beta`` (the GLM's). Newton steps on (β, u) by block elimination,
+    δβ = M⁻¹(g_β − XᵀWA H⁻¹g_u), δu = H⁻¹(g_u − AᵀWX δβ), M = XᵀWX − XᵀWA H⁻¹AᵀWX, with step
+    halving. The GLM's β ignores the groups: with Poisson counts near 10⁹ its within-group slope
+    was 30 SEs off, a start 5·10⁶ of deviance from the optimum where L-BFGS-B's first steps
+    overflowed."""
+    A = tmap.ZLambda(theta)
+    X, y, trials = design.X, design.y, design.trials
+    const = saturated_loglik(design, family)
+    u = np.zeros(A.shape[1])
+
+    def objective(b, u):
+        mu = family.link.inverse(design.offset + X @ b + A @ u)
+        return float(np.sum(family.loglik_relative(y, mu, trials))) + const - 0.5 * float(u @ u)
+
+    obj = objective(beta, u)
+    for _ in range(maxit):
+        _, mean, sc, w = _score_weights(family, design.offset + X @ beta + A @ u, trials)
+        r = (y - mean) * sc
+        g_b, g_u = X.T @ r, A.T @ r - u
+        fac = penalized_system(A, w)
+        AtWX = np.asarray(A.T @ (w[:, None] * X))
+        HinvAtWX = np.asarray(fac.solve(AtWX))
+        M = X.T @ (w[:, None] * X) - AtWX.T @ HinvAtWX
+        d_b = _ridge_solve(M, g_b - HinvAtWX.T @ g_u)
+        d_u = fac.solve(g_u - AtWX @ d_b)
+        step = 1.0
+        while step > 1e-8:
+            new = objective(beta + step * d_b, u + step * d_u)
+            if np.isfinite(new) and new >= obj - 1e-12:
+                break
+            step /= 2
+        if step <= 1e-8:
+            break
+        beta, u, change, obj = beta + step * d_b, u + step * d_u, new - obj, new
+        if abs(change) < 1e-10 * (1 + abs(obj)):
+            break
+    return beta
+
+
+def beta_scale(design, family, tmap, state, theta) -> np.ndarray:
+    """The scale L-BFGS-B moves β on: √(Mⱼⱼ / J), M = XᵀWX − XᵀWA H⁻¹AᵀWX the information on β left
+    when the random effects are integrated out (the Laplace Hessian's β block; W the weights at the
+    start's modes, A = ZΛ) and J the number of random-effect levels, of the order of the deviance's
+    curvature in θ. About 1 for binary data on the orthonormal columns GLMM.fit hands the engine
+    (bayesglmm.scaling); for Poisson counts near 10⁹ a within-group slope's is 10⁴ while the
+    intercept's stays near 1 (the random intercepts absorb its information): on β unscaled L-BFGS-B
+    stopped with θ at its start."""
+    w = family.working(state.eta, design.y, design.trials).weight
+    X = design.X
+    AtWX = np.asarray(tmap.ZLambda(theta).T @ (w[:, None] * X))
+    M = np.einsum("ij,i,ij->j", X, w, X) - np.einsum("qj,qj->j", AtWX, np.asarray(state.factor.solve(AtWX)))
+    levels = max(1, sum(b.n_levels for b in design.random))
+    info = M / levels
+    return np.where(np.isfinite(info) & (info > 1e-12), np.sqrt(np.maximum(info, 1e-12)), 1.0)
+
+
 def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
     """Central differences of the analytic gradient ``fg(x) -> (value, gradient)``, symmetrized:
     2k gradient evaluations (each one PIRLS), steps kept inside θ's lower bounds.
@@ -773,7 +854,10 @@ def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
             e = np.zeros(k)
             e[j] = steps[j]
             H[:, j] = (fg(xs + e)[1] - fg(xs - e)[1]) / (2 * steps[j])
-        return (H + H.T) / 2
+        # symmetric: each pair from the column of the larger step, whose difference the gradient's own
+        # rounding disturbs least (equal steps: the mean of the two)
+        wider = steps[None, :] > steps[:, None]
+        return np.where(wider, H, np.where(wider.T, H.T, (H + H.T) / 2))
 
     H = differences(steps)
     curv = np.abs(np.diag(H))
@@ -882,7 +966,8 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         normalising constant; ``state`` the conditional modes at the estimates.
     """
     devfun, tmap = laplace_deviance(design, family, nagq)
-    x0 = np.concatenate([tmap.theta0(), _glm_start(design, family)])
+    theta0 = tmap.theta0()
+    x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, _glm_start(design, family))])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower] + [(None, None)] * design.X.shape[1]
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad
@@ -891,12 +976,8 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if vg is None:  # no analytic gradient: central differences, never the optimiser's forward ones
         vg = central_value_and_grad(devfun, lower)
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
-    # L-BFGS-B works on β scaled by the root-mean-square of its column (β_j·rms(x_j)), so that a badly
-    # scaled predictor does not stretch the valley (the fits of GLMM.fit hand it orthonormal columns,
-    # bayesglmm.scaling, where this is 1; not the SD: a constant column's is 0 up to rounding)
     scale = np.ones(len(x0))
-    sx = np.sqrt(np.mean(design.X ** 2, axis=0))
-    scale[tmap.n_theta:] = np.where(sx > 0, sx, 1.0)
+    scale[tmap.n_theta:] = beta_scale(design, family, tmap, devfun.state(x0), x0[:tmap.n_theta])
     def fun(z):
         f, g = vg(z / scale)
         return f, g / scale
@@ -924,10 +1005,15 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)
-    tolerance = decrement_tolerance(design, family, state.eta)
+    tolerance = decrement_tolerance(design, family, state.eta, nagq)
     if tolerance > DECREMENT_TOL:
         message += f" (the deviance's rounding allows {tolerance:.1e})"
+    if nagq > 1 and tolerance > 1e-3:
+        message += ("; AGQ sums each node's log-likelihood whole, which loses precision with counts this large: "
+                    "method='laplace' sums it relative to the saturated fit")
+    if decrement < 0:  # gᵀH⁻¹g < 0: the Hessian is not positive definite there, no verified minimum
+        message += "; the Hessian is not positive definite at the estimates"
     return EngineResult(theta=x[:p0], beta=x[p0:], vcov_beta=cov[p0:, p0:], vcov_full=cov, loglik=-0.5 * devfun(x),
                         state=state, tmap=tmap,
-                        converged=bool(best.success) and state.converged and not decrement > tolerance,
+                        converged=bool(best.success) and state.converged and not (decrement > tolerance or decrement < 0),
                         message=message, n_eval=int(n_eval), decrement=decrement)
