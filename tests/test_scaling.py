@@ -216,3 +216,24 @@ def test_nuts_slope_unchanged_by_a_shift():
         draws=500, tune=500, chains=2, random_seed=1, progressbar=False, diagnose=False) for h in (0.0, 2000.0)]
     a, b = (p.fixed_effects().set_index("term").loc["x"] for p in posts)
     assert abs(a.estimate - b.estimate) < 0.25 * a.std_error and abs(a.std_error / b.std_error - 1) < 0.2
+
+
+def test_separation_is_found_exactly_whatever_the_parametrization():
+    """The separation check is a linear program on X, not the size of the estimates: ohio's
+    age*smoke with age + 2000 flagged the intercept, smoke and age:smoke (estimates 431, −209) though
+    the likelihood is the unshifted one's; a genuine separation by x > 0.3 is named as a combination
+    of the intercept and x."""
+    oh = bg.datasets.load("ohio")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shift in (0.0, 2000.0):
+            for formula in ("resp ~ age * smoke + (1 | id)", "resp ~ age + I(age**2) + (1 | id)",
+                            "resp ~ 0 + C(smoke) + age + (1 | id)"):
+                assert bg.GLMM(formula, oh.assign(age=oh.age + shift), family="bernoulli").fit("laplace").flags == []
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200)
+    df = pd.DataFrame({"y": (x > 0.3).astype(int), "x": x + 2000, "g": np.repeat(np.arange(20), 10)})
+    with pytest.warns(bg.SeparationWarning, match=r"a combination of '\(Intercept\)', 'x'|a combination of 'x', "
+                                                   r"'\(Intercept\)'"):
+        fit = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli").fit("laplace")
+    assert [f.kind for f in fit.flags].count("separation") == 1

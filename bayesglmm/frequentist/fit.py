@@ -12,7 +12,7 @@ from scipy import stats
 
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, check_ci,
                        summary_table, tidy_frame, wald_fixed_effects)
-from ..scaling import constant_column, scale_design
+from ..scaling import column_frame, constant_column, scale_design
 from .laplace import fit_laplace
 from .pql import fit_pql, outside_support
 from .rescale import on_user_scale
@@ -41,25 +41,24 @@ class SeparationWarning(UserWarning):
     """A fixed effect of a binary/binomial model is (quasi-)completely separated: its MLE is infinite."""
 
 
-def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
-    """Warn, naming the term, when the response's bound makes a coefficient's MLE infinite.
+def check_separation(design, family, stacklevel=3) -> list[str]:
+    """Warn, naming the terms, when the response's bound makes the fixed effects' MLE infinite.
 
     For a Bernoulli/binomial response, a 0/1 column of X separates when all the observations
     where it is 1 (or all where it is 0) have the same outcome — every trial a success or every
     one a failure; for counts (Poisson), when all of them are 0. The likelihood then increases
     without bound along that coefficient. The intercept is named when the whole response sits on
-    the bound (every count 0, every trial a success or every one a failure).
-
-    With ``beta`` given (Bernoulli/binomial), a term that moves the linear predictor by more than 15 is also reported
-    (separation by a combination of columns shows up this way): a 0/1 column by its coefficient, any
-    other column by its coefficient times twice the column's SD, and the intercept by the linear
-    predictor at the other non-0/1 columns' means. None of these depends on where or in what units
-    a covariate is measured (a year-valued covariate does not make its intercept "separated").
+    the bound (every count 0, every trial a success or every one a failure). Separation by a
+    combination of columns (x > c, or x and a factor together) is found exactly by the linear
+    program of :func:`separating_direction`, which names the terms of the direction along which
+    the likelihood increases without bound. Nothing here depends on where or in what units a
+    covariate is measured: the estimates' size is not the test (a year-valued covariate, an
+    interaction with one, made the intercept and the factor's coefficients large and "separated").
 
     Returns
     -------
     list of str
-        The terms warned about.
+        The findings, one per term or combination.
     """
     bounded = family.counts_successes or (not family.has_scale and family.canonical)  # Poisson: the log link
     if not bounded:
@@ -94,18 +93,13 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
             if mask.any() and (outcome := on_bound(mask)):
                 found.append(f"{name!r} ({says(outcome, f' with {name} = {value}')})")
                 break
-    if beta is not None and upper:  # a count's linear predictor may be large (counts of 10⁷, a rate
-        # per person-year of 10⁻⁷ with its offset): only a probability's is separated by its size
-        beta = np.asarray(beta, dtype=float)
-        listed = " ".join(found)
-        spread = np.where(binary, 1.0, 2.0 * X.std(axis=0))
-        effect = np.abs(beta) * spread
-        if j0 is not None:
-            centre = np.where(binary, 0.0, X.mean(axis=0))
-            centre[j0] = 0.0
-            effect[j0] = abs(beta[j0] * X[0, j0] + centre @ beta)
-        found += [f"{name!r} (estimate {b:.1f})" for name, b, e in zip(design.fixed_names, beta, effect)
-                  if e > 15 and repr(name) not in listed]
+    if not found:
+        d = separating_direction(X, y, n, upper)
+        if d is not None:
+            size = np.abs(d) * np.sqrt(np.mean(X**2, axis=0))
+            terms = [design.fixed_names[j] for j in np.argsort(-size) if size[j] > 1e-6 * size.max()]
+            found.append(f"a combination of {', '.join(map(repr, terms))} (the linear predictor along it "
+                         f"separates the {'successes from the failures' if upper else 'zero counts from the others'})")
     if found:
         warnings.warn("complete or quasi-complete separation: " + "; ".join(found)
                       + ". Its coefficient has no finite MLE: the estimate and SE are meaningless "
@@ -113,6 +107,49 @@ def check_separation(design, family, beta=None, stacklevel=3) -> list[str]:
                       "proper prior on the coefficient keeps its posterior proper).",
                       SeparationWarning, stacklevel=stacklevel)
     return found
+
+
+#: rows of the subsample :func:`separating_direction` tries first on larger data
+SEPARATION_SUBSAMPLE = 5000
+
+
+def separating_direction(X, y, n, upper: bool = True, tol: float = 1e-7):
+    """A direction d ≠ 0 along which the log-likelihood of a GLM increases without bound, or None:
+    Xᵢd ≥ 0 where every trial is a success, Xᵢd ≤ 0 where every one is a failure (or a count is 0),
+    Xᵢd = 0 elsewhere, some row strictly (Konis 2007's linear program, as R's detectseparation).
+    Solved by HiGHS in the orthonormal frame of X (:func:`bayesglmm.scaling.column_frame`:
+    |d̃ⱼ| ≤ 1, the objective Σ ± Xᵢd of order one when there is a direction) and returned on X's
+    columns, d = A d̃.
+
+    References
+    ----------
+    Konis, K. (2007). Linear programming algorithms for detecting separated data in binary
+    logistic regression models. DPhil thesis, University of Oxford.
+    """
+    from scipy.optimize import linprog
+
+    X, y, n = np.asarray(X, dtype=float), np.asarray(y, dtype=float), np.asarray(n, dtype=float)
+    if len(y) > SEPARATION_SUBSAMPLE:  # a direction for all rows is one for any subset of them: when a
+        # subset has none, neither do all (most data; 0.02 s against 0.7 s for the LP of 100,000 rows)
+        rows = np.random.default_rng(0).choice(len(y), SEPARATION_SUBSAMPLE, replace=False)
+        if separating_direction(X[rows], y[rows], n[rows], upper, tol) is None:
+            return None
+    frame = column_frame(X)
+    Xt = X @ frame.A
+    low = y == 0
+    high = (y == n) & upper & ~low
+    mid = ~(low | high)
+    sign = np.where(high, 1.0, -1.0)
+    bound = low | high
+    if not bound.any():
+        return None
+    c = -(sign[bound, None] * Xt[bound]).sum(axis=0)  # maximise Σ ±Xᵢd over the rows on a bound
+    res = linprog(c, A_ub=-(sign[bound, None] * Xt[bound]), b_ub=np.zeros(int(bound.sum())),
+                  A_eq=Xt[mid] if mid.any() else None, b_eq=np.zeros(int(mid.sum())) if mid.any() else None,
+                  bounds=[(-1.0, 1.0)] * X.shape[1], method="highs")
+    if res.status != 0 or -res.fun <= tol * max(1.0, float(bound.sum())):
+        return None
+    return frame.A @ res.x
 
 
 def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]:
@@ -454,7 +491,7 @@ def _fit(model, method: str, nagq, dispersion, **options):
         from .gee import fit_gee
 
         result = fit_gee(model, **options)
-        for term in check_separation(model.design, model.family, result.beta):
+        for term in check_separation(model.design, model.family):
             result.flags.append(Flag("separation", term))
         return result
     t0 = time.perf_counter()
@@ -502,7 +539,7 @@ def add_fit_flags(result, method: str, stacklevel: int = 3) -> None:
     if not result.converged:
         flags.append(Flag("not_converged", f"{method} fit did not converge: {result.message}"))
         warnings.warn(flags[-1].message, ConvergenceWarning, stacklevel=stacklevel + 1)
-    for term in check_separation(model.design, model.family, result.beta, stacklevel=stacklevel + 1):
+    for term in check_separation(model.design, model.family, stacklevel=stacklevel + 1):
         flags.append(Flag("separation", term))
     se = np.sqrt(np.diag(np.asarray(result.vcov, dtype=float)))
     bad = [t for t, v in zip(model.design.fixed_names, se) if not np.isfinite(v)]
