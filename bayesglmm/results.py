@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Flag", "FitFailedError", "NotApplicableError", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+__all__ = ["Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
            "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -51,6 +51,15 @@ class Flag:
 
     def __str__(self):
         return f"{self.kind}: {self.message}"
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimizer or PIRLS did not converge, the fit is singular, or a profile could not be computed."""
+
+
+class SeparationWarning(UserWarning):
+    """A fixed effect of a binary/binomial (or Poisson) model is (quasi-)completely separated: its MLE is
+    infinite."""
 
 
 class NotApplicableError(ValueError):

@@ -237,3 +237,18 @@ def test_separation_is_found_exactly_whatever_the_parametrization():
                                                    r"'\(Intercept\)'"):
         fit = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli").fit("laplace")
     assert [f.kind for f in fit.flags].count("separation") == 1
+
+
+def test_a_profile_that_cannot_be_computed_says_so():
+    """(Days | Subject) with Days + 500: the intercept's SD is at a day 500 from the data, and its
+    profile's refits run into factors that are not positive definite (a LinAlgError before); it is
+    given as NaN with a ConvergenceWarning naming it, the slope's and σ's as without the shift."""
+    ss = bg.datasets.load("sleepstudy")
+    ref = bg.GLMM("Reaction ~ Days + (Days | Subject)", ss).fit("ml").variance_components(profile=True)
+    fit = bg.GLMM("Reaction ~ Days + (Days | Subject)", ss.assign(Days=ss.Days + 500)).fit("ml")
+    with pytest.warns(bg.ConvergenceWarning, match="no profile interval for the SD of '\\(Intercept\\)'"):
+        got = fit.variance_components(profile=True)
+    assert got[["conf_low", "conf_high"]].iloc[0].isna().all()
+    for row in (1, 3):  # the slope's SD and σ
+        np.testing.assert_allclose(got[["conf_low", "conf_high"]].iloc[row], ref[["conf_low", "conf_high"]].iloc[row],
+                                   rtol=1e-4)

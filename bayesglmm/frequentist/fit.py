@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, check_ci,
-                       summary_table, tidy_frame, wald_fixed_effects)
+from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, ConvergenceWarning, FitFailedError, Flag, NotApplicableError,
+                       SeparationWarning, check_ci, summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame, constant_column, scale_design
 from .laplace import fit_laplace
 from .pql import fit_pql, outside_support
@@ -23,10 +23,6 @@ METHODS = ("laplace", "agq", "pql", "gee", "ml", "reml")
 SINGULAR_TOL = 1e-4
 
 
-class ConvergenceWarning(UserWarning):
-    """The optimizer or PIRLS did not converge, or the fit is singular."""
-
-
 def default_nagq(design) -> int:
     """AGQ's default nodes per dimension: 25 for one random effect, 11 for two, 7 for three, 5 above.
 
@@ -35,10 +31,6 @@ def default_nagq(design) -> int:
     """
     k = design.random[0].n_terms if len(design.random) == 1 else 1
     return {1: 25, 2: 11, 3: 7}.get(k, 5)
-
-
-class SeparationWarning(UserWarning):
-    """A fixed effect of a binary/binomial model is (quasi-)completely separated: its MLE is infinite."""
 
 
 def check_separation(design, family, stacklevel=3) -> list[str]:

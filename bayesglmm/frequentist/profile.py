@@ -19,10 +19,12 @@ PQL and GEE maximise no likelihood: they have no profile.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import optimize, stats
 
-from ..results import RESIDUAL
+from ..results import RESIDUAL, ConvergenceWarning
 from .laplace import ThetaMap, laplace_deviance, minimize_with_restart
 from .rescale import centred_blocks
 from .pql import working_lmm_deviance
@@ -201,16 +203,34 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
             solved[s] = res.x
             return max(res.fun - d_min, 0.0) - cutoff
 
-        if s_hat <= 1e-8 or (row is not None and excess(0.0) <= 0):
-            low = 0.0
-        else:
-            a = s_hat * 1e-3 if row is None else 0.0
-            low = optimize.brentq(excess, a, s_hat, xtol=xtol * max(s_hat, 1e-2)) if excess(a) > 0 else a
-        high, step = None, max(s_hat, 0.1)
-        for _ in range(40):  # bracket the upper end
-            if excess(s_hat + step) > 0:
-                high = optimize.brentq(excess, s_hat, s_hat + step, xtol=xtol * max(s_hat, 1e-2))
-                break
-            step *= 2
+        try:
+            low, high = _interval(excess, s_hat, row is None, xtol)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError) as err:
+            # the constrained refits failed numerically: typically the SD of an intercept at a covariate's
+            # zero far outside the data (a random slope on a year), whose profile runs into factors that
+            # are not positive definite in floating point. An interval is not given rather than a wrong one.
+            warnings.warn(f"no profile interval for the SD of {term!r} in group {group!r}: its constrained refits "
+                          f"failed ({type(err).__name__}: {err}); if a random slope's covariate is far from 0 "
+                          "(a year), centre it so that the intercept's SD is at a value inside the data",
+                          ConvergenceWarning, stacklevel=3)
+            out.append((group, term, np.nan, np.nan))
+            continue
         out.append((group, term, low * unit, np.inf if high is None else high * unit))
     return out
+
+
+def _interval(excess, s_hat, residual: bool, xtol: float):
+    """The interval's ends, {s : excess(s) ≤ 0}, by Brent's method; the upper end bracketed by doubling
+    (None when 40 doublings do not reach the cut-off)."""
+    if s_hat <= 1e-8 or (not residual and excess(0.0) <= 0):
+        low = 0.0
+    else:
+        a = s_hat * 1e-3 if residual else 0.0
+        low = optimize.brentq(excess, a, s_hat, xtol=xtol * max(s_hat, 1e-2)) if excess(a) > 0 else a
+    high, step = None, max(s_hat, 0.1)
+    for _ in range(40):  # bracket the upper end
+        if excess(s_hat + step) > 0:
+            high = optimize.brentq(excess, s_hat, s_hat + step, xtol=xtol * max(s_hat, 1e-2))
+            break
+        step *= 2
+    return low, high
