@@ -64,3 +64,17 @@ def test_separation_warning_names_the_term():
     for method in ("laplace", "gee"):
         with pytest.warns(bg.SeparationWarning, match=r"'x\[c\]' \(every observation with x\[c\] = 1 is all failures"):
             model.fit(method)
+
+
+def test_gee_refuses_to_expand_millions_of_trials():
+    """GEE fits binomial successes as one 0/1 row per trial: 10⁶ trials a row needed some 160 GB and
+    the process was killed; it is refused as not applicable (compare lists it as skipped)."""
+    import pandas as pd
+
+    from bayesglmm.results import NotApplicableError
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"k": rng.binomial(10**6, 0.3, 40), "n": 10**6, "x": rng.normal(size=40),
+                       "g": np.repeat(np.arange(8), 5)})
+    with pytest.raises(NotApplicableError, match="300,000,000|40,000,000 trials"):
+        bg.GLMM("cbind(k, n - k) ~ x + (1 | g)", df, family="binomial").fit("gee")

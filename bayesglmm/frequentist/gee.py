@@ -120,11 +120,20 @@ class GEEFit:
         return tidy_frame([], RE_COLUMNS)
 
 
+#: the most 0/1 rows a binomial GEE expands its trials into (300 rows × 5,000 trials took 1 GB and 6 s;
+#: 10⁶ trials a row would need some 160 GB)
+GEE_MAX_ROWS = 2_000_000
+
+
 def _bernoulli_rows(y, trials, X, groups, offset):
     """Successes out of trials as one 0/1 row per trial, in the same cluster."""
     n = np.asarray(trials).astype(int)
     if np.any(n != trials) or np.any(y != np.round(y)):
         raise NotApplicableError("method 'gee' needs whole numbers of successes and trials")
+    if n.sum() > GEE_MAX_ROWS:
+        raise NotApplicableError(f"method 'gee' fits binomial successes as one 0/1 row per trial, in their cluster: "
+                                 f"these data have {int(n.sum()):,} trials, more than the {GEE_MAX_ROWS:,} rows it "
+                                 "expands to (memory); use the GLMM's methods, or GEE on proportions outside bayesglmm")
     rows = np.repeat(np.arange(len(n)), n)
     first = np.repeat(np.cumsum(n) - n, n)
     yy = (np.arange(len(rows)) - first < np.repeat(y, n)).astype(float)
