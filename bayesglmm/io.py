@@ -203,6 +203,8 @@ def _fit_dataset(fit):
              u=xr.Variable("u", np.asarray(fit._state.u, dtype=float)))
     if fit.vcov_full is not None:
         v["vcov_full"] = xr.Variable(("param", "param_bis"), np.asarray(fit.vcov_full, dtype=float))
+    if internal.vcov_full is not None:
+        v["internal_vcov_full"] = xr.Variable(("param", "param_bis"), np.asarray(internal.vcov_full, dtype=float))
     blocks = design.random
     inverse = fit._state.factor.inverse_blocks([(b.n_levels, b.n_terms) for b in blocks])
     for k, (block, inv) in enumerate(zip(blocks, inverse)):
@@ -440,7 +442,8 @@ def _ml_from(ds, model, kind: str):
     internal_sigma = float(a["internal_sigma"])
     internal = EngineResult(theta=ds["internal_theta"].values, beta=ds["internal_beta"].values, vcov_beta=None,
                             loglik=np.nan, state=None, tmap=ThetaMap(scaling.design), converged=bool(a["converged"]),
-                            message="", n_eval=0, sigma=None if math.isnan(internal_sigma) else internal_sigma)
+                            message="", n_eval=0, sigma=None if math.isnan(internal_sigma) else internal_sigma,
+                            vcov_full=ds["internal_vcov_full"].values if "internal_vcov_full" in ds else None)
     sigma = float(a["sigma"])
     raw = EngineResult(theta=ds["theta"].values, beta=ds["beta"].values, vcov_beta=ds["vcov_beta"].values,
                        loglik=float(a["loglik"]), state=state, tmap=internal.tmap, converged=bool(a["converged"]),

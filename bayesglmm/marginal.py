@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from .scaling import column_frame
+
 __all__ = ["marginal_coefficients", "marginal_coefficient_draws"]
 
 
@@ -62,7 +64,8 @@ def marginal_coefficients(design, family, beta, covariances, nodes: int = 40) ->
     elif not family.has_scale:  # a Poisson mean
         mu = np.maximum(mu, 1e-300)
     target = family.link.link(mu) - design.offset
-    return linalg.lstsq(design.X, target)[0]
+    A = column_frame(design.X).A  # least squares on X's orthonormal frame: lstsq on X with a covariate
+    return A @ linalg.lstsq(design.X @ A, target)[0]  # near 10⁸ returned 0 for its coefficient
 
 
 def marginal_coefficient_draws(design, family, betas, covariance_draws, nodes: int = 40) -> np.ndarray:

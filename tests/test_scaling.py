@@ -252,3 +252,18 @@ def test_a_profile_that_cannot_be_computed_says_so():
     for row in (1, 3):  # the slope's SD and σ
         np.testing.assert_allclose(got[["conf_low", "conf_high"]].iloc[row], ref[["conf_low", "conf_high"]].iloc[row],
                                    rtol=1e-4)
+
+
+def test_marginal_coefficients_do_not_depend_on_a_shift():
+    """marginal_fixed_effects with age + 10⁸ gave age 0.0 (SE 0.0): least squares on the raw X, and
+    draws of (θ, β) on the user's scale. Both are on the internal design now."""
+    oh = bg.datasets.load("ohio")
+    ref = bg.GLMM("resp ~ age + smoke + (age | id)", oh, family="bernoulli").fit("laplace")
+    ref = ref.marginal_fixed_effects(draws=200).set_index("term")
+    for shift, scale in [(1e8, 1.0), (0.0, 1e10)]:
+        fit = bg.GLMM("resp ~ age + smoke + (age | id)", oh.assign(age=oh.age * scale + shift),
+                      family="bernoulli").fit("laplace")
+        got = fit.marginal_fixed_effects(draws=200).set_index("term")
+        assert got.loc["age", "estimate"] * scale == pytest.approx(ref.loc["age", "estimate"], rel=1e-4)
+        assert got.loc["age", "std_error"] * scale == pytest.approx(ref.loc["age", "std_error"], rel=1e-4)
+        assert got.loc["smoke", "std_error"] == pytest.approx(ref.loc["smoke", "std_error"], rel=1e-4)

@@ -361,16 +361,27 @@ class MLFit:
         design, family = self.model.design, self.model.family
         if family.link.name == "identity":  # E_b[xβ + zb] = xβ: the marginal coefficients are β
             return wald_fixed_effects(design.fixed_names, self.beta, self.vcov, f"{self.method} (marginal)", ci)
-        est = marginal_coefficients(design, family, self.beta, self.covariances())
+        # on the internal design (bayesglmm.scaling), where neither the coefficients nor the random
+        # effects' variances lose digits to a covariate's origin (Σ of (age | id) with age + 10⁸ cannot
+        # hold the variance at the data's ages), mapped back by β = A β̃ (a non-identity link: s = 1)
+        internal, scaling = self._internal, self._scaling
+        inner = scaling.design
+
+        def covariances(theta):
+            return [L @ L.T for L in internal.tmap.factors(theta)]
+
+        est = scaling.beta(marginal_coefficients(inner, family, internal.beta, covariances(internal.theta)))
         vcov = np.full((len(est), len(est)), np.nan)
-        if self.vcov_full is not None and np.all(np.isfinite(self.vcov_full)):
+        if internal.vcov_full is not None and np.all(np.isfinite(internal.vcov_full)):
+            # (θ̃, β̃) drawn from their normal approximation in the internal parametrization too
             rng = np.random.default_rng(random_seed)
-            x = np.concatenate([self.theta, self.beta])
-            sims = rng.multivariate_normal(x, (self.vcov_full + self.vcov_full.T) / 2, size=draws,
-                                           check_valid="ignore")
-            nt = len(self.theta)
-            covs = [[L @ L.T for L in self._tmap.factors(s[:nt])] for s in sims]
-            vcov = np.cov(marginal_coefficient_draws(design, family, sims[:, nt:], covs), rowvar=False)
+            x = np.concatenate([internal.theta, internal.beta])
+            V = internal.vcov_full
+            sims = rng.multivariate_normal(x, (V + V.T) / 2, size=draws, check_valid="ignore")
+            nt = len(internal.theta)
+            draws_t = marginal_coefficient_draws(inner, family, sims[:, nt:], [covariances(s[:nt]) for s in sims])
+            J = scaling.beta_jacobian
+            vcov = J @ np.atleast_2d(np.cov(draws_t, rowvar=False)) @ J.T
         return wald_fixed_effects(design.fixed_names, est, np.atleast_2d(vcov), f"{self.method} (marginal)", ci)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:

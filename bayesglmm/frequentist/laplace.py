@@ -499,6 +499,11 @@ def _score_weights(family: Family, eta, trials):
     return mu, n * mu, dmu / var, n * dmu**2 / var
 
 
+def loglik_constant(design: Design, family: Family) -> float:
+    """Σᵢ of the log-likelihood terms free of the parameters (:meth:`Family.loglik_constant`)."""
+    return float(np.sum(family.loglik_constant(design.y, design.trials)))
+
+
 def saturated_loglik(design: Design, family: Family) -> float:
     """Σᵢ ℓ(yᵢ; μ̂ᵢ), the saturated model's log-likelihood (:meth:`Family.loglik_saturated`): PIRLS
     sums :meth:`Family.loglik_relative` and adds this once, so that its sums stay accurate when the

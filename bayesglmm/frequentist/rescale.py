@@ -25,7 +25,7 @@ from scipy import linalg
 
 from .laplace import EngineResult, lower_factor
 
-__all__ = ["on_user_scale", "internal_estimates", "user_theta", "internal_theta_map", "RotatedFactor",
+__all__ = ["on_user_scale", "internal_estimates", "user_factors", "user_theta", "internal_theta_map", "RotatedFactor",
            "centred_blocks"]
 
 
