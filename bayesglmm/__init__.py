@@ -13,6 +13,7 @@ from .design import Design, RandomBlock, make_design
 from .families import Family, Link, get_family
 from .formula import FormulaError, parse_formula
 from .frequentist.fit import ConvergenceWarning, SeparationWarning
+from .results import CentringWarning
 from .frequentist.lrt import lrt
 from .glmm import GLMM
 from .interop import from_bambi
@@ -26,4 +27,4 @@ __version__ = "0.1.0"
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
            "FormulaError", "parse_formula", "datasets", "priors", "plots", "lrt",
            "compare", "Comparison", "rank_levels", "from_bambi", "save", "load",
-           "ConvergenceWarning", "SeparationWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "prior_sensitivity", "__version__"]
+           "ConvergenceWarning", "SeparationWarning", "CentringWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "prior_sensitivity", "__version__"]

@@ -190,9 +190,9 @@ def test_newton_polish_reports_the_decrement():
 
     x0 = np.array([0.5, -1.0])
     g = fg(x0)[1]
-    _, _, steps, dec = laplace._newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0, max_steps=0)
+    _, _, steps, dec = laplace.newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0, max_steps=0)
     assert steps == 0 and dec == pytest.approx(g @ np.linalg.solve(2.0 * A, g), rel=1e-6)
-    x, _, steps, dec = laplace._newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0)
+    x, _, steps, dec = laplace.newton_polish(fg, x0, np.array([-np.inf, -np.inf]), 0)
     assert steps >= 1 and dec < 1e-20
     np.testing.assert_allclose(x, opt, atol=1e-10)
 
@@ -207,7 +207,7 @@ def test_a_fit_short_of_the_optimum_is_not_converged(monkeypatch):
         H = laplace._hessian_from_grad(fg, x, lower, nt)
         return x, H, 0, 10 * DECREMENT_TOL
 
-    monkeypatch.setattr(laplace, "_newton_polish", stopped_short)
+    monkeypatch.setattr(laplace, "newton_polish", stopped_short)
     with pytest.warns(UserWarning, match="did not converge"):
         fit = model.fit("laplace")
     assert not fit.converged and fit.decrement == 10 * DECREMENT_TOL

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from ..results import FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, Flag, NotApplicableError, check_ci, summary_table, tidy_frame
+from ..design import INTERCEPT as INTERCEPT_TERM
+from ..results import (FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag, NotApplicableError,
+                       check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -362,6 +364,33 @@ def with_observed_data(idata, model):
     return idata
 
 
+#: a correlated block's slope covariate whose mean is more SDs than this from 0 is warned about
+UNCENTRED_SLOPE = 5.0
+
+
+def warn_uncentred_slopes(design) -> list[str]:
+    """Warn (:class:`~bayesglmm.results.CentringWarning`) about each correlated random slope whose
+    covariate's mean is more than :data:`UNCENTRED_SLOPE` of its SDs from 0 (a year): the block's
+    intercept is then at a covariate value far from the data, its correlation with the slope near
+    ±1, where the LKJ prior's density vanishes and the non-centred effects NUTS moves are a thin
+    ridge. The frequentist fits are unaffected (they fit a centred basis); the posterior is, so the
+    warning names the covariate to centre. Returns the covariates warned about."""
+    named = []
+    for block in design.random:
+        if not block.has_correlation or INTERCEPT_TERM not in block.terms:
+            continue
+        for t, term in enumerate(block.terms):
+            x = np.asarray(block.Xr[:, t], dtype=float)
+            sd = float(np.std(x))
+            if term != INTERCEPT_TERM and sd > 0 and abs(float(np.mean(x))) > UNCENTRED_SLOPE * sd:
+                named.append(term)
+                warnings.warn(f"the random intercept of ({block.label.replace('+', ' + ')}) is at {term} = 0, "
+                              f"{abs(float(np.mean(x))) / sd:.0f} SDs of {term} from its mean: its SD and its "
+                              f"correlation with the slope (near ±1) are what the default priors and NUTS fit badly; "
+                              f"centre {term} (subtract its mean) for the posterior", CentringWarning, stacklevel=4)
+    return named
+
+
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
                  target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None,
                  marginalize: bool = False, nagq: int | None = None, families: str = "present",
@@ -390,6 +419,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         except (TypeError, ValueError):
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
+    warn_uncentred_slopes(model.design)
     if nagq is not None and not marginalize:
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
     if marginalize:

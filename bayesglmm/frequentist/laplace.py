@@ -874,7 +874,7 @@ def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
     return H
 
 
-def _newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
+def newton_polish(fg, x, lower, nt, decrement=1e-8, max_steps=6):
     """Newton steps on the deviance from an optimiser's end point, with the Hessian from gradient
     differences (which the SEs need anyway), while the Newton decrement gᵀH⁻¹g — twice the
     deviance still to gain — is above ``decrement``; θ stays within its bounds (a θ on its bound
@@ -1000,7 +1000,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if best.success and maxiter > 1:
         # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley
         # (e.g. a quadratic term in age) can leave the gradient far from 0: finish by Newton
-        x, H, steps, decrement = _newton_polish(vg, x, lower, tmap.n_theta)
+        x, H, steps, decrement = newton_polish(vg, x, lower, tmap.n_theta)
         if steps:
             message += f"; {steps} Newton step{'s' * (steps > 1)}"
         message += f"; Newton decrement {decrement:.1e}"
