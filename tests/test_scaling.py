@@ -267,3 +267,16 @@ def test_marginal_coefficients_do_not_depend_on_a_shift():
         assert got.loc["age", "estimate"] * scale == pytest.approx(ref.loc["age", "estimate"], rel=1e-4)
         assert got.loc["age", "std_error"] * scale == pytest.approx(ref.loc["age", "std_error"], rel=1e-4)
         assert got.loc["smoke", "std_error"] == pytest.approx(ref.loc["smoke", "std_error"], rel=1e-4)
+
+
+def test_lrt_sees_nested_models_whatever_the_shift():
+    """lrt refused Days + 1e7 against the intercept-only model as 'not nested' (least squares on the raw
+    X); the statistic equals the unshifted one."""
+    ss = bg.datasets.load("sleepstudy")
+    stats = []
+    for shift in (0.0, 1e7):
+        d = ss.assign(Days=ss.Days + shift)
+        full = bg.GLMM("Reaction ~ Days + (1 | Subject)", d).fit("ml")
+        reduced = bg.GLMM("Reaction ~ 1 + (1 | Subject)", d).fit("ml")
+        stats.append(float(bg.lrt(full, reduced)["statistic"].iloc[0]))
+    assert stats[1] == pytest.approx(stats[0], rel=1e-6)

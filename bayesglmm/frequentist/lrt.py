@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..scaling import column_frame
 from ..results import is_residual
 
 __all__ = ["lrt", "check_nested"]
@@ -41,8 +42,10 @@ def _outside_span(A: np.ndarray, B: np.ndarray) -> list[int]:
         return []
     if B.shape[1] == 0:
         return [j for j in range(A.shape[1]) if np.linalg.norm(A[:, j]) > 0]
-    coef, *_ = np.linalg.lstsq(B, A, rcond=None)
-    resid = np.linalg.norm(A - B @ coef, axis=0)
+    # projected on an orthonormal basis of B's span (its columns centred first: column_frame), not by
+    # least squares on B itself, which with a covariate near 10⁷ put the intercept outside [1, x]
+    Q = B @ column_frame(B).A / np.sqrt(len(B))
+    resid = np.linalg.norm(A - Q @ (Q.T @ A), axis=0)
     scale = np.maximum(np.linalg.norm(A, axis=0), np.finfo(float).tiny)
     return [j for j in range(A.shape[1]) if resid[j] > SPAN_TOL * scale[j]]
 
