@@ -280,3 +280,19 @@ def test_lrt_sees_nested_models_whatever_the_shift():
         reduced = bg.GLMM("Reaction ~ 1 + (1 | Subject)", d).fit("ml")
         stats.append(float(bg.lrt(full, reduced)["statistic"].iloc[0]))
     assert stats[1] == pytest.approx(stats[0], rel=1e-6)
+
+
+def test_teaching_tools_do_not_depend_on_a_shift():
+    """naive_vs_clustered's GLMs and pooling's no/complete-pooling GLMs on the raw columns: ohio's age
+    + 1e8 gave a slope of −1.8e-8 (−0.113), sleepstudy's Days + 1e8 no-pooling slopes of 3e-6 (21.76)."""
+    oh = bg.datasets.load("ohio")
+    tables = [bg.naive_vs_clustered(bg.GLMM("resp ~ age + smoke + (1 | id)", oh.assign(age=oh.age + h),
+                                            family="bernoulli")).table().set_index(["term", "method"])
+              for h in (0.0, 1e8)]
+    np.testing.assert_allclose(tables[1].loc["age", ["estimate", "std_error"]],
+                               tables[0].loc["age", ["estimate", "std_error"]], rtol=1e-6)
+    ss = bg.datasets.load("sleepstudy")
+    pools = [bg.pooling(bg.GLMM("Reaction ~ Days + (Days | Subject)", ss.assign(Days=ss.Days + h))).table()
+             for h in (0.0, 1e8)]
+    for col in ("no_pooling_slope", "complete_pooling_slope", "partial_pooling_slope"):
+        np.testing.assert_allclose(pools[1][col], pools[0][col], rtol=1e-6)

@@ -26,12 +26,12 @@ from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicab
                        tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
 
-__all__ = ["GEEFit", "fit_gee", "CORRELATIONS"]
+__all__ = ["GEEFit", "fit_gee", "CORRELATIONS", "sm_family"]
 
 CORRELATIONS = ("exchangeable", "independence", "ar1")
 
 
-def _sm_family(family):
+def sm_family(family):
     import statsmodels.api as sm
 
     links = {"logit": sm.families.links.Logit, "probit": sm.families.links.Probit,
@@ -168,7 +168,7 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
     # in the orthonormal frame of X (bayesglmm.scaling): statsmodels' iterations and convergence test
     # are on unscaled β (x·1e10 stopped at its iteration limit); β = A β̃ and its covariance mapped back
     frame = column_frame(design.X)
-    gee = sm.GEE(y, X @ frame.A, groups=groups, family=_sm_family(model.family), cov_struct=structure, offset=offset)
+    gee = sm.GEE(y, X @ frame.A, groups=groups, family=sm_family(model.family), cov_struct=structure, offset=offset)
     with warnings.catch_warnings():  # statsmodels' overflow/divide chatter under separation
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
