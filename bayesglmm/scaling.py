@@ -107,21 +107,34 @@ def column_frame(X) -> ColumnFrame:
 
 
 def full_rank(X) -> bool:
-    """Whether X has full column rank, judged on its centred columns scaled to unit length, to the
-    precision the columns are stored with: the answer does not depend on where or in what units a
-    column is measured (X = [1, x + 10⁸] is of full rank; so is [1, 10⁻⁸ x]), and a column that is a
-    combination of others up to its own rounding (3x + 10⁸ beside x, off by 10⁻⁸) is not."""
+    """Whether X has full column rank, to the precision its columns are stored with, judged on its
+    centred columns scaled to unit length (so not by where or in what units a column is measured:
+    [1, x + 10⁸] and [1, 10⁻⁸ x] are of full rank).
+
+    Column by column (a QR decomposition), the part of column j that the earlier columns do not
+    explain, |R_jj|, must exceed the rounding that column j and the earlier columns it is made of
+    carry: each entry of a column holds an error up to ε·max|X_j|, relative to the centred column's
+    length ε·max|X_j|·√n/‖X_j − x̄_j‖. So 3x + 10⁸ beside x is collinear (it differs from a
+    combination only by its rounding, 10⁻⁸ of it), while smoke beside age·smoke with age + 10⁷ is not
+    (a single tolerance from the noisiest column, the shifted age's, had called that pair collinear).
+    """
+    from scipy.linalg import solve_triangular
+
     X = np.asarray(X, dtype=float)
+    n, p = X.shape
     Xc, _ = centred_columns(X)
     norms = np.linalg.norm(Xc, axis=0)
-    if np.any(norms == 0):
+    if np.any(norms == 0) or not np.all(np.isfinite(Xc)):
         return False
-    # each entry of column j carries a rounding error up to eps·max|X_j|: relative to the centred
-    # column's length, a perturbation of size eps·max|X_j|·√n
-    noise = np.finfo(float).eps * np.max(np.abs(X), axis=0) * np.sqrt(len(X)) / norms
-    sv = np.linalg.svd(Xc / norms, compute_uv=False)
-    tol = max(sv[0] * max(X.shape) * np.finfo(float).eps, 100.0 * float(np.max(noise)))
-    return bool(sv[-1] > tol)
+    eps = np.finfo(float).eps
+    noise = eps * np.max(np.abs(X), axis=0) * np.sqrt(n) / norms
+    R = np.linalg.qr(Xc / norms, mode="r")
+    for j in range(p):
+        coef = solve_triangular(R[:j, :j], R[:j, j]) if j else np.zeros(0)
+        tol = 100.0 * (noise[j] + float(np.abs(coef) @ noise[:j])) + 10.0 * p * eps
+        if not abs(R[j, j]) > tol:
+            return False
+    return True
 
 
 def rms(x) -> float:

@@ -154,6 +154,10 @@ def test_no_false_separation_or_rank_deficiency():
     with pytest.raises(ValueError, match="rank deficient"):
         bg.GLMM("yb ~ x + z + (1 | g)", d.assign(z=3 * d.x + 1e8), family="bernoulli")
     assert full_rank(np.c_[np.ones(5), np.arange(5.0) * 1e-8]) and not full_rank(np.c_[np.ones(5), np.full(5, 7.0)])
+    # each column's tolerance is its own rounding: ohio's age*smoke with age + 1e7 was called rank
+    # deficient (the shifted age's noise judged smoke against age:smoke)
+    oh = bg.datasets.load("ohio")
+    assert bg.GLMM("resp ~ age * smoke + (1 | id)", oh.assign(age=oh.age + 1e7), family="bernoulli").design.X.shape[1] == 4
 
 
 def test_the_frame_is_orthonormal_and_exact():
