@@ -731,9 +731,10 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
             raise ValueError(f"grouping factor {term.group_label!r} has a single level "
                              f"({levels[0]!r}); a random effect needs at least two")
         mat = _common(term.expr, data, f"random term ({term.expr} | {term.group_label})")
-        names = tuple(_rename(c) for c in mat.as_dataframe().columns)
-        if not names:
-            raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects")
+        names = () if mat is None else tuple(_rename(c) for c in mat.as_dataframe().columns)
+        if not names:  # (0 | g), (-1 | g): formulae has no matrix for it
+            raise FormulaError(f"random term ({term.expr} | {term.group_label}) has no effects: write at least an "
+                               f"intercept or a covariate before the bar, e.g. (1 | {term.group_label})")
         Xr = np.asarray(mat.design_matrix, dtype=float)
         _require_finite(Xr, names, f"in the random term of {term.group_label!r}, the column", rows)
         if term.group_label == "Residual" and "Residual" in names:  # see results.is_residual

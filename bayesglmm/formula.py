@@ -193,6 +193,23 @@ def _parse_bar(inner: str, formula: str) -> list[RandomTerm]:
     return [RandomTerm(lhs.strip(), g, correlated=True) for g in _parse_group(grp, formula)]
 
 
+_LITERAL = re.compile(r"(`[^`]*`|\"[^\"]*\"|'[^']*')|(?<![\w.])((?:\d+\.?\d*|\.\d+)[eE][+-]?\d+)(?![\w.])")
+
+
+def plain_numbers(text: str) -> str:
+    """``text`` with every number written in scientific notation (``1e9``, ``2.5e-3``) written out in
+    decimals, outside backticks and quotes: formulae's parser does not read exponents (``I(x * 1e9)``
+    gave "Expect ')' after arguments")."""
+    from decimal import Decimal
+
+    def sub(m):
+        if m.group(1) is not None:
+            return m.group(1)
+        return format(Decimal(m.group(2)), "f")
+
+    return _LITERAL.sub(sub, text)
+
+
 def parse_formula(formula: str) -> FormulaSpec:
     """Split an lme4-style formula into response, fixed part, random terms and offsets.
 
@@ -214,6 +231,7 @@ def parse_formula(formula: str) -> FormulaSpec:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
+    user_formula, formula = formula, plain_numbers(formula)
     sides = _split_top(formula, "~")
     if len(sides) != 2 or not sides[0].strip() or not sides[1].strip():
         raise FormulaError(f"formula {formula!r} must have the form 'response ~ predictors'")
@@ -257,7 +275,7 @@ def parse_formula(formula: str) -> FormulaSpec:
             )
         fixed.append(chunk.strip())
     return FormulaSpec(
-        formula=formula,
+        formula=user_formula,
         response=response,
         fixed=" + ".join(fixed) if fixed else "1",
         random=tuple(random),

@@ -238,6 +238,8 @@ def load(path):
     where = repr(str(path))
     if not path.exists():
         raise FileNotFoundError(f"no such file: {where}")
+    if path.is_dir():
+        raise LoadError(f"{where} is a directory, not a file that bg.save wrote")
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:2] == b"\x1f\x8b":

@@ -103,6 +103,16 @@ def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(columns) + extra]
 
 
+#: the interval probability of every table when ``ci`` is not given (``None``)
+DEFAULT_CI = 0.95
+
+
+def ci_or_default(ci) -> float:
+    """``ci`` checked (:func:`check_ci`), or :data:`DEFAULT_CI` for None: every point fit's tables take
+    ``ci=None`` as a posterior's do."""
+    return DEFAULT_CI if check_ci(ci, allow_none=True) is None else ci
+
+
 def check_ci(ci, name: str = "ci", allow_none: bool = False):
     """``ci`` itself if it is an interval probability, 0 < ci < 1 (or None, where ``allow_none``:
     a posterior's default); else a ``ValueError`` naming the argument (``name``). Every table's ``ci=``
@@ -117,7 +127,7 @@ def check_ci(ci, name: str = "ci", allow_none: bool = False):
 
 def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.DataFrame:
     """The ``fixed_effects()`` table of a frequentist fit: SEs from ``vcov``, Wald intervals."""
-    check_ci(ci)
+    ci = ci_or_default(ci)
     se = np.sqrt(np.diag(vcov))
     z = stats.norm.ppf(0.5 + ci / 2)
     rows = [{"term": t, "estimate": b, "std_error": s, "conf_low": b - z * s, "conf_high": b + z * s,

@@ -259,3 +259,28 @@ def test_interaction_levels_are_pairs_of_values_with_unambiguous_labels():
 def test_missing_drop_that_leaves_no_rows(small_df):
     with pytest.warns(UserWarning, match="dropping 40 of 40"), pytest.raises(ValueError, match="no rows left: each of"):
         make_design("y ~ x + (1 | g)", small_df.assign(x=np.nan), BERN, missing="drop")
+
+
+def test_scientific_notation_and_empty_random_terms():
+    """formulae's parser does not read exponents: I(x * 1e9) gave "Expect ')' after arguments"; (0 | g)
+    an AttributeError."""
+    import bayesglmm as bg
+    from bayesglmm.formula import FormulaError
+
+    ss = bg.datasets.load("sleepstudy")
+    m = bg.GLMM("Reaction ~ I(Days * 1e9) + offset(np.log(Days + 1.5e3)) + (1 | Subject)", ss)
+    assert m.design.fixed_names == ("(Intercept)", "I(Days * 1000000000)")
+    assert m.design.formula == "Reaction ~ I(Days * 1e9) + offset(np.log(Days + 1.5e3)) + (1 | Subject)"
+    for bad in ("(0 | Subject)", "(-1 | Subject)"):
+        with pytest.raises(FormulaError, match="has no effects"):
+            bg.GLMM(f"Reaction ~ Days + {bad}", ss)
+
+
+def test_an_lmm_with_as_many_effects_as_rows_is_refused():
+    """A Gaussian (1 | g) with every group of size 1 split σ² arbitrarily (sd = σ) with no flag; lmer refuses."""
+    import bayesglmm as bg
+    from bayesglmm.results import NotApplicableError
+
+    df = pd.DataFrame({"y": np.random.default_rng(0).normal(size=30), "x": np.arange(30.0), "g": np.arange(30)})
+    with pytest.raises(NotApplicableError, match="30 effects for 30 observations"):
+        bg.GLMM("y ~ x + (1 | g)", df).fit("reml")

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, ConvergenceWarning, FitFailedError, Flag, NotApplicableError,
-                       SeparationWarning, check_ci, summary_table, tidy_frame, wald_fixed_effects)
+                       SeparationWarning, check_ci, ci_or_default, summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame, constant_column, scale_design
 from .laplace import fit_laplace
 from .pql import fit_pql, outside_support
@@ -282,7 +282,7 @@ class MLFit:
             them; :func:`bayesglmm.compare` states this in its ``interval`` column). PQL has no
             likelihood to profile.
         """
-        level = check_ci(ci)
+        level = ci_or_default(ci)
         if profile and self.method == "pql":
             raise ValueError("PQL maximises no likelihood: it has no profile-likelihood intervals")
         bounds = self.profile(level) if profile else {}
@@ -393,7 +393,7 @@ class MLFit:
         var = [np.einsum("ab,gbc,dc->gad", L, Hj, L).diagonal(axis1=1, axis2=2).ravel()
                for L, Hj in zip(self._tmap.factors(self.theta), inv)]
         se = np.sqrt(np.clip(np.concatenate(var), 0, None)) if var else np.zeros(0)
-        z = stats.norm.ppf(0.5 + check_ci(ci) / 2)
+        z = stats.norm.ppf(0.5 + ci_or_default(ci) / 2)
         rows, pos = [], 0
         for block in self.model.design.random:
             for level in block.levels:

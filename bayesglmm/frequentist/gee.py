@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, check_ci, summary_table,
+from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, ci_or_default, summary_table,
                        tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
 
@@ -111,12 +111,12 @@ class GEEFit:
 
     def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
         """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
-        check_ci(ci)
+        ci_or_default(ci)
         return tidy_frame([], VC_COLUMNS)
 
     def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Empty: the marginal model has no random effects."""
-        check_ci(ci)
+        ci_or_default(ci)
         return tidy_frame([], RE_COLUMNS)
 
 

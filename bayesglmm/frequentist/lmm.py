@@ -23,7 +23,7 @@ from ..results import NotApplicableError
 from .laplace import DECREMENT_TOL, EngineResult, LaplaceState, ThetaMap, newton_polish, penalized_system, safe_inverse
 from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
 
-__all__ = ["fit_lmm", "lmm_deviance"]
+__all__ = ["fit_lmm", "lmm_deviance", "check_identifiable"]
 
 
 def lmm_deviance(design, family, reml: bool = True, full=()):
@@ -60,6 +60,19 @@ def lmm_deviance(design, family, reml: bool = True, full=()):
     return fun, value_and_grad, tmap
 
 
+def check_identifiable(design) -> None:
+    """lmer's ``check.nobs.vs.nRE``: a random term with as many effects as there are observations (every
+    group of size 1, for an intercept) cannot be told from the residual — the fit split σ² between them
+    arbitrarily (sd = σ exactly), with no flag. Refused, naming the term."""
+    for block in design.random:
+        q = block.n_levels * block.n_terms
+        if q >= design.nobs:
+            raise NotApplicableError(
+                f"the random term {block.label!r} has {q} effects for {design.nobs} observations: its variance and "
+                "the residual variance are not identifiable in a linear mixed model (lmer refuses it too); drop "
+                "the term, or give it fewer levels than observations")
+
+
 def _check_lmm(family):
     if not (family.has_scale and family.canonical):
         raise NotApplicableError(f"methods 'ml' and 'reml' are for Gaussian identity-link models, not "
@@ -78,6 +91,7 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
         As :func:`bayesglmm.frequentist.laplace.fit_laplace`, with ``sigma``.
     """
     _check_lmm(family)
+    check_identifiable(design)
     tmap = ThetaMap(design)
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
     n, p = X.shape
