@@ -55,20 +55,23 @@ def test_bad_sampling_arguments(cbpp_model):
 
 
 def _check_against_glmer(post, ref):
-    """Posterior means within 0.35 and medians within 0.3 posterior SD of glmer; SD medians within 30%;
+    """Posterior means within 0.4 and medians within 0.35 posterior SD of glmer; SD medians within 30%;
     healthy chains.
 
     The mean of salamander's WSf:WSm sits ≈ 0.28 SD from the ML estimate in expectation (the
     posterior is skewed: larger SDs go with larger |β|), so a 0.3 bound on the mean failed on
-    about one seed in three; the median, between mean and mode, is the stable check.
+    about one seed in three; the median, between mean and mode, is the stable check. Under the
+    default priors scaled by each column's spread beside the others (wider for an interaction of
+    two factors: WSf:WSm's SD 10 against 5.8) the posterior sits a little further out: over seeds
+    12–14, WSf's and WSf:WSm's medians 0.26–0.30 SD and means 0.31–0.35 SD from glmer.
     """
     fe = post.fixed_effects().set_index("term")
     for term, ml in ref["fixef"].items():
         sd = fe.loc[term, "std_error"]
         z = abs(fe.loc[term, "estimate"] - ml) / sd
-        assert z <= 0.35, f"{term}: posterior mean {fe.loc[term, 'estimate']:.3f} vs glmer {ml:.3f} ({z:.2f} SD)"
+        assert z <= 0.4, f"{term}: posterior mean {fe.loc[term, 'estimate']:.3f} vs glmer {ml:.3f} ({z:.2f} SD)"
         zm = abs(fe.loc[term, "median"] - ml) / sd
-        assert zm <= 0.3, f"{term}: posterior median {fe.loc[term, 'median']:.3f} vs glmer {ml:.3f} ({zm:.2f} SD)"
+        assert zm <= 0.35, f"{term}: posterior median {fe.loc[term, 'median']:.3f} vs glmer {ml:.3f} ({zm:.2f} SD)"
     vc = post.variance_components().set_index(["group", "term"])
     for key, ml in ref["sd"].items():
         med = vc.loc[key, "median"]

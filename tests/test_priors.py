@@ -20,8 +20,11 @@ def test_defaults_follow_documented_rule(sleep):
     # the intercept's prior is on the intercept at the other columns' means (bambi, rstanarm, brms)
     assert pr.fixed[0] == P.CenteredIntercept(P.Normal(float(np.mean(d.y)), 5 * s))
     assert pr.center == pytest.approx((0.0, float(np.mean(d.X[:, 1]))))
-    assert pr.fixed[1] == P.Normal(0.0, 2.5 * s / float(np.std(d.X[:, 1])))
-    assert pr.sd[0][0] == P.HalfNormal(2.5 * s)
+    assert pr.fixed[1].sigma == pytest.approx(2.5 * s / float(np.std(d.X[:, 1])), rel=1e-12)  # one covariate: its SD
+    # the intercept of the correlated (Days | Subject) is at Days = 0: its SD's scale is widened for the
+    # slope's zero, √(1 + (mean/sd)²)
+    days = d.random[0].Xr[:, 1]
+    assert pr.sd[0][0].sigma == pytest.approx(2.5 * s * np.sqrt(1 + (days.mean() / days.std()) ** 2), rel=1e-12)
     assert pr.sd[0][1] == P.HalfNormal(2.5 * s / float(np.std(d.X[:, 1])))
     assert pr.corr[0] == P.LKJ(2.0) and pr.sigma == P.HalfStudentT(3.0, s)
     assert list(sleep.priors.table()["parameter"]) == [
@@ -122,7 +125,7 @@ def test_a_covariate_named_like_a_key_keeps_its_own_prior():
                        "g": np.repeat(np.arange(8), 5)})
     model = bg.GLMM("y ~ sigma + Intercept + (1 | g)", df, priors={"sigma": HalfNormal(2.0), "Intercept": Normal(0, 3)})
     fixed = dict(zip(model.design.fixed_names, model.priors.fixed))
-    assert isinstance(fixed["sigma"], Normal) and fixed["sigma"].sigma == pytest.approx(2.5 * df.y.std(ddof=0)
-                                                                                         / df.sigma.std(ddof=0))
+    spread = P.partial_sd(model.design.X)[model.design.fixed_names.index("sigma")]
+    assert isinstance(fixed["sigma"], Normal) and fixed["sigma"].sigma == pytest.approx(2.5 * df.y.std(ddof=0) / spread)
     assert fixed["Intercept"] == Normal(0, 3) and isinstance(fixed["(Intercept)"], CenteredIntercept)
     assert model.priors.sigma == HalfNormal(2.0)

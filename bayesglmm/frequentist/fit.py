@@ -542,10 +542,13 @@ def add_fit_flags(result, method: str, stacklevel: int = 3) -> None:
     if not result.converged:
         flags.append(Flag("not_converged", f"{method} fit did not converge: {result.message}"))
         warnings.warn(flags[-1].message, ConvergenceWarning, stacklevel=stacklevel + 1)
-    for term in check_separation(model.design, model.family, stacklevel=stacklevel + 1):
+    separated = check_separation(model.design, model.family, stacklevel=stacklevel + 1)
+    for term in separated:
         flags.append(Flag("separation", term))
-    se = np.sqrt(np.diag(np.asarray(result.vcov, dtype=float)))
-    bad = [t for t, v in zip(model.design.fixed_names, se) if not np.isfinite(v)]
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(np.asarray(result.vcov, dtype=float)))
+    listed = " ".join(separated)  # a separated term has no SE: its separation flag says so already
+    bad = [t for t, v in zip(model.design.fixed_names, se) if not np.isfinite(v) and repr(t) not in listed]
     if bad:
         flags.append(Flag("nan_se", "the Hessian is not invertible or not finite at the estimates: no standard "
                                     f"errors for {', '.join(map(repr, bad))}"))

@@ -1016,9 +1016,9 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     if nagq > 1 and tolerance > 1e-3:
         message += ("; AGQ sums each node's log-likelihood whole, which loses precision with counts this large: "
                     "method='laplace' sums it relative to the saturated fit")
-    if decrement < 0:  # gᵀH⁻¹g < 0: the Hessian is not positive definite there, no verified minimum
+    if decrement < -tolerance:  # gᵀH⁻¹g < 0 beyond rounding: the Hessian is not positive definite there
         message += "; the Hessian is not positive definite at the estimates"
     return EngineResult(theta=x[:p0], beta=x[p0:], vcov_beta=cov[p0:, p0:], vcov_full=cov, loglik=-0.5 * devfun(x),
                         state=state, tmap=tmap,
-                        converged=bool(best.success) and state.converged and not (decrement > tolerance or decrement < 0),
+                        converged=bool(best.success) and state.converged and not abs(decrement) > tolerance,
                         message=message, n_eval=int(n_eval), decrement=decrement)
