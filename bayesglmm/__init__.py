@@ -23,7 +23,7 @@ from .simulate import bootstrap_lrt, simulation_study
 from .sensitivity import prior_sensitivity
 from .teaching import naive_vs_clustered, pooling
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
            "FormulaError", "parse_formula", "datasets", "priors", "plots", "lrt",
            "compare", "Comparison", "rank_levels", "from_bambi", "save", "load",

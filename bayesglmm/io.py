@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .version import __version__
+
 __all__ = ["save", "load", "LoadError", "FORMAT_VERSION"]
 
 _FORMAT = "bayesglmm-result"
@@ -78,8 +80,6 @@ def save(result, path) -> Path:
         If ``result`` is not a bayesglmm result.
     """
     import xarray as xr
-
-    from . import __version__
 
     if not isinstance(result, _result_types()):
         raise TypeError(f"save() takes a Posterior, MLFit or GEEFit, got {type(result).__name__}")
@@ -259,8 +259,6 @@ def load(path):
 
 
 def _from_tree(tree, where: str):
-    from . import __version__
-
     attrs = tree.attrs
     if attrs.get("bayesglmm_format") != _FORMAT:
         raise LoadError(f"{where} is not a bayesglmm result file (a NetCDF4 file without bayesglmm's header)")
@@ -415,7 +413,8 @@ def _gee_from(ds, model):
 
 class StoredCurvature:
     """The diagonal blocks of (ΛᵀZᵀWZΛ + I)⁻¹ a saved fit kept: what its random-effect SEs need
-    (:meth:`~bayesglmm.frequentist.fit.MLFit.random_effects`), without the factorization."""
+    (:meth:`~bayesglmm.frequentist.fit.MLFit.random_effects`), without the factorization (no
+    ``solve``: refit the model for that)."""
 
     kind = "stored"
 
@@ -425,10 +424,6 @@ class StoredCurvature:
 
     def inverse_blocks(self, sizes) -> list[np.ndarray]:
         return self.blocks
-
-    def solve(self, rhs):
-        raise NotImplementedError("a loaded fit keeps the curvature's inverse blocks, not its factorization: "
-                                  "refit the model (model.fit) to solve with it")
 
 
 def _ml_from(ds, model, kind: str):
@@ -467,8 +462,6 @@ def load_legacy(path):
     code when loaded: use it only on files you trust, and re-save them
     (``bg.save(bg.load(path), new_path)``) as data."""
     import pickle
-
-    from . import __version__
 
     path = Path(path)
     where = repr(str(path))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "CentringWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+__all__ = ["Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "CentringWarning", "SamplingWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
            "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -60,6 +60,10 @@ class ConvergenceWarning(UserWarning):
 class SeparationWarning(UserWarning):
     """A fixed effect of a binary/binomial (or Poisson) model is (quasi-)completely separated: its MLE is
     infinite."""
+
+
+class SamplingWarning(UserWarning):
+    """Divergences, a large R-hat or a small effective sample size (a posterior's diagnostics)."""
 
 
 class CentringWarning(UserWarning):

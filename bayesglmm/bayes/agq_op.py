@@ -35,7 +35,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-from ..frequentist.agq_kernels import _EPS, _row
+from ..frequentist.agq_kernels import EPS, row_terms
 from .vexp import exp_into
 
 __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "agq_vector_kernel",
@@ -44,7 +44,7 @@ __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_margi
 
 BINOMIAL_LOGIT, POISSON_LOG = 0, 1
 #: a probability by the probit and the cloglog link: the direct path, each row by the frequentist
-#: AGQ's own row function (:func:`bayesglmm.frequentist.agq_kernels._row`, the same numbers)
+#: AGQ's own row function (:func:`bayesglmm.frequentist.agq_kernels.row_terms`, the same numbers)
 BINOMIAL_PROBIT, BINOMIAL_CLOGLOG = 2, 3
 _SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
@@ -65,7 +65,7 @@ def _link_row(eta, y, n, kind):
     """κ, κ′ and the Fisher weight n (dμ/dη)² / (μ(1 − μ)) of a probit or cloglog row: κ and κ′
     as the frequentist AGQ computes them (μ clipped to [ε, 1 − ε])."""
     code = kind - 1  # agq_kernels' codes: 1 probit, 2 cloglog
-    ll, score = _row(code, y, n, eta)
+    ll, score = row_terms(code, y, n, eta)
     if kind == BINOMIAL_PROBIT:
         mu = 0.5 * math.erfc(-eta / np.sqrt(2.0))
         d1 = np.exp(-0.5 * eta * eta) / _SQRT_2PI
@@ -73,7 +73,7 @@ def _link_row(eta, y, n, kind):
         ee = np.exp(eta)
         mu = -math.expm1(-ee)
         d1 = np.exp(eta - ee)
-    p = min(max(mu, _EPS), 1.0 - _EPS)
+    p = min(max(mu, EPS), 1.0 - EPS)
     return ll, score, n * d1 * d1 / max(p * (1.0 - p), 1e-300)
 _HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
 

@@ -57,8 +57,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..design import distinct_groups
-from ..results import NotApplicableError
-from .posterior import SamplingWarning
+from ..results import NotApplicableError, SamplingWarning
 from .prior_graph import LinearFrame, location_prior, scale_prior
 
 __all__ = ["check_marginalizable", "merged_design", "exact_marginal", "gaussian_statistics", "gaussian_marginal_loglik",

@@ -11,7 +11,7 @@ import pymc as pm
 
 from ..design import INTERCEPT as INTERCEPT_TERM
 from ..results import (FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag, NotApplicableError,
-                       check_ci, summary_table, tidy_frame)
+                       SamplingWarning, check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -21,8 +21,6 @@ METHOD = "nuts"
 MAX_TREEDEPTH_SHARE = 0.01
 
 
-class SamplingWarning(UserWarning):
-    """Divergences, a large R-hat or a small effective sample size."""
 
 
 def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:

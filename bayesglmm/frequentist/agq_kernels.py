@@ -19,9 +19,9 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["agq_nodes"]
+__all__ = ["agq_nodes", "row_terms", "EPS"]
 
-_EPS = float(np.finfo(float).eps)
+EPS = float(np.finfo(float).eps)
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -31,7 +31,7 @@ def _xlogy(y, p):
 
 
 @njit(cache=True, inline="always")
-def _row(code, y, n, eta):
+def row_terms(code, y, n, eta):
     """(log-likelihood kernel, score ∂ℓ/∂η) of one row at η for the (family, link) ``code``."""
     if code <= 2:  # a probability: logit, probit, cloglog
         if code == 0:
@@ -49,7 +49,7 @@ def _row(code, y, n, eta):
             ee = math.exp(eta)
             mu = -math.expm1(-ee)
             d1 = math.exp(eta - ee)
-        p = min(max(mu, _EPS), 1.0 - _EPS)
+        p = min(max(mu, EPS), 1.0 - EPS)
         ll = _xlogy(y, p) + (0.0 if n - y == 0.0 else (n - y) * math.log1p(-p))
         var = max(p * (1.0 - p), 1e-300)
         return ll, (y - n * mu) * d1 / var
@@ -129,7 +129,7 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
                 e = eta[i]
                 for b in range(k):
                     e += B[i, b] * X[x, b]
-                ll, g = _row(code, y[i], n[i], e)
+                ll, g = row_terms(code, y[i], n[i], e)
                 total += ll
                 if store:
                     G[x, i - r0] = g
@@ -151,7 +151,7 @@ def agq_nodes(code, eta, B, A, y, n, start, const, U, Rinv_T, X, logw, with_grad
                     e = eta[i]
                     for b in range(k):
                         e += B[i, b] * X[x, b]
-                    G[0, i - r0] = _row(code, y[i], n[i], e)[1]
+                    G[0, i - r0] = row_terms(code, y[i], n[i], e)[1]
             for a in range(k):
                 c = -ux[x, a]
                 for i in range(r0, r1):

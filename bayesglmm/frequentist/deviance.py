@@ -121,8 +121,8 @@ def theta_names(design) -> list[str]:
 def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> Deviance:
     """The :class:`Deviance` of ``model`` under ``method``; see :meth:`bayesglmm.GLMM.deviance`."""
     from ..scaling import scale_design
-    from .fit import _check_options, default_nagq
-    from .laplace import ThetaMap, _glm_start, central_value_and_grad, laplace_deviance
+    from .fit import check_options, default_nagq
+    from .laplace import ThetaMap, glm_start, central_value_and_grad, laplace_deviance
     from .rescale import centred_blocks, internal_theta_map, user_theta
 
     design = model.design
@@ -135,7 +135,7 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
         raise ValueError("the model has no random effects: its deviance is a GLM's")
     if method != "agq" and nagq is not None:
         raise ValueError(f"nagq applies to method='agq', not {method!r}")
-    _check_options(method, nagq, {})
+    check_options(method, nagq, {})
     names = theta_names(design)
     scaling = scale_design(design, model.family)
     internal = scaling.design  # the engines' parametrization (bayesglmm.scaling), wrapped in the user's
@@ -155,7 +155,7 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
     lower = np.array(list(user_tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad
     P = internal_theta_map(user_tmap, tmap, scaling)
-    beta0 = _glm_start(internal, model.family)
+    beta0 = glm_start(internal, model.family)
     if vg is None or vg(np.concatenate([P @ user_tmap.theta0(), beta0])) is None:
         vg = central_value_and_grad(devfun, np.array(list(tmap.lower) + [-np.inf] * len(beta0)))
     fun, vg = _in_user_coordinates(devfun, vg, P, scaling, 0.0)

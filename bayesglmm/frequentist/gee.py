@@ -25,6 +25,7 @@ import pandas as pd
 from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, ci_or_default, summary_table,
                        tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
+from .separation import check_separation
 
 __all__ = ["GEEFit", "fit_gee", "CORRELATIONS", "sm_family"]
 
@@ -186,8 +187,6 @@ def fit_gee(model, correlation: str = "exchangeable") -> GEEFit:
 
 def _separation_cause(model) -> str:
     """": separation by ..." when the response sits on its bound along some column, else ""."""
-    from .fit import check_separation
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sep = check_separation(model.design, model.family)

@@ -491,7 +491,7 @@ def penalized_system(A, w) -> _Factor:
     return _Factor((A.T @ sp.diags(w) @ A + sp.identity(A.shape[1])).tocsc())
 
 
-def _score_weights(family: Family, eta, trials):
+def score_weights(family: Family, eta, trials):
     n = 1.0 if trials is None else trials
     mu = family.link.inverse(eta)
     dmu = family.link.inverse_deriv(eta)
@@ -536,7 +536,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
         return float(np.sum(family.loglik_relative(y, family.link.inverse(eta), trials))) + const - 0.5 * float(u @ u)
 
     def system(eta):
-        _, mean, s, w = _score_weights(family, eta, trials)
+        _, mean, s, w = score_weights(family, eta, trials)
         return mean, s, penalized_system(A, w)
 
     obj = objective(u)
@@ -724,7 +724,7 @@ def central_value_and_grad(devfun, lower, h: float = 1e-6):
     return value_and_grad
 
 
-def _ridge_solve(M, rhs) -> np.ndarray:
+def ridge_solve(M, rhs) -> np.ndarray:
     """Solve the normal equations M x = rhs of an IRLS step, M = XᵀWX.
 
     Under (quasi-)complete separation the weights of the separated rows underflow to 0
@@ -762,16 +762,16 @@ def safe_inverse(H) -> np.ndarray:
             return np.full(H.shape, np.nan)
 
 
-def _glm_start(design: Design, family: Family) -> np.ndarray:
+def glm_start(design: Design, family: Family) -> np.ndarray:
     """β of the GLM without random effects (IRLS), the usual starting value."""
     y = design.y
     eta = family.link.link(family.initial_mu(y, design.trials))
     beta = np.zeros(design.X.shape[1])
     for _ in range(50):
-        mu, mean, s, w = _score_weights(family, eta, design.trials)
+        mu, mean, s, w = score_weights(family, eta, design.trials)
         z = eta - design.offset + (y - mean) * s / np.maximum(w, 1e-300)
         WX = design.X * w[:, None]
-        new = _ridge_solve(design.X.T @ WX, WX.T @ z)
+        new = ridge_solve(design.X.T @ WX, WX.T @ z)
         if np.max(np.abs(new - beta)) < 1e-10:
             beta = new
             break
@@ -798,14 +798,14 @@ def joint_modes_start(design: Design, family: Family, tmap, theta, beta, maxit: 
 
     obj = objective(beta, u)
     for _ in range(maxit):
-        _, mean, sc, w = _score_weights(family, design.offset + X @ beta + A @ u, trials)
+        _, mean, sc, w = score_weights(family, design.offset + X @ beta + A @ u, trials)
         r = (y - mean) * sc
         g_b, g_u = X.T @ r, A.T @ r - u
         fac = penalized_system(A, w)
         AtWX = np.asarray(A.T @ (w[:, None] * X))
         HinvAtWX = np.asarray(fac.solve(AtWX))
         M = X.T @ (w[:, None] * X) - AtWX.T @ HinvAtWX
-        d_b = _ridge_solve(M, g_b - HinvAtWX.T @ g_u)
+        d_b = ridge_solve(M, g_b - HinvAtWX.T @ g_u)
         d_u = fac.solve(g_u - AtWX @ d_b)
         step = 1.0
         while step > 1e-8:
@@ -972,7 +972,7 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     """
     devfun, tmap = laplace_deviance(design, family, nagq)
     theta0 = tmap.theta0()
-    x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, _glm_start(design, family))])
+    x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower] + [(None, None)] * design.X.shape[1]
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
     vg = devfun.value_and_grad

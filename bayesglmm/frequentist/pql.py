@@ -28,7 +28,7 @@ import numpy as np
 
 from ..results import FitFailedError, NotApplicableError
 
-from .laplace import (EngineResult, LaplaceState, ThetaMap, _glm_start, _ridge_solve, _score_weights, minimize_with_restart,
+from .laplace import (EngineResult, LaplaceState, ThetaMap, glm_start, ridge_solve, score_weights, minimize_with_restart,
                       penalized_system, safe_inverse)
 
 
@@ -70,7 +70,7 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
     VX = WX - w[:, None] * (A @ B)  # V₀⁻¹X by Woodbury
     Vz = w * z - w * (A @ fac.solve(A.T @ (w * z)))
     xtvx = X.T @ VX
-    beta = _ridge_solve(xtvx, X.T @ Vz)
+    beta = ridge_solve(xtvx, X.T @ Vz)
     r = z - X @ beta
     u_hat = fac.solve(A.T @ (w * r))
     v = w * r - w * (A @ u_hat)  # V₀⁻¹r
@@ -163,12 +163,12 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     tmap = ThetaMap(design)
     X, y = design.X, design.y
     n_trials = 1.0 if design.trials is None else design.trials
-    eta = design.offset + X @ _glm_start(design, family)
+    eta = design.offset + X @ glm_start(design, family)
     theta = tmap.theta0()
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower]
     converged, n_eval = False, 0
     for it in range(maxiter):
-        _, mean, s, w = _score_weights(family, eta, design.trials)
+        _, mean, s, w = score_weights(family, eta, design.trials)
         mu = mean / n_trials
         dmu = np.maximum(family.link.inverse_deriv(eta), 1e-300)  # > 0: monotone links; saturated under separation
         z = eta - design.offset + (y / n_trials - mu) / dmu
