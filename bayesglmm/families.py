@@ -286,11 +286,13 @@ class Family:
         y log(μ/y) − (μ − y) (Poisson) and y log(p/p̂) + (n − y) log((1 − p)/(1 − p̂)) (binomial),
         each a product of a count and the log of a ratio near 1.
         """
+        if self.counts_successes and trials is None:  # 0/1 outcomes: the saturated fit's ℓ is 0, the kernel is
+            return self.loglik_kernel(y, mu)           # already relative to it (and a third cheaper)
         y = np.asarray(y, dtype=float)
         mu = np.asarray(mu, dtype=float)
         pos = y > 0
         if self.counts_successes:
-            n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+            n = np.asarray(trials, dtype=float)
             p = np.clip(mu, _EPS, 1.0 - _EPS)
             phat = y / n
             rest = n - y > 0

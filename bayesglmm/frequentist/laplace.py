@@ -539,6 +539,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
         _, mean, s, w = score_weights(family, eta, trials)
         return mean, s, penalized_system(A, w)
 
+    y_size = float(np.sum(np.abs(y)))
     obj = objective(u)
     if u0 is not None and not np.isfinite(obj):  # a warm start from far away (the modes at θ ≈ 0 are
         u = np.zeros(A.shape[1])                  # b/θ: huge) can overflow here: start from 0 instead
@@ -552,7 +553,7 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
         # the objective's own rounding: each row's μ − y is a difference of numbers of size y, so a step
         # that changes it by less than ε·Σ(|y| + |μ|) is no worse (with counts near 10⁷ that is 10⁻⁷, and
         # steps refused for it stalled PIRLS short of the mode)
-        slack = 1e-12 + 8.0 * np.finfo(float).eps * float(np.sum(np.abs(y)) + np.sum(np.abs(mean)))
+        slack = 1e-12 + 8.0 * np.finfo(float).eps * (y_size + float(np.sum(np.abs(mean))))
         step = 1.0
         while True:
             new = objective(u + step * delta)
@@ -868,7 +869,7 @@ def _hessian_from_grad(fg, x, lower, nt, h=1e-4):
     curv = np.abs(np.diag(H))
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.where(curv > 0, 1e-3 / np.sqrt(curv), np.inf)
-    if np.all(np.isfinite(H)) and np.any(steps > 2.0 * bound):
+    if np.all(np.isfinite(H)) and np.any(steps > 30.0 * bound):
         H = differences(np.minimum(steps, bound))
     fg(x)  # leave the warm start at x
     return H

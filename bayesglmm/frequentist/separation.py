@@ -88,7 +88,7 @@ def check_separation(design, family, stacklevel=3) -> list[str]:
 
 
 #: rows of the subsample :func:`separating_direction` tries first on larger data
-SEPARATION_SUBSAMPLE = 5000
+SEPARATION_SUBSAMPLE = 500
 
 
 def separating_direction(X, y, n, upper: bool = True, tol: float = 1e-7):
@@ -108,7 +108,7 @@ def separating_direction(X, y, n, upper: bool = True, tol: float = 1e-7):
 
     X, y, n = np.asarray(X, dtype=float), np.asarray(y, dtype=float), np.asarray(n, dtype=float)
     if len(y) > SEPARATION_SUBSAMPLE:  # a direction for all rows is one for any subset of them: when a
-        # subset has none, neither do all (most data; 0.02 s against 0.7 s for the LP of 100,000 rows)
+        # subset has none, neither do all (most data: 2 ms against 10 ms for ohio's 2,148 rows, 0.7 s for 100,000)
         rows = np.random.default_rng(0).choice(len(y), SEPARATION_SUBSAMPLE, replace=False)
         if separating_direction(X[rows], y[rows], n[rows], upper, tol) is None:
             return None
