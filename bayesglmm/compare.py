@@ -378,7 +378,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
                     interval = f"{ci:.0%} Wald (simulated SEs)"
             except (ValueError, FloatingPointError) as err:
-                if isinstance(err, ValueError) and _cannot_apply(err):
+                if isinstance(err, NotApplicableError):
                     skipped[f"{method} (marginal)"] = f"marginalization cannot apply: {err}"
                 else:
                     failed[f"{method} (marginal)"] = f"marginalization failed: {type(err).__name__}: {err}"

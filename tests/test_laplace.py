@@ -168,7 +168,8 @@ def test_factor_kinds_agree_with_dense_algebra(formula, force_schur):
     """Block (one factor, k = 2), diagonal and Schur-complement (crossed, nested, a random slope
     beside an intercept factor) factorisations: log det, solves, the per-row entries of H⁻¹Aᵀ and
     H⁻¹'s diagonal blocks, against dense linear algebra (and the chunked sparse path)."""
-    from bayesglmm.frequentist.laplace import ThetaMap, _Factor, penalized_system
+    from bayesglmm.frequentist.factor import Factor
+    from bayesglmm.frequentist.theta import ThetaMap, penalized_system
 
     m = bg.GLMM(formula, _grad_df(), family="bernoulli")
     tmap = ThetaMap(m.design)
@@ -190,7 +191,7 @@ def test_factor_kinds_agree_with_dense_algebra(formula, force_schur):
     np.testing.assert_allclose(tmap.solved_rows(fac, tmap.values(theta)), Hinv_At.T[rows, tmap._C], rtol=1e-10)
     sizes = [(b.n_levels, b.n_terms) for b in m.design.random]
     blocks, pos, Hinv = fac.inverse_blocks(sizes), 0, np.linalg.inv(H)
-    sparse = _Factor(sp.csc_matrix(H))  # the chunked path of inverse_blocks
+    sparse = Factor(sp.csc_matrix(H))  # the chunked path of inverse_blocks
     for (g, k), B, S in zip(sizes, blocks, sparse.inverse_blocks(sizes)):
         idx = pos + np.arange(g)[:, None] * k + np.arange(k)
         np.testing.assert_allclose(B, Hinv[idx[:, :, None], idx[:, None, :]], rtol=1e-10, atol=1e-14)

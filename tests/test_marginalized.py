@@ -12,7 +12,8 @@ import bayesglmm as bg
 from bayesglmm.bayes.agq_op import BINOMIAL_LOGIT, POISSON_LOG
 from bayesglmm.bayes.marginalized import distinct_groups, draw_random_effects, marginal_loglik
 from bayesglmm.frequentist.agq import agq_loglik
-from bayesglmm.frequentist.laplace import laplace_deviance, loglik_constant
+from bayesglmm.frequentist.laplace import laplace_deviance
+from bayesglmm.frequentist.pirls import loglik_constant
 
 
 def _model(name):

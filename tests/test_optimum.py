@@ -204,7 +204,7 @@ def test_a_fit_short_of_the_optimum_is_not_converged(monkeypatch):
     assert model.fit("laplace").converged
 
     def stopped_short(fg, x, lower, nt, **kw):
-        H = laplace._hessian_from_grad(fg, x, lower, nt)
+        H = laplace.hessian_from_grad(fg, x, lower, nt)
         return x, H, 0, 10 * DECREMENT_TOL
 
     monkeypatch.setattr(laplace, "newton_polish", stopped_short)

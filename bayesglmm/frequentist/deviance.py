@@ -108,7 +108,7 @@ class Deviance:
 def theta_names(design) -> list[str]:
     """lme4-style names of θ's entries, in :class:`~bayesglmm.frequentist.laplace.ThetaMap` order."""
     out = []
-    from .laplace import factor_entries
+    from .theta import factor_entries
 
     for block in design.random:
         rows, cols = factor_entries(block)
@@ -122,7 +122,10 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
     """The :class:`Deviance` of ``model`` under ``method``; see :meth:`bayesglmm.GLMM.deviance`."""
     from ..scaling import scale_design
     from .fit import check_options, default_nagq
-    from .laplace import ThetaMap, glm_start, central_value_and_grad, laplace_deviance
+    from .laplace import laplace_deviance
+    from .optimize import central_value_and_grad
+    from .pirls import glm_start
+    from .theta import ThetaMap
     from .rescale import centred_blocks, internal_theta_map, user_theta
 
     design = model.design

@@ -20,7 +20,9 @@ import numpy as np
 from scipy import optimize
 from ..results import NotApplicableError
 
-from .laplace import DECREMENT_TOL, EngineResult, LaplaceState, ThetaMap, newton_polish, penalized_system, safe_inverse
+from .optimize import DECREMENT_TOL, central_value_and_grad, newton_polish, safe_inverse
+from .records import EngineResult, LaplaceState
+from .theta import ThetaMap, penalized_system
 from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
 
 __all__ = ["fit_lmm", "lmm_deviance", "check_identifiable"]
@@ -38,8 +40,6 @@ def lmm_deviance(design, family, reml: bool = True, full=()):
         gradient would not fit in memory).
     tmap : ThetaMap
     """
-    from .laplace import central_value_and_grad
-
     _check_lmm(family)
     tmap = ThetaMap(design, full)
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)

@@ -28,8 +28,10 @@ import numpy as np
 
 from ..results import FitFailedError, NotApplicableError
 
-from .laplace import (EngineResult, LaplaceState, ThetaMap, glm_start, ridge_solve, score_weights, minimize_with_restart,
-                      penalized_system, safe_inverse)
+from .optimize import minimize_with_restart, safe_inverse
+from .pirls import glm_start, ridge_solve, score_weights
+from .records import EngineResult, LaplaceState
+from .theta import ThetaMap, penalized_system
 
 
 def outside_support(family) -> str:
@@ -58,7 +60,7 @@ def working_lmm_deviance(X, A, z, w, estimate_dispersion: bool, reml: bool = Tru
     xtvx : ndarray
         Xᵀ V₀⁻¹ X.
     sigma2 : float
-    factor : _Factor of H
+    factor : Factor of H
     parts : dict, with ``parts=True``
         ``r`` = z − Xβ̂, ``v`` = V₀⁻¹r, ``u_hat`` = H⁻¹AᵀWr, ``B`` = H⁻¹AᵀWX, ``VX`` = V₀⁻¹X,
         ``quad`` = rᵀV₀⁻¹r — what the θ-gradient reuses.

@@ -25,7 +25,9 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..results import RESIDUAL, ConvergenceWarning
-from .laplace import ThetaMap, laplace_deviance, minimize_with_restart
+from .laplace import laplace_deviance
+from .optimize import minimize_with_restart
+from .theta import ThetaMap
 from .rescale import centred_blocks
 from .pql import working_lmm_deviance
 

@@ -23,7 +23,8 @@ from dataclasses import replace
 import numpy as np
 from scipy import linalg
 
-from .laplace import EngineResult, lower_factor
+from .records import EngineResult
+from .theta import lower_factor
 
 __all__ = ["on_user_scale", "internal_estimates", "user_factors", "user_theta", "internal_theta_map", "RotatedFactor",
            "centred_blocks"]
@@ -157,7 +158,7 @@ def internal_estimates(theta, beta, sigma, scaling) -> EngineResult:
     :func:`on_user_scale` for the estimates alone (what profiles start from): L̃ is the
     lower-triangular factor of T⁻¹ L / s, β̃ = (sA)⁻¹(β − c e), σ̃ = σ / s. The other fields are
     empty: for results that kept only the user's estimates (a legacy file)."""
-    from .laplace import ThetaMap
+    from .theta import ThetaMap
 
     tmap = ThetaMap(scaling.design)  # θ's layout is the same in both: the same blocks
     factors = [lower_factor(np.linalg.solve(scaling.effect_map(k), L))[0] for k, L in enumerate(tmap.factors(theta))]

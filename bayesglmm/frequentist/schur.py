@@ -91,7 +91,7 @@ class SchurPattern:
 
 class SchurFactor:
     """H = ΛᵀZᵀWZΛ + I through its Schur complement (``kind = "schur"``): ``logdet``, ``solve``,
-    ``inverse_blocks`` and ``solved_rows`` as :class:`~bayesglmm.frequentist.laplace._Factor`."""
+    ``inverse_blocks`` and ``solved_rows`` as :class:`~bayesglmm.frequentist.factor.Factor`."""
 
     kind = "schur"
 
@@ -163,7 +163,7 @@ class SchurFactor:
         return out
 
     def inverse_blocks(self, sizes) -> list[np.ndarray]:
-        """H⁻¹'s diagonal blocks per random block (see ``_Factor.inverse_blocks``)."""
+        """H⁻¹'s diagonal blocks per random block (see ``Factor.inverse_blocks``)."""
         pat = self.pattern
         Sinv, _, hee = self._pieces()
         rest_of = np.full(pat.q, -1)
