@@ -542,6 +542,210 @@ def _product_digits(X):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _group_nodes(u, L, Q, Xt, logw, F, S, P, Ut, k, M):
+    """A group's nodes û + Q x (Q = √2 L⁻ᵀ, upper triangular, built column by column) into ``Ut``
+    (coordinate-major), F = log w + ‖x‖² − ‖u‖²/2 at each node, S = 0 and P = 1 (the running sums
+    and products of the rows' terms); returns log|L|."""
+    logdet = 0.0
+    for r in range(k):
+        logdet += np.log(L[r, r])
+    for c in range(k):
+        for r in range(k - 1, -1, -1):
+            v = np.sqrt(2.0) if r == c else 0.0
+            for t in range(r + 1, k):
+                v -= L[t, r] * Q[t, c]
+            Q[r, c] = v / L[r, r]
+    for m in range(M):
+        F[m] = logw[m]
+        S[m] = 0.0
+        P[m] = 1.0
+    for r in range(k):
+        for m in range(M):
+            v = u[r]
+            for c in range(r, k):
+                v += Q[r, c] * Xt[c, m]
+            Ut[r, m] = v
+            F[m] -= 0.5 * v * v
+    return logdet
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _row_coefficients(A, L, n, lo, hi, k, Eta, C, Span, D, xmax, q):
+    """ηᵢ = cᵢ + Dᵢ·x on the group's rows: cᵢ = baseᵢ + Aᵢ·û (the modes' last pass, in ``Eta``), Dᵢ =
+    √2 L⁻¹Aᵢ, and |cᵢ| + Σ|Dᵢᵣ| max|x| the span of ηᵢ. Returns (fast: a product grid and every span
+    under 300, ones: every row a single trial)."""
+    fast = q > 0
+    ones = True
+    for i in range(lo, hi):
+        c = Eta[i - lo]
+        span = abs(c)
+        for r in range(k):
+            v = np.sqrt(2.0) * A[i, r]
+            for t in range(r):
+                v -= L[r, t] * D[i - lo, t]
+            D[i - lo, r] = v / L[r, r]
+            span += abs(D[i - lo, r]) * xmax
+        C[i - lo] = c
+        Span[i - lo] = span
+        fast = fast and span < 300.0
+        ones = ones and n[i] == 1.0
+    return fast, ones
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _flush(S, P, M):
+    """Move the running products' logs into the sums before they overflow."""
+    for m in range(M):
+        S[m] += np.log(P[m])
+        P[m] = 1.0
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _fast_rows(y, n, lo, hi, k, kind, ones, C, Span, D, Exp, E, q, T, S, P, F, Xt, dk, lin_d, M):
+    """The rows' terms at every node on the product grid, exp(ηᵢ) as the outer product exp(cᵢ) ⊗_r
+    exp(Dᵢᵣ x1) (k·q exponentials a row): Bernoulli terms as running products P, binomial and Poisson
+    ones as sums S, κ′ into ``dk``; leaves S = F + Σ yᵢηᵢ − Σ(the terms) but for the log of P."""
+    bound = 0.0  # a bound on the log of the running products so far
+    lin = 0.0  # Σ yᵢ ηᵢ at every node: Σ yᵢ cᵢ + Σ_r (Σ yᵢ Dᵢᵣ) x_r, once a group
+    for r in range(k):
+        lin_d[r] = 0.0
+    for i in range(lo, hi):
+        c, span = C[i - lo], Span[i - lo]
+        yi, ni = y[i], n[i]
+        lin += yi * c
+        for r in range(k):
+            lin_d[r] += yi * D[i - lo, r]
+        row = dk[i - lo]
+        if k == 2 and kind == BINOMIAL_LOGIT and ones:  # unrolled: one loop over the nodes
+            if bound + span > 600.0:
+                _flush(S, P, M)
+                bound = 0.0
+            bound += span + 1.0
+            Er, Er2 = E[0, i - lo], E[1, i - lo]
+            t0 = Exp[i - lo]
+            for j0 in range(q):
+                v = t0 * Er[j0]
+                at = j0 * q
+                for j1 in range(q):
+                    T[at + j1] = v * Er2[j1]
+            for m in range(M):  # one SIMD loop (numpy's error model: no branch per division)
+                t = T[m]
+                one = 1.0 + t
+                P[m] *= one
+                row[m] = yi - t / one
+            continue
+        T[0] = Exp[i - lo]  # exp(η) at every node: the outer product, last coordinate fastest
+        size = 1
+        for r in range(k):
+            Er = E[r, i - lo]
+            for a in range(size - 1, -1, -1):  # in place, backwards: T[a] read before overwritten
+                v = T[a]
+                for jj in range(q):
+                    T[a * q + jj] = v * Er[jj]
+            size *= q
+        if kind == BINOMIAL_LOGIT and ones:
+            if bound + span > 600.0:  # flush the running products before they overflow
+                _flush(S, P, M)
+                bound = 0.0
+            bound += span + 1.0
+            for m in range(M):
+                t = T[m]
+                P[m] *= 1.0 + t
+                row[m] = yi - t / (1.0 + t)
+        elif kind == BINOMIAL_LOGIT:
+            for m in range(M):
+                t = T[m]
+                S[m] += ni * np.log1p(t)
+                row[m] = yi - ni * (t / (1.0 + t))
+        else:
+            for m in range(M):
+                t = T[m]
+                S[m] += t
+                row[m] = yi - t
+    for m in range(M):
+        v = F[m] + lin
+        for r in range(k):
+            v += lin_d[r] * Xt[r, m]
+        S[m] = v - S[m]  # F without the log of the running products
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M):
+    """The rows' terms at every node by the kernel itself (off a product grid, |η| ≥ 300, or the
+    probit and cloglog links): κ into F, κ′ into ``dk``."""
+    for i in range(lo, hi):
+        row = dk[i - lo]
+        for m in range(M):
+            eta = base[i]
+            for r in range(k):
+                eta += A[i, r] * Ut[r, m]
+            kap, d1, _ = _kernel(eta, y[i], n[i], kind)
+            F[m] += kap
+            row[m] = d1
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _softmax(F, S, P, T, Bits, M, fast_logit):
+    """The group's node weights exp(F − top) into F and their sum: (top, acc). With ``fast_logit``
+    (the Bernoulli running products) exp(S − top)/P, top = max S ≥ max(S − log P), no logarithm per
+    node (P ≤ e^600, so the sum stays above 1e-280 unless the mass is elsewhere; else the logs)."""
+    if fast_logit:
+        top = -np.inf
+        for m in range(M):
+            top = max(top, S[m])
+        acc = 0.0
+        for m in range(M):
+            T[m] = S[m] - top
+        exp_into(T, F, Bits, M)
+        for m in range(M):
+            F[m] /= P[m]
+            acc += F[m]
+        if acc > 1e-280:
+            return top, acc
+        for m in range(M):
+            F[m] = S[m] - np.log(P[m])
+    top = -np.inf
+    for m in range(M):
+        top = max(top, F[m])
+    acc = 0.0
+    for m in range(M):
+        T[m] = F[m] - top
+    exp_into(T, F, Bits, M)
+    for m in range(M):
+        acc += F[m]
+    return top, acc
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _accumulate_gradient(F, dk, Ut, lo, hi, k, M, gbase, gA):
+    """gbaseᵢ += Σ_m Fₘ κ′ᵢₘ and gAᵢᵣ += Σ_m Fₘ κ′ᵢₘ uᵣₘ (F the weights: counts · softmax)."""
+    if k == 2:  # unrolled: one loop over the nodes
+        for i in range(lo, hi):
+            row = dk[i - lo]
+            s0 = s1 = s2 = 0.0
+            for m in range(M):
+                fr = F[m] * row[m]
+                s0 += fr
+                s1 += fr * Ut[0, m]
+                s2 += fr * Ut[1, m]
+            gbase[i] += s0
+            gA[i, 0] += s1
+            gA[i, 1] += s2
+        return
+    for i in range(lo, hi):
+        row = dk[i - lo]
+        s0 = 0.0
+        for m in range(M):
+            s0 += F[m] * row[m]
+        gbase[i] += s0
+        for r in range(k):
+            sr = 0.0
+            for m in range(M):
+                sr += F[m] * row[m] * Ut[r, m]
+            gA[i, r] += sr
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     """The product-rule AGQ of a k-vector random effect per group (k = A.shape[1]): the value and
     its gradient in ``base`` (n,) and ``A`` (n, k), ηᵢ = baseᵢ + Aᵢ·u, nodes u = û + √2 L⁻ᵀ x for
@@ -561,208 +765,46 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     for j in range(J):
         longest = max(longest, start[j + 1] - start[j])
     dk = np.empty((longest, M))  # κ′ at each row and node of the group, for the gradient
-    F = np.empty(M)
-    S = np.empty(M)
-    P = np.empty(M)
-    T = np.empty(M)
+    F, S, P, T = np.empty(M), np.empty(M), np.empty(M), np.empty(M)
     Ut = np.empty((k, M))  # the nodes, coordinate-major
-    H = np.empty((k, k))
-    L = np.empty((k, k))
-    Q = np.empty((k, k))
-    g = np.empty(k)
-    step = np.empty(k)
+    H, L, Q = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
+    g, step, lin_d = np.empty(k), np.empty(k), np.empty(k)
     q, digits, x1 = _product_digits(X)
     if kind > POISSON_LOG:  # the factorised exponentials are the canonical links'
         q = 0
     xmax = 0.0
     for j in range(x1.shape[0]):
         xmax = max(xmax, abs(x1[j]))
-    C = np.empty(longest)
-    Span = np.empty(longest)
-    D = np.empty((longest, k))
+    C, Span, D = np.empty(longest), np.empty(longest), np.empty((longest, k))
     E = np.empty((k, longest, x1.shape[0]))  # exp(Dᵢᵣ x1) of a group's rows
     Arg = np.empty(longest * x1.shape[0])
-    Eta = np.empty(longest)
-    Exp = np.empty(longest)
+    Eta, Exp = np.empty(longest), np.empty(longest)
     Bits = np.empty(max(M, longest * x1.shape[0]), dtype=np.int64)
-    lin_d = np.empty(k)
     Xt = np.ascontiguousarray(X.T)
     total = 0.0
     half_k = 0.5 * k * (np.log(2.0) - np.log(2.0 * np.pi))
     for j in range(J):
         lo, hi = start[j], start[j + 1]
         u = _vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits)
-        logdet = 0.0
-        for r in range(k):
-            logdet += np.log(L[r, r])
-        for c in range(k):  # Q = √2 L⁻ᵀ (upper triangular), column by column: node = û + Q x
-            for r in range(k - 1, -1, -1):
-                v = np.sqrt(2.0) if r == c else 0.0
-                for t in range(r + 1, k):
-                    v -= L[t, r] * Q[t, c]
-                Q[r, c] = v / L[r, r]
-        for m in range(M):
-            F[m] = logw[m]
-            S[m] = 0.0
-            P[m] = 1.0
-        for r in range(k):
-            for m in range(M):
-                v = u[r]
-                for c in range(r, k):
-                    v += Q[r, c] * Xt[c, m]
-                Ut[r, m] = v
-                F[m] -= 0.5 * v * v
-        fast = q > 0
-        ones = True
-        for i in range(lo, hi):  # cᵢ = baseᵢ + Aᵢ·û (the modes' last pass), Dᵢ = √2 L⁻¹Aᵢ: η = c + D·x
-            c = Eta[i - lo]
-            span = abs(c)
-            for r in range(k):
-                v = np.sqrt(2.0) * A[i, r]
-                for t in range(r):
-                    v -= L[r, t] * D[i - lo, t]
-                D[i - lo, r] = v / L[r, r]
-                span += abs(D[i - lo, r]) * xmax
-            C[i - lo] = c
-            Span[i - lo] = span
-            fast = fast and span < 300.0
-            ones = ones and n[i] == 1.0
+        logdet = _group_nodes(u, L, Q, Xt, logw, F, S, P, Ut, k, M)
+        fast, ones = _row_coefficients(A, L, n, lo, hi, k, Eta, C, Span, D, xmax, q)
         if fast:
             _coordinate_exponentials(D, hi - lo, x1, E, Arg, Bits)
-            bound = 0.0  # a bound on the log of the running products so far
-            lin = 0.0  # Σ yᵢ ηᵢ at every node: Σ yᵢ cᵢ + Σ_r (Σ yᵢ Dᵢᵣ) x_r, once a group
-            for r in range(k):
-                lin_d[r] = 0.0
-            for i in range(lo, hi):
-                c, span = C[i - lo], Span[i - lo]
-                yi, ni = y[i], n[i]
-                lin += yi * c
-                for r in range(k):
-                    lin_d[r] += yi * D[i - lo, r]
-                row = dk[i - lo]
-                if k == 2 and kind == BINOMIAL_LOGIT and ones:  # unrolled: one loop over the nodes
-                    if bound + span > 600.0:
-                        for m in range(M):
-                            S[m] += np.log(P[m])
-                            P[m] = 1.0
-                        bound = 0.0
-                    bound += span + 1.0
-                    Er, Er2 = E[0, i - lo], E[1, i - lo]
-                    t0 = Exp[i - lo]
-                    for j0 in range(q):
-                        v = t0 * Er[j0]
-                        at = j0 * q
-                        for j1 in range(q):
-                            T[at + j1] = v * Er2[j1]
-                    for m in range(M):  # one SIMD loop (numpy's error model: no branch per division)
-                        t = T[m]
-                        one = 1.0 + t
-                        P[m] *= one
-                        row[m] = yi - t / one
-                    continue
-                T[0] = Exp[i - lo]  # exp(η) at every node: the outer product, last coordinate fastest
-                size = 1
-                for r in range(k):
-                    Er = E[r, i - lo]
-                    for a in range(size - 1, -1, -1):  # in place, backwards: T[a] read before overwritten
-                        v = T[a]
-                        for jj in range(q):
-                            T[a * q + jj] = v * Er[jj]
-                    size *= q
-                if kind == BINOMIAL_LOGIT and ones:
-                    if bound + span > 600.0:  # flush the running products before they overflow
-                        for m in range(M):
-                            S[m] += np.log(P[m])
-                            P[m] = 1.0
-                        bound = 0.0
-                    bound += span + 1.0
-                    for m in range(M):
-                        t = T[m]
-                        P[m] *= 1.0 + t
-                        row[m] = yi - t / (1.0 + t)
-                elif kind == BINOMIAL_LOGIT:
-                    for m in range(M):
-                        t = T[m]
-                        S[m] += ni * np.log1p(t)
-                        row[m] = yi - ni * (t / (1.0 + t))
-                else:
-                    for m in range(M):
-                        t = T[m]
-                        S[m] += t
-                        row[m] = yi - t
-            for m in range(M):
-                v = F[m] + lin
-                for r in range(k):
-                    v += lin_d[r] * Xt[r, m]
-                S[m] = v - S[m]  # F without the log of the running products
-        else:
-            for i in range(lo, hi):
-                row = dk[i - lo]
-                for m in range(M):
-                    eta = base[i]
-                    for r in range(k):
-                        eta += A[i, r] * Ut[r, m]
-                    kap, d1, _ = _kernel(eta, y[i], n[i], kind)
-                    F[m] += kap
-                    row[m] = d1
-        done = False
-        if fast and kind == BINOMIAL_LOGIT and ones:
-            # softmax weights exp(S − top)/P, top = max S ≥ max(S − log P): no logarithm per node
-            # (P ≤ e^600, so the sum stays above 1e-280 unless the mass is elsewhere; else the logs)
-            top = -np.inf
-            for m in range(M):
-                top = max(top, S[m])
-            acc = 0.0
-            for m in range(M):
-                T[m] = S[m] - top
-            exp_into(T, F, Bits, M)
-            for m in range(M):
-                F[m] /= P[m]
-                acc += F[m]
-            done = acc > 1e-280
-            if not done:
-                for m in range(M):
-                    S[m] -= np.log(P[m])
-        if not done:
-            if fast:
+            _fast_rows(y, n, lo, hi, k, kind, ones, C, Span, D, Exp, E, q, T, S, P, F, Xt, dk, lin_d, M)
+            if not (kind == BINOMIAL_LOGIT and ones):
                 for m in range(M):
                     F[m] = S[m]
-            top = -np.inf
-            for m in range(M):
-                top = max(top, F[m])
-            acc = 0.0
-            for m in range(M):
-                T[m] = F[m] - top
-            exp_into(T, F, Bits, M)
-            for m in range(M):
-                acc += F[m]
+        else:
+            _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M)
+        fast_logit = fast and kind == BINOMIAL_LOGIT and ones
+        if fast_logit:
+            top, acc = _softmax(F, S, P, T, Bits, M, True)
+        else:
+            top, acc = _softmax(F, S, P, T, Bits, M, False)
         total += counts[j] * (top + np.log(acc) + half_k - logdet)
         for m in range(M):  # the weights of the gradient: counts · softmax(F)
             F[m] *= counts[j] / acc
-        if k == 2:  # unrolled: one loop over the nodes
-            for i in range(lo, hi):
-                row = dk[i - lo]
-                s0 = s1 = s2 = 0.0
-                for m in range(M):
-                    fr = F[m] * row[m]
-                    s0 += fr
-                    s1 += fr * Ut[0, m]
-                    s2 += fr * Ut[1, m]
-                gbase[i] += s0
-                gA[i, 0] += s1
-                gA[i, 1] += s2
-        else:
-            for i in range(lo, hi):
-                row = dk[i - lo]
-                s0 = 0.0
-                for m in range(M):
-                    s0 += F[m] * row[m]
-                gbase[i] += s0
-                for r in range(k):
-                    sr = 0.0
-                    for m in range(M):
-                        sr += F[m] * row[m] * Ut[r, m]
-                    gA[i, r] += sr
+        _accumulate_gradient(F, dk, Ut, lo, hi, k, M, gbase, gA)
     return total, gbase, gA
 
 
