@@ -55,7 +55,7 @@ def test_working_lmm_gradient_equals_finite_differences(name, estimate, reml):
     from scipy.optimize import approx_fprime
 
     from bayesglmm.frequentist.laplace import ThetaMap
-    from bayesglmm.frequentist.pql import working_lmm_deviance, working_lmm_objective
+    from bayesglmm.frequentist.working_lmm import working_lmm_deviance, working_lmm_objective
 
     meta = bg.datasets.info(name)
     design = bg.GLMM(meta.formula, bg.datasets.load(name), family=meta.family).design

@@ -4,7 +4,7 @@ import pytest
 import bayesglmm as bg
 from bayesglmm.frequentist.fit import PQLFit
 from bayesglmm.frequentist.laplace import ThetaMap
-from bayesglmm.frequentist.pql import working_lmm_deviance
+from bayesglmm.frequentist.working_lmm import working_lmm_deviance
 from scipy import optimize
 
 from .reference import GLMMPQL

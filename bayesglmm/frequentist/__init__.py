@@ -16,7 +16,8 @@ from .fit import METHODS, MLFit, PQLFit, fit
 from .deviance import Deviance
 from .agq import agq_loglik
 from .laplace import EngineResult, fit_laplace, laplace_deviance, pirls
-from .pql import fit_pql, working_lmm_deviance
+from .pql import fit_pql
+from .working_lmm import working_lmm_deviance
 
 __all__ = ["METHODS", "Deviance", "EngineResult", "MLFit", "PQLFit", "fit", "agq_loglik", "fit_laplace", "fit_pql", "laplace_deviance", "pirls",
            "working_lmm_deviance"]

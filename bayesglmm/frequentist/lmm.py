@@ -2,7 +2,7 @@
 
 With V₀ = ZΛΛᵀZᵀ + I (Λ relative to the residual SD σ), β and σ² are profiled out and
 the (RE)ML criterion is minimised over θ by L-BFGS-B (see
-:func:`bayesglmm.frequentist.pql.working_lmm_deviance`, which PQL uses with weights).
+:func:`bayesglmm.frequentist.working_lmm.working_lmm_deviance`, which PQL uses with weights).
 Log-likelihoods include every constant:
 
     ML:    −½ [ n (log 2πσ̂² + 1) + log|V₀| ],                       σ̂² = rᵀV₀⁻¹r / n
@@ -23,7 +23,7 @@ from ..results import NotApplicableError
 from .optimize import DECREMENT_TOL, central_value_and_grad, newton_polish, safe_inverse
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, penalized_system
-from .pql import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
+from .working_lmm import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
 
 __all__ = ["fit_lmm", "lmm_deviance", "check_identifiable"]
 

@@ -29,7 +29,7 @@ from .laplace import laplace_deviance
 from .optimize import minimize_with_restart
 from .theta import ThetaMap
 from .rescale import centred_blocks
-from .pql import working_lmm_deviance
+from .working_lmm import ml_deviance_in_sigma
 
 __all__ = ["profile_sd_intervals"]
 
@@ -52,16 +52,7 @@ def _criterion(fit):
         scaling, internal = fit._scaling, fit._internal
         design = scaling.design
         tmap = ThetaMap(design, centred_blocks(scaling))
-        X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
-        dof = X.shape[0]
-        nt = tmap.n_theta
-
-        def dev(x):
-            sigma2 = np.exp(2 * x[nt])
-            d, _, _, s2_hat, _ = working_lmm_deviance(X, tmap.ZLambda(x[:nt] / np.sqrt(sigma2)), z, w, True,
-                                                      reml=False)
-            return float(d - dof * np.log(s2_hat) + dof * np.log(2 * np.pi * sigma2) + dof * s2_hat / sigma2)
-
+        dev = ml_deviance_in_sigma(tmap, design.X, design.y - design.offset, np.ones(design.nobs))
         x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), [np.log(internal.sigma)]])
         extra = 1
     else:
