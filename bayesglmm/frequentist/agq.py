@@ -246,7 +246,7 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
     data = group_data(design) if data is None else data
     J, k = data.n_levels, data.n_terms  # J: the patterns
     y, trials, idx, X, xr = data.y, data.trials, data.index, data.X, data.Xr
-    n, p, T = len(y), X.shape[1], len(positions)
+    n, T = len(y), len(positions)
     rows = np.array([r for r, _ in positions], dtype=int)
     cols = np.array([c for _, c in positions], dtype=int)
     base = data.offset + X @ beta

@@ -39,14 +39,13 @@ mixed models. JASA 88, 9–25.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from ..design import Design
 from ..families import Family
 from ..results import NotApplicableError
 from .agq import agq_loglik, agq_value_and_grad, check_agq, group_data
 from .optimize import (DECREMENT_TOL, central_value_and_grad, decrement_tolerance, hessian_from_grad,
-                       minimize_with_restart, newton_polish, safe_inverse)
+                       minimize_with_restart, newton_polish, powell_fallback, safe_inverse, scipy_bounds)
 from .pirls import glm_start, joint_modes_start, pirls, saturated_loglik
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, lower_factor, penalized_system
@@ -205,8 +204,8 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     devfun, tmap = laplace_deviance(design, family, nagq)
     theta0 = tmap.theta0()
     x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower] + [(None, None)] * design.X.shape[1]
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
+    bounds = scipy_bounds(lower)
     vg = devfun.value_and_grad
     if vg is not None and vg(x0) is None:
         vg = None
@@ -221,13 +220,8 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
 
     res = minimize_with_restart(fun, x0 * scale, bounds, options, jac=True, n_theta=tmap.n_theta)
     res.x = res.x / scale
-    n_eval, message, best = res.nfev, f"L-BFGS-B: {res.message}", res
-    if not res.success and res.status != 1:  # fall back on a derivative-free search from where L-BFGS-B
-        # stopped (not when it used up maxiter: then the fit is reported as not converged)
-        res2 = optimize.minimize(devfun, res.x, method="Powell", bounds=bounds,
-                                 options={"xtol": 1e-8, "ftol": 1e-12, "maxiter": maxiter, "maxfev": 20 * maxiter})
-        n_eval, message = n_eval + res2.nfev, f"{message}; Powell: {res2.message}"
-        best = res2 if res2.fun <= res.fun else res
+    best, fallback, extra = powell_fallback(devfun, res, bounds, maxiter, xtol=1e-8, ftol=1e-12)
+    n_eval, message = res.nfev + extra, f"L-BFGS-B: {res.message}{fallback}"
     x = best.x
     if best.success and maxiter > 1:
         # L-BFGS-B stops on a small relative reduction, which in a flat, badly scaled valley

@@ -17,10 +17,9 @@ models using lme4. Journal of Statistical Software 67(1), sec. 3.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 from ..results import NotApplicableError
 
-from .optimize import DECREMENT_TOL, central_value_and_grad, newton_polish, safe_inverse
+from .optimize import DECREMENT_TOL, central_value_and_grad, newton_polish, powell_fallback, safe_inverse, scipy_bounds
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, penalized_system
 from .working_lmm import minimize_working_lmm, working_lmm_deviance, working_lmm_objective
@@ -95,18 +94,16 @@ def fit_lmm(design, family, reml: bool = True, tol: float = 1e-12, maxiter: int 
     tmap = ThetaMap(design)
     X, z, w = design.X, design.y - design.offset, np.ones(design.nobs)
     n, p = X.shape
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower]
+    bounds = scipy_bounds(tmap.lower)
+
     def objective(th):
         return working_lmm_deviance(X, tmap.ZLambda(th), z, w, True, reml=reml)[0]
 
     res = minimize_working_lmm(tmap, X, z, w, True, reml, tmap.theta0(), bounds,
                                {"ftol": tol, "gtol": 1e-8, "maxiter": maxiter})
-    message = f"L-BFGS-B: {res.message}"
-    if not res.success and res.status != 1:  # e.g. an ABNORMAL line search on a flat criterion: polish without gradients
-        res2 = optimize.minimize(objective, res.x, method="Powell", bounds=bounds,
-                                 options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": maxiter, "maxfev": 20 * maxiter})
-        message += f"; Powell: {res2.message}"
-        res = res2 if res2.fun <= res.fun or res2.success else res
+    first = res.message
+    res, fallback, _ = powell_fallback(objective, res, bounds, maxiter, xtol=1e-10, ftol=1e-14, accept_success=True)
+    message = f"L-BFGS-B: {first}{fallback}"
     theta, converged, decrement = res.x, bool(res.success), float("nan")
     fg = working_lmm_objective(tmap, X, z, w, True, reml)
     if converged and fg is not None and tmap.n_theta:

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy import linalg, optimize
 
-__all__ = ["DECREMENT_TOL", "decrement_tolerance", "central_value_and_grad", "safe_inverse", "hessian_from_grad",
+__all__ = ["scipy_bounds", "powell_fallback", "DECREMENT_TOL", "decrement_tolerance", "central_value_and_grad", "safe_inverse", "hessian_from_grad",
            "newton_polish", "BOUNDARY_PROBES", "minimize_with_restart"]
 
 
@@ -202,3 +202,21 @@ def minimize_with_restart(fun, x0, bounds, options, jac, n_theta, max_restarts: 
         res = res2
     res.nfev = nfev
     return res
+
+
+def scipy_bounds(lower) -> list[tuple]:
+    """SciPy's bounds from the lower bounds of a parameter vector (−inf: none; no upper bounds)."""
+    return [(float(lo) if np.isfinite(lo) else None, None) for lo in lower]
+
+
+def powell_fallback(fun, res, bounds, maxiter: int, xtol: float, ftol: float, accept_success: bool = False):
+    """``res`` (L-BFGS-B's result), or, when it failed otherwise than by using up ``maxiter`` (then the
+    fit is reported as not converged), a derivative-free Powell search from where it stopped (e.g. an
+    ABNORMAL line search on a flat criterion). Returns (the better result — Powell's when it is no
+    worse, or with ``accept_success`` whenever it succeeded —, the message to add, its evaluations)."""
+    if res.success or res.status == 1:
+        return res, "", 0
+    res2 = optimize.minimize(fun, res.x, method="Powell", bounds=bounds,
+                             options={"xtol": xtol, "ftol": ftol, "maxiter": maxiter, "maxfev": 20 * maxiter})
+    better = res2.fun <= res.fun or (accept_success and res2.success)
+    return (res2 if better else res), f"; Powell: {res2.message}", int(res2.nfev)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..results import FitFailedError, NotApplicableError
 
-from .optimize import safe_inverse
+from .optimize import safe_inverse, scipy_bounds
 from .pirls import glm_start, score_weights
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, penalized_system
@@ -78,7 +78,7 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     n_trials = 1.0 if design.trials is None else design.trials
     eta = design.offset + X @ glm_start(design, family)
     theta = tmap.theta0()
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in tmap.lower]
+    bounds = scipy_bounds(tmap.lower)
     converged, n_eval = False, 0
     for it in range(maxiter):
         _, mean, s, w = score_weights(family, eta, design.trials)

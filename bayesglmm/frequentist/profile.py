@@ -26,7 +26,7 @@ from scipy import optimize, stats
 
 from ..results import RESIDUAL, ConvergenceWarning
 from .laplace import laplace_deviance
-from .optimize import minimize_with_restart
+from .optimize import minimize_with_restart, scipy_bounds
 from .theta import ThetaMap
 from .rescale import centred_blocks
 from .working_lmm import ml_deviance_in_sigma
@@ -145,7 +145,7 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
             rows_k, cols_k = tmap.entries[k_block]
             full = k_block in centred_blocks(scaling)
             diag = int(np.argmax(np.abs(x_hat[row]))) if full else int(np.flatnonzero(cols_k[rows_k == r] == r)[0])
-        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower[free]]
+        bounds = scipy_bounds(lower[free])
         if row is not None and len(row) > 1:
             d0 = x_hat[row] / s_hat if s_hat > 0 else np.eye(len(row))[diag]
             bounds += [(None, None)] * len(row)
