@@ -50,7 +50,7 @@ from .pirls import glm_start, joint_modes_start, pirls, saturated_loglik
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, lower_factor, penalized_system
 
-__all__ = ["laplace_deviance", "fit_laplace", "beta_scale",
+__all__ = ["laplace_deviance", "LaplaceObjective", "laplace_gradient", "fit_laplace", "beta_scale",
            # the stages it is made of, importable from here as before (their modules are theta, factor,
            # records, pirls and optimize)
            "ThetaMap", "lower_factor", "pirls", "LaplaceState", "EngineResult", "safe_inverse", "DECREMENT_TOL",
@@ -58,121 +58,137 @@ __all__ = ["laplace_deviance", "fit_laplace", "beta_scale",
 
 
 def laplace_deviance(design: Design, family: Family, nagq: int = 1, full=()):
-    """The deviance −2 log L as a function of the packed vector ``(θ, β)``.
+    """The deviance −2 log L as a function of the packed vector ``(θ, β)``: a
+    :class:`LaplaceObjective` and its :class:`ThetaMap` (``objective.tmap``), as a pair.
 
     ``nagq = 1``: the Laplace approximation; ``nagq > 1``: adaptive Gauss–Hermite
     quadrature with that many nodes per dimension (one grouping factor only; see
     :mod:`bayesglmm.frequentist.agq`), centred at the same PIRLS modes. ``full``: the blocks
     whose factor is a full square matrix (:class:`ThetaMap`).
-
-    Returns
-    -------
-    devfun : callable
-        ``devfun(params) -> float``; its attribute ``state(params)`` gives the
-        :class:`LaplaceState` (conditional modes) at those parameters.
-    tmap : ThetaMap
     """
-    if family.has_scale:
-        raise NotApplicableError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
-                         "(its Laplace approximation is exact): use method='ml' or 'reml'")
-    if nagq != 1:
-        check_agq(design, nagq)
-    agq_data = group_data(design) if nagq != 1 else None  # each distinct group pattern once
-    tmap = ThetaMap(design, full)
-    cache = {"u": None}
-    const = saturated_loglik(design, family)
+    objective = LaplaceObjective(design, family, nagq, full)
+    return objective, objective.tmap
 
-    def state(params):
+
+class LaplaceObjective:
+    """−2 log L of a GLMM by the Laplace approximation (``nagq = 1``) or AGQ, as a function of
+    (θ, β) (lme4's stage 2, ``devFunOnly``), with its gradient.
+
+    Calling it, :meth:`state` and :meth:`value_and_grad` run PIRLS at the parameters; PIRLS starts
+    from :attr:`warm_u`, the conditional modes of the last evaluation, which every evaluation sets:
+    the warm start is this object's one piece of state, in the open (a new objective starts cold),
+    not a dictionary inside a closure. :meth:`state` also takes the start explicitly.
+
+    Attributes
+    ----------
+    design, family, nagq
+    tmap : ThetaMap
+    warm_u : ndarray or None
+        The modes PIRLS starts from next.
+    """
+
+    def __init__(self, design: Design, family: Family, nagq: int = 1, full=()):
+        if family.has_scale:
+            raise NotApplicableError("the Laplace engine is for non-Gaussian families; a Gaussian model is an LMM "
+                                     "(its Laplace approximation is exact): use method='ml' or 'reml'")
+        if nagq != 1:
+            check_agq(design, nagq)
+        self.design, self.family, self.nagq = design, family, nagq
+        self.agq_data = group_data(design) if nagq != 1 else None  # each distinct group pattern once
+        self.tmap = ThetaMap(design, full)
+        self.constant = saturated_loglik(design, family)
+        self.warm_u = None
+
+    def state(self, params, u0=None) -> LaplaceState:
+        """PIRLS at ``params`` from ``u0`` (default :attr:`warm_u`); sets :attr:`warm_u` to its modes."""
+        tmap = self.tmap
+        params = np.asarray(params, dtype=float)
         theta, beta = params[:tmap.n_theta], params[tmap.n_theta:]
-        st = pirls(design, family, tmap.ZLambda(theta), beta, u0=cache["u"], constant=const)
-        cache["u"] = st.u
+        st = pirls(self.design, self.family, tmap.ZLambda(theta), beta, u0=self.warm_u if u0 is None else u0,
+                   constant=self.constant)
+        self.warm_u = st.u
         return st
 
-    def devfun(params):
+    def __call__(self, params) -> float:
         params = np.asarray(params, dtype=float)
-        st = state(params)
-        if nagq == 1:
+        st = self.state(params)
+        if self.nagq == 1:
             return -2.0 * st.loglik
+        tmap = self.tmap
         L, u = tmap.factors(params[:tmap.n_theta])[0], st.u
         if tmap.full:  # the product rule is not rotation invariant: integrate on the lower-triangular
             # factor of LLᵀ (L = L_c Qᵀ, u_c = Qᵀ u), as a fit does, so that a full factor is the same model
             L, Q = lower_factor(L)
             u = (u.reshape(-1, L.shape[0]) @ Q).ravel()
-        return -2.0 * agq_loglik(design, family, L, params[tmap.n_theta:], u, nagq, agq_data)
+        return -2.0 * agq_loglik(self.design, self.family, L, params[tmap.n_theta:], u, self.nagq, self.agq_data)
 
-    devfun.state = state
-    # value_and_grad calls state, not devfun: no reference cycle (devfun's attributes → itself) to
-    # keep ThetaMap's index arrays (8 MB at 100,000 rows) alive until the garbage collector runs
-    devfun.value_and_grad = _value_and_grad(design, family, tmap, state, nagq, agq_data)
-    return devfun, tmap
+    def value_and_grad(self, params):
+        """Deviance and its gradient in (θ, β), analytic for every link.
 
+        With û the conditional mode, s = ∂ℓ/∂η at û, W the Fisher weights (those of PIRLS and of
+        the Laplace curvature), w′ = dW/dη, H = AᵀWA + I (A = ZΛ), hᵢ = aᵢᵀH⁻¹aᵢ, and W° the
+        observed weights −∂²ℓ/∂η² with H° = AᵀW°A + I (the Hessian of the mode equations; H° = H
+        for a canonical link), the envelope theorem and implicit differentiation of the mode
+        equations Aᵀs − u = 0 give, for a parameter x,
 
-def _value_and_grad(design, family, tmap, state, nagq=1, agq_data=None):
-    """Deviance and its gradient in (θ, β), analytic for every link.
+            ∂dev/∂x = −2 sᵀ∂ηₓ + 2 tr(H⁻¹AᵀW ∂A) + Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂x,
+            ∂η̂/∂x = ∂ηₓ + A H°⁻¹(∂Aᵀ s − AᵀW° ∂ηₓ),
 
-    With û the conditional mode, s = ∂ℓ/∂η at û, W the Fisher weights (those of PIRLS and of
-    the Laplace curvature), w′ = dW/dη, H = AᵀWA + I (A = ZΛ), hᵢ = aᵢᵀH⁻¹aᵢ, and W° the
-    observed weights −∂²ℓ/∂η² with H° = AᵀW°A + I (the Hessian of the mode equations; H° = H
-    for a canonical link), the envelope theorem and implicit differentiation of the mode
-    equations Aᵀs − u = 0 give, for a parameter x,
-
-        ∂dev/∂x = −2 sᵀ∂ηₓ + 2 tr(H⁻¹AᵀW ∂A) + Σᵢ hᵢ w′ᵢ ∂η̂ᵢ/∂x,
-        ∂η̂/∂x = ∂ηₓ + A H°⁻¹(∂Aᵀ s − AᵀW° ∂ηₓ),
-
-    with ∂ηₓ = X (β, where ∂A = 0) or ∂A û (θ: one known column of nonzeros of A per element of
-    a factor L). The family answers s, W, w′ and W° (:meth:`~bayesglmm.families.Family.working`).
-    Everything needs H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one
-    grouping factor, from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses
-    differences). AGQ (``nagq > 1``) has its own exact gradient through the adaptive nodes, for one
-    term and for a block of k on the product rule (:func:`~bayesglmm.frequentist.agq.agq_value_and_grad`,
-    its node loops compiled; the scalar :func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`
-    is the reference it is tested against at k = 1).
-    """
-    if not tmap.blocks:
-        return None
-    X, y, nt = design.X, design.y, tmap.n_theta
-    C, q = tmap._C, tmap._q
-    positions = tmap.theta_positions()
-    entries = [(r, c) for c, _, r in positions]  # θ's entries (row, column) of L, one block
-
-    def analytic(params, st):
-        """(β-gradient, θ-gradient), or None when H⁻¹ at A's nonzeros is too large."""
-        th = params[:nt]
-        D = tmap.values(th)
-        hia = tmap.solved_rows(st.factor, D)
-        if hia is None:
-            return None
-        A, fac = tmap.ZLambda(th), st.factor
-        wk = family.working(st.eta, y, design.trials)
-        w, dw, resid = wk.weight, wk.dweight, wk.score
-        w_obs, fac_obs = (w, fac) if family.canonical else (wk.obs_weight, penalized_system(A, wk.obs_weight))
-        lev_dw = np.sum(D * hia, axis=1) * dw
-        deta = X - A @ fac_obs.solve(np.asarray(A.T @ (w_obs[:, None] * X)))
-        g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
-        xr = np.column_stack([block.Xr[:, r] for _, block, r in positions])  # ∂A's nonzeros, (n, nθ)
-        cols = [a for a, _, _ in positions]
-        dA_u = xr * st.u[C[:, cols]]  # ∂A û
-        dA_r = np.column_stack([np.bincount(C[:, a], weights=xr[:, t] * resid, minlength=q)
-                                for t, a in enumerate(cols)])  # ∂Aᵀ s
-        deta_t = dA_u + A @ fac_obs.solve(dA_r - np.asarray(A.T @ (w_obs[:, None] * dA_u)))
-        g_theta = -2.0 * resid @ dA_u + 2.0 * np.sum(w[:, None] * xr * hia[:, cols], axis=0) + deta_t.T @ lev_dw
-        return g_beta, g_theta
-
-    def value_and_grad(params):
+        with ∂ηₓ = X (β, where ∂A = 0) or ∂A û (θ: one known column of nonzeros of A per element of
+        a factor L). The family answers s, W, w′ and W° (:meth:`~bayesglmm.families.Family.working`).
+        Everything needs H⁻¹ only where A is nonzero (:meth:`ThetaMap.solved_rows`): O(n k²) for one
+        grouping factor, from H⁻¹Aᵀ otherwise (None when that is too large: the optimiser then uses
+        differences). AGQ (``nagq > 1``) has its own exact gradient through the adaptive nodes, for one
+        term and for a block of k on the product rule (:func:`~bayesglmm.frequentist.agq.agq_value_and_grad`,
+        its node loops compiled; the scalar :func:`~bayesglmm.frequentist.agq.agq_value_and_beta_grad`
+        is the reference it is tested against at k = 1).
+        """
         params = np.asarray(params, dtype=float)
-        st = state(params)
-        if nagq > 1:  # AGQ: θ and β through the adaptive nodes (the product rule's for k terms), compiled
+        tmap = self.tmap
+        if not tmap.blocks:
+            return None
+        nt = tmap.n_theta
+        st = self.state(params)
+        if self.nagq > 1:  # AGQ: θ and β through the adaptive nodes (the product rule's for k terms), compiled
             if tmap.full:  # its gradient is in the lower-triangular factor's entries: the caller differences
                 return None
-            f0, gt, gb = agq_value_and_grad(design, family, tmap.factors(params[:nt])[0], entries, params[nt:],
-                                            st.u, nagq, agq_data)
+            entries = [(r, c) for c, _, r in tmap.theta_positions()]  # θ's entries (row, column) of L
+            f0, gt, gb = agq_value_and_grad(self.design, self.family, tmap.factors(params[:nt])[0], entries,
+                                            params[nt:], st.u, self.nagq, self.agq_data)
             return f0, np.concatenate([gt, gb])
-        g = analytic(params, st)
+        g = laplace_gradient(self.design, self.family, tmap, params, st)
         if g is None:
             return None
         return -2.0 * st.loglik, np.concatenate([g[1], g[0]])
 
-    return value_and_grad
+
+def laplace_gradient(design, family, tmap, params, st):
+    """(β-gradient, θ-gradient) of the Laplace deviance at ``params`` given PIRLS's state ``st``
+    there (:meth:`LaplaceObjective.value_and_grad` has the derivation), or None when H⁻¹ at A's
+    nonzeros would not fit in memory."""
+    X, y, nt = design.X, design.y, tmap.n_theta
+    C, q = tmap._C, tmap._q
+    positions = tmap.theta_positions()
+    th = params[:nt]
+    D = tmap.values(th)
+    hia = tmap.solved_rows(st.factor, D)
+    if hia is None:
+        return None
+    A, fac = tmap.ZLambda(th), st.factor
+    wk = family.working(st.eta, y, design.trials)
+    w, dw, resid = wk.weight, wk.dweight, wk.score
+    w_obs, fac_obs = (w, fac) if family.canonical else (wk.obs_weight, penalized_system(A, wk.obs_weight))
+    lev_dw = np.sum(D * hia, axis=1) * dw
+    deta = X - A @ fac_obs.solve(np.asarray(A.T @ (w_obs[:, None] * X)))
+    g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
+    xr = np.column_stack([block.Xr[:, r] for _, block, r in positions])  # ∂A's nonzeros, (n, nθ)
+    cols = [a for a, _, _ in positions]
+    dA_u = xr * st.u[C[:, cols]]  # ∂A û
+    dA_r = np.column_stack([np.bincount(C[:, a], weights=xr[:, t] * resid, minlength=q)
+                            for t, a in enumerate(cols)])  # ∂Aᵀ s
+    deta_t = dA_u + A @ fac_obs.solve(dA_r - np.asarray(A.T @ (w_obs[:, None] * dA_u)))
+    g_theta = -2.0 * resid @ dA_u + 2.0 * np.sum(w[:, None] * xr * hia[:, cols], axis=0) + deta_t.T @ lev_dw
+    return g_beta, g_theta
 
 
 def beta_scale(design, family, tmap, state, theta) -> np.ndarray:
