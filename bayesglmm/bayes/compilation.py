@@ -8,12 +8,11 @@ compiled.
 
 nutpie compiles its own copy of a graph on every ``compile_pymc_model`` call; :class:`CompiledCache`
 keeps its compiled models by structure key so that a second model of the same structure (other
-priors, another response) samples without compiling (:func:`sample_nutpie`).
+priors, another response) samples without compiling (:func:`bayesglmm.bayes.nuts.sample_nutpie`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CompileCount", "count_compilations", "CompiledCache", "compiled_models", "array_digest",
-           "shared_values", "sample_nutpie"]
+           "shared_values", "start_points"]
 
 
 @dataclass
@@ -85,7 +84,7 @@ class CompiledCache:
 
     nutpie compiles the log density and its gradient on every ``compile_pymc_model`` call (1–2 s
     even when Numba's on-disk cache has the code, more than sampling a small model takes). Two
-    kinds of entries (see :func:`sample_nutpie`):
+    kinds of entries (see :func:`bayesglmm.bayes.nuts.sample_nutpie`):
 
     * a graph of constants, by the digest of everything in it (``exact`` key): the quickest to
       compile, reused when the very same model is sampled again;
@@ -185,64 +184,3 @@ def start_points(pymc_model, n_dim: int) -> Callable:
         return flat
 
     return start
-
-
-def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tune: int, chains: int, cores: int,
-                  random_seed, target_accept: float, progressbar: bool, cache: CompiledCache | None = None,
-                  data_graph: bool = False, **kwargs):
-    """Sample by nutpie the model ``build(as_data)`` builds, reusing a compiled model where one fits.
-
-    ``key`` is the structure key of ``build``'s graphs (None: compile ``build(False)``, keep
-    nothing). In order: a kept graph of constants of this very model is reused as it is; else a
-    kept shared-data graph of the structure gets this model's data (``with_data``) and start
-    points (:func:`start_points`), so its draws are those of a fresh compile of it; else the
-    structure's second model (or the first, with ``data_graph=True``: a prior sweep, a simulation
-    study) compiles the shared-data graph and keeps it; else the first model of a structure
-    compiles the graph of constants (1.4 s against 3.4 s for the shared-data graph on bacteria)
-    and keeps that. Returns the DataTree of ``pm.sample(nuts_sampler="nutpie")``: posterior,
-    sample_stats, observed and constant data.
-    """
-    import time
-
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-    from pymc.util import get_random_generator
-
-    cache = compiled_models if cache is None else cache
-    if key is None:
-        pymc_model = build(False)
-        compiled = nutpie.compile_pymc_model(pymc_model)
-    else:
-        pymc_model = build(True)
-        data = shared_values(pymc_model)
-        exact = array_digest(key, *(x for name in sorted(data) for x in (name, data[name])))
-        compiled = cache.lookup(exact)  # this very model, compiled as constants before: as it is
-        if compiled is None:
-            compiled = cache.lookup(key)
-            if compiled is not None:  # the structure's shared-data graph: this model's data swapped in
-                known = {var.name for var in compiled.shared_var_keys}
-                missing = known - set(data)
-                if missing:  # never sample with another model's data
-                    raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
-                compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
-                compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
-            else:
-                with cache.lock:
-                    second = key in cache.seen
-                    cache.seen.add(key)
-                if second or data_graph:
-                    compiled = nutpie.compile_pymc_model(pymc_model)
-                    cache.keep(key, compiled)
-                else:
-                    pymc_model = build(False)
-                    compiled = nutpie.compile_pymc_model(pymc_model)
-                    cache.keep(exact, compiled)
-    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    if tune == 0:
-        tune = 1  # nuts-rs needs one tuning step
-    t0 = time.time()
-    kwargs.setdefault("save_warmup", False)  # as pm.sample discards the tuning draws (half the extraction time)
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                          progress_bar=progressbar, target_accept=target_accept, **kwargs)
-    patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - t0)
-    return idata

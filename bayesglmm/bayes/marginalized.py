@@ -568,20 +568,6 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     return np.concatenate([run(part, seed) for part, seed in zip(parts, seeds)])
 
 
-def _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar, **kwargs):
-    if nuts_sampler == "pymc":
-        import warnings
-
-        with warnings.catch_warnings():  # the dense mass matrix is our default choice, not the user's
-            warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
-            return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                             target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
-                             compute_convergence_checks=False, **kwargs)
-    return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                     nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept},
-                     progressbar=progressbar, **kwargs)
-
-
 def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, cores=2, random_seed=None,
                         target_accept=0.9, nuts_sampler="pymc", progressbar=True, fit=None, **kwargs):
     """NUTS on the marginal model, then the random effects drawn from their conditionals; returns
@@ -597,7 +583,7 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
     frame, knee = beta_frame(fit), sd_knee(design, family, fit)
     framing = (knee,) if frame is None else (knee, frame.shift, frame.chol)
     if nuts_sampler == "nutpie":
-        from .compilation import sample_nutpie
+        from .nuts import sample_nutpie
         from .model import structure_key
 
         # the response is a constant of this graph (the distinct group patterns come from it)
@@ -618,9 +604,10 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
             kwargs.setdefault("init", "jitter+adapt_full")  # seed in four took 134 steps a draw with the diagonal
         pmodel = build_marginal_model(design, family, model.priors, nagq=nagq, as_data=nuts_sampler == "pymc",
                                       frame=frame, knee=knee)
-        with pmodel:
-            idata = _pm_sample(draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar,
-                               **kwargs)
+        from .nuts import sample_pymc
+
+        idata = sample_pymc(pmodel, draws, tune, chains, cores, random_seed, target_accept, nuts_sampler, progressbar,
+                            **kwargs)
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     D, k = n_chain * n_draw, merged.random[0].n_terms

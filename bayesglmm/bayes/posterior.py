@@ -454,7 +454,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
             idata["posterior"].attrs["quadrature_change"] = float(change)
         return Posterior(model, with_observed_data(idata, model))
     if nuts_sampler == "nutpie":
-        from .compilation import sample_nutpie
+        from .nuts import sample_nutpie
         from .model import build_pymc_model, structure_key
 
         if pymc_model is None:
@@ -478,13 +478,9 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         from .model import build_pymc_model
 
         pymc_model = build_pymc_model(model.design, model.family, model.priors, as_data=False)
-    with model.pymc_model() if pymc_model is None else pymc_model:
-        if nuts_sampler == "pymc":
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                              target_accept=target_accept, nuts_sampler="pymc",
-                              progressbar=progressbar, compute_convergence_checks=False, **kwargs)
-        else:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                              nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept},
-                              progressbar=progressbar, **kwargs)
+    from .nuts import sample_pymc
+
+    idata = sample_pymc(model.pymc_model() if pymc_model is None else pymc_model, draws=draws, tune=tune, chains=chains,
+                        cores=cores, random_seed=random_seed, target_accept=target_accept, nuts_sampler=nuts_sampler,
+                        progressbar=progressbar, **kwargs)
     return Posterior(model, idata)

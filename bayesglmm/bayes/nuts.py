@@ -1,0 +1,95 @@
+"""Every call of a NUTS sampler: PyMC's ``pm.sample`` (:func:`sample_pymc`) and nutpie's
+(:func:`sample_nutpie`, with the compiled-model reuse of :mod:`bayesglmm.bayes.compilation`), for
+the full model (:func:`bayesglmm.bayes.posterior.sample_model`) and the marginal one
+(:func:`bayesglmm.bayes.marginalized.sample_marginalized`) alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from .compilation import CompiledCache, array_digest, compiled_models, shared_values, start_points
+
+__all__ = ["sample_pymc", "sample_nutpie"]
+
+
+def sample_pymc(pymc_model, draws: int, tune: int, chains: int, cores: int, random_seed, target_accept: float,
+                nuts_sampler: str, progressbar: bool, **kwargs):
+    """``pm.sample`` of ``pymc_model``: PyMC's NUTS (``nuts_sampler="pymc"``, no convergence checks of its
+    own: :meth:`~bayesglmm.bayes.posterior.Posterior.diagnostics` makes them), or another sampler PyMC
+    dispatches to (numpyro, blackjax: ``target_accept`` through ``nuts={...}``). Returns the DataTree."""
+    import pymc as pm
+
+    with pymc_model:
+        if nuts_sampler == "pymc":
+            with warnings.catch_warnings():  # a dense mass matrix is our default choice (marginalized), not the user's
+                warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
+                return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                                 target_accept=target_accept, nuts_sampler="pymc", progressbar=progressbar,
+                                 compute_convergence_checks=False, **kwargs)
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                         nuts_sampler=nuts_sampler, nuts={"target_accept": target_accept}, progressbar=progressbar,
+                         **kwargs)
+
+
+def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tune: int, chains: int, cores: int,
+                  random_seed, target_accept: float, progressbar: bool, cache: CompiledCache | None = None,
+                  data_graph: bool = False, **kwargs):
+    """Sample by nutpie the model ``build(as_data)`` builds, reusing a compiled model where one fits.
+
+    ``key`` is the structure key of ``build``'s graphs (None: compile ``build(False)``, keep
+    nothing). In order: a kept graph of constants of this very model is reused as it is; else a
+    kept shared-data graph of the structure gets this model's data (``with_data``) and start
+    points (:func:`start_points`), so its draws are those of a fresh compile of it; else the
+    structure's second model (or the first, with ``data_graph=True``: a prior sweep, a simulation
+    study) compiles the shared-data graph and keeps it; else the first model of a structure
+    compiles the graph of constants (1.4 s against 3.4 s for the shared-data graph on bacteria)
+    and keeps that. Returns the DataTree of ``pm.sample(nuts_sampler="nutpie")``: posterior,
+    sample_stats, observed and constant data.
+    """
+    import time
+
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+    from pymc.util import get_random_generator
+
+    cache = compiled_models if cache is None else cache
+    if key is None:
+        pymc_model = build(False)
+        compiled = nutpie.compile_pymc_model(pymc_model)
+    else:
+        pymc_model = build(True)
+        data = shared_values(pymc_model)
+        exact = array_digest(key, *(x for name in sorted(data) for x in (name, data[name])))
+        compiled = cache.lookup(exact)  # this very model, compiled as constants before: as it is
+        if compiled is None:
+            compiled = cache.lookup(key)
+            if compiled is not None:  # the structure's shared-data graph: this model's data swapped in
+                known = {var.name for var in compiled.shared_var_keys}
+                missing = known - set(data)
+                if missing:  # never sample with another model's data
+                    raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
+                compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
+                compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
+            else:
+                with cache.lock:
+                    second = key in cache.seen
+                    cache.seen.add(key)
+                if second or data_graph:
+                    compiled = nutpie.compile_pymc_model(pymc_model)
+                    cache.keep(key, compiled)
+                else:
+                    pymc_model = build(False)
+                    compiled = nutpie.compile_pymc_model(pymc_model)
+                    cache.keep(exact, compiled)
+    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
+    if tune == 0:
+        tune = 1  # nuts-rs needs one tuning step
+    t0 = time.time()
+    kwargs.setdefault("save_warmup", False)  # as pm.sample discards the tuning draws (half the extraction time)
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                          progress_bar=progressbar, target_accept=target_accept, **kwargs)
+    patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - t0)
+    return idata
