@@ -126,8 +126,11 @@ def test_identity_poisson_with_negative_means_is_a_clear_error():
 
 def test_non_finite_hessian_gives_nan_ses_and_a_flag(cbpp_model, monkeypatch):
     import bayesglmm.frequentist.laplace as lap
+    import bayesglmm.frequentist.optimize as opt
 
-    monkeypatch.setattr(lap, "_hessian_from_grad", lambda *a, **k: np.full((5, 5), np.nan))
+    nan_hessian = lambda *a, **k: np.full((5, 5), np.nan)  # noqa: E731
+    monkeypatch.setattr(lap, "hessian_from_grad", nan_hessian)  # raising=True: the name must exist
+    monkeypatch.setattr(opt, "hessian_from_grad", nan_hessian)
     with pytest.warns(bg.ConvergenceWarning, match="no standard errors"):
         fit = cbpp_model.fit("laplace")
     assert np.all(np.isnan(fit.fixed_effects()["std_error"]))
