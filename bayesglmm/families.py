@@ -8,70 +8,81 @@ override what differs. The base :class:`Link` is answered by :class:`Logit`, :cl
 :class:`CLogLog`, :class:`Log` and :class:`Identity` (``link``, ``inverse``, ``inverse_deriv``
 dμ/dη and ``inverse_deriv2`` d²μ/dη²). The engines *ask* a family — ``loglik_relative``,
 ``working``, ``has_scale``, ... — and never test its name: ``name`` is a label (results,
-reports, save files, PyMC's variable choice through one table). :func:`get_family` turns names
-into objects, as users and the rest of the package make them.
+reports, save files) and a key of the PyMC and statsmodels translation tables. :func:`get_family`
+turns names into objects, as users and the rest of the package make them.
 
 Checklist for adding a family
 -----------------------------
-Follow it for negative binomial, beta-binomial or Gamma; the grep ``family.name`` /
-``link.name`` over the package should still find only the translation tables named in 5.
+For negative binomial, beta-binomial or Gamma. When done, the package should read a family's or a
+link's ``name`` only as a label and in the tables of step 5.
 
-1. **The class**, here: ``class NegativeBinomial(Family)`` with
+1. **The class**, in this module: ``class NegativeBinomial(Family)`` with
 
-   * ``name`` (the label users pass to :func:`get_family`), ``links`` (the link classes it
-     takes, canonical first: the first is the default and defines :attr:`Family.canonical`) and
-     ``kernel_codes`` (see 3);
-   * the properties, where the base's default is wrong: ``has_scale`` (a free dispersion the
-     engines estimate besides β, θ: today only the Gaussian σ, which the frequentist engines
-     fit as an LMM), ``needs_trials`` (the response comes with trials: ``cbind``/``p()``),
-     ``counts_successes`` (successes out of trials with μ a probability: separation checks, the
-     probability clipping of the marginal coefficients), ``response_kind`` (``"binary"``,
-     ``"count"`` or ``"continuous"``: how PyMC and the saved data hold y, how the posterior
-     predictive check draws);
-   * the methods the base leaves abstract: ``variance``, ``variance_deriv``, ``loglik_kernel``,
-     ``sample``; and the ones whose default does not hold: ``loglik_constant`` (default 0),
-     ``initial_mu`` (default y: must lie where the link is finite), ``clip_mu`` (default none:
+   * ``name`` (the label users pass to :func:`get_family`, stored in save files), ``links`` (the
+     :class:`Link` classes it takes, canonical first: the first is the default and defines
+     :attr:`Family.canonical`) and ``kernel_codes`` (step 3; ``{}`` is fine);
+   * the properties where the base's default is wrong: ``needs_trials`` (each response comes with
+     trials: ``cbind``/``p()``), ``counts_successes`` (successes out of trials, μ a probability:
+     separation, clipping), ``response_kind`` (``"binary"``, ``"count"`` or ``"continuous"``: how
+     PyMC and the saved data hold y, which posterior predictive plot), ``has_scale`` (step 4:
+     today it means *the Gaussian σ*, and sends a frequentist fit to the LMM engine);
+   * the methods the base leaves abstract, ``variance``, ``variance_deriv``, ``loglik_kernel`` and
+     ``sample``, and those whose default does not hold: ``loglik_constant`` (default 0),
+     ``initial_mu`` (default y: it must lie where the link is finite), ``clip_mu`` (default none:
      clip where V(μ) vanishes at the support's edge), ``saturated_mean`` (default y),
-     ``loglik_relative`` (default kernel(μ) − kernel(μ̂): override with a form accurate for
-     large responses), ``validate`` (default: any y).
+     ``loglik_relative`` (default kernel(μ) − kernel(μ̂), correct; override with a form accurate
+     for large responses, as Poisson's), ``validate`` (default: any y). ``working``, ``score``,
+     ``loglik_obs`` and ``loglik_saturated`` follow from these and need no override.
 
-   Extra parameters (a negative binomial's size, a Gamma's shape) are not yet part of the
-   interface: today only the Gaussian σ is, as ``sigma`` and ``has_scale``; the engines that
-   must estimate one (PIRLS's outer loop, the deviance's parameter vector, the priors'
-   ``"sigma"``, :class:`~bayesglmm.frequentist.fit.MLFit`'s ``dispersion``) are where such a
-   family first needs work.
-2. **Register it** in :data:`FAMILIES` (through ``_FAMILY_CLASSES`` below); a new link likewise
-   (a :class:`Link` subclass in ``_LINK_CLASSES``, with ``inverse_deriv`` and ``inverse_deriv2``
-   checked against differences by ``tests/test_families.py``).
+   A second parameter (a negative binomial's size, a beta-binomial's overdispersion, a Gamma's
+   shape) is not yet part of the interface: only the Gaussian σ is, as the ``sigma`` argument of
+   ``loglik_kernel``/``sample`` and ``has_scale``. The engines that would estimate one — PIRLS's
+   objective (:mod:`~bayesglmm.frequentist.laplace`: ``loglik_relative``, ``working``), the
+   deviance's parameter vector, the priors' ``"sigma"`` (:mod:`~bayesglmm.priors`), the PyMC graph
+   (:mod:`~bayesglmm.bayes.model`), ``MLFit.dispersion`` — are where such a family needs work
+   first, and ``has_scale`` likely splits into "has a dispersion" and "is the Gaussian LMM".
+2. **Register it** in ``_FAMILY_CLASSES`` below (which makes :data:`FAMILIES`, ``_ALLOWED`` and
+   :func:`get_family`'s errors); a new link likewise, a :class:`Link` subclass in
+   ``_LINK_CLASSES`` (:data:`LINKS`).
 3. **The compiled kernels** switch on :attr:`Family.kernel_code`: 0, 1, 2 a probability by logit,
    probit, cloglog; 3, 4 a Poisson mean by log, identity; −1 none. A (family, link) pair absent
-   from ``kernel_codes`` is −1 and takes the NumPy paths (AGQ's node loop, no fused NUTS
-   likelihood, no marginalized NUTS): correct, slower. A new code needs its branch in
-   :func:`bayesglmm.frequentist.agq_kernels.row_terms` (and, to sample fast,
-   :data:`bayesglmm.bayes.loglik_op.FUSED_CODES` and :func:`bayesglmm.bayes.agq_op.agq_kind`).
-4. **The engines ask properties**, so check what a new family answers at each: the frequentist
-   fit's LMM route (``has_scale``: :func:`bayesglmm.frequentist.fit` and
-   :mod:`~bayesglmm.frequentist.profile`, :mod:`~bayesglmm.simulate`, :mod:`~bayesglmm.compare`),
-   ``has_scale and canonical`` as "a Gaussian identity-link LMM" (:mod:`~bayesglmm.scaling`,
-   :func:`bayesglmm.bayes.marginalized.exact_marginal`, ``_check_lmm`` in
-   :mod:`~bayesglmm.frequentist.lmm`), separation (:mod:`~bayesglmm.frequentist.separation`:
-   ``counts_successes``, or a canonical link without scale), the marginal coefficients'
-   clipping (:mod:`~bayesglmm.marginal`: ``counts_successes``, else ``not has_scale`` as a
-   positive mean), the default priors (:mod:`~bayesglmm.priors`: ``has_scale``,
-   ``link.is_identity``), the fused likelihood's constant
-   (:func:`bayesglmm.bayes.loglik_op.loglik_constant`, through :meth:`Family.loglik_constant`).
-5. **The translation tables**, the only places outside this module that read a name:
-   the PyMC inverse links ``_INVERSE_LINK`` in :mod:`bayesglmm.bayes.model` (a new link), and
-   its observed variable ``_likelihood`` there, chosen by ``counts_successes``/``has_scale``
-   with Poisson as the rest (a new distribution needs its branch); the statsmodels families and
-   links of :func:`bayesglmm.frequentist.gee.sm_family`; :func:`get_family` here. bambi's names
-   reach :func:`get_family` unchanged (:func:`bayesglmm.interop.from_bambi`).
-6. **Tests**: ``tests/test_families.py`` loops over :data:`FAMILIES` and :data:`LINKS`
-   (``loglik_obs`` against ``scipy.stats``, ``working`` against differences of
-   ``loglik_kernel``, the support checks, the kernel codes); add the family's reference fit
-   against R (glmer / glmmTMB, the R call beside the numbers) in the engine's test file, and the
-   PyMC log-likelihood equal to :meth:`Family.loglik_obs` at a point
-   (``tests/test_bayes_model.py``).
+   from ``kernel_codes`` is −1: frequentist AGQ takes its NumPy node loop (correct, slower), NUTS
+   PyMC's own distribution instead of the fused Op. A new code needs its branch in
+   :func:`bayesglmm.frequentist.agq_kernels.row_terms`; to sample it fast, in
+   :data:`bayesglmm.bayes.loglik_op.FUSED_CODES` and the Op's kernel; to marginalize it under NUTS,
+   in :func:`bayesglmm.bayes.agq_op.agq_kind` (a canonical-link family without a kind passes
+   :func:`~bayesglmm.bayes.marginalized.check_marginalizable` and then fails in ``agq_kind``).
+4. **The engines ask properties**; check what the new family answers at each:
+
+   * ``has_scale``: the frequentist LMM route (:mod:`~bayesglmm.frequentist.fit`,
+     :mod:`~bayesglmm.frequentist.laplace` refuses it, :mod:`~bayesglmm.frequentist.profile`,
+     :mod:`~bayesglmm.compare`, :mod:`~bayesglmm.simulate`, :mod:`~bayesglmm.teaching`), the
+     ``sigma`` prior and parameter (:mod:`~bayesglmm.priors`, :mod:`~bayesglmm.bayes.model`,
+     :mod:`~bayesglmm.bayes.posterior`, :mod:`~bayesglmm.report`);
+   * ``has_scale and canonical`` as "a Gaussian identity-link LMM": :mod:`~bayesglmm.scaling`,
+     :func:`~bayesglmm.bayes.marginalized.exact_marginal`, :mod:`~bayesglmm.frequentist.lmm`;
+   * ``counts_successes`` (else ``not has_scale`` read as a positive mean): separation
+     (:mod:`~bayesglmm.frequentist.separation`), the marginal coefficients' clipping
+     (:mod:`~bayesglmm.marginal`), the PyMC observed variable (step 5);
+   * ``canonical``: PIRLS's tolerance and the observed-information terms (Laplace, AGQ), PQL's
+     message, ``logit_p`` in PyMC; ``link.is_identity``: the intercept prior's centre, the
+     marginal coefficients being β, the Gaussian LMM route;
+   * ``needs_trials``, ``validate``: the design (:mod:`~bayesglmm.design`).
+5. **The translation tables**, the only places outside this module that read a name: the PyMC
+   inverse links ``_INVERSE_LINK`` in :mod:`bayesglmm.bayes.model` (a new link), and beside it
+   ``_likelihood``, which picks the observed variable by ``counts_successes``/``has_scale`` with
+   Poisson as the rest — a new distribution needs its branch there, or it is drawn as Poisson;
+   the statsmodels families and links of :func:`bayesglmm.frequentist.gee.sm_family` (a missing
+   entry is a KeyError). bambi's names reach :func:`get_family` unchanged
+   (:func:`bayesglmm.interop.from_bambi`).
+6. **Tests**: ``tests/test_families.py`` runs over :data:`FAMILIES` and :data:`LINKS`: add the
+   family to ``loglik_obs`` against ``scipy.stats``, ``working`` against differences of
+   ``loglik_kernel`` (every link), the support checks, ``response_kind``/properties and the kernel
+   codes; a new link is checked by the link identities and derivatives. Then the family's
+   reference fit against R (glmer or glmmTMB; the R call beside the numbers, tolerances as
+   measured) in the engine's test file, the PyMC log-likelihood equal to
+   :meth:`Family.loglik_obs` at a point (``tests/test_bayes_model.py``), and, with a kernel code,
+   the compiled loops against the NumPy path (``tests/test_agq.py``, ``tests/test_loglik_op.py``).
 """
 
 from __future__ import annotations
