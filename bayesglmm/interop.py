@@ -24,10 +24,9 @@ import warnings
 
 import numpy as np
 
+from .families import FAMILIES, get_family
 
 __all__ = ["from_bambi"]
-
-_FAMILIES = ("gaussian", "bernoulli", "binomial", "poisson")
 
 
 def _uncorrelated(formula: str) -> str:
@@ -137,8 +136,10 @@ def from_bambi(bambi_model, priors: dict | None = None, correlated: bool = False
         raise TypeError(f"from_bambi() takes a bambi.Model, got {type(bambi_model).__name__}")
     if getattr(formula, "additionals", None):
         raise ValueError(f"distributional sub-models are not supported: {list(formula.additionals)}")
-    if family.name not in _FAMILIES:
-        raise ValueError(f"bambi family {family.name!r} is not supported; supported: {', '.join(_FAMILIES)}")
+    try:  # bambi's family names are bayesglmm's: get_family knows which it supports
+        get_family(family.name)
+    except ValueError:
+        raise ValueError(f"bambi family {family.name!r} is not supported; supported: {', '.join(FAMILIES)}") from None
     parent = family.likelihood.parent
     link = family.link[parent].name
     main = formula.main if correlated else _uncorrelated(formula.main)

@@ -305,7 +305,7 @@ def _scale(design: Design, family) -> tuple[float, float]:
     if family.has_scale:  # a Gaussian response: priors on its scale
         s = float(np.std(design.y))
         s = s if s > 0 else 1.0
-        m = float(np.mean(design.y)) if family.link.name == "identity" else 0.0
+        m = float(np.mean(design.y)) if family.link.is_identity else 0.0
         return s, m
     return 1.0, 0.0
 

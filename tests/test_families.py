@@ -102,3 +102,47 @@ def test_kernel_codes_name_each_family_and_link_once():
     assert codes[("gaussian", "identity")] == codes[("gaussian", "log")] == -1
     assert codes[("bernoulli", "probit")] == codes[("binomial", "probit")] == 1  # one likelihood: n trials
     assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [0, 1, 2, 3, 4]
+
+
+def test_a_class_per_family_and_link_equal_hashable_and_pickled():
+    import pickle
+
+    from bayesglmm.families import _ALLOWED, Binomial, Family, Probit
+
+    for name, links in _ALLOWED.items():
+        for link in links:
+            f = get_family(name, link)
+            assert f.name == name and f.link.name == link and f.canonical == (link == links[0])
+            assert f == get_family(name, link) and hash(f) == hash(get_family(name, link))
+            back = pickle.loads(pickle.dumps(f))
+            assert back == f and type(back) is type(f) and type(back.link) is type(f.link)
+    assert Binomial("probit") == Binomial(Probit()) == get_family("binomial", "probit") != get_family("bernoulli", "probit")
+    assert get_family("binomial") != get_family("binomial", "probit")
+    with pytest.raises(TypeError, match="base class"):
+        Family()
+
+
+def test_a_family_pickled_as_the_old_single_dataclass_loads_as_its_class():
+    """Legacy save files pickle Family(name, link) and Link(name), one dataclass each, as
+    protocol 2 (bg.save) or 0 wrote them."""
+    import pickle
+
+    old2 = (b'\x80\x02]q\x00(cbayesglmm.families\nFamily\nq\x01)\x81q\x02}q\x03(X\x04\x00\x00\x00nameq\x04X\x08'
+            b'\x00\x00\x00binomialq\x05X\x04\x00\x00\x00linkq\x06cbayesglmm.families\nLink\nq\x07)\x81q\x08}q\th\x04X'
+            b'\x06\x00\x00\x00probitq\nsbubh\x01)\x81q\x0b}q\x0c(h\x04X\x07\x00\x00\x00poissonq\rh\x06h\x07)\x81q\x0e}'
+            b'q\x0fh\x04X\x03\x00\x00\x00logq\x10sbube.')
+    old0 = (b'ccopy_reg\n_reconstructor\np0\n(cbayesglmm.families\nFamily\np1\nc__builtin__\nobject\np2\nNtp3\nRp4\n'
+            b'(dp5\nVname\np6\nVgaussian\np7\nsVlink\np8\ng0\n(cbayesglmm.families\nLink\np9\ng2\nNtp10\nRp11\n(dp12\ng6'
+            b'\nVlog\np13\nsbsb.')
+    binomial, poisson = pickle.loads(old2)
+    assert binomial == get_family("binomial", "probit") and type(binomial) is type(get_family("binomial"))
+    assert poisson == get_family("poisson") and poisson.kernel_code == 3
+    assert pickle.loads(old0) == get_family("gaussian", "log")
+
+
+def test_irls_weights_are_the_working_weights():
+    eta = np.linspace(-2, 2, 5)
+    for name in FAMILIES:
+        fam = get_family(name)
+        n = np.arange(1.0, 6.0) if fam.needs_trials else None
+        np.testing.assert_array_equal(fam.irls_weights(eta, n), fam.working(eta, np.zeros(5), n).weight)

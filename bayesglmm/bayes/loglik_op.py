@@ -139,15 +139,7 @@ def _numba_funcify_glm_loglik(op, node=None, **kwargs):
 def loglik_constant(family, y, trials) -> float:
     """Σᵢ of the log-likelihood's terms free of the parameters: log C(nᵢ, yᵢ) for a binomial
     response (0 for a Bernoulli one), −log yᵢ! for a Poisson one."""
-    from scipy.special import gammaln
-
-    y = np.asarray(y, dtype=float)
-    if family.counts_successes:
-        if trials is None:
-            return 0.0
-        n = np.asarray(trials, dtype=float)
-        return float(np.sum(gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)))
-    return float(-np.sum(gammaln(y + 1.0)))
+    return float(np.sum(family.loglik_constant(y, trials)))
 
 
 def glm_loglik(code: int, eta, y, n, const):

@@ -45,15 +45,17 @@ BINOMIAL_PROBIT, BINOMIAL_CLOGLOG = 2, 3
 _SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
 
+#: :attr:`~bayesglmm.families.Family.kernel_code` → the kernels' ``kind``
+KINDS = {0: BINOMIAL_LOGIT, 1: BINOMIAL_PROBIT, 2: BINOMIAL_CLOGLOG, 3: POISSON_LOG}
+
+
 def agq_kind(family) -> int:
     """The kernels' ``kind`` of a family: logit and log (canonical: fast paths), probit and cloglog
     (direct); ValueError for the others (a Gaussian integrates exactly, a Poisson identity link
     has no log-concave likelihood on all of η)."""
-    if family.counts_successes:
-        return {"logit": BINOMIAL_LOGIT, "probit": BINOMIAL_PROBIT, "cloglog": BINOMIAL_CLOGLOG}[family.link.name]
-    if family.kernel_code == 3:
-        return POISSON_LOG
-    raise ValueError(f"no AGQ kernel for {family.name} with the {family.link.name} link")
+    if family.kernel_code not in KINDS:
+        raise ValueError(f"no AGQ kernel for {family.name} with the {family.link.name} link")
+    return KINDS[family.kernel_code]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

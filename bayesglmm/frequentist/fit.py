@@ -249,7 +249,7 @@ class MLFit:
         from ..marginal import marginal_coefficient_draws, marginal_coefficients
 
         design, family = self.model.design, self.model.family
-        if family.link.name == "identity":  # E_b[xβ + zb] = xβ: the marginal coefficients are β
+        if family.link.is_identity:  # E_b[xβ + zb] = xβ: the marginal coefficients are β
             return wald_fixed_effects(design.fixed_names, self.beta, self.vcov, f"{self.method} (marginal)", ci)
         # on the internal design (bayesglmm.scaling), where neither the coefficients nor the random
         # effects' variances lose digits to a covariate's origin (Σ of (age | id) with age + 10⁸ cannot
@@ -395,7 +395,7 @@ def _fit(model, method: str, nagq, dispersion, **options):
         # A Gaussian identity-link GLMM is an LMM: the Laplace approximation (and any
         # quadrature rule) is exact and PQL's working model is the model itself, so all
         # three are its ML fit — as glmer() hands a gaussian family to lmer().
-        if model.family.link.name != "identity":
+        if not model.family.link.is_identity:
             raise NotApplicableError(f"Gaussian models with a {model.family.link.name!r} link are not supported by "
                              f"the frequentist engines (only identity); use model.sample()")
         from .lmm import fit_lmm

@@ -33,17 +33,17 @@ CORRELATIONS = ("exchangeable", "independence", "ar1")
 
 
 def sm_family(family):
+    """The statsmodels family (with its link) of a :class:`~bayesglmm.families.Family`: the one
+    table that translates the numpy family layer to statsmodels, by the family's and link's names
+    (a family or link missing here is a KeyError, not another family's model)."""
     import statsmodels.api as sm
 
     links = {"logit": sm.families.links.Logit, "probit": sm.families.links.Probit,
              "cloglog": sm.families.links.CLogLog, "log": sm.families.links.Log,
              "identity": sm.families.links.Identity}
-    link = links[family.link.name]()
-    if family.counts_successes:
-        return sm.families.Binomial(link=link)
-    if family.has_scale:
-        return sm.families.Gaussian(link=link)
-    return sm.families.Poisson(link=link)
+    families = {"bernoulli": sm.families.Binomial, "binomial": sm.families.Binomial,
+                "poisson": sm.families.Poisson, "gaussian": sm.families.Gaussian}
+    return families[family.name](link=links[family.link.name]())
 
 
 class GEEFit:

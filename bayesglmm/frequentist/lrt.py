@@ -69,7 +69,7 @@ def check_nested(full, reduced) -> None:
     """
     d_full, d_red = full.model.design, reduced.model.design
     f_fam, r_fam = full.model.family, reduced.model.family
-    if (f_fam.name, f_fam.link.name) != (r_fam.name, r_fam.link.name):
+    if f_fam != r_fam:
         raise ValueError(f"the models are not nested: the full model is {f_fam.name} ({f_fam.link.name} link), the "
                          f"reduced one {r_fam.name} ({r_fam.link.name} link)")
     if d_full.nobs != d_red.nobs or not np.array_equal(d_full.y, d_red.y) or not (
