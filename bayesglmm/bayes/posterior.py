@@ -10,6 +10,7 @@ import pandas as pd
 import pymc as pm
 
 from ..design import INTERCEPT as INTERCEPT_TERM
+from ..report import ResultDisplay, posterior_sd_table, posterior_table
 from ..results import (FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag, NotApplicableError,
                        SamplingWarning, check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
@@ -52,7 +53,7 @@ def _summary_row(stats: dict, index, **labels) -> dict:
     return row
 
 
-class Posterior:
+class Posterior(ResultDisplay):
     """The posterior of a GLMM sampled by NUTS.
 
     Attributes
@@ -83,15 +84,24 @@ class Posterior:
         return (f"<Posterior {self.model.formula!r}, family={self.model.family.name}, "
                 f"{post.sizes['chain']} chains × {post.sizes['draw']} draws>")
 
-    def __str__(self):
-        from ..report import summary_text
+    # -- the printed summary (bayesglmm.report.ResultDisplay's hooks)
+    _random_caption = " (posterior mean of the SD, SD, 95% interval):"
+    _fixed_caption = " (posterior mean, SD, 95% interval):"
 
-        return summary_text(self)
+    def _summary_title(self) -> str:
+        return "Bayesian generalized linear mixed model: posterior sampled by NUTS"
 
-    def _repr_html_(self):
-        from ..report import summary_html
+    def _summary_random(self, vc: pd.DataFrame) -> pd.DataFrame | None:
+        return posterior_sd_table(vc)
 
-        return summary_html(self)
+    def _summary_fixed(self, fe: pd.DataFrame) -> pd.DataFrame:
+        return posterior_table(fe)
+
+    def _summary_status(self) -> list[str]:
+        d = self.diagnostics(warn=False)
+        post = self.idata["posterior"]
+        return [f"Sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws; {d['divergences']} "
+                f"divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}"]
 
     # -- tidy tables
     def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..report import ResultDisplay, criteria_lines
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, ConvergenceWarning, FitFailedError, Flag, NotApplicableError,
                        SeparationWarning, check_ci, ci_or_default, summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import scale_design
@@ -60,7 +61,17 @@ def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]
     return out
 
 
-class MLFit:
+#: the first line of each method's printed summary
+TITLES = {
+    "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
+    "agq": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite quadrature)",
+    "ml": "Linear mixed model fit by maximum likelihood",
+    "reml": "Linear mixed model fit by REML",
+    "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL: no likelihood)",
+}
+
+
+class MLFit(ResultDisplay):
     """A maximum-likelihood fit of a GLMM.
 
     Attributes
@@ -126,15 +137,13 @@ class MLFit:
         return (f"<{type(self).__name__} {self.method}: {self.model.formula!r}, {ll}, "
                 f"converged={self.converged}, singular={self.singular}>")
 
-    def __str__(self):
-        from ..report import summary_text
+    def _summary_title(self) -> str:
+        return TITLES.get(self.method, self.method) + (f", nAGQ = {self.nagq}" if self.method == "agq" else "")
 
-        return summary_text(self)
-
-    def _repr_html_(self):
-        from ..report import summary_html
-
-        return summary_html(self)
+    def _summary_criteria(self) -> list[str]:
+        if not self.has_likelihood or not np.isfinite(self.loglik):
+            return []
+        return criteria_lines(self.aic, self.bic, self.loglik, "REML criterion" if self.method == "reml" else "deviance")
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """β̂ with Hessian-based standard errors and Wald intervals."""

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..report import ResultDisplay
 from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, ci_or_default, summary_table,
                        tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
@@ -46,7 +47,7 @@ def sm_family(family):
     return sm.families.Poisson(link=link)
 
 
-class GEEFit:
+class GEEFit(ResultDisplay):
     """A GEE fit of the marginal model; fixed effects only (``population_averaged`` is True).
 
     Attributes
@@ -77,15 +78,13 @@ class GEEFit:
     def __repr__(self):
         return f"<GEEFit {self.correlation}: {self.model.formula!r}, alpha={self.alpha:.4f} (population-averaged)>"
 
-    def __str__(self):
-        from ..report import summary_text
+    _no_random_text = "Random effects: none (marginal model)"
 
-        return summary_text(self)
+    def _summary_title(self) -> str:
+        return "Marginal model fit by GEE (population-averaged coefficients, robust SEs)"
 
-    def _repr_html_(self):
-        from ..report import summary_html
-
-        return summary_html(self)
+    def _summary_status(self) -> list[str]:
+        return super()._summary_status() + [f"Working correlation: {self.correlation} (alpha = {self.alpha:.4f})"]
 
     def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
