@@ -319,7 +319,7 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
                     if method == "gee":
                         vc = None
                     else:
-                        vc = result.variance_components(ci, profile=profile and method != "pql")
+                        vc = result.variance_components(ci, profile=profile and result.can_profile)
                     converged = bool(result.converged)
                     flags = _fit_flags(result)
                     interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")

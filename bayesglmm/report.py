@@ -7,9 +7,9 @@ the method, family and link, formula, fit criteria where they exist, the numbers
 observations and of levels per grouping factor, the random-effects table (variance and SD,
 correlations), the fixed-effects table and the flags. ``_repr_html_`` shows the same in a
 notebook. Both belong to :class:`ResultDisplay`, the base of every result: the text is built
-from the result protocol (``fixed_effects()``,
-``variance_components()``, ``flags``, ``model``) and a few hooks by which a result names its
-title, criteria, tables and status lines, so that nothing here depends on which method made it.
+from the result protocol (:class:`~bayesglmm.results.Result`: ``fixed_effects()``,
+``variance_components()``, ``flags``, ``model``) and a few hooks by which a result names its title,
+criteria, tables and status lines, so that nothing here depends on which method made it.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class ResultDisplay:
     fit result: the base of :class:`~bayesglmm.bayes.posterior.Posterior`,
     :class:`~bayesglmm.frequentist.MLFit` and :class:`~bayesglmm.frequentist.gee.GEEFit`.
 
-    Besides the result protocol a result names, through these hooks
+    Besides the protocol (:class:`~bayesglmm.results.Result`) a result names, through these hooks
     (defaults here, for a point fit), what its summary shows:
 
     ``_summary_title()``

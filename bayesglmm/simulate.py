@@ -228,7 +228,7 @@ def _fit_one(target, method, options, profile, ci, seed):
                              **{**NUTS_OPTIONS, **options})
         return post, post.summary(ci)
     fit = target.fit(method, **options)
-    return fit, fit.summary(ci, profile=profile)
+    return fit, fit.summary(ci, profile=profile and fit.can_profile)  # PQL, GEE: no profile to take
 
 
 def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
@@ -457,7 +457,8 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     progress : bool
         A progress bar (tqdm) over chunks of replications.
     profile : bool
-        Profile-likelihood intervals for the SDs (their coverage), at a few refits per SD.
+        Profile-likelihood intervals for the SDs (their coverage), at a few refits per SD, for the
+        methods that have them (``can_profile``: not ``"pql"``, ``"gee"`` or ``"nuts"``).
     ci : float
         Interval probability for the coverage.
     **method_options

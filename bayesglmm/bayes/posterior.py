@@ -11,8 +11,8 @@ import pymc as pm
 
 from ..design import INTERCEPT as INTERCEPT_TERM
 from ..report import ResultDisplay, posterior_sd_table, posterior_table
-from ..results import (FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag, NotApplicableError,
-                       SamplingWarning, check_ci, summary_table, tidy_frame)
+from ..results import (DEFAULT_CI, FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag,
+                       NotApplicableError, SamplingWarning, check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -46,6 +46,12 @@ def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:
     }
 
 
+def _refuse_profile(profile) -> None:
+    if profile:
+        raise ValueError("a posterior has no profile-likelihood intervals: its intervals are the posterior's own "
+                         "equal-tailed ci intervals, with nothing to profile; drop profile=True")
+
+
 def _summary_row(stats: dict, index, **labels) -> dict:
     row = dict(labels)
     row.update({k: float(v[index]) for k, v in stats.items()})
@@ -63,13 +69,16 @@ class Posterior(ResultDisplay):
     model : GLMM
         The model that was sampled.
     ci : float
-        Default interval probability of the tables (0.95).
+        The interval probability of the tables when theirs is None (0.95,
+        :data:`~bayesglmm.results.DEFAULT_CI`).
     """
 
     #: the method label of every row of its tables
     method = METHOD
+    #: a posterior's intervals are its own (equal-tailed ``ci``): ``profile=True`` raises ``ValueError``
+    can_profile = False
 
-    def __init__(self, model, idata, ci: float = 0.95):
+    def __init__(self, model, idata, ci: float = DEFAULT_CI):
         self.model = model
         self.idata = idata
         self.ci = check_ci(ci)
@@ -117,9 +126,10 @@ class Posterior(ResultDisplay):
     def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Random-effect SDs and correlations (and the Gaussian residual SD).
 
-        ``profile`` exists for the shared protocol and is ignored: a posterior's intervals are
-        already its own (equal-tailed ``ci``)."""
+        ``profile=True`` raises ``ValueError``: a posterior's intervals are already its own
+        (equal-tailed ``ci``), there is no likelihood to profile (:attr:`can_profile`)."""
         check_ci(ci, allow_none=True)
+        _refuse_profile(profile)
         ci = ci or self.ci
         rows = []
         for block in self.model.design.random:
@@ -293,8 +303,9 @@ class Posterior(ResultDisplay):
 
     def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table, the columns of every result's
-        summary (:data:`bayesglmm.results.SUMMARY_COLUMNS`); ``profile`` is ignored."""
-        return summary_table(self.fixed_effects(ci), self.variance_components(ci))
+        summary (:data:`bayesglmm.results.SUMMARY_COLUMNS`); ``profile=True`` raises ``ValueError``,
+        as :meth:`variance_components`."""
+        return summary_table(self.fixed_effects(ci), self.variance_components(ci, profile=profile))
 
     @cached_property
     def _convergence(self) -> tuple:

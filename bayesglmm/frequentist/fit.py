@@ -145,8 +145,14 @@ class MLFit(ResultDisplay):
             return []
         return criteria_lines(self.aic, self.bic, self.loglik, "REML criterion" if self.method == "reml" else "deviance")
 
-    def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
-        """β̂ with Hessian-based standard errors and Wald intervals."""
+    @property
+    def can_profile(self) -> bool:
+        """Whether :meth:`variance_components` gives profile-likelihood intervals (``profile=True``):
+        every method that maximised a likelihood, not PQL."""
+        return self.has_likelihood and self.method != "pql"
+
+    def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
+        """β̂ with Hessian-based standard errors and Wald intervals (``ci=None``: 0.95)."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def covariances(self) -> list[np.ndarray]:
@@ -166,23 +172,24 @@ class MLFit(ResultDisplay):
                 self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
         return self._profiles[level]
 
-    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Random-effect SDs and correlations.
 
         Parameters
         ----------
-        ci : float
-            Interval probability (as every result's ``variance_components(ci=...)``).
+        ci : float, optional
+            Interval probability (as every result's ``variance_components(ci=...)``; None: 0.95,
+            :data:`~bayesglmm.results.DEFAULT_CI`).
         profile : bool
             Add profile-likelihood intervals for the SDs at ``ci`` (as lme4's
             ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
             refits, so it is off by default). Without it the interval columns are NaN; so they
             are for correlations, which are not profiled yet (lme4's ``confint`` does profile
             them; :func:`bayesglmm.compare` states this in its ``interval`` column). PQL has no
-            likelihood to profile.
+            likelihood to profile: ``profile=True`` raises ``ValueError`` (see :attr:`can_profile`).
         """
         level = ci_or_default(ci)
-        if profile and self.method == "pql":
+        if profile and not self.can_profile:
             raise ValueError("PQL maximises no likelihood: it has no profile-likelihood intervals")
         bounds = self.profile(level) if profile else {}
         rows = []
@@ -207,7 +214,7 @@ class MLFit(ResultDisplay):
                          "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
 
-    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter``, ``kind`` first),
         as :meth:`Posterior.summary <bayesglmm.bayes.posterior.Posterior.summary>`."""
         return summary_table(self.fixed_effects(ci), self.variance_components(ci, profile=profile))
@@ -248,7 +255,7 @@ class MLFit(ResultDisplay):
         return prediction_frame(to_scale(self.model.family, eta, kind),
                                 index=None if new_data is None else new_data.index)
 
-    def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float = 0.95) -> pd.DataFrame:
+    def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float | None = None) -> pd.DataFrame:
         """Population-averaged coefficients implied by the fit (see :mod:`bayesglmm.marginal`).
 
         Standard errors by drawing (θ, β) from N((θ̂, β̂), H⁻¹) ``draws`` times
@@ -283,7 +290,7 @@ class MLFit(ResultDisplay):
             vcov = J @ np.atleast_2d(np.cov(draws_t, rowvar=False)) @ J.T
         return wald_fixed_effects(design.fixed_names, est, np.atleast_2d(vcov), f"{self.method} (marginal)", ci)
 
-    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""
         b = np.concatenate([x.ravel() for x in self.blups()])
         blocks = self.model.design.random

@@ -61,6 +61,9 @@ class GEEFit(ResultDisplay):
     """
 
     population_averaged = True
+    #: GEE maximises no likelihood: no profile-likelihood intervals (``variance_components(profile=True)``
+    #: raises ``ValueError``)
+    can_profile = False
 
     def __init__(self, model, beta, vcov, alpha: float, correlation: str, converged: bool, seconds: float):
         self.model, self.method, self.correlation, self.seconds = model, "gee", correlation, seconds
@@ -86,7 +89,7 @@ class GEEFit(ResultDisplay):
     def _summary_status(self) -> list[str]:
         return super()._summary_status() + [f"Working correlation: {self.correlation} (alpha = {self.alpha:.4f})"]
 
-    def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
@@ -105,19 +108,29 @@ class GEEFit(ResultDisplay):
         return prediction_frame(to_scale(self.model.family, eta, kind),
                                 index=None if new_data is None else new_data.index)
 
-    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
-        """The fixed effects in the columns of every result's summary (no variance components)."""
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """The fixed effects in the columns of every result's summary (no variance components);
+        ``profile=True`` raises ``ValueError``, as :meth:`variance_components`."""
+        _refuse_profile(profile)
         return summary_table(self.fixed_effects(ci), None)
 
-    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
-        """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """Empty: the marginal model has no random effects (the working correlation is ``alpha``).
+        ``profile=True`` raises ``ValueError``: GEE maximises no likelihood (:attr:`can_profile`)."""
         ci_or_default(ci)
+        _refuse_profile(profile)
         return tidy_frame([], VC_COLUMNS)
 
-    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Empty: the marginal model has no random effects."""
         ci_or_default(ci)
         return tidy_frame([], RE_COLUMNS)
+
+
+def _refuse_profile(profile) -> None:
+    if profile:
+        raise ValueError("a GEE fit has no profile-likelihood intervals: GEE maximises no likelihood, and the "
+                         "marginal model has no variance components to profile; drop profile=True")
 
 
 #: the most 0/1 rows a binomial GEE expands its trials into (300 rows × 5,000 trials took 1 GB and 6 s;
