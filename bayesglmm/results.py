@@ -20,7 +20,9 @@ group (its rows have the term ``"(Intercept)"``, …).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -29,7 +31,8 @@ from scipy import stats
 
 __all__ = ["Result", "Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "CentringWarning", "SamplingWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
            "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS",
-           "DEFAULT_CI", "ci_or_default"]
+           "DEFAULT_CI", "ci_or_default",
+           "run_method", "MethodRun", "FIT_ERRORS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -142,6 +145,100 @@ class Result(Protocol):
 
     def _repr_html_(self) -> str:
         """The printed summary as HTML, for a notebook."""
+
+
+#: the errors by which a method that applied to a model broke (``status="failed"``); NumPy's
+#: ``LinAlgError`` is a ``ValueError``, and so is :class:`NotApplicableError` (``status="skipped"``)
+FIT_ERRORS = (ValueError, FloatingPointError, FitFailedError)
+
+
+@dataclass
+class MethodRun:
+    """One method run on one model by :func:`run_method`, and how it went.
+
+    Attributes
+    ----------
+    method : str
+    status : {"ok", "skipped", "failed"}
+        ``"skipped"``: the method cannot apply to the model (:class:`NotApplicableError`);
+        ``"failed"``: it applied and broke (another of :data:`FIT_ERRORS`, or the sampler's
+        ``SamplingError``).
+    result : Result or None
+        The fit or posterior (None unless ``"ok"``).
+    value : object
+        What ``read(result)`` returned (None without ``read``, or unless ``"ok"``).
+    error : Exception or None
+        Why it was skipped or failed.
+    seconds : float
+        Wall time of the run: the update of the model, the fit and ``read``.
+    caught : list of warnings.WarningMessage
+        The warnings the run raised, recorded rather than shown: the caller decides which to show.
+    """
+
+    method: str
+    status: str
+    result: Any = None
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    caught: list = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why the method was skipped or failed, as :func:`bayesglmm.compare` reports it: the error's
+        message (a numerical error's prefixed by its type, ``"LinAlgError: ..."``); "" when ``"ok"``."""
+        if self.error is None:
+            return ""
+        if isinstance(self.error, (NotApplicableError, FitFailedError)):
+            return str(self.error)
+        return f"{type(self.error).__name__}: {self.error}"
+
+
+def run_method(model, method: str, *, data=None, priors=None, read=None, **options) -> MethodRun:
+    """Run one method on ``model`` and classify the outcome: ``"ok"``, ``"skipped"`` (it cannot apply)
+    or ``"failed"`` (it applied and broke), as :func:`bayesglmm.compare`, the simulation studies,
+    the parametric bootstrap and :func:`bayesglmm.naive_vs_clustered` report it.
+
+    Parameters
+    ----------
+    model : GLMM
+    method : str
+        ``"nuts"`` (:meth:`GLMM.sample <bayesglmm.GLMM.sample>`) or a method of
+        :meth:`GLMM.fit <bayesglmm.GLMM.fit>`.
+    data : pandas.DataFrame, optional
+        Refit ``model`` to these data (``model.update(data)``), inside the classification.
+    priors : dict, optional
+        Prior overrides (``model.update(priors=priors)``), inside the classification.
+    read : callable, optional
+        Called with the result inside the classification (e.g. the tables wanted of it): an error
+        there classifies the run as an error of the fit would; its value is the run's ``value``.
+    **options
+        Passed to ``sample`` or ``fit``.
+
+    Returns
+    -------
+    MethodRun
+        The result (``"ok"``) or the error (``"skipped"``: :class:`NotApplicableError`; ``"failed"``:
+        another of :data:`FIT_ERRORS`, or PyMC's ``SamplingError`` for ``"nuts"``), the wall time and
+        the warnings raised, recorded. Any other exception (a ``TypeError`` for an unknown option,
+        say) propagates: it is a mistake of the call, not an outcome of the method.
+    """
+    errors = FIT_ERRORS
+    if method == "nuts":
+        from pymc.exceptions import SamplingError
+
+        errors = (*errors, SamplingError)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            target = model if data is None and priors is None else model.update(data, priors)
+            result = target.sample(**options) if method == "nuts" else target.fit(method, **options)
+            value = None if read is None else read(result)
+        except errors as err:
+            status = "skipped" if isinstance(err, NotApplicableError) else "failed"
+            return MethodRun(method, status, error=err, seconds=time.perf_counter() - t0, caught=list(caught))
+    return MethodRun(method, "ok", result, value, seconds=time.perf_counter() - t0, caught=list(caught))
 
 
 def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -265,3 +265,34 @@ def test_profile_is_taken_or_refused_never_ignored(results, method):
         with pytest.raises(ValueError, match=why):
             call(profile=True)
         assert len(call(profile=False)) == len(call())
+
+
+def test_run_method_classifies_a_run_as_compare_reports_it():
+    """House, second pass: one run_method runs a method and says ok / skipped / failed, for compare, the
+    simulation studies, the bootstrap and naive_vs_clustered alike."""
+    from bayesglmm.results import NotApplicableError, Result, run_method
+
+    sleep = _bundled("sleepstudy")
+    run = run_method(sleep, "reml", read=lambda fit: fit.summary())
+    assert run.status == "ok" and isinstance(run.result, Result) and run.result.method == "reml"
+    assert run.reason == "" and run.error is None and run.seconds > 0
+    assert list(run.value["parameter"])[:2] == ["(Intercept)", "Days"]
+    skipped = run_method(_bundled("salamander"), "agq")
+    assert skipped.status == "skipped" and isinstance(skipped.error, NotApplicableError) and skipped.result is None
+    assert skipped.reason == str(skipped.error) and "single grouping factor" in skipped.reason
+
+    def breaking(fit):
+        np.linalg.cholesky(-np.eye(2))
+
+    failed = run_method(sleep, "ml", read=breaking)  # an error in read is an error of the run
+    assert failed.status == "failed" and failed.reason == "LinAlgError: Matrix is not positive definite"
+    refit = run_method(sleep, "ml", data=sleep.design.data.assign(Reaction=lambda d: d["Reaction"] * 2))
+    assert refit.result.fixed_effects()["estimate"].to_numpy() == pytest.approx(
+        2 * sleep.fit("ml").fixed_effects()["estimate"].to_numpy(), rel=1e-5)
+    with pytest.raises(TypeError, match="takes the options"):  # a mistake of the call is not an outcome
+        run_method(sleep, "ml", bogus=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded, not shown
+        singular = run_method(bg.GLMM("Reaction ~ Days + (1 | Subject) + (1 | Days)", bg.datasets.load("sleepstudy")),
+                              "ml")
+    assert singular.status == "ok" and any(issubclass(w.category, bg.ConvergenceWarning) for w in singular.caught)
