@@ -250,11 +250,11 @@ def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
             t0 = time.perf_counter()
             with count_compilations() as compiled:
                 run = _fit_one(target, method, options.get(method, {}), profile, ci, seed)
-            if run.status == "ok":
-                table, status, flagged, note = run.value, "ok", bool(run.result.flags), "; ".join(
-                    map(str, run.result.flags))
-            else:
-                table, status, flagged, note = None, "failed", False, str(run.error)
+                if run.status == "ok":
+                    flags = run.result.flags
+                    table, status, flagged, note = run.value, "ok", bool(flags), "; ".join(map(str, flags))
+                else:
+                    table, status, flagged, note = None, "failed", False, str(run.error)
             common = {"status": status, "flagged": flagged, "seconds": time.perf_counter() - t0,
                       "compilations": compiled.n, "note": note}
             if table is None:

@@ -61,16 +61,6 @@ def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]
     return out
 
 
-#: the first line of each method's printed summary
-TITLES = {
-    "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
-    "agq": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite quadrature)",
-    "ml": "Linear mixed model fit by maximum likelihood",
-    "reml": "Linear mixed model fit by REML",
-    "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL: no likelihood)",
-}
-
-
 class MLFit(ResultDisplay):
     """A maximum-likelihood fit of a GLMM.
 
@@ -131,6 +121,14 @@ class MLFit(ResultDisplay):
 
     #: ML/REML/Laplace/AGQ fits maximise a likelihood: they have ``loglik``, ``aic``, ``bic``
     has_likelihood = True
+    #: the first line of each method's printed summary
+    TITLES = {
+        "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
+        "agq": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite quadrature)",
+        "ml": "Linear mixed model fit by maximum likelihood",
+        "reml": "Linear mixed model fit by REML",
+        "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL: no likelihood)",
+    }
 
     def __repr__(self):
         ll = f"loglik={self.loglik:.4f}" if self.has_likelihood else "no likelihood (PQL)"
@@ -138,7 +136,7 @@ class MLFit(ResultDisplay):
                 f"converged={self.converged}, singular={self.singular}>")
 
     def _summary_title(self) -> str:
-        return TITLES.get(self.method, self.method) + (f", nAGQ = {self.nagq}" if self.method == "agq" else "")
+        return self.TITLES.get(self.method, self.method) + (f", nAGQ = {self.nagq}" if self.method == "agq" else "")
 
     def _summary_criteria(self) -> list[str]:
         if not self.has_likelihood or not np.isfinite(self.loglik):
