@@ -33,20 +33,22 @@ A method that cannot apply to the model is skipped, with the reason in the table
 :class:`~bayesglmm.results.NotApplicableError` (AGQ on a crossed model, GEE without a single
 cluster, ML/REML on a non-Gaussian model). A method that applied and broke is ``status = "failed"``
 with the reason: any other error during the fit (``LinAlgError``, which NumPy makes a ``ValueError``
-too, ``FloatingPointError``, :class:`~bayesglmm.results.FitFailedError`), or NaN estimates, as GEE
-under separation. Findings about a fit (separation naming the term, a singular fit naming
+too, ``FloatingPointError``, :class:`~bayesglmm.results.FitFailedError`, PyMC's ``SamplingError``),
+or NaN estimates, as GEE under separation. :func:`~bayesglmm.results.run_method` runs each method
+and classifies it so, as it does for the simulation studies. Findings about a fit (separation naming the term, a singular fit naming
 the boundary, non-convergence, NaN SEs) are read from each result's ``flags``.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from .results import FitFailedError, NotApplicableError, check_ci, combine_tables
+from .results import NotApplicableError, check_ci, combine_tables, run_method
 
 __all__ = ["compare", "Comparison", "DEFAULT_METHODS", "LONG_COLUMNS"]
 
@@ -271,6 +273,61 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     >>> cmp = bg.compare(model, draws=500, random_seed=1)      # doctest: +SKIP
     >>> cmp.wide()                                              # doctest: +SKIP
     """
+    methods = _parse_methods(methods, nagq)
+    check_ci(ci)
+    extra = _route(method_options)
+    results, skipped, failed, frames = {}, {}, {}, []
+    say = report or (lambda message: None)
+    nuts_options = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
+                        diagnose=False)
+    fit_options = {"agq": {"nagq": nagq}, "pql": {"dispersion": dispersion}, "gee": {"correlation": correlation}}
+    for method in methods:
+        say(f"[{method}] fitting ...")
+        if method == "nuts":
+            run = run_method(model, method, priors=priors, read=functools.partial(_posterior_columns, ci=ci),
+                             **{**nuts_options, **extra.get(method, {})})
+        else:
+            run = run_method(model, method, read=functools.partial(_fit_columns, ci=ci, profile=profile),
+                             **{**fit_options.get(method, {}), **extra.get(method, {})})
+        if run.status != "ok":  # skipped (cannot apply) or failed (applied and broke), with the reason
+            (skipped if run.status == "skipped" else failed)[method] = run.reason
+            say(f"[{method}] {run.status}: {run.reason}")
+            frames.append(pd.DataFrame([{"method": method, "status": run.status, "note": run.reason,
+                                         "seconds": run.seconds}]))
+            continue
+        fe, vc, converged, flags, interval, note = run.value
+        if not np.all(np.isfinite(fe["estimate"].to_numpy(dtype=float))):  # NaN estimates are never "ok"
+            why = "the fit returned NaN/inf estimates"
+            failed[method] = why
+            say(f"[{method}] failed: {why}")
+            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": why, "seconds": run.seconds,
+                                         "flags": "; ".join(flags)}]))
+            continue
+        say(f"[{method}] done in {run.seconds:.2f} s")
+        for w in _findings(run.caught):  # what the fit warned is kept in the table and still shown
+            warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
+        results[method] = run.result
+        frame = _frame(fe, vc, method=method, interval=interval, seconds=run.seconds, converged=converged,
+                       flags="; ".join(flags), status="ok", note=note)
+        if method != "nuts":  # variance components: profile intervals, or none
+            has = frame["kind"].ne("fixed") & frame["conf_low"].notna()
+            frame.loc[frame["kind"].ne("fixed"), "interval"] = "none"
+            frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
+            frame.loc[frame["kind"].eq("corr"), "interval"] = (
+                "none: profile intervals are computed for SDs only, not yet for correlations")
+        frames.append(frame)
+    if marginal and "gee" in results:
+        frames += _marginal_frames(results, ci, random_seed, skipped, failed)
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    for c in LONG_COLUMNS:
+        if c not in long.columns:
+            long[c] = None
+    long = long[list(LONG_COLUMNS) + [c for c in long.columns if c not in LONG_COLUMNS]]
+    return Comparison(model, methods, results, skipped, long, ci, failed=failed)
+
+
+def _parse_methods(methods, nagq) -> tuple:
+    """``methods`` as a tuple (a string may list several, comma-separated), checked with ``nagq``."""
     if isinstance(methods, str):  # "laplace" or "nuts,laplace,gee"
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(methods)
@@ -283,111 +340,59 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown or methods}; available: {', '.join(ALL_METHODS)}")
-    check_ci(ci)
-    extra = _route(method_options)
-    results, skipped, failed, frames = {}, {}, {}, []
-    say = report or (lambda message: None)
-    for method in methods:
-        opts = dict(extra.get(method, {}))
-        say(f"[{method}] fitting ...")
+    return methods
+
+
+def _posterior_columns(result, ci):
+    """A posterior's tables and columns of the comparison: (fe, vc, converged, flags, interval, note)."""
+    diag = result.diagnostics(warn=False)
+    fe, vc = result.fixed_effects(ci), result.variance_components(ci)
+    flags = [f"divergences={diag['divergences']}", f"max_rhat={diag['max_r_hat']:.3f}",
+             f"min_ess_bulk={diag['min_ess_bulk']:.0f}"]
+    if any(f.kind == "treedepth" for f in result.flags):
+        flags.append(f"max_treedepth={diag['max_treedepth_share']:.0%}")
+    flags += [str(f) for f in result.flags if f.kind == "quadrature"]  # marginalize=True
+    return fe, vc, bool(diag["ok"]), flags, f"{ci:.0%} equal-tailed", NOTES["nuts"]
+
+
+def _fit_columns(result, ci, profile):
+    """A point fit's tables and columns of the comparison: (fe, vc, converged, flags, interval, note);
+    profile intervals for the SDs where the fit has them (``can_profile``)."""
+    method, family = result.method, result.model.family
+    fe = result.fixed_effects(ci)
+    vc = result.variance_components(ci, profile=profile and result.can_profile)  # a GEE fit's is empty
+    interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
+    if family.has_scale and method in ("laplace", "agq", "pql"):
+        note = "Gaussian model: exact, the ML LMM (as glmer hands gaussian models to lmer)"
+    else:
+        note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
+            f", working correlation {result.correlation} (alpha={result.alpha:.3f})" if method == "gee" else "")
+    if np.isfinite(getattr(result, "loglik", np.nan)):
+        note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
+    return fe, vc, bool(result.converged), _fit_flags(result), interval, note
+
+
+def _marginal_frames(results, ci, random_seed, skipped, failed) -> list:
+    """The marginalized fixed effects of the AGQ (else Laplace) fit and of the posterior, to compare with
+    GEE's; a marginalization that cannot apply or fails is entered in ``skipped`` or ``failed``."""
+    frames = []
+    ml = next((m for m in ("agq", "laplace") if m in results), None)  # one ML source: AGQ's is the better
+    # likelihood (Laplace is biased with large SDs and small clusters, e.g. ohio)
+    for method in [m for m in (ml, "nuts") if m in results]:
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if method == "nuts":
-                    target = model if priors is None else model.update(priors=priors)
-                    kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                              progressbar=progressbar, diagnose=False)
-                    kw.update(opts)
-                    result = target.sample(**kw)
-                    diag = result.diagnostics(warn=False)
-                    fe, vc = result.fixed_effects(ci), result.variance_components(ci)
-                    converged = bool(diag["ok"])
-                    flags = [f"divergences={diag['divergences']}", f"max_rhat={diag['max_r_hat']:.3f}",
-                             f"min_ess_bulk={diag['min_ess_bulk']:.0f}"]
-                    if any(f.kind == "treedepth" for f in result.flags):
-                        flags.append(f"max_treedepth={diag['max_treedepth_share']:.0%}")
-                    flags += [str(f) for f in result.flags if f.kind == "quadrature"]  # marginalize=True
-                    interval = f"{ci:.0%} equal-tailed"
-                    note = NOTES["nuts"]
-                else:
-                    kw = {"agq": {"nagq": nagq}, "pql": {"dispersion": dispersion},
-                          "gee": {"correlation": correlation}}.get(method, {})
-                    kw.update(opts)
-                    result = model.fit(method, **kw)
-                    fe = result.fixed_effects(ci)
-                    if method == "gee":
-                        vc = None
-                    else:
-                        vc = result.variance_components(ci, profile=profile and method != "pql")
-                    converged = bool(result.converged)
-                    flags = _fit_flags(result)
-                    interval = f"{ci:.0%} Wald" + (" (robust)" if method == "gee" else "")
-                    if model.family.has_scale and method in ("laplace", "agq", "pql"):
-                        note = "Gaussian model: exact, the ML LMM (as glmer hands gaussian models to lmer)"
-                    else:
-                        note = NOTES[method] + (f", nagq={result.nagq}" if method == "agq" else "") + (
-                            f", working correlation {result.correlation} (alpha={result.alpha:.3f})"
-                            if method == "gee" else "")
-                    if np.isfinite(getattr(result, "loglik", np.nan)):
-                        note += f"; loglik {result.loglik:.3f}, AIC {result.aic:.2f}"
-        except (ValueError, FitFailedError, FloatingPointError) as err:
-            if isinstance(err, NotApplicableError):  # the method cannot apply to this model
-                skipped[method] = str(err)
-                say(f"[{method}] skipped: {err}")
-                frames.append(pd.DataFrame([{"method": method, "status": "skipped", "note": str(err),
-                                             "seconds": time.perf_counter() - t0}]))
-                continue
-            why = str(err) if isinstance(err, FitFailedError) else f"{type(err).__name__}: {err}"  # applied, broke
-            failed[method] = why
-            say(f"[{method}] failed: {why}")
-            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": why,
-                                         "seconds": time.perf_counter() - t0}]))
+            if method == "nuts":
+                fe = results[method].marginal_fixed_effects(ci=ci)
+                interval = f"{ci:.0%} equal-tailed"
+            else:
+                fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
+                interval = f"{ci:.0%} Wald (simulated SEs)"
+        except (ValueError, FloatingPointError) as err:
+            if isinstance(err, NotApplicableError):
+                skipped[f"{method} (marginal)"] = f"marginalization cannot apply: {err}"
+            else:
+                failed[f"{method} (marginal)"] = f"marginalization failed: {type(err).__name__}: {err}"
             continue
-        seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(fe["estimate"].to_numpy(dtype=float))):  # NaN estimates are never "ok"
-            why = "the fit returned NaN/inf estimates"
-            failed[method] = why
-            say(f"[{method}] failed: {why}")
-            frames.append(pd.DataFrame([{"method": method, "status": "failed", "note": why, "seconds": seconds,
-                                         "flags": "; ".join(flags)}]))
-            continue
-        say(f"[{method}] done in {seconds:.2f} s")
-        for w in _findings(caught):  # what the fit warned is kept in the table and still shown
-            warnings.warn(f"{method}: {w.message}", w.category, stacklevel=2)
-        results[method] = result
-        frame = _frame(fe, vc, method=method, interval=interval, seconds=seconds, converged=converged,
-                       flags="; ".join(flags), status="ok", note=note)
-        if method != "nuts":  # variance components: profile intervals, or none
-            has = frame["kind"].ne("fixed") & frame["conf_low"].notna()
-            frame.loc[frame["kind"].ne("fixed"), "interval"] = "none"
-            frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
-            frame.loc[frame["kind"].eq("corr"), "interval"] = (
-                "none: profile intervals are computed for SDs only, not yet for correlations")
-        frames.append(frame)
-    if marginal and "gee" in results:
-        ml = next((m for m in ("agq", "laplace") if m in results), None)  # one ML source: AGQ's is the better
-        # likelihood (Laplace is biased with large SDs and small clusters, e.g. ohio)
-        for method in [m for m in (ml, "nuts") if m in results]:
-            t0 = time.perf_counter()
-            try:
-                if method == "nuts":
-                    fe = results[method].marginal_fixed_effects(ci=ci)
-                    interval = f"{ci:.0%} equal-tailed"
-                else:
-                    fe = results[method].marginal_fixed_effects(random_seed=random_seed, ci=ci)
-                    interval = f"{ci:.0%} Wald (simulated SEs)"
-            except (ValueError, FloatingPointError) as err:
-                if isinstance(err, NotApplicableError):
-                    skipped[f"{method} (marginal)"] = f"marginalization cannot apply: {err}"
-                else:
-                    failed[f"{method} (marginal)"] = f"marginalization failed: {type(err).__name__}: {err}"
-                continue
-            frames.append(_frame(fe, None, interval=interval, seconds=time.perf_counter() - t0,
-                                 converged=True, flags="", status="ok", note=NOTES["marginal"]))
-    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    for c in LONG_COLUMNS:
-        if c not in long.columns:
-            long[c] = None
-    long = long[list(LONG_COLUMNS) + [c for c in long.columns if c not in LONG_COLUMNS]]
-    return Comparison(model, methods, results, skipped, long, ci, failed=failed)
+        frames.append(_frame(fe, None, interval=interval, seconds=time.perf_counter() - t0,
+                             converged=True, flags="", status="ok", note=NOTES["marginal"]))
+    return frames

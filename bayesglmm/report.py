@@ -6,8 +6,10 @@
 the method, family and link, formula, fit criteria where they exist, the numbers of
 observations and of levels per grouping factor, the random-effects table (variance and SD,
 correlations), the fixed-effects table and the flags. ``_repr_html_`` shows the same in a
-notebook. The text is built only from the protocol (``fixed_effects()``,
-``variance_components()``, ``flags``, ``model``), so a new result type gets it for free.
+notebook. Both belong to :class:`ResultDisplay`, the base of every result: the text is built
+from the result protocol (:class:`~bayesglmm.results.Result`: ``fixed_effects()``,
+``variance_components()``, ``flags``, ``model``) and a few hooks by which a result names its title,
+criteria, tables and status lines, so that nothing here depends on which method made it.
 """
 
 from __future__ import annotations
@@ -19,17 +21,8 @@ import pandas as pd
 
 from .results import is_residual
 
-__all__ = ["summary_text", "summary_html", "model_text", "model_html", "StudyDisplay"]
-
-_TITLES = {
-    "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
-    "agq": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite quadrature)",
-    "ml": "Linear mixed model fit by maximum likelihood",
-    "reml": "Linear mixed model fit by REML",
-    "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL: no likelihood)",
-    "gee": "Marginal model fit by GEE (population-averaged coefficients, robust SEs)",
-    "nuts": "Bayesian generalized linear mixed model: posterior sampled by NUTS",
-}
+__all__ = ["summary_text", "summary_html", "model_text", "model_html", "ResultDisplay", "StudyDisplay",
+           "criteria_lines", "variance_table", "posterior_sd_table", "wald_table", "posterior_table"]
 
 
 def _groups_line(design) -> str:
@@ -41,33 +34,24 @@ def _groups_line(design) -> str:
 
 
 def _header(result) -> list[str]:
-    model = result.model
-    fam = model.family
-    title = _TITLES.get(result.method, result.method)
-    if result.method == "agq":
-        title += f", nAGQ = {result.nagq}"
-    lines = [title, f" Family: {fam.name}  ( {fam.link.name} )", f"Formula: {model.formula}"]
-    ll = getattr(result, "loglik", None)
-    if ll is not None and np.isfinite(ll):
-        crit = "REML criterion" if result.method == "reml" else "deviance"
-        lines.append(f"\n     AIC      BIC   logLik  {crit}")
-        lines.append(f"{result.aic:8.1f} {result.bic:8.1f} {ll:8.1f} {-2 * ll:8.1f}")
-    return lines
+    fam = result.model.family
+    return ([result._summary_title(), f" Family: {fam.name}  ( {fam.link.name} )", f"Formula: {result.model.formula}"]
+            + result._summary_criteria())
 
 
-def _random_table(vc: pd.DataFrame, bayes: bool) -> pd.DataFrame | None:
+def criteria_lines(aic: float, bic: float, loglik: float, criterion: str = "deviance") -> list[str]:
+    """The fit criteria under a summary's formula, as lme4 prints them: AIC, BIC, the log-likelihood and
+    ``criterion`` (the deviance −2 logLik, or its REML counterpart) over their values."""
+    return [f"\n     AIC      BIC   logLik  {criterion}", f"{aic:8.1f} {bic:8.1f} {loglik:8.1f} {-2 * loglik:8.1f}"]
+
+
+def _random_frame(vc: pd.DataFrame, spread) -> pd.DataFrame | None:
+    """One row per SD of ``vc`` (``spread(row)``: its value columns), the correlations in ``Corr``."""
     if vc is None or vc.empty:
         return None
     sd = vc[vc["kind"] == "sd"].assign(residual=is_residual(vc)[(vc["kind"] == "sd").to_numpy()])
-    rows = []
-    for r in sd.itertuples():
-        row = {"Groups": r.group, "Name": "" if r.residual else r.term}
-        if bayes:  # the square of a posterior mean is not the posterior mean of the variance: SDs only
-            row.update({"Std.Dev.": r.estimate, "SD": r.std_error, "lower": r.conf_low, "upper": r.conf_high})
-        else:
-            row.update({"Variance": r.estimate ** 2, "Std.Dev.": r.estimate})
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([{"Groups": r.group, "Name": "" if r.residual else r.term, **spread(r)}
+                          for r in sd.itertuples()])
     corr = vc[vc["kind"] == "corr"]
     if len(corr):
         frame["Corr"] = ""
@@ -77,67 +61,77 @@ def _random_table(vc: pd.DataFrame, bayes: bool) -> pd.DataFrame | None:
     return frame
 
 
-def _fixed_table(result, fe: pd.DataFrame) -> pd.DataFrame:
-    if result.method == "nuts":
-        out = fe[["term", "estimate", "std_error", "conf_low", "conf_high", "r_hat", "ess_bulk"]].copy()
-        out.columns = ["", "Mean", "SD", "lower", "upper", "R-hat", "ESS"]
-        out["ESS"] = out["ESS"].round().astype("Int64")
-    else:
-        z = fe["estimate"] / fe["std_error"]
-        from scipy import stats
+def variance_table(vc: pd.DataFrame) -> pd.DataFrame | None:
+    """A point fit's random effects as lme4 prints them: ``Groups``, ``Name``, ``Variance``, ``Std.Dev.``
+    (and ``Corr``), from ``variance_components()``; None without any."""
+    return _random_frame(vc, lambda r: {"Variance": r.estimate ** 2, "Std.Dev.": r.estimate})
 
-        out = pd.DataFrame({"": fe["term"], "Estimate": fe["estimate"], "Std. Error": fe["std_error"],
-                            "z value": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
-        if result.model.family.has_scale:
-            out = out.rename(columns={"z value": "t value"}).drop(columns="Pr(>|z|)")
+
+def posterior_sd_table(vc: pd.DataFrame) -> pd.DataFrame | None:
+    """A posterior's random effects: the posterior mean of each SD (``Std.Dev.``), its posterior SD and
+    interval (and ``Corr``). SDs only: the square of a posterior mean is not the posterior mean of the
+    variance."""
+    return _random_frame(vc, lambda r: {"Std.Dev.": r.estimate, "SD": r.std_error, "lower": r.conf_low,
+                                        "upper": r.conf_high})
+
+
+def _indexed(out: pd.DataFrame) -> pd.DataFrame:
     out = out.set_index("")
     out.index.name = None
     return out
 
 
+def wald_table(fe: pd.DataFrame, t_values: bool = False) -> pd.DataFrame:
+    """A point fit's fixed effects as lme4 prints them: estimate, SE, z value and Pr(>|z|); with
+    ``t_values`` (a model with a scale parameter) the t value and no p-value, as lmer."""
+    from scipy import stats
+
+    z = fe["estimate"] / fe["std_error"]
+    out = pd.DataFrame({"": fe["term"], "Estimate": fe["estimate"], "Std. Error": fe["std_error"],
+                        "z value": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
+    if t_values:
+        out = out.rename(columns={"z value": "t value"}).drop(columns="Pr(>|z|)")
+    return _indexed(out)
+
+
+def posterior_table(fe: pd.DataFrame) -> pd.DataFrame:
+    """A posterior's fixed effects: mean, SD, interval, R-hat and bulk ESS."""
+    out = fe[["term", "estimate", "std_error", "conf_low", "conf_high", "r_hat", "ess_bulk"]].copy()
+    out.columns = ["", "Mean", "SD", "lower", "upper", "R-hat", "ESS"]
+    out["ESS"] = out["ESS"].round().astype("Int64")
+    return _indexed(out)
+
+
 def _parts(result):
     fe = result.fixed_effects()
-    vc = result.variance_components()
-    return fe, _random_table(vc, result.method == "nuts"), _fixed_table(result, fe)
+    return result._summary_random(result.variance_components()), result._summary_fixed(fe)
+
+
+def _flag_lines(flags) -> list[str]:
+    return [f"flag {f}" for f in flags] or ["flags: none"]
 
 
 def _footer(result) -> list[str]:
-    lines = []
-    if result.method == "nuts":
-        d = result.diagnostics(warn=False)
-        post = result.idata["posterior"]
-        lines.append(f"Sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws; {d['divergences']} "
-                     f"divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}")
-    elif hasattr(result, "converged"):
-        lines.append(f"Converged: {result.converged}" + (f" ({result.message})" if getattr(result, "message", "")
-                                                        and not result.converged else ""))
-    if result.method == "gee":
-        lines.append(f"Working correlation: {result.correlation} (alpha = {result.alpha:.4f})")
-    flags = list(result.flags)
-    lines += [f"flag {f}" for f in flags] or ["flags: none"]
-    return lines
+    return result._summary_status() + _flag_lines(result.flags)
 
 
 def summary_text(result, digits: int = 4) -> str:
     """The lme4-style printed summary of any result (see the module docstring)."""
-    fe, rand, fixed = _parts(result)
+    rand, fixed = _parts(result)
     lines = _header(result) + ["", _groups_line(result.model.design)]
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", digits):
         if rand is not None:
-            lines += ["", "Random effects" + (" (posterior mean of the SD, SD, 95% interval):"
-                                              if result.method == "nuts" else ":"),
-                      rand.to_string(index=False)]
-        elif result.method == "gee":
-            lines += ["", "Random effects: none (marginal model)"]
-        lines += ["", "Fixed effects" + (" (posterior mean, SD, 95% interval):" if result.method == "nuts" else ":"),
-                  fixed.to_string()]
+            lines += ["", "Random effects" + result._random_caption, rand.to_string(index=False)]
+        elif result._no_random_text:
+            lines += ["", result._no_random_text]
+        lines += ["", "Fixed effects" + result._fixed_caption, fixed.to_string()]
     lines += [""] + _footer(result)
     return "\n".join(lines)
 
 
 def summary_html(result, digits: int = 4) -> str:
     """The same summary as HTML tables, for a notebook's ``_repr_html_``."""
-    fe, rand, fixed = _parts(result)
+    rand, fixed = _parts(result)
     esc = html.escape
     head = _header(result)
     out = [f"<p><b>{esc(head[0])}</b><br>{'<br>'.join(esc(h) for h in head[1:3])}</p>"]
@@ -150,6 +144,57 @@ def summary_html(result, digits: int = 4) -> str:
     out.append("<p><b>Fixed effects</b></p>" + fixed.to_html(float_format=fmt))
     out.append("<p>" + "<br>".join(esc(x) for x in _footer(result)) + "</p>")
     return "\n".join(out)
+
+
+class ResultDisplay:
+    """``print(result)`` (:func:`summary_text`) and ``_repr_html_`` (:func:`summary_html`) of every
+    fit result: the base of :class:`~bayesglmm.bayes.posterior.Posterior`,
+    :class:`~bayesglmm.frequentist.MLFit` and :class:`~bayesglmm.frequentist.gee.GEEFit`.
+
+    Besides the protocol (:class:`~bayesglmm.results.Result`) a result names, through these hooks
+    (defaults here, for a point fit), what its summary shows:
+
+    ``_summary_title()``
+        The first line: what fitted the model (default: ``method``).
+    ``_summary_criteria()``
+        Lines under the formula, e.g. :func:`criteria_lines` (default: none).
+    ``_summary_random(vc)``, ``_summary_fixed(fe)``
+        The tables shown of ``variance_components()`` and ``fixed_effects()`` (default:
+        :func:`variance_table`; :func:`wald_table`, with t values where the family has a scale).
+    ``_random_caption``, ``_fixed_caption``
+        What follows "Random effects" and "Fixed effects" in the text (default ``":"``).
+    ``_no_random_text``
+        The line shown instead of an empty random-effects table (default: none).
+    ``_summary_status()``
+        The lines above the flags (default: whether the fit converged, and the optimizer's message
+        when not).
+    """
+
+    _random_caption = ":"
+    _fixed_caption = ":"
+    _no_random_text = None
+
+    def __str__(self):
+        return summary_text(self)
+
+    def _repr_html_(self):
+        return summary_html(self)
+
+    def _summary_title(self) -> str:
+        return self.method
+
+    def _summary_criteria(self) -> list[str]:
+        return []
+
+    def _summary_random(self, vc: pd.DataFrame) -> pd.DataFrame | None:
+        return variance_table(vc)
+
+    def _summary_fixed(self, fe: pd.DataFrame) -> pd.DataFrame:
+        return wald_table(fe, t_values=self.model.family.has_scale)
+
+    def _summary_status(self) -> list[str]:
+        message = f" ({self.message})" if getattr(self, "message", "") and not self.converged else ""
+        return [f"Converged: {self.converged}{message}"]
 
 
 def model_text(model) -> str:
@@ -186,8 +231,7 @@ class StudyDisplay:
     def __str__(self):
         with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
             body = self._display_table().to_string(index=False)
-        flags = [f"flag {f}" for f in self.flags] or ["flags: none"]
-        return "\n".join(self._title() + ["", body, ""] + flags)
+        return "\n".join(self._title() + ["", body, ""] + _flag_lines(self.flags))
 
     def _repr_html_(self):
         head = "<br>".join(html.escape(x) for x in self._title())

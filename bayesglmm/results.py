@@ -11,6 +11,7 @@ in this order, so that :mod:`bayesglmm.compare` joins methods on labels:
     group, level, term, estimate, std_error, conf_low, conf_high, method
 
 Methods may append columns (a posterior adds ``median``, ``r_hat`` and ``ess_bulk``).
+What every result answers besides these tables is the protocol :class:`Result`.
 For a Gaussian model the residual SD is the variance-component row with
 group ``"Residual"`` and term ``"Residual"``, as lme4's ``VarCorr`` prints it: the pair, not the
 group alone, marks it (:func:`is_residual`), so a grouping column named ``Residual`` is an ordinary
@@ -19,14 +20,19 @@ group (its rows have the term ``"(Intercept)"``, …).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "CentringWarning", "SamplingWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
-           "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS"]
+__all__ = ["Result", "Flag", "FitFailedError", "NotApplicableError", "ConvergenceWarning", "SeparationWarning", "CentringWarning", "SamplingWarning", "FIXED_COLUMNS", "VC_COLUMNS", "RE_COLUMNS", "tidy_frame", "RESIDUAL", "wald_fixed_effects",
+           "is_residual", "parameter_labels", "check_ci", "combine_tables", "summary_table", "SUMMARY_COLUMNS",
+           "DEFAULT_CI", "ci_or_default",
+           "run_method", "MethodRun", "FIT_ERRORS"]
 
 FIXED_COLUMNS = ("term", "estimate", "std_error", "conf_low", "conf_high", "method")
 VC_COLUMNS = ("group", "term", "term2", "kind", "estimate", "std_error", "conf_low", "conf_high", "method")
@@ -89,6 +95,152 @@ class FitFailedError(RuntimeError):
     """
 
 
+@runtime_checkable
+class Result(Protocol):
+    """What every result answers, whatever method made it: :class:`~bayesglmm.bayes.posterior.Posterior`
+    (NUTS), :class:`~bayesglmm.frequentist.MLFit` (Laplace, AGQ, ML, REML), ``PQLFit`` and
+    :class:`~bayesglmm.frequentist.gee.GEEFit`. ``isinstance(x, Result)`` checks that ``x`` has every
+    member; every result also prints like lme4's ``summary()`` (its base,
+    :class:`bayesglmm.report.ResultDisplay`, owns ``__str__`` and ``_repr_html_``).
+
+    Every table method takes ``ci`` (an interval probability strictly between 0 and 1; None:
+    :data:`DEFAULT_CI`, or a posterior's own ``ci``) and returns the columns of this module's schema.
+
+    Attributes
+    ----------
+    method : str
+        The method that made the result (``"nuts"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"gee"``,
+        ``"ml"``, ``"reml"``): the ``method`` column of its tables.
+    model : GLMM
+        The model fitted.
+    flags : list of Flag
+        Structured findings (separation, singular fit, convergence, sampler diagnostics).
+    can_profile : bool
+        Whether ``variance_components(profile=True)`` gives profile-likelihood intervals (a fit that
+        maximised a likelihood: Laplace, AGQ, ML, REML); the other results refuse ``profile=True``
+        with a ``ValueError`` saying why rather than ignore it.
+    """
+
+    method: str
+    model: Any
+    flags: list
+    can_profile: bool
+
+    def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
+        """The fixed effects: :data:`FIXED_COLUMNS`."""
+
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """The random-effect SDs and correlations (and a Gaussian model's residual SD): :data:`VC_COLUMNS`."""
+
+    def random_effects(self, ci: float | None = None) -> pd.DataFrame:
+        """The predicted random effects per group, level and term: :data:`RE_COLUMNS`."""
+
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """Fixed effects and variance components in one table: :data:`SUMMARY_COLUMNS`."""
+
+    def predict(self, new_data=None, kind: str = "mean", random_effects: bool = True,
+                allow_new_levels: bool = True) -> pd.DataFrame:
+        """The mean (``kind="mean"``) or linear predictor (``"link"``) of each row of ``new_data`` (the
+        fitting data when None): ``estimate``, ``std_error``, ``conf_low``, ``conf_high``, the rows' index."""
+
+    def _repr_html_(self) -> str:
+        """The printed summary as HTML, for a notebook."""
+
+
+#: the errors by which a method that applied to a model broke (``status="failed"``); NumPy's
+#: ``LinAlgError`` is a ``ValueError``, and so is :class:`NotApplicableError` (``status="skipped"``)
+FIT_ERRORS = (ValueError, FloatingPointError, FitFailedError)
+
+
+@dataclass
+class MethodRun:
+    """One method run on one model by :func:`run_method`, and how it went.
+
+    Attributes
+    ----------
+    method : str
+    status : {"ok", "skipped", "failed"}
+        ``"skipped"``: the method cannot apply to the model (:class:`NotApplicableError`);
+        ``"failed"``: it applied and broke (another of :data:`FIT_ERRORS`, or the sampler's
+        ``SamplingError``).
+    result : Result or None
+        The fit or posterior (None unless ``"ok"``).
+    value : object
+        What ``read(result)`` returned (None without ``read``, or unless ``"ok"``).
+    error : Exception or None
+        Why it was skipped or failed.
+    seconds : float
+        Wall time of the run: the update of the model, the fit and ``read``.
+    caught : list of warnings.WarningMessage
+        The warnings the run raised, recorded rather than shown: the caller decides which to show.
+    """
+
+    method: str
+    status: str
+    result: Any = None
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    caught: list = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why the method was skipped or failed, as :func:`bayesglmm.compare` reports it: the error's
+        message (a numerical error's prefixed by its type, ``"LinAlgError: ..."``); "" when ``"ok"``."""
+        if self.error is None:
+            return ""
+        if isinstance(self.error, (NotApplicableError, FitFailedError)):
+            return str(self.error)
+        return f"{type(self.error).__name__}: {self.error}"
+
+
+def run_method(model, method: str, *, data=None, priors=None, read=None, **options) -> MethodRun:
+    """Run one method on ``model`` and classify the outcome: ``"ok"``, ``"skipped"`` (it cannot apply)
+    or ``"failed"`` (it applied and broke), as :func:`bayesglmm.compare`, the simulation studies,
+    the parametric bootstrap and :func:`bayesglmm.naive_vs_clustered` report it.
+
+    Parameters
+    ----------
+    model : GLMM
+    method : str
+        ``"nuts"`` (:meth:`GLMM.sample <bayesglmm.GLMM.sample>`) or a method of
+        :meth:`GLMM.fit <bayesglmm.GLMM.fit>`.
+    data : pandas.DataFrame, optional
+        Refit ``model`` to these data (``model.update(data)``), inside the classification.
+    priors : dict, optional
+        Prior overrides (``model.update(priors=priors)``), inside the classification.
+    read : callable, optional
+        Called with the result inside the classification (e.g. the tables wanted of it): an error
+        there classifies the run as an error of the fit would; its value is the run's ``value``.
+    **options
+        Passed to ``sample`` or ``fit``.
+
+    Returns
+    -------
+    MethodRun
+        The result (``"ok"``) or the error (``"skipped"``: :class:`NotApplicableError`; ``"failed"``:
+        another of :data:`FIT_ERRORS`, or PyMC's ``SamplingError`` for ``"nuts"``), the wall time and
+        the warnings raised, recorded. Any other exception (a ``TypeError`` for an unknown option,
+        say) propagates: it is a mistake of the call, not an outcome of the method.
+    """
+    errors = FIT_ERRORS
+    if method == "nuts":
+        from pymc.exceptions import SamplingError
+
+        errors = (*errors, SamplingError)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            target = model if data is None and priors is None else model.update(data, priors)
+            result = target.sample(**options) if method == "nuts" else target.fit(method, **options)
+            value = None if read is None else read(result)
+        except errors as err:
+            status = "skipped" if isinstance(err, NotApplicableError) else "failed"
+            return MethodRun(method, status, error=err, seconds=time.perf_counter() - t0, caught=list(caught))
+    return MethodRun(method, "ok", result, value, seconds=time.perf_counter() - t0, caught=list(caught))
+
+
 def tidy_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     """Rows (dicts) → a DataFrame with the schema's columns first, extras after.
 
@@ -129,7 +281,7 @@ def check_ci(ci, name: str = "ci", allow_none: bool = False):
     return ci
 
 
-def wald_fixed_effects(names, beta, vcov, method: str, ci: float = 0.95) -> pd.DataFrame:
+def wald_fixed_effects(names, beta, vcov, method: str, ci: float | None = None) -> pd.DataFrame:
     """The ``fixed_effects()`` table of a frequentist fit: SEs from ``vcov``, Wald intervals."""
     ci = ci_or_default(ci)
     se = np.sqrt(np.diag(vcov))

@@ -19,6 +19,7 @@ statistical methods. Statistics in Medicine 38, 2074–2102 (Monte Carlo SEs).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -32,7 +33,7 @@ from scipy import stats
 
 from .formula import parse_formula
 from .report import StudyDisplay
-from .results import FitFailedError, Flag, RESIDUAL, check_ci, parameter_labels
+from .results import RESIDUAL, Flag, check_ci, parameter_labels, run_method
 
 __all__ = ["Truth", "truth_from", "simulate", "simulation_study", "SimulationStudy", "bootstrap_lrt",
            "BootstrapLRT"]
@@ -220,24 +221,25 @@ def _nuts_seed(seed: np.random.SeedSequence) -> int:
     return int(child.generate_state(1)[0])
 
 
+def _summary(result, ci, profile):
+    return result.summary(ci, profile=profile and result.can_profile)  # PQL, GEE, NUTS: no profile to take
+
+
 def _fit_one(target, method, options, profile, ci, seed):
-    """One fit of a replication: the result and its summary table."""
+    """One fit of a replication (:func:`~bayesglmm.results.run_method`), its value the summary table."""
     if method == "nuts":
         # chains one after the other: the workers already run replications side by side
-        post = target.sample(random_seed=_nuts_seed(seed), progressbar=False, diagnose=False, cores=1,
-                             **{**NUTS_OPTIONS, **options})
-        return post, post.summary(ci)
-    fit = target.fit(method, **options)
-    return fit, fit.summary(ci, profile=profile)
+        options = {"random_seed": _nuts_seed(seed), "progressbar": False, "diagnose": False, "cores": 1,
+                   **NUTS_OPTIONS, **options}
+    return run_method(target, method, read=functools.partial(_summary, ci=ci, profile=profile), **options)
 
 
 def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
     """Run replications ``seeds`` = [(index, SeedSequence)]: simulate, fit by each method, tidy rows.
 
     Every replication's model has the same graph (only the response differs), so NUTS compiles
-    in a worker's first replication only; ``compilations`` counts it per fit."""
-    from pymc.exceptions import SamplingError
-
+    in a worker's first replication only; ``compilations`` counts it per fit. A fit that is skipped
+    or fails (:func:`~bayesglmm.results.run_method`) is ``"failed"`` here."""
     from .bayes.compilation import count_compilations
 
     rows = []
@@ -247,14 +249,12 @@ def _replicate_chunk(model, truth, methods, seeds, options, profile, ci):
         for method in methods:
             t0 = time.perf_counter()
             with count_compilations() as compiled:
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        fit, table = _fit_one(target, method, options.get(method, {}), profile, ci, seed)
-                    status, flagged, note = "ok", bool(fit.flags), "; ".join(map(str, fit.flags))
-                except (ValueError, FitFailedError, np.linalg.LinAlgError, FloatingPointError,
-                        SamplingError) as err:
-                    table, status, flagged, note = None, "failed", False, str(err)
+                run = _fit_one(target, method, options.get(method, {}), profile, ci, seed)
+                if run.status == "ok":
+                    flags = run.result.flags
+                    table, status, flagged, note = run.value, "ok", bool(flags), "; ".join(map(str, flags))
+                else:
+                    table, status, flagged, note = None, "failed", False, str(run.error)
             common = {"status": status, "flagged": flagged, "seconds": time.perf_counter() - t0,
                       "compilations": compiled.n, "note": note}
             if table is None:
@@ -457,7 +457,8 @@ def simulation_study(model, truth=None, methods=("laplace", "pql"), n_reps: int 
     progress : bool
         A progress bar (tqdm) over chunks of replications.
     profile : bool
-        Profile-likelihood intervals for the SDs (their coverage), at a few refits per SD.
+        Profile-likelihood intervals for the SDs (their coverage), at a few refits per SD, for the
+        methods that have them (``can_profile``: not ``"pql"``, ``"gee"`` or ``"nuts"``).
     ci : float
         Interval probability for the coverage.
     **method_options
@@ -500,14 +501,10 @@ def _bootstrap_chunk(full_model, reduced_model, truth, method, seeds):
     out = []
     for rep, seed in seeds:
         data = _draw(reduced_model, truth, np.random.default_rng(seed))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                f = full_model.update(data).fit(method)
-                r = reduced_model.update(data).fit(method)
-            out.append((rep, max(0.0, 2.0 * (f.loglik - r.loglik))))
-        except (ValueError, FitFailedError, np.linalg.LinAlgError, FloatingPointError):
-            out.append((rep, np.nan))
+        full = run_method(full_model, method, data=data)
+        reduced = run_method(reduced_model, method, data=data) if full.status == "ok" else full
+        ok = full.status == reduced.status == "ok"  # else a refit was skipped or failed: NaN
+        out.append((rep, max(0.0, 2.0 * (full.result.loglik - reduced.result.loglik)) if ok else np.nan))
     return out
 
 

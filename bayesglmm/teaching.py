@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .report import StudyDisplay
-from .results import FitFailedError, Flag, check_ci, wald_fixed_effects
+from .results import Flag, check_ci, run_method, wald_fixed_effects
 from .scaling import column_frame
 
 __all__ = ["pooling", "Pooling", "naive_vs_clustered", "NaiveVsClustered", "glm_estimates"]
@@ -299,11 +299,11 @@ def naive_vs_clustered(model, ci: float = 0.95) -> NaiveVsClustered:
         frames.append(wald_fixed_effects(d.fixed_names, *naive, "glm (naive)", ci))
         frames.append(wald_fixed_effects(d.fixed_names, *robust, "glm (cluster-robust)", ci))
         for method in ("gee", _ml_method(model)):
-            try:
-                fit = model.fit(method)
-            except (ValueError, FitFailedError) as err:
-                flags.append(Flag("not_converged", f"{method}: {err}"))
+            run = run_method(model, method)
+            if run.status != "ok":  # skipped (GEE on several clusters cannot apply) or failed
+                flags.append(Flag("not_converged", f"{method}: {run.error}"))
                 continue
+            fit = run.result
             flags += [Flag(f.kind, f"{method}: {f.message}") for f in fit.flags]
             frames.append(fit.fixed_effects(ci).assign(method="gee" if method == "gee" else "glmm"))
     long = pd.concat(frames, ignore_index=True)[["term", "method", "estimate", "std_error", "conf_low", "conf_high"]]

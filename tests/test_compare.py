@@ -197,3 +197,29 @@ def test_a_repeated_method_is_refused(cbpp_model):
         bg.compare(cbpp_model, methods=["laplace", "pql", "laplace"])
     with pytest.raises(ValueError, match="methods lists 'gee' more than once"):
         bg.compare(cbpp_model, methods="gee, gee")
+
+
+def test_a_marginalization_that_breaks_is_failed_or_skipped(monkeypatch):
+    """House, second pass: compare's marginal rows classified an error by a helper (_cannot_apply) that
+    no longer existed, so any ValueError of a marginalization raised NameError; a
+    NotApplicableError is now "skipped", any other error "failed", as a method's."""
+    from bayesglmm.frequentist.fit import MLFit
+    from bayesglmm.results import NotApplicableError
+
+    model = _bundled("cbpp")
+
+    def breaking(self, **kw):
+        np.linalg.cholesky(-np.eye(2))
+
+    monkeypatch.setattr(MLFit, "marginal_fixed_effects", breaking)
+    cmp = bg.compare(model, methods="laplace,gee", profile=False)
+    assert cmp.failed == {"laplace (marginal)": "marginalization failed: LinAlgError: Matrix is not positive definite"}
+    assert "laplace (marginal)" not in set(cmp.table()["method"]) and not cmp.skipped
+
+    def refusing(self, **kw):
+        raise NotApplicableError("no random effects to average over")
+
+    monkeypatch.setattr(MLFit, "marginal_fixed_effects", refusing)
+    cmp = bg.compare(model, methods="laplace,gee", profile=False)
+    assert cmp.skipped == {"laplace (marginal)": "marginalization cannot apply: no random effects to average over"}
+    assert "laplace (marginal): skipped — marginalization cannot apply" in "\n".join(cmp.notes())

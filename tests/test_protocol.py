@@ -172,3 +172,127 @@ def test_a_covariate_named_sigma_does_not_share_the_residual_label():
     labels = model.fit("ml").summary()["parameter"].tolist()
     assert labels == ["(Intercept)", "sigma", "sd((Intercept)|Subject)", "sd(Residual)"]
     assert bg.simulate.truth_from(None, model).table(model)["parameter"].tolist() == labels
+
+
+RESULT_CLASSES = ("Posterior", "MLFit", "PQLFit", "GEEFit")
+
+
+def _result_class(name):
+    from bayesglmm.bayes.posterior import Posterior
+    from bayesglmm.frequentist.fit import MLFit, PQLFit
+    from bayesglmm.frequentist.gee import GEEFit
+
+    return {"Posterior": Posterior, "MLFit": MLFit, "PQLFit": PQLFit, "GEEFit": GEEFit}[name]
+
+
+def _instance_attributes(cls) -> set:
+    """The names every ``__init__`` in ``cls``'s MRO assigns to ``self`` (read from its source)."""
+    import ast
+    import inspect
+    import textwrap
+
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(init)))):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            for t in targets:
+                for e in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                    if isinstance(e, ast.Attribute) and isinstance(e.value, ast.Name) and e.value.id == "self":
+                        names.add(e.attr)
+    return names
+
+
+@pytest.mark.parametrize("name", RESULT_CLASSES)
+def test_every_result_class_defines_every_member_of_the_protocol(name):
+    """House, second pass: the protocol is declared (bayesglmm.results.Result), and each result class
+    defines each of its members, as a method, property or class attribute or in its __init__; the
+    methods take the protocol's parameters with its defaults."""
+    import inspect
+
+    from bayesglmm.report import ResultDisplay
+    from bayesglmm.results import Result
+
+    cls = _result_class(name)
+    members = Result.__protocol_attrs__
+    assert {"fixed_effects", "variance_components", "random_effects", "summary", "predict", "flags", "method",
+            "model", "can_profile", "_repr_html_"} <= set(members)
+    assert issubclass(cls, ResultDisplay) and "__str__" not in vars(cls) and "_repr_html_" not in vars(cls)
+    instance = _instance_attributes(cls)
+    for member in members:
+        assert hasattr(cls, member) or member in instance, f"{name} lacks {member}"
+        proto = getattr(Result, member, None)
+        if callable(proto) and member != "_repr_html_":
+            want = inspect.signature(proto).parameters
+            got = inspect.signature(getattr(cls, member)).parameters
+            for p in want.values():
+                if p.name == "self" or (member, p.name) == ("predict", "random_effects"):  # GEE: False, no b
+                    continue
+                assert p.name in got and got[p.name].default == p.default, f"{name}.{member}({p.name})"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_result_is_a_result_and_ci_none_is_095(results, method):
+    """ci=None is the default 0.95 on every table of every result (MLFit and GEEFit took 0.95,
+    Posterior None)."""
+    from bayesglmm.results import DEFAULT_CI, Result
+
+    r = results[method]
+    assert isinstance(r, Result) and DEFAULT_CI == 0.95
+    for table in ("fixed_effects", "variance_components", "random_effects", "summary"):
+        pd.testing.assert_frame_equal(getattr(r, table)(), getattr(r, table)(ci=None))
+        pd.testing.assert_frame_equal(getattr(r, table)(ci=None), getattr(r, table)(ci=0.95))
+    if hasattr(r, "marginal_fixed_effects"):
+        pd.testing.assert_frame_equal(r.marginal_fixed_effects(ci=None), r.marginal_fixed_effects(ci=0.95))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_profile_is_taken_or_refused_never_ignored(results, method):
+    """House, second pass: variance_components(profile=True) and summary(profile=True) on a posterior or
+    a GEE fit were accepted and ignored; every result without profile intervals (can_profile False)
+    now refuses them, naming why."""
+    r = results[method]
+    assert r.can_profile == (method in ("laplace", "agq", "ml", "reml"))
+    if r.can_profile:
+        return  # tests/test_profile.py checks the intervals
+    why = {"nuts": "a posterior has no profile-likelihood intervals: its intervals are the posterior's own",
+           "pql": "PQL maximises no likelihood", "gee": "a GEE fit has no profile-likelihood intervals: GEE maximises "
+                                                        "no likelihood"}[method]
+    for call in (r.variance_components, r.summary):
+        with pytest.raises(ValueError, match=why):
+            call(profile=True)
+        assert len(call(profile=False)) == len(call())
+
+
+def test_run_method_classifies_a_run_as_compare_reports_it():
+    """House, second pass: one run_method runs a method and says ok / skipped / failed, for compare, the
+    simulation studies, the bootstrap and naive_vs_clustered alike."""
+    from bayesglmm.results import NotApplicableError, Result, run_method
+
+    sleep = _bundled("sleepstudy")
+    run = run_method(sleep, "reml", read=lambda fit: fit.summary())
+    assert run.status == "ok" and isinstance(run.result, Result) and run.result.method == "reml"
+    assert run.reason == "" and run.error is None and run.seconds > 0
+    assert list(run.value["parameter"])[:2] == ["(Intercept)", "Days"]
+    skipped = run_method(_bundled("salamander"), "agq")
+    assert skipped.status == "skipped" and isinstance(skipped.error, NotApplicableError) and skipped.result is None
+    assert skipped.reason == str(skipped.error) and "single grouping factor" in skipped.reason
+
+    def breaking(fit):
+        np.linalg.cholesky(-np.eye(2))
+
+    failed = run_method(sleep, "ml", read=breaking)  # an error in read is an error of the run
+    assert failed.status == "failed" and failed.reason == "LinAlgError: Matrix is not positive definite"
+    refit = run_method(sleep, "ml", data=sleep.design.data.assign(Reaction=lambda d: d["Reaction"] * 2))
+    assert refit.result.fixed_effects()["estimate"].to_numpy() == pytest.approx(
+        2 * sleep.fit("ml").fixed_effects()["estimate"].to_numpy(), rel=1e-5)
+    with pytest.raises(TypeError, match="takes the options"):  # a mistake of the call is not an outcome
+        run_method(sleep, "ml", bogus=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded, not shown
+        singular = run_method(bg.GLMM("Reaction ~ Days + (1 | Subject) + (1 | Days)", bg.datasets.load("sleepstudy")),
+                              "ml")
+    assert singular.status == "ok" and any(issubclass(w.category, bg.ConvergenceWarning) for w in singular.caught)

@@ -203,3 +203,14 @@ def test_simulate_a_response_named_in_backticks():
     (sim,) = model.simulate({"beta": [-1.4, -1.0, -1.1, -1.6], "sd": {"herd": 0.6}}, random_seed=1)
     assert list(sim.columns) == list(cbpp.columns) and not sim["new cases"].equals(cbpp["new cases"])
     assert np.all(sim["new cases"] <= sim["herd size"])
+
+
+def test_profile_goes_only_to_the_methods_that_have_it(cbpp_model):
+    """House, second pass: profile=True reached every fit's summary, so every PQL fit of such a study
+    "failed" (PQL has no profile) and a GEE fit ignored it; it now goes to the fits that can profile."""
+    study = bg.simulation_study(cbpp_model, methods=("laplace", "pql", "gee"), n_reps=2, random_seed=3,
+                                executor="serial", progress=False, profile=True)
+    reps = study.replicates
+    assert (reps["status"] == "ok").all() and not study.flags
+    sd = reps[reps["parameter"] == "sd((Intercept)|herd)"].set_index(["method", "rep"])
+    assert sd.loc["laplace", "conf_low"].notna().all() and sd.loc["pql", "conf_low"].isna().all()

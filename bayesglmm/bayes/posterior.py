@@ -10,8 +10,9 @@ import pandas as pd
 import pymc as pm
 
 from ..design import INTERCEPT as INTERCEPT_TERM
-from ..results import (FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag, NotApplicableError,
-                       SamplingWarning, check_ci, summary_table, tidy_frame)
+from ..report import ResultDisplay, posterior_sd_table, posterior_table
+from ..results import (DEFAULT_CI, FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag,
+                       NotApplicableError, SamplingWarning, check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
@@ -45,6 +46,12 @@ def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:
     }
 
 
+def _refuse_profile(profile) -> None:
+    if profile:
+        raise ValueError("a posterior has no profile-likelihood intervals: its intervals are the posterior's own "
+                         "equal-tailed ci intervals, with nothing to profile; drop profile=True")
+
+
 def _summary_row(stats: dict, index, **labels) -> dict:
     row = dict(labels)
     row.update({k: float(v[index]) for k, v in stats.items()})
@@ -52,7 +59,7 @@ def _summary_row(stats: dict, index, **labels) -> dict:
     return row
 
 
-class Posterior:
+class Posterior(ResultDisplay):
     """The posterior of a GLMM sampled by NUTS.
 
     Attributes
@@ -62,13 +69,16 @@ class Posterior:
     model : GLMM
         The model that was sampled.
     ci : float
-        Default interval probability of the tables (0.95).
+        The interval probability of the tables when theirs is None (0.95,
+        :data:`~bayesglmm.results.DEFAULT_CI`).
     """
 
     #: the method label of every row of its tables
     method = METHOD
+    #: a posterior's intervals are its own (equal-tailed ``ci``): ``profile=True`` raises ``ValueError``
+    can_profile = False
 
-    def __init__(self, model, idata, ci: float = 0.95):
+    def __init__(self, model, idata, ci: float = DEFAULT_CI):
         self.model = model
         self.idata = idata
         self.ci = check_ci(ci)
@@ -83,15 +93,24 @@ class Posterior:
         return (f"<Posterior {self.model.formula!r}, family={self.model.family.name}, "
                 f"{post.sizes['chain']} chains × {post.sizes['draw']} draws>")
 
-    def __str__(self):
-        from ..report import summary_text
+    # -- the printed summary (bayesglmm.report.ResultDisplay's hooks)
+    _random_caption = " (posterior mean of the SD, SD, 95% interval):"
+    _fixed_caption = " (posterior mean, SD, 95% interval):"
 
-        return summary_text(self)
+    def _summary_title(self) -> str:
+        return "Bayesian generalized linear mixed model: posterior sampled by NUTS"
 
-    def _repr_html_(self):
-        from ..report import summary_html
+    def _summary_random(self, vc: pd.DataFrame) -> pd.DataFrame | None:
+        return posterior_sd_table(vc)
 
-        return summary_html(self)
+    def _summary_fixed(self, fe: pd.DataFrame) -> pd.DataFrame:
+        return posterior_table(fe)
+
+    def _summary_status(self) -> list[str]:
+        d = self.diagnostics(warn=False)
+        post = self.idata["posterior"]
+        return [f"Sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws; {d['divergences']} "
+                f"divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}"]
 
     # -- tidy tables
     def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
@@ -107,9 +126,10 @@ class Posterior:
     def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Random-effect SDs and correlations (and the Gaussian residual SD).
 
-        ``profile`` exists for the shared protocol and is ignored: a posterior's intervals are
-        already its own (equal-tailed ``ci``)."""
+        ``profile=True`` raises ``ValueError``: a posterior's intervals are already its own
+        (equal-tailed ``ci``), there is no likelihood to profile (:attr:`can_profile`)."""
         check_ci(ci, allow_none=True)
+        _refuse_profile(profile)
         ci = ci or self.ci
         rows = []
         for block in self.model.design.random:
@@ -283,8 +303,9 @@ class Posterior:
 
     def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table, the columns of every result's
-        summary (:data:`bayesglmm.results.SUMMARY_COLUMNS`); ``profile`` is ignored."""
-        return summary_table(self.fixed_effects(ci), self.variance_components(ci))
+        summary (:data:`bayesglmm.results.SUMMARY_COLUMNS`); ``profile=True`` raises ``ValueError``,
+        as :meth:`variance_components`."""
+        return summary_table(self.fixed_effects(ci), self.variance_components(ci, profile=profile))
 
     @cached_property
     def _convergence(self) -> tuple:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..report import ResultDisplay, criteria_lines
 from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, ConvergenceWarning, FitFailedError, Flag, NotApplicableError,
                        SeparationWarning, check_ci, ci_or_default, summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import scale_design
@@ -60,7 +61,7 @@ def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]
     return out
 
 
-class MLFit:
+class MLFit(ResultDisplay):
     """A maximum-likelihood fit of a GLMM.
 
     Attributes
@@ -120,24 +121,36 @@ class MLFit:
 
     #: ML/REML/Laplace/AGQ fits maximise a likelihood: they have ``loglik``, ``aic``, ``bic``
     has_likelihood = True
+    #: the first line of each method's printed summary
+    TITLES = {
+        "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
+        "agq": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite quadrature)",
+        "ml": "Linear mixed model fit by maximum likelihood",
+        "reml": "Linear mixed model fit by REML",
+        "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL: no likelihood)",
+    }
 
     def __repr__(self):
         ll = f"loglik={self.loglik:.4f}" if self.has_likelihood else "no likelihood (PQL)"
         return (f"<{type(self).__name__} {self.method}: {self.model.formula!r}, {ll}, "
                 f"converged={self.converged}, singular={self.singular}>")
 
-    def __str__(self):
-        from ..report import summary_text
+    def _summary_title(self) -> str:
+        return self.TITLES.get(self.method, self.method) + (f", nAGQ = {self.nagq}" if self.method == "agq" else "")
 
-        return summary_text(self)
+    def _summary_criteria(self) -> list[str]:
+        if not self.has_likelihood or not np.isfinite(self.loglik):
+            return []
+        return criteria_lines(self.aic, self.bic, self.loglik, "REML criterion" if self.method == "reml" else "deviance")
 
-    def _repr_html_(self):
-        from ..report import summary_html
+    @property
+    def can_profile(self) -> bool:
+        """Whether :meth:`variance_components` gives profile-likelihood intervals (``profile=True``):
+        every method that maximised a likelihood, not PQL."""
+        return self.has_likelihood and self.method != "pql"
 
-        return summary_html(self)
-
-    def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
-        """β̂ with Hessian-based standard errors and Wald intervals."""
+    def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
+        """β̂ with Hessian-based standard errors and Wald intervals (``ci=None``: 0.95)."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def covariances(self) -> list[np.ndarray]:
@@ -157,23 +170,24 @@ class MLFit:
                 self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
         return self._profiles[level]
 
-    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Random-effect SDs and correlations.
 
         Parameters
         ----------
-        ci : float
-            Interval probability (as every result's ``variance_components(ci=...)``).
+        ci : float, optional
+            Interval probability (as every result's ``variance_components(ci=...)``; None: 0.95,
+            :data:`~bayesglmm.results.DEFAULT_CI`).
         profile : bool
             Add profile-likelihood intervals for the SDs at ``ci`` (as lme4's
             ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
             refits, so it is off by default). Without it the interval columns are NaN; so they
             are for correlations, which are not profiled yet (lme4's ``confint`` does profile
             them; :func:`bayesglmm.compare` states this in its ``interval`` column). PQL has no
-            likelihood to profile.
+            likelihood to profile: ``profile=True`` raises ``ValueError`` (see :attr:`can_profile`).
         """
         level = ci_or_default(ci)
-        if profile and self.method == "pql":
+        if profile and not self.can_profile:
             raise ValueError("PQL maximises no likelihood: it has no profile-likelihood intervals")
         bounds = self.profile(level) if profile else {}
         rows = []
@@ -198,7 +212,7 @@ class MLFit:
                          "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
 
-    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter``, ``kind`` first),
         as :meth:`Posterior.summary <bayesglmm.bayes.posterior.Posterior.summary>`."""
         return summary_table(self.fixed_effects(ci), self.variance_components(ci, profile=profile))
@@ -239,7 +253,7 @@ class MLFit:
         return prediction_frame(to_scale(self.model.family, eta, kind),
                                 index=None if new_data is None else new_data.index)
 
-    def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float = 0.95) -> pd.DataFrame:
+    def marginal_fixed_effects(self, draws: int = 500, random_seed=0, ci: float | None = None) -> pd.DataFrame:
         """Population-averaged coefficients implied by the fit (see :mod:`bayesglmm.marginal`).
 
         Standard errors by drawing (θ, β) from N((θ̂, β̂), H⁻¹) ``draws`` times
@@ -274,7 +288,7 @@ class MLFit:
             vcov = J @ np.atleast_2d(np.cov(draws_t, rowvar=False)) @ J.T
         return wald_fixed_effects(design.fixed_names, est, np.atleast_2d(vcov), f"{self.method} (marginal)", ci)
 
-    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Conditional modes b̂ = Λû (BLUPs) with conditional SEs sqrt(diag(Λ H⁻¹ Λᵀ))."""
         b = np.concatenate([x.ravel() for x in self.blups()])
         blocks = self.model.design.random

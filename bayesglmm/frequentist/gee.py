@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..report import ResultDisplay
 from ..results import (RE_COLUMNS, VC_COLUMNS, FitFailedError, Flag, NotApplicableError, ci_or_default, summary_table,
                        tidy_frame, wald_fixed_effects)
 from ..scaling import column_frame
@@ -46,7 +47,7 @@ def sm_family(family):
     return families[family.name](link=links[family.link.name]())
 
 
-class GEEFit:
+class GEEFit(ResultDisplay):
     """A GEE fit of the marginal model; fixed effects only (``population_averaged`` is True).
 
     Attributes
@@ -60,6 +61,9 @@ class GEEFit:
     """
 
     population_averaged = True
+    #: GEE maximises no likelihood: no profile-likelihood intervals (``variance_components(profile=True)``
+    #: raises ``ValueError``)
+    can_profile = False
 
     def __init__(self, model, beta, vcov, alpha: float, correlation: str, converged: bool, seconds: float):
         self.model, self.method, self.correlation, self.seconds = model, "gee", correlation, seconds
@@ -77,17 +81,15 @@ class GEEFit:
     def __repr__(self):
         return f"<GEEFit {self.correlation}: {self.model.formula!r}, alpha={self.alpha:.4f} (population-averaged)>"
 
-    def __str__(self):
-        from ..report import summary_text
+    _no_random_text = "Random effects: none (marginal model)"
 
-        return summary_text(self)
+    def _summary_title(self) -> str:
+        return "Marginal model fit by GEE (population-averaged coefficients, robust SEs)"
 
-    def _repr_html_(self):
-        from ..report import summary_html
+    def _summary_status(self) -> list[str]:
+        return super()._summary_status() + [f"Working correlation: {self.correlation} (alpha = {self.alpha:.4f})"]
 
-        return summary_html(self)
-
-    def fixed_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Population-averaged coefficients, robust SEs and Wald intervals."""
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
@@ -106,19 +108,29 @@ class GEEFit:
         return prediction_frame(to_scale(self.model.family, eta, kind),
                                 index=None if new_data is None else new_data.index)
 
-    def summary(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
-        """The fixed effects in the columns of every result's summary (no variance components)."""
+    def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """The fixed effects in the columns of every result's summary (no variance components);
+        ``profile=True`` raises ``ValueError``, as :meth:`variance_components`."""
+        _refuse_profile(profile)
         return summary_table(self.fixed_effects(ci), None)
 
-    def variance_components(self, ci: float = 0.95, profile: bool = False) -> pd.DataFrame:
-        """Empty: the marginal model has no random effects (the working correlation is ``alpha``)."""
+    def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
+        """Empty: the marginal model has no random effects (the working correlation is ``alpha``).
+        ``profile=True`` raises ``ValueError``: GEE maximises no likelihood (:attr:`can_profile`)."""
         ci_or_default(ci)
+        _refuse_profile(profile)
         return tidy_frame([], VC_COLUMNS)
 
-    def random_effects(self, ci: float = 0.95) -> pd.DataFrame:
+    def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Empty: the marginal model has no random effects."""
         ci_or_default(ci)
         return tidy_frame([], RE_COLUMNS)
+
+
+def _refuse_profile(profile) -> None:
+    if profile:
+        raise ValueError("a GEE fit has no profile-likelihood intervals: GEE maximises no likelihood, and the "
+                         "marginal model has no variance components to profile; drop profile=True")
 
 
 #: the most 0/1 rows a binomial GEE expands its trials into (300 rows × 5,000 trials took 1 GB and 6 s;
