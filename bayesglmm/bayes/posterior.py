@@ -474,9 +474,10 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         if change is not None:
             idata["posterior"].attrs["quadrature_change"] = float(change)
         return Posterior(model, with_observed_data(idata, model))
+    from .model import build_pymc_model, structure_key
+    from .nuts import sample_nutpie, sample_pymc
+
     if nuts_sampler == "nutpie":
-        from .nuts import sample_nutpie
-        from .model import build_pymc_model, structure_key
 
         if pymc_model is None:
             # fresh graphs of our own (the key says what they hold), reused by structure
@@ -492,15 +493,9 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
                               data_graph=families == "all", **kwargs)
         return Posterior(model, with_observed_data(idata, model))
     if pymc_model is None and families != "present":
-        from .model import build_pymc_model
-
         pymc_model = build_pymc_model(model.design, model.family, model.priors, families=families)
     if pymc_model is None and nuts_sampler != "pymc":
-        from .model import build_pymc_model
-
         pymc_model = build_pymc_model(model.design, model.family, model.priors, as_data=False)
-    from .nuts import sample_pymc
-
     idata = sample_pymc(model.pymc_model() if pymc_model is None else pymc_model, draws=draws, tune=tune, chains=chains,
                         cores=cores, random_seed=random_seed, target_accept=target_accept, nuts_sampler=nuts_sampler,
                         progressbar=progressbar, **kwargs)
