@@ -22,8 +22,8 @@ nothing when loaded.
 posterior's file directly. :func:`load` rebuilds the result from these data only: no pickle, no
 ``eval``; prior classes come from a fixed table of the allowed ones and the formula is parsed as
 any formula, so loading a file from someone else cannot run code. NetCDF4 over Zarr: the same size
-and read time on a 4,000-draw posterior (35 MB; written in 0.8 s against 0.45 s for a Zarr zip
-store), one file that every NetCDF tool (R's ncdf4, ncdump) reads, and what ArviZ writes.
+and read time (docs/performance.md, "Measurements behind the design"), one file that every NetCDF
+tool (R's ncdf4, ncdump) reads, and what ArviZ writes.
 
 Files written before format version 1 are gzip-compressed pickles: :func:`load` still reads them
 through a clearly labelled legacy reader (with a ``FutureWarning`` saying how to re-save them as

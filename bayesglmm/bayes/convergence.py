@@ -4,9 +4,9 @@ The numbers are ArviZ's (``az.rhat(method="rank")``, ``az.ess(method="bulk")``: 
 chains, ranks, normal scores, FFT autocovariances and Geyer's initial monotone sequence; equal to
 1e-10, tested), computed for every element of a draws array together: the ranks, normal scores
 and autocovariances by NumPy/SciPy along an axis, Geyer's sequence in one Numba loop. ArviZ
-applies its one-dimensional functions element by element in Python (about 2 ms each): 2.0 s for
-537 elements of 2 × 1000 draws (ohio's children), 0.23 s here; a second ``sample`` of ohio's
-marginalized model took 3.1 s, 0.8 s of it sampling, and now 1.8 s.
+applies its one-dimensional functions element by element in Python, which dominated a second
+``sample`` of a model with hundreds of groups (the measurements are in docs/performance.md,
+"Measurements behind the design").
 """
 
 from __future__ import annotations

@@ -528,7 +528,7 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``: one
     seed for each of ``chunks`` consecutive slices of the draws (:func:`sample_marginalized`: one a
     chain), so the draws do not depend on ``workers``, the threads the slices run in (the kernels
-    release the GIL: ohio's 4000 × 537 draws 0.34 → 0.18 s on two, Contraception's 4000 × 60 0.48 → 0.26 s)."""
+    release the GIL; timings in docs/performance.md, "Measurements behind the design")."""
     from .agq_op import agq_kind, conditional_draws, conditional_draws_vector
 
     rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)

@@ -45,8 +45,7 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
     points (:func:`start_points`), so its draws are those of a fresh compile of it; else the
     structure's second model (or the first, with ``data_graph=True``: a prior sweep, a simulation
     study) compiles the shared-data graph and keeps it; else the first model of a structure
-    compiles the graph of constants (1.4 s against 3.4 s for the shared-data graph on bacteria)
-    and keeps that. Returns the DataTree of ``pm.sample(nuts_sampler="nutpie")``: posterior,
+    compiles the graph of constants (faster to compile than the shared-data graph) and keeps that. Returns the DataTree of ``pm.sample(nuts_sampler="nutpie")``: posterior,
     sample_stats, observed and constant data.
     """
     import time

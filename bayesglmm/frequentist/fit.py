@@ -347,10 +347,9 @@ class PQLFit(MLFit):
 def blas_limit(threads: int | None):
     """A context that runs BLAS (OpenBLAS/MKL, through threadpoolctl) on ``threads`` threads;
     None leaves it alone. The engines' dense algebra is small blocks and a q₂ × q₂ Cholesky:
-    on the 2-core development machine one thread is as fast when the machine is quiet and 3×
-    faster when other processes (NUTS chains, a second job) compete for the cores (salamander
-    Laplace 0.058 / 0.060 s quiet, 0.32 / 0.11 s under a 2-process load; a 1,200 × 1,200 Cholesky
-    0.11 / 0.057 s)."""
+    one thread is as fast when the machine is quiet and faster when other processes (NUTS
+    chains, a second job) compete for the cores (docs/performance.md, "Measurements behind the
+    design")."""
     from contextlib import nullcontext
 
     if threads is None:
@@ -361,7 +360,7 @@ def blas_limit(threads: int | None):
 @functools.cache
 def blas_controller():
     """threadpoolctl's controller of the BLAS libraries this process has loaded, found once:
-    finding them reads the process's memory map (2.7 ms a call, a quarter of a small LMM fit);
+    finding them reads the process's memory map (a quarter of a small LMM fit's time);
     the libraries NumPy and SciPy load are there from the first import of bayesglmm on."""
     from threadpoolctl import ThreadpoolController
 
