@@ -15,6 +15,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("formula,family,link", CASES)
 def test_pymc_loglik_equals_numpy_family_loglik(small_df, formula, family, link):
     """The invariant: the PyMC model's log-likelihood at a point equals the numpy family's."""

@@ -9,6 +9,7 @@ from bayesglmm.cli import main
 quick = pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
 
 
+@pytest.mark.slow
 @quick
 def test_sample_bundled_dataset(capsys):
     rc = main(["sample", "--dataset", "cbpp", "--draws", "200", "--tune", "300", "--chains", "2",
@@ -18,6 +19,7 @@ def test_sample_bundled_dataset(capsys):
     assert "period[4]" in out and "herd" in out and "Diagnostics:" in out
 
 
+@pytest.mark.slow
 @quick
 def test_sample_csv_file(tmp_path, capsys):
     import bayesglmm as bg
@@ -30,6 +32,7 @@ def test_sample_csv_file(tmp_path, capsys):
     assert rc == 0 and "Residual" in out and "Days" in out
 
 
+@pytest.mark.slow
 def test_compare_bundled_dataset_writes_files(tmp_path, capsys):
     out = tmp_path / "res"
     rc = main(["compare", "--dataset", "cbpp", "--draws", "150", "--tune", "250", "--chains", "2", "--seed", "1",
@@ -47,6 +50,7 @@ def test_compare_bundled_dataset_writes_files(tmp_path, capsys):
     assert {"nuts", "laplace", "agq", "pql", "gee"} <= set(long["method"])
 
 
+@pytest.mark.slow
 def test_compare_csv_file_with_skipped_method(tmp_path, capsys):
     import bayesglmm as bg
     path = tmp_path / "sal.csv"
@@ -61,6 +65,7 @@ def test_compare_csv_file_with_skipped_method(tmp_path, capsys):
     assert "sd((Intercept)\\|Female)" in md and "agq: skipped" in md  # the label's | escaped for Markdown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,msg", [
     (["--data", "/no/such.csv", "--formula", "y ~ x", "--family", "gaussian"], "cannot read --data"),
     (["--dataset", "cbpp", "--formula", "incidence ~ + (1 | herd)"], "empty term"),
@@ -75,6 +80,7 @@ def test_compare_bad_input_one_line_no_traceback(args, msg):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,msg", [
     (["--data", "/no/such.csv", "--formula", "y ~ x", "--family", "gaussian"], "cannot read --data"),
     (["--dataset", "cbpp", "--formula", "incidence ~ + (1 | herd)"], "empty term"),

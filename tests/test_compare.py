@@ -13,6 +13,7 @@ from bayesglmm.marginal import marginal_coefficients
 from .conftest import _bundled
 
 
+@pytest.mark.slow
 def test_compare_runs_all_five_methods_on_cbpp(cbpp_comparison):
     table = cbpp_comparison.table()
     assert list(table.columns[:len(LONG_COLUMNS)]) == list(LONG_COLUMNS)

@@ -16,6 +16,7 @@ def _draws(post, names):
     return {n: np.asarray(post.idata["posterior"][n].values) for n in names}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("marginalize", [False, True], ids=["full", "marginalized"])
 def test_reused_compiled_model_gives_a_fresh_compiles_draws(small_df, marginalize):
     """The first model of a structure compiles a graph of constants, kept for that very model; the
@@ -49,6 +50,7 @@ def test_reused_compiled_model_gives_a_fresh_compiles_draws(small_df, marginaliz
     assert not np.allclose(first_a["beta"], reused["beta"])
 
 
+@pytest.mark.slow
 def test_a_sweep_compiles_the_shared_data_graph_at_once(small_df):
     """A study that will refit (``data_graph=True``: prior sweeps) compiles the shared-data graph
     for its first model, so the second refit reuses it."""

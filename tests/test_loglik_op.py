@@ -43,6 +43,7 @@ def _pymc_reference(code, eta, y, n):
     return fn(eta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code,trials", [(0, False), (0, True), (3, False)], ids=["bernoulli", "binomial", "poisson"])
 def test_kernel_equals_pymc_distributions(code, trials):
     """Value (constant included) and gradient as PyMC's Bernoulli/Binomial/Poisson, over more rows
@@ -57,6 +58,7 @@ def test_kernel_equals_pymc_distributions(code, trials):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
 def test_op_in_a_graph_and_its_gradient(mode):
     """The Op compiled by the Numba backend (its funcify) and by ``perform``; PyTensor's gradient
@@ -81,6 +83,7 @@ def test_op_refuses_other_codes():
         GLMLoglik(1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("formula,family,link", CASES)
 @pytest.mark.parametrize("as_data", [False, True], ids=["constants", "shared"])
 def test_fused_graph_has_the_observed_graphs_log_density(small_df, formula, family, link, as_data):
@@ -120,6 +123,7 @@ def test_build_refuses_an_unknown_likelihood(small_df):
         build_pymc_model(m.design, m.family, m.priors, likelihood="potential")
 
 
+@pytest.mark.slow
 def test_nutpie_posterior_keeps_the_observed_data_and_predictive(small_df):
     """nutpie samples the fused graph; the posterior still has ``observed_data`` ``y`` and
     posterior predictive draws (from the model with the observed variable)."""

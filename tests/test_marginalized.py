@@ -21,6 +21,7 @@ def _model(name):
     return bg.GLMM(info.formula, bg.datasets.load(name), family=info.family)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cbpp", "bacteria", "ohio", "epil"])
 def test_graph_loglik_equals_the_frequentist_agq(name):
     """The graph's marginal log-likelihood (fixed Newton steps for the modes, distinct group
@@ -37,6 +38,7 @@ def test_graph_loglik_equals_the_frequentist_agq(name):
         assert f(b, s) == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("link", ["probit", "cloglog"])
 @pytest.mark.parametrize("name,formula", [("cbpp", None), ("ohio", None), ("ohio", "resp ~ age + smoke + (1 + age | id)")])
 def test_graph_loglik_equals_the_frequentist_agq_off_the_canonical_link(link, name, formula):
@@ -88,6 +90,7 @@ def _slope_model(family):
     return bg.GLMM("y ~ w + (0 + x | g)", df, family=family)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["epil", "bacteria", "cbpp", "slope-bernoulli", "slope-poisson", "cbpp-probit",
                                   "bacteria-cloglog"])
 def test_conditional_draws_have_the_exact_conditional_moments(case):
@@ -129,6 +132,7 @@ def test_conditional_draws_have_the_exact_conditional_moments(case):
         assert abs(z.mean()) < 4 / np.sqrt(J) and np.max(np.abs(z)) < 4.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_fused_op_equals_the_composed_graph_for_random_slopes(family):
     """The fused Op's value and gradient equal the rule composed of PyTensor's ops (30 Newton
@@ -192,6 +196,7 @@ def _equivalence(name, draws_full=2000, draws_marg=1000):
     return m, marg, full
 
 
+@pytest.mark.slow
 def test_marginalized_posterior_equals_the_full_one_cbpp():
     m, marg, full = _equivalence("cbpp")
     # the same variables and tables as a full posterior
@@ -213,6 +218,7 @@ def _cbpp_probit():
                    family="binomial", link="probit")
 
 
+@pytest.mark.slow
 def test_a_probit_model_samples_marginalized():
     """Off the canonical link (the direct path): the nodes settle, the posterior speaks the
     protocol, and its SD is near the AGQ fit's."""
@@ -297,6 +303,7 @@ def _correlated_slopes(family="bernoulli", G=60, k=6, seed=7, bars="|"):
     return bg.GLMM(f"y ~ x + (1 + x {bars} g)", df, family=family)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_uncorrelated_blocks_of_one_factor_are_integrated_as_one(family):
     """(1 + x || g) is two blocks, 1|g and x|g, of one factor: marginalize=True integrates them as
@@ -326,6 +333,7 @@ def test_uncorrelated_blocks_of_one_factor_are_integrated_as_one(family):
             assert value + const == pytest.approx(fit.loglik, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_uncorrelated_blocks_sample_with_their_own_variables():
     m = _correlated_slopes(bars="||")
     post = m.sample(draws=100, tune=200, chains=2, random_seed=3, progressbar=False, diagnose=False,
@@ -342,6 +350,7 @@ def test_uncorrelated_blocks_sample_with_their_own_variables():
     assert abs(np.median(spread) - np.median(slope_sd)) < 0.5 * np.median(slope_sd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_vector_graph_loglik_equals_the_frequentist_product_rule(family):
     """For a correlated (1 + x | g) block the fused product-rule Op equals the frequentist AGQ
@@ -360,6 +369,7 @@ def test_vector_graph_loglik_equals_the_frequentist_product_rule(family):
         assert f(fit.beta, sd, L / sd[:, None]) == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_conditional_draws_do_not_depend_on_the_threads():
     """The draws are split into chunks with a seed each (a chain's, in ``sample``): the same
     numbers in one thread or two, one term or a correlated block; one chunk uses the one seed
@@ -396,6 +406,7 @@ def test_conditional_draws_do_not_depend_on_the_threads():
                                   draw_random_effects(*vargs, np.random.default_rng(4), chol, chunks=2, workers=2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rejection_max", [0.0, 8.0, 1e9])
 def test_vector_conditional_draws_have_the_conditional_moments(rejection_max, monkeypatch):
     """Given (β, SDs, correlation), the draws of a 2-vector random effect have each group's
@@ -468,6 +479,7 @@ def effects_within_mcse(marg, full, label):
         assert np.mean(z**2) <= 1.2 + 4 * np.sqrt(2 / len(z)), f"{stat}: mean z² {np.mean(z**2):.2f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,k,trials,shift", [
     (BINOMIAL_LOGIT, 2, 1, 0.0), (BINOMIAL_LOGIT, 3, 1, 0.0), (BINOMIAL_LOGIT, 2, 4, 0.0),
     (BINOMIAL_LOGIT, 2, 1, 40.0),  # exp(η) > 1e15: log(1 + eᶯ) = η
@@ -529,6 +541,7 @@ def test_an_unsettled_quadrature_is_reported():
     assert q == 11 and change < NAGQ_TOL
 
 
+@pytest.mark.slow
 def test_an_unsettled_choice_warns_and_flags_the_posterior(monkeypatch):
     """When the automatic choice did not settle, sample(marginalize=True) warns and the posterior
     carries a ``quadrature`` flag; a nagq given by the user is taken as it is."""

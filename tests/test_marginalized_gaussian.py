@@ -51,6 +51,7 @@ def _lmer_point(name):
     return m, beta, sd[:, None] * np.linalg.cholesky(R), ref["sd"][("Residual", "Residual")], ref["loglik"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sleepstudy", "milk"])
 def test_marginal_loglik_equals_lmer_at_its_estimates(name):
     """The graph's exact marginal log-likelihood at lmer's ML estimates is lmer's logLik."""
@@ -84,6 +85,7 @@ def _three_terms(offset=True, seed=3):
     return bg.GLMM("y ~ x + w + offset(o) + (1 + x + w | g)", df, family="gaussian")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["sleepstudy", "milk", "three-terms"])
 def test_marginal_loglik_and_gradient_equal_the_dense_normal(case):
     """At random points (not the estimate): value against dense multivariate normals to 1e-9,
@@ -153,6 +155,7 @@ def test_marginal_model_has_sigma_and_the_full_models_priors():
     assert "sigma" in names and [p.name for p in pmodel.potentials] == ["marginal_loglik"]
 
 
+@pytest.mark.slow
 def test_marginalized_lmm_speaks_the_posterior_protocol():
     """A short marginalized run: exact (no nodes, no quadrature flag), the full model's variables
     and tables, the random effects near lmer's BLUPs' ordering."""

@@ -146,6 +146,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_ml_fit_is_at_the_brute_force_optimum(case):
     family, link, slope, nagq, seed = CASES[case]

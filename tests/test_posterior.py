@@ -15,6 +15,7 @@ def cbpp_model():
                    bg.datasets.load("cbpp"), family="binomial")
 
 
+@pytest.mark.slow
 def test_same_seed_same_draws(cbpp_model):
     kw = dict(draws=100, tune=100, chains=2, random_seed=7, progressbar=False, diagnose=False)
     a, b = cbpp_model.sample(**kw), cbpp_model.sample(**kw)
@@ -81,11 +82,13 @@ def _check_against_glmer(post, ref):
     assert diag["max_r_hat"] <= 1.01
 
 
+@pytest.mark.slow
 def test_cbpp_posterior_agrees_with_glmer(cbpp_model):
     post = cbpp_model.sample(draws=1000, tune=1000, chains=4, random_seed=11, progressbar=False)
     _check_against_glmer(post, CBPP_GLMER_LAPLACE)
 
 
+@pytest.mark.slow
 def test_salamander_posterior_agrees_with_glmer():
     model = bg.GLMM("Mate ~ WSf * WSm + (1 | Female) + (1 | Male)", bg.datasets.load("salamander"),
                     family="bernoulli")

@@ -69,6 +69,7 @@ def test_predict_offsets_slopes_and_every_fit():
     assert mean.mean() == pytest.approx(pql.model.design.y.mean(), rel=0.1)
 
 
+@pytest.mark.slow
 def test_posterior_predict_and_ppc(cbpp_comparison):
     post = cbpp_comparison.results["nuts"]
     pred = post.predict()

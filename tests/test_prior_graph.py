@@ -126,6 +126,7 @@ def test_linear_frame_samples_a_whitened_vector_with_the_priors_density():
     np.testing.assert_allclose(model.compile_logp()({"b_linearframe__": w}), expected, rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior,cdf", [
     (P.HalfNormal(1.3), stats.halfnorm(scale=1.3).cdf), (P.HalfCauchy(2.0), stats.halfcauchy(scale=2.0).cdf),
     (P.Exponential(0.5), stats.expon(scale=2.0).cdf), (P.Uniform(0, 8.0), stats.uniform(0, 8.0).cdf),
@@ -138,6 +139,7 @@ def test_scale_prior_draws_follow_the_family(prior, cdf):
     assert stats.kstest(draws, cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_inverse_gamma_draws_are_sds():
     with pm.Model():
         rv = scale_prior("s", P.InverseGamma(3.0, 2.0), None)
@@ -159,6 +161,7 @@ def _compile_and_run(pmm):
     return fn(np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars]))
 
 
+@pytest.mark.slow
 def test_models_differing_in_priors_or_response_compile_once(small_df):
     """A second model with other hyperparameters and another response compiles nothing new; nor
     does a graph holding every prior family under priors of other families (prior sweeps)."""
@@ -190,6 +193,7 @@ def test_models_differing_in_priors_or_response_compile_once(small_df):
     assert count.n >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("families", ["present", "all"])
 def test_both_graphs_give_the_same_log_density(small_df, families):
     """The graph of the families in use and the graph of all families are the same density."""
@@ -216,6 +220,7 @@ def test_free_variables_keep_their_names_under_any_prior(small_df):
     assert {v.name for v in m.pymc_model().free_RVs} == {"beta", "1|g_sd", "x|g_sd", "1|g_z", "x|g_z"}
 
 
+@pytest.mark.slow
 def test_constant_graph_for_samplers_that_compile_their_own_copy(small_df):
     """as_data=False (used for nutpie & co.) holds no shared variables and is the same density."""
     from pytensor.compile.sharedvalue import SharedVariable

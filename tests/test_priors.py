@@ -72,6 +72,7 @@ def test_wrong_kind_and_unknown_key():
         bg.GLMM("Reaction ~ Days + (1 | Subject)", df, priors={"sd": 1.0})
 
 
+@pytest.mark.slow
 def test_centered_intercept_prior_is_on_the_intercept_at_the_columns_means():
     """bambi's and rstanarm's intercept prior: N(β₀ + x̄ᵀβ; 0, 1.5) × N(β; 0, 1), a proper joint prior
     (a shear of independent ones); its draws and its log density say so, and β₀ itself is reported."""

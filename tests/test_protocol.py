@@ -132,6 +132,7 @@ def test_a_grouping_column_named_residual_is_an_ordinary_group():
 BAD_CI = [1.5, -0.2, 0, 1, 0.0, float("nan"), True, "0.95", 95]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_every_table_refuses_a_ci_outside_0_1(results, method):
     """Issue 23: summary(ci=1.5) gave NaN intervals, fixed_effects(ci=-0.2) intervals with low > high

@@ -33,6 +33,7 @@ def test_rank_levels_ml_fit_finds_the_most_sensitive(pollution):
     assert low["level"].iloc[-1] == "c07"
 
 
+@pytest.mark.slow
 def test_rank_levels_posterior_probabilities(pollution):
     post = pollution.sample(draws=250, tune=400, chains=2, random_seed=3, progressbar=False, diagnose=False)
     ranked = bg.rank_levels(post, term="pollution", threshold=0.0)

@@ -112,6 +112,7 @@ def test_cli_exit_1_when_every_method_fails_missing_drop_and_seed(tmp_path, caps
 
 
 # 4. NaN Hessians and undefined likelihoods
+@pytest.mark.slow
 def test_identity_poisson_with_negative_means_is_a_clear_error():
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(20)], 10), "x": rng.normal(size=200)})
@@ -202,6 +203,7 @@ def test_singular_boundaries_names_a_correlation_at_one(cbpp_model):
     assert "SD of 'Days'" in msg
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
 def test_nuts_runs_on_separated_data():
     """The warning says NUTS runs: the proper prior on the coefficient keeps the posterior proper."""
@@ -212,6 +214,7 @@ def test_nuts_runs_on_separated_data():
     assert fe.loc["f[c]", "conf_high"] < 50  # bounded by the prior, not heading to infinity
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler, option", [("nutpie", {"maxdepth": 2}), ("pymc", {"max_treedepth": 2})])
 def test_trajectories_stopped_at_the_maximum_tree_depth_are_flagged(cbpp_model, sampler, option):
     """A step size too small for the posterior shows as trajectories cut at the maximum tree depth

@@ -187,6 +187,7 @@ def test_the_internal_design_is_an_equivalent_model():
     np.testing.assert_allclose(sc.beta_internal(sc.beta(beta_t)), beta_t, atol=1e-6)  # β₀ holds the 1e9 shift
 
 
+@pytest.mark.slow
 def test_default_priors_and_the_samplers_coordinates_do_not_depend_on_a_shift():
     """The default intercept prior is on the intercept at the columns' means, and NUTS moves β in
     the frame of X: the log density in the sampler's coordinates is the same function whether x is

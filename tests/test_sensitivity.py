@@ -13,6 +13,7 @@ from bayesglmm.priors import HalfCauchy, InverseGamma
 pytestmark = pytest.mark.filterwarnings("ignore::bayesglmm.bayes.posterior.SamplingWarning")
 
 
+@pytest.mark.slow
 def test_power_scaling_does_not_flag_an_informed_sd(cbpp_comparison):
     """cbpp's herd SD is informed by the data: no prior-data conflict, no strong-prior reading."""
     post = cbpp_comparison.results["nuts"]
@@ -25,6 +26,7 @@ def test_power_scaling_does_not_flag_an_informed_sd(cbpp_comparison):
     assert res.flags == [] and "power-scaling" in str(res) and "<table" in res._repr_html_()
 
 
+@pytest.mark.slow
 def test_refit_under_prior_sets_reports_shifts_and_flags_the_near_improper_prior(cbpp_model):
     priors = {"HalfCauchy(1)": {"sd": HalfCauchy(1.0)},
               "InverseGamma(0.001, 0.001) on the variance": {"sd": InverseGamma(0.001, 0.001)}}
@@ -58,6 +60,7 @@ def test_a_prior_set_keeps_the_models_other_priors(cbpp_model):
     assert labels["sd 1|herd"] == "HalfCauchy(beta=1)" and labels["period[2]"] == "Normal(mu=0, sigma=1)"
 
 
+@pytest.mark.slow
 def test_refit_sweep_by_nutpie_compiles_once(cbpp_model):
     """With nutpie the first refit compiles and the later ones reuse its compiled model (priors of
     other families are data in the same all-families graph): two hits, no Numba compilation."""

@@ -52,6 +52,7 @@ def test_simulate_recovers_the_truth_on_average():
     assert ys.mean() == pytest.approx(expected.mean(), rel=0.03)
 
 
+@pytest.mark.slow
 def test_study_is_identical_on_dask_and_serially():
     distributed = pytest.importorskip("distributed")
     model = bg.GLMM("y ~ x + (1 | g)", _lmm_design(20, 6))
@@ -69,6 +70,7 @@ def test_study_is_identical_on_dask_and_serially():
     pd.testing.assert_frame_equal(serial.replicates[cols], on_dask.replicates[cols])
 
 
+@pytest.mark.slow
 def test_nuts_in_a_study_compiles_once_and_is_identical_in_a_process_pool():
     """NUTS as a study method: each replication's model shares the first one's compiled graph (no
     compilation after the first fit), and a process pool gives exactly the serial study."""
@@ -90,6 +92,7 @@ def test_nuts_in_a_study_compiles_once_and_is_identical_in_a_process_pool():
         bg.simulation_study(model, truth, methods=("nuts",), nuts={"cores": 2})
 
 
+@pytest.mark.slow
 def test_reml_wald_coverage_is_nominal():
     """60 groups of 8, random intercept: REML's Wald intervals of β cover ~95% (within 3 MCSE)."""
     model = bg.GLMM("y ~ x + (1 | g)", _lmm_design())
@@ -108,6 +111,7 @@ def test_reml_wald_coverage_is_nominal():
     assert study.plot().axes
 
 
+@pytest.mark.slow
 def test_pql_sd_bias_is_visible_for_small_binary_clusters_and_shrinks_with_size():
     """Breslow & Lin (1995): PQL underestimates the SD for binary data with small clusters."""
     def design(per):
@@ -128,6 +132,7 @@ def test_pql_sd_bias_is_visible_for_small_binary_clusters_and_shrinks_with_size(
     assert abs(b20) < abs(b4) and b4 + 2 * np.hypot(se4, se20) < b20  # and less so with clusters of 20
 
 
+@pytest.mark.slow
 def test_bootstrap_lrt_matches_the_mixture_on_a_null_case():
     """Crossed Gaussian model whose second factor has no variance: the bootstrap p-value agrees with
     the 0.5 chi2(0) + 0.5 chi2(1) mixture (within Monte Carlo error), not with the naive chi2(1)."""
