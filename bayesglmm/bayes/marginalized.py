@@ -57,6 +57,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..design import distinct_groups
+from ..frequentist.agq import NAGQ_LADDER, agq_loglik, settle_nagq
+from ..frequentist.laplace import laplace_deviance
 from ..results import NotApplicableError, SamplingWarning
 from .prior_graph import LinearFrame, location_prior, scale_prior
 
@@ -132,16 +134,17 @@ def check_marginalizable(design, family) -> None:
                          f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
 
 
-#: candidate node counts for :func:`choose_nagq`, and its tolerance on the log-likelihood: an
+#: candidate node counts for :func:`choose_nagq` (the frequentist AGQ's ladder,
+#: :data:`bayesglmm.frequentist.agq.NAGQ_LADDER`), and its tolerance on the log-likelihood: an
 #: error δ in the log density changes every posterior expectation of a positive function by a
 #: factor within e^{±2δ}, 0.02 % for 1e-4, below the Monte Carlo error of any run short of 10⁶
 #: effective draws
-NAGQ_CANDIDATES = (7, 11, 15, 21, 25, 31, 41, 51, 71, 100)
+NAGQ_CANDIDATES = NAGQ_LADDER[1]
 NAGQ_TOL = 1e-4
 
 
 #: candidates for a block of 2 and 3 terms (the product rule: nagq ** terms nodes per group)
-NAGQ_CANDIDATES_VECTOR = {2: (5, 7, 9, 11, 15, 21), 3: (3, 5, 7, 9, 11)}
+NAGQ_CANDIDATES_VECTOR = {k: NAGQ_LADDER[k] for k in (2, 3)}
 
 
 class QuadratureWarning(SamplingWarning):
@@ -166,10 +169,8 @@ def nagq_settling(model, tol: float = NAGQ_TOL, fit=None) -> tuple[int, float]:
     next larger rule (for the largest candidate: from the one before it); the choice settled when
     the change is below ``tol``. ohio ``(1 + age | id)``: 21 nodes a dimension, 0.61 from 15 at
     1.5× the SDs (and 0.08 from a 61² rule; binary data, four records a child, an intercept SD of
-    2.6): unsettled. ``fit``: the model's Laplace fit, if one is at hand (else fitted here)."""
-    from ..frequentist.agq import agq_loglik
-    from ..frequentist.laplace import laplace_deviance
-
+    2.6): unsettled. ``fit``: the model's Laplace fit, if one is at hand (else fitted here). The
+    walk is :func:`bayesglmm.frequentist.agq.settle_nagq`, as ``fit("agq")``'s."""
     import warnings
 
     from scipy.linalg import block_diag
@@ -199,15 +200,7 @@ def nagq_settling(model, tol: float = NAGQ_TOL, fit=None) -> tuple[int, float]:
     def values(q):
         return [agq_loglik(design, model.family, L, fit.beta, u, q) for L, u in points]
 
-    here = values(candidates[0])
-    change = np.inf
-    for q, nxt_q in zip(candidates, candidates[1:]):  # the larger rules only as far as needed
-        nxt = values(nxt_q)
-        change = max(abs(a - b) for a, b in zip(here, nxt))
-        if change < tol:
-            return q, float(change)
-        here = nxt
-    return candidates[-1], float(change)
+    return settle_nagq(values, candidates, tol)
 
 
 def reference_fit(model):

@@ -30,7 +30,14 @@ from scipy.special import logsumexp
 from ..design import distinct_groups
 from ..results import NotApplicableError
 
-__all__ = ["GroupData", "group_data", "agq_loglik", "agq_value_and_grad", "check_agq"]
+__all__ = ["GroupData", "group_data", "agq_loglik", "agq_value_and_grad", "check_agq", "NAGQ_LADDER", "settle_nagq"]
+
+#: the rules an automatic choice of nodes tries, in turn, per dimension, for a block of k terms (the
+#: key): the product rule costs nagq^k conditional log-likelihoods per group, so the larger blocks
+#: stop earlier (21² = 441, 11³ = 1,331, 7⁴ = 2,401 nodes a group; a block of 5 or more terms has no
+#: ladder). ``sample(marginalize=True)`` walks it from its first rule
+#: (:func:`bayesglmm.bayes.marginalized.nagq_settling`, by :func:`settle_nagq`).
+NAGQ_LADDER = {1: (7, 11, 15, 21, 25, 31, 41, 51, 71, 100), 2: (5, 7, 9, 11, 15, 21), 3: (3, 5, 7, 9, 11), 4: (5, 7)}
 
 
 def check_agq(design, nagq) -> None:
@@ -45,6 +52,58 @@ def check_agq(design, nagq) -> None:
     if nagq ** design.random[0].n_terms > 100_000:
         raise NotApplicableError(f"nagq={nagq} with {design.random[0].n_terms} terms needs "
                          f"{nagq ** design.random[0].n_terms} nodes per group; use a smaller nagq")
+
+
+def settle_nagq(loglik, candidates, tol: float, known: dict | None = None) -> tuple[int, float]:
+    """Walk the rules ``candidates`` (increasing) until the log-likelihood settles.
+
+    Parameters
+    ----------
+    loglik : callable
+        ``loglik(nagq)``: the log-likelihood with ``nagq`` nodes per dimension at a fixed point
+        (a float, or an array of floats at several points: the change is their largest).
+    candidates : sequence of int
+        The rules to try, fewest nodes first (from :data:`NAGQ_LADDER`).
+    tol : float
+        The change between successive rules below which the smaller one is taken.
+    known : dict, optional
+        Values of ``loglik`` already at hand, by rule (e.g. the fit's own): not recomputed.
+
+    Returns
+    -------
+    nagq : int
+        The first rule whose log-likelihood is within ``tol`` of the next rule's; when none is,
+        the last one.
+    change : float
+        Its change to the next rule (for the last rule: from the one before it; ``inf`` for a
+        single candidate). The rule settled when ``change < tol``.
+
+    Notes
+    -----
+    The larger rules are evaluated only as far as needed. The successive change of a
+    Gauss–Hermite rule that has started to converge overstates the error of the smaller rule
+    little (hard binary data, SD 5: 71 nodes' error 6.2e-7 against the 300-node value, their
+    change to 100 nodes 5.8e-7): the chosen rule is accurate to about ``tol``. Before it
+    converges the error oscillates in sign (15 → 21 → 25 nodes: +0.08, −0.12, −0.008), so a
+    change can be small by chance: the ladder's steps are small enough that none was on the
+    data sets measured.
+    """
+    candidates = tuple(candidates)
+    values = dict(known or {})
+
+    def at(q):
+        if q not in values:
+            values[q] = loglik(q)
+        return np.atleast_1d(np.asarray(values[q], dtype=float))
+
+    if len(candidates) < 2:
+        return int(candidates[0]), float("inf")
+    change = float("inf")
+    for q, nxt in zip(candidates, candidates[1:]):
+        change = float(np.max(np.abs(at(nxt) - at(q))))
+        if change < tol:
+            return int(q), change
+    return int(candidates[-1]), change
 
 
 @functools.lru_cache(maxsize=32)
