@@ -208,8 +208,22 @@ def beta_scale(design, family, tmap, state, theta) -> np.ndarray:
     return np.where(np.isfinite(info) & (info > 1e-12), np.sqrt(np.maximum(info, 1e-12)), 1.0)
 
 
-def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-14, maxiter: int = 2000):
+def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-14, maxiter: int = 2000,
+                start=None):
     """Fit a GLMM by maximum likelihood: Laplace (``nagq=1``) or adaptive Gauss–Hermite quadrature.
+
+    Parameters
+    ----------
+    design, family
+        The model, in the engines' parametrization (:mod:`bayesglmm.scaling`).
+    nagq : int
+        Nodes per dimension (1: the Laplace approximation).
+    tol, maxiter
+        L-BFGS-B's relative reduction and iterations.
+    start : array_like, optional
+        The packed (θ, β) to start from, e.g. the estimates of a fit with fewer nodes
+        (``fit("agq")`` climbing its ladder of rules); by default identity factors and β of the
+        GLM, moved to the joint conditional modes (lme4's start).
 
     Returns
     -------
@@ -218,8 +232,13 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         normalising constant; ``state`` the conditional modes at the estimates.
     """
     devfun, tmap = laplace_deviance(design, family, nagq)
-    theta0 = tmap.theta0()
-    x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
+    if start is None:
+        theta0 = tmap.theta0()
+        x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
+    else:
+        x0 = np.array(start, dtype=float)
+        if x0.shape != (tmap.n_theta + design.X.shape[1],):
+            raise ValueError(f"start must hold θ ({tmap.n_theta}) then β ({design.X.shape[1]}), got shape {x0.shape}")
     lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
     bounds = scipy_bounds(lower)
     vg = devfun.value_and_grad
