@@ -163,12 +163,9 @@ class GLMM:
         method : {"laplace", "agq", "pql", "gee", "ml", "reml"}
             ``"laplace"``: the Laplace approximation to the marginal likelihood, as lme4's
             ``glmer`` (penalized IRLS for the conditional modes, then L-BFGS-B over (θ, β));
-            any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature with
-            ``nagq`` nodes per dimension (default 25 for a scalar random effect; 11, 7, 5 for
-            blocks of 2, 3, more terms, as the product rule grows like nagq^k) for one
-            grouping factor with one or
-            more terms (product rule); crossed or nested models get an error suggesting
-            ``"laplace"``. ``"pql"``: penalized quasi-likelihood (Breslow & Clayton 1993), as
+            any random-effect structure. ``"agq"``: adaptive Gauss–Hermite quadrature for one
+            grouping factor with one or more terms (product rule, nagq^k nodes a group); crossed
+            or nested models get an error suggesting ``"laplace"``. ``"pql"``: penalized quasi-likelihood (Breslow & Clayton 1993), as
             MASS::glmmPQL; it has no likelihood, so ``loglik``/``aic``/``bic`` are NaN.
             ``"gee"``: the marginal model by statsmodels GEE (``correlation="exchangeable"``,
             ``"independence"`` or ``"ar1"``), robust SEs, population-averaged coefficients;
@@ -181,7 +178,17 @@ class GLMM:
             :class:`~bayesglmm.SeparationWarning` naming the term; non-convergence and
             singular fits a :class:`~bayesglmm.ConvergenceWarning`.
         nagq : int, optional
-            Quadrature nodes for ``"agq"``; ``nagq=1`` is the Laplace approximation.
+            Quadrature nodes per dimension for ``"agq"``, from 1 (the Laplace approximation) to
+            201, taken as given (``glmer(..., nAGQ = 25)`` is ``nagq=25``). None (default): the
+            nodes are chosen — a fit at 25 for a scalar random effect (11, 7, 5 for blocks of 2,
+            3, more terms), then at more nodes per dimension
+            (:data:`~bayesglmm.frequentist.agq.NAGQ_LADDER`: up to 201, 21, 11, 7 for 1–4 terms)
+            until the log-likelihood at the estimates changes by less than 1e-6 from one rule
+            to the next (:func:`~bayesglmm.frequentist.fit.fit_agq_settled`). ``fit.nagq`` is the
+            rule used (the summary's "nAGQ = …"), ``fit.nagq_change`` that last change; when the
+            largest rule does not settle, a ``quadrature`` flag and a ConvergenceWarning. Most
+            data sets settle at the first rule, for one more evaluation; hard binary ones climb
+            (ohio: 51 nodes, where 25 put the maximum 4.0e-4 too high).
         dispersion : {"fixed", "estimate"}, optional
             For ``"pql"``: σ = 1 (Breslow–Clayton, the default) or estimated (glmmPQL's default).
         blas_threads : int or None
@@ -211,7 +218,8 @@ class GLMM:
             relative Cholesky factors; for ``"ml"``/``"reml"`` θ alone, relative to the residual
             SD (β and σ profiled out). PQL has no single objective and is refused.
         nagq : int, optional
-            Nodes per dimension for ``"agq"`` (the default of :meth:`fit`).
+            Nodes per dimension for ``"agq"`` (None: the first rule :meth:`fit` tries, 25 for a
+            scalar random effect; give ``nagq=fit.nagq`` for the rule a fit chose).
 
         Returns
         -------

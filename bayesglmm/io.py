@@ -15,7 +15,8 @@ nothing when loaded.
 ``/bayesglmm_fit``          an ML/PQL/GEE fit's estimates: β and its covariance, θ and the
                             covariance of (θ, β), the conditional modes and the diagonal blocks
                             of their curvature's inverse, the internal estimates profiles start
-                            from, log-likelihood, convergence, flags
+                            from, log-likelihood, convergence, flags, the quadrature's nodes
+                            and their last change (``nagq``, ``nagq_change``)
 ==========================  ==================================================================
 
 ``xarray.open_datatree(path)`` opens it without bayesglmm, and ``arviz.summary`` summarizes a
@@ -209,7 +210,8 @@ def _fit_dataset(fit):
     inverse = fit._state.factor.inverse_blocks([(b.n_levels, b.n_terms) for b in blocks])
     for k, (block, inv) in enumerate(zip(blocks, inverse)):
         v[f"curvature_inverse_{k}"] = xr.Variable((f"level_{k}", f"term_{k}", f"term_bis_{k}"), inv)
-    attrs.update(nagq=int(fit.nagq), message=str(fit.message), n_eval=int(fit.n_eval),
+    attrs.update(nagq=int(fit.nagq), nagq_change=float("nan" if fit.nagq_change is None else fit.nagq_change),
+                 message=str(fit.message), n_eval=int(fit.n_eval),
                  decrement=float(fit.decrement), loglik=float(getattr(fit, "loglik", np.nan)),
                  dispersion_estimated=int(fit.dispersion is not None),
                  sigma=float(np.nan if fit._internal.sigma is None else fit._scaling.y_scale * fit._internal.sigma),
@@ -448,8 +450,10 @@ def _ml_from(ds, model, kind: str):
                        vcov_full=ds["vcov_full"].values if "vcov_full" in ds else None,
                        sigma=None if math.isnan(sigma) else sigma, decrement=float(a["decrement"]), internal=internal)
     cls = PQLFit if kind == "PQLFit" else MLFit
+    change = float(a.get("nagq_change", np.nan))  # NaN: the rule was given (or a file from before the choice)
     fit = cls(model, str(a["method"]), raw, float(a["seconds"]), nagq=int(a["nagq"]),
-              dispersion="estimate" if int(a["dispersion_estimated"]) else None, scaling=scaling)
+              dispersion="estimate" if int(a["dispersion_estimated"]) else None, scaling=scaling,
+              nagq_change=None if math.isnan(change) else change)
     fit.flags = _flags_from(ds)
     fit.blas_threads = None if int(a.get("blas_threads", 1)) < 0 else int(a.get("blas_threads", 1))
     return fit

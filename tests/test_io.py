@@ -40,7 +40,8 @@ def test_fit_round_trip(tmp_path, name, method):
         assert back.alpha == fit.alpha and back.population_averaged
     else:
         _same_tables(fit, back)
-        assert (back.converged, back.method, back.nagq) == (fit.converged, fit.method, fit.nagq)
+        assert (back.converged, back.method, back.nagq, back.nagq_change) == (fit.converged, fit.method, fit.nagq,
+                                                                              fit.nagq_change)
         assert np.array_equal([getattr(back, "loglik", np.nan), getattr(back, "aic", np.nan)],
                               [getattr(fit, "loglik", np.nan), getattr(fit, "aic", np.nan)], equal_nan=True)
     pd.testing.assert_frame_equal(back.predict(), fit.predict())

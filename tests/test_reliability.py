@@ -165,7 +165,7 @@ def test_maxiter_is_honoured_and_tol_accepted(cbpp_model):
 
 @pytest.mark.parametrize("nagq", [0, 1000, 2.5, "25", True])
 def test_bad_nagq_is_a_clear_error(cbpp_model, nagq):
-    with pytest.raises(ValueError, match="nagq must be an integer from 1 to 100"):
+    with pytest.raises(ValueError, match="nagq must be an integer from 1 to 201"):
         cbpp_model.fit("agq", nagq=nagq)
 
 
