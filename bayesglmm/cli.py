@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated methods (default {','.join(DEFAULT_METHODS)}; also ml, reml)")
     c.add_argument("--nagq", type=int, default=None,
-                   help="quadrature nodes for agq (default 25 for one random effect; 11 for two)")
+                   help="quadrature nodes per dimension for agq (default: chosen, from 25 for one random "
+                        "effect, 11 for two, until the log-likelihood settles)")
     c.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals of the SDs")
     c.add_argument("--out", default="bayesglmm-compare", metavar="DIR",
                    help="directory for comparison.csv, comparison_long.csv, comparison.md, forest.png "

@@ -11,7 +11,7 @@ What the columns mean, and why the methods differ
     share of draws at the maximum tree depth when above 1%.
 ``laplace``, ``agq``
     Maximum likelihood (Laplace approximation; adaptive Gauss–Hermite with ``nagq``
-    nodes). Wald intervals for β (SEs from the Hessian in (θ, β), as glmer), and
+    nodes, chosen until the log-likelihood settles unless given, named in the note). Wald intervals for β (SEs from the Hessian in (θ, β), as glmer), and
     profile-likelihood intervals for the SDs (``profile=True``). With large SDs and small
     clusters the Laplace approximation is biased and AGQ is the better likelihood.
     AGQ applies to one grouping factor only: on crossed or nested models it is skipped.
@@ -234,7 +234,9 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     priors : dict, optional
         Prior overrides for ``"nuts"`` (the model is rebuilt with them; see :mod:`bayesglmm.priors`).
     nagq : int, optional
-        Quadrature nodes for ``"agq"`` (default: :meth:`GLMM.fit`'s, 25 for a scalar random effect).
+        Quadrature nodes per dimension for ``"agq"``, taken as given; None (default): chosen as
+        :meth:`GLMM.fit` chooses them, from 25 (a scalar random effect) up until the
+        log-likelihood settles. The ``note`` column names the nodes used (``nagq=51``).
     dispersion : {"fixed", "estimate"}
         For ``"pql"``.
     correlation : {"exchangeable", "independence", "ar1"}
