@@ -83,7 +83,8 @@ def main():
         for method, key in METHODS:
             if method not in methods:
                 continue
-            opts = {"dispersion": "estimate"} if method == "pql" else {}
+            # agq at 25 nodes, as the R side (glmer nAGQ = 25); fit("agq") alone chooses its nodes
+            opts = {"dispersion": "estimate"} if method == "pql" else {"nagq": 25} if method == "agq" else {}
             model.fit(method, **opts)  # warm-up
             times = []
             for _ in range(a.reps):
