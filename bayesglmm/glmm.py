@@ -182,7 +182,8 @@ class GLMM:
             201, taken as given (``glmer(..., nAGQ = 25)`` is ``nagq=25``). None (default): the
             nodes are chosen — a fit at 25 for a scalar random effect (11, 7, 5 for blocks of 2,
             3, more terms), then at more nodes per dimension
-            (:data:`~bayesglmm.frequentist.agq.NAGQ_LADDER`: up to 201, 21, 11, 7 for 1–4 terms)
+            (:data:`~bayesglmm.frequentist.agq.NAGQ_LADDER`: up to 201, 21, 11, 7 for 1–4 terms;
+            5 or more terms keep 5, unchecked, ``fit.nagq_change`` None)
             until the log-likelihood at the estimates changes by less than 1e-6 from one rule
             to the next (:func:`~bayesglmm.frequentist.fit.fit_agq_settled`). ``fit.nagq`` is the
             rule used (the summary's "nAGQ = …"), ``fit.nagq_change`` that last change; when the
