@@ -235,3 +235,9 @@ def test_trajectories_stopped_at_the_maximum_tree_depth_are_flagged(cbpp_model, 
                                     nuts_sampler=sampler)
     assert healthy.diagnostics(warn=False)["max_treedepth_share"] <= 0.01
     assert "treedepth" not in [f.kind for f in healthy.flags]
+
+
+def test_a_fits_warnings_point_at_the_users_line(cbpp_model):
+    with pytest.warns(bg.ConvergenceWarning, match="did not converge") as caught:
+        cbpp_model.fit("laplace", maxiter=2)
+    assert {w.filename for w in caught if issubclass(w.category, bg.ConvergenceWarning)} == {__file__}

@@ -528,7 +528,7 @@ def _fit(model, method: str, nagq, dispersion, **options):
     cls = PQLFit if method == "pql" and not model.family.has_scale else MLFit
     result = cls(model, method, raw, time.perf_counter() - t0, nagq=nagq or 1, dispersion=dispersion,
                  scaling=scaling, nagq_change=change)
-    add_fit_flags(result, method, stacklevel=3)
+    add_fit_flags(result, method, stacklevel=4)  # warn → add_fit_flags → _fit → fit → GLMM.fit → the user
     if change is not None and not change < NAGQ_FIT_TOL:
         result.flags.append(Flag("quadrature", _unsettled_message(model.design, result.nagq, change)))
         warnings.warn(result.flags[-1].message, ConvergenceWarning, stacklevel=4)
