@@ -93,6 +93,9 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from scipy import special
 
+from .kernels import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, NO_KERNEL, POISSON_IDENTITY,
+                      POISSON_LOG)
+
 __all__ = ["Link", "Logit", "Probit", "CLogLog", "Log", "Identity", "Family", "Bernoulli", "Binomial", "Poisson",
            "Gaussian", "Working", "LINKS", "FAMILIES", "get_family", "get_link"]
 
@@ -277,7 +280,8 @@ class Family:
     links : tuple of type
         The :class:`Link` classes the family takes, its canonical link first.
     kernel_codes : dict
-        :class:`Link` class → the compiled kernels' code of the pair (see :attr:`kernel_code`).
+        :class:`Link` class → the compiled kernels' code of the pair, a constant of
+        :mod:`bayesglmm.kernels` (see :attr:`kernel_code`).
     has_scale : bool
         True if the family has a free dispersion (the Gaussian residual SD).
     needs_trials : bool
@@ -328,10 +332,12 @@ class Family:
 
     @property
     def kernel_code(self) -> int:
-        """The (family, link) pair as the integer the compiled node loops switch on
-        (:mod:`bayesglmm.frequentist.agq_kernels`): 0, 1, 2 a probability by logit, probit,
-        cloglog; 3, 4 a Poisson mean by log, identity; −1 none (Gaussian: no AGQ)."""
-        return self.kernel_codes.get(type(self.link), -1)
+        """The (family, link) pair as the integer the compiled row functions switch on, one of the
+        codes of :mod:`bayesglmm.kernels`: 0, 1, 2 a probability by logit, probit, cloglog
+        (``BINOMIAL_LOGIT``, ``BINOMIAL_PROBIT``, ``BINOMIAL_CLOGLOG``); 3, 4 a Poisson mean by
+        log, identity (``POISSON_LOG``, ``POISSON_IDENTITY``); −1 none (``NO_KERNEL``: the
+        Gaussian, no AGQ)."""
+        return self.kernel_codes.get(type(self.link), NO_KERNEL)
 
     def initial_mu(self, y, trials=None):
         """A starting mean for IRLS, inside the support: y itself here; (y + ½)/(n + 1) for a
@@ -472,7 +478,7 @@ class Binomial(Family):
 
     name = "binomial"
     links = (Logit, Probit, CLogLog)
-    kernel_codes = {Logit: 0, Probit: 1, CLogLog: 2}
+    kernel_codes = {Logit: BINOMIAL_LOGIT, Probit: BINOMIAL_PROBIT, CLogLog: BINOMIAL_CLOGLOG}
     needs_trials = True
     counts_successes = True
     response_kind = "count"
@@ -569,7 +575,7 @@ class Poisson(Family):
 
     name = "poisson"
     links = (Log, Identity)
-    kernel_codes = {Log: 3, Identity: 4}
+    kernel_codes = {Log: POISSON_LOG, Identity: POISSON_IDENTITY}
     response_kind = "count"
 
     def initial_mu(self, y, trials=None):

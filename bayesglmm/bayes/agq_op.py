@@ -33,6 +33,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from .. import kernels
+from . import quadrature, vexp
 from .draws import conditional_draws, conditional_draws_vector
 from .quadrature import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG, agq_kernel, agq_kind,
                          agq_vector_kernel)
@@ -103,16 +105,13 @@ def source_salt(path: str | None = None) -> int:
     """A hash of the kernels' source for PyTensor's Numba cache key of an Op: the cache keys an Op by
     its type and props, so the kernel's source must be in the key too, or an edited kernel would be
     served from the on-disk cache. ``path`` (default: the AGQ kernels, :mod:`bayesglmm.bayes.quadrature`),
-    with :mod:`bayesglmm.bayes.vexp` and the frequentist row function
-    (:mod:`bayesglmm.frequentist.agq_kernels`), which the kernels call."""
+    with :mod:`bayesglmm.bayes.vexp` and the row functions (:mod:`bayesglmm.kernels`), which the
+    kernels call."""
     import hashlib
     from pathlib import Path
 
-    from ..frequentist import agq_kernels
-    from . import quadrature, vexp
-
     h = hashlib.blake2b(digest_size=6)
-    for source in (path or quadrature.__file__, vexp.__file__, agq_kernels.__file__):
+    for source in (path or quadrature.__file__, vexp.__file__, kernels.__file__):
         h.update(Path(source).read_bytes())
     return int(h.hexdigest(), 16)
 

@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from ..frequentist.agq_kernels import EPS, row_terms
+from ..kernels import EPS, row_terms
 from .vexp import exp_into
 
 __all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT",
@@ -38,7 +38,7 @@ BINOMIAL_LOGIT, POISSON_LOG = 0, 1
 
 
 #: a probability by the probit and the cloglog link: the direct path, each row by the frequentist
-#: AGQ's own row function (:func:`bayesglmm.frequentist.agq_kernels.row_terms`, the same numbers)
+#: AGQ's own row function (:func:`bayesglmm.kernels.row_terms`, the same numbers)
 BINOMIAL_PROBIT, BINOMIAL_CLOGLOG = 2, 3
 
 
