@@ -1,11 +1,14 @@
 """The compiled (Numba) row functions of a GLM's log-likelihood, under one numbering of the
 (family, link) pairs: the frequentist AGQ (:mod:`bayesglmm.frequentist.agq_kernels`) and the
-in-graph AGQ kernels' probit and cloglog rows (:mod:`bayesglmm.bayes.quadrature`) compute a row here.
+in-graph AGQ kernels NUTS samples with ``marginalize=True`` (:mod:`bayesglmm.bayes.quadrature`, and
+the draws of :mod:`bayesglmm.bayes.draws`) compute a row here.
 
 The codes are :attr:`bayesglmm.families.Family.kernel_code` (the families take them from here):
 :data:`BINOMIAL_LOGIT`, :data:`BINOMIAL_PROBIT`, :data:`BINOMIAL_CLOGLOG` a probability (Bernoulli
 or binomial), :data:`POISSON_LOG`, :data:`POISSON_IDENTITY` a Poisson mean, :data:`NO_KERNEL` a
-pair without one (the Gaussian: its integrals are exact).
+pair without one (the Gaussian: its integrals are exact). Each engine takes the codes it has a
+path for: the frequentist AGQ all five, the in-graph AGQ the first four
+(:func:`bayesglmm.bayes.agq_op.agq_kind`).
 
 With κ(η) the row's log-likelihood kernel (the terms free of η dropped), n the trials (1 for a
 Bernoulli or Poisson row), μ = g⁻¹(η), μ′ = dμ/dη and V the variance function:
@@ -13,12 +16,21 @@ Bernoulli or Poisson row), μ = g⁻¹(η), μ′ = dμ/dη and V the variance f
 * :func:`row_terms` — κ and the score κ′ = (y − nμ) μ′/V, formula for formula as
   :meth:`~bayesglmm.families.Family.loglik_kernel` and :meth:`~bayesglmm.families.Family.score`
   (μ clipped to [ε, 1 − ε] for a probability, ``xlogy`` at y = 0): the frequentist AGQ's row,
-  tested against that NumPy path.
+  tested against that NumPy path;
+* :func:`row_kernel` — κ, κ′ and the Fisher weight n μ′²/V (−κ″ for the canonical links): the
+  in-graph AGQ's row. Its canonical links are the exact closed forms (κ = yη − n log(1 + e^η),
+  yη − e^η: no clipping, y·η rather than y·log e^η), the same numbers as the factorised fast paths
+  of those kernels sum, so that a group's fast and direct paths agree; its probit and cloglog rows
+  are :func:`row_terms`' plus the weight. The two logit and Poisson forms differ in the last bits
+  (and, clipped, beyond |η| ≈ 36): each is kept where its callers are tested against it;
+* :func:`score_weight` — κ′ and the weight alone (one exponential for the canonical links): the
+  Newton steps to a group's mode.
 
-It is ``inline="always"``: Numba splices it into its callers, whose flags (``error_model``,
-``fastmath``) then apply. Numba's on-disk cache checks a cached function's own source file only,
-not the files of the functions it inlines: after an edit here, clear the ``__pycache__`` entries of
-the callers' modules (PyTensor's cache key of the Ops includes this file:
+All are ``inline="always"``: Numba splices them into their callers, whose flags (``error_model``,
+``fastmath``) then apply; the flags here are those the callers had when these functions were
+theirs. Numba's on-disk cache checks a cached function's own source file only, not the files of
+the functions it inlines: after an edit here, clear the ``__pycache__`` entries of the callers'
+modules (PyTensor's cache key of the Ops includes this file:
 :func:`~bayesglmm.bayes.agq_op.source_salt`).
 
 This module imports nothing from the package, so that :mod:`bayesglmm.families`, the frequentist
@@ -33,7 +45,7 @@ import numba
 import numpy as np
 
 __all__ = ["NO_KERNEL", "BINOMIAL_LOGIT", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "POISSON_LOG", "POISSON_IDENTITY",
-           "EPS", "row_terms"]
+           "EPS", "row_terms", "row_kernel", "score_weight"]
 
 #: a (family, link) pair without compiled kernels (the Gaussian)
 NO_KERNEL = -1
@@ -51,6 +63,7 @@ POISSON_IDENTITY = 4
 #: a probability is clipped to [EPS, 1 − EPS] where its logarithms and variance are taken
 EPS = float(np.finfo(float).eps)
 _SQRT2 = math.sqrt(2.0)
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
 
 @numba.njit(cache=True, inline="always")
@@ -106,3 +119,65 @@ def row_terms(code, y, n, eta):
         return _xlogy(y, mu) - mu, (y - mu) * mu / max(mu, 1e-300)
     mu = eta  # POISSON_IDENTITY
     return _xlogy(y, mu) - mu, (y - mu) / max(mu, 1e-300)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _link_row(eta, y, n, code):
+    """κ, κ′ and the Fisher weight n μ′²/(p(1 − p)) of a probit or cloglog row: κ and κ′ by
+    :func:`row_terms` (μ clipped to [ε, 1 − ε]), the weight from μ′ = φ(η) or exp(η − e^η)."""
+    ll, score = row_terms(code, y, n, eta)
+    if code == BINOMIAL_PROBIT:
+        mu = 0.5 * math.erfc(-eta / np.sqrt(2.0))
+        d1 = np.exp(-0.5 * eta * eta) / _SQRT_2PI
+    else:
+        ee = np.exp(eta)
+        mu = -math.expm1(-ee)
+        d1 = np.exp(eta - ee)
+    p = min(max(mu, EPS), 1.0 - EPS)
+    return ll, score, n * d1 * d1 / max(p * (1.0 - p), 1e-300)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def row_kernel(eta, y, n, code):
+    """κ(η), κ′(η) and the Fisher weight of one row, as the in-graph AGQ kernels compute them.
+
+    Parameters
+    ----------
+    eta, y, n : float
+        The linear predictor, the response (successes) and the trials.
+    code : int
+        :data:`BINOMIAL_LOGIT`, :data:`BINOMIAL_PROBIT`, :data:`BINOMIAL_CLOGLOG` or
+        :data:`POISSON_LOG`.
+
+    Returns
+    -------
+    kappa, score, weight : float
+        Logit: with t = e^(−|η|), κ = yη − n softplus(η), softplus(η) = max(η, 0) + log(1 + t),
+        κ′ = y − np with p = 1/(1 + t) (η ≥ 0) or t/(1 + t), weight np(1 − p) = −κ″. Log:
+        κ = yη − e^η, κ′ = y − e^η, weight e^η = −κ″. Probit and cloglog: κ and κ′ by
+        :func:`row_terms`, the Fisher weight n μ′²/(p(1 − p)) (p = μ clipped to [ε, 1 − ε]).
+    """
+    if code == BINOMIAL_LOGIT:
+        t = np.exp(-abs(eta))
+        softplus = max(eta, 0.0) + np.log1p(t)
+        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
+        return y * eta - n * softplus, y - n * p, n * p * (1.0 - p)
+    if code != POISSON_LOG:
+        return _link_row(eta, y, n, code)
+    mu = np.exp(eta)
+    return y * eta - mu, y - mu, mu
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def score_weight(eta, y, n, code):
+    """κ′(η) and the Fisher weight of one row (:func:`row_kernel`'s last two; one exponential for
+    the canonical links: logit y − np and np(1 − p), log y − e^η and e^η)."""
+    if code == BINOMIAL_LOGIT:
+        t = np.exp(-abs(eta))
+        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
+        return y - n * p, n * p * (1.0 - p)
+    if code != POISSON_LOG:
+        _, score, w = _link_row(eta, y, n, code)
+        return score, w
+    mu = np.exp(eta)
+    return y - mu, mu

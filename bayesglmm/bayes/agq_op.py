@@ -34,10 +34,10 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from .. import kernels
+from ..kernels import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
 from . import quadrature, vexp
 from .draws import conditional_draws, conditional_draws_vector
-from .quadrature import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG, agq_kernel, agq_kind,
-                         agq_vector_kernel)
+from .quadrature import agq_kernel, agq_kind, agq_vector_kernel
 
 __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "source_salt",
            # the kernels and draws the Ops are made of, importable from here as before
@@ -49,7 +49,8 @@ class _FusedAGQ(Op):
     """The common part of the two fused AGQ Ops: inputs ``base`` and the random-effect
     coefficients (differentiable), then the constants ``start``, ``y``, ``n``, ``counts``, the
     nodes and their ``logw``; outputs the value and its gradients in the first two inputs (used by
-    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three."""
+    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three;
+    ``kind`` is the family's :attr:`~bayesglmm.families.Family.kernel_code` (:func:`agq_kind`)."""
 
     __props__ = ("kind",)
     kernel = None
