@@ -44,14 +44,19 @@ link's ``name`` only as a label and in the tables of step 5.
 2. **Register it** in ``_FAMILY_CLASSES`` below (which makes :data:`FAMILIES`, ``_ALLOWED`` and
    :func:`get_family`'s errors); a new link likewise, a :class:`Link` subclass in
    ``_LINK_CLASSES`` (:data:`LINKS`).
-3. **The compiled kernels** switch on :attr:`Family.kernel_code`: 0, 1, 2 a probability by logit,
-   probit, cloglog; 3, 4 a Poisson mean by log, identity; −1 none. A (family, link) pair absent
-   from ``kernel_codes`` is −1: frequentist AGQ takes its NumPy node loop (correct, slower), NUTS
-   PyMC's own distribution instead of the fused Op. A new code needs its branch in
-   :func:`bayesglmm.frequentist.agq_kernels.row_terms`; to sample it fast, in
-   :data:`bayesglmm.bayes.loglik_op.FUSED_CODES` and the Op's kernel; to marginalize it under NUTS,
-   in :func:`bayesglmm.bayes.agq_op.agq_kind` (a canonical-link family without a kind passes
-   :func:`~bayesglmm.bayes.marginalized.check_marginalizable` and then fails in ``agq_kind``).
+3. **The compiled kernels** switch on :attr:`Family.kernel_code`, the codes of
+   :mod:`bayesglmm.kernels`: 0, 1, 2 a probability by logit, probit, cloglog; 3, 4 a Poisson mean
+   by log, identity; −1 (``NO_KERNEL``) none. A (family, link) pair absent from ``kernel_codes`` is
+   −1: frequentist AGQ takes its NumPy node loop (correct, slower), NUTS PyMC's own distribution
+   instead of the fused Op. To compile it, add the row function under a new kernel_code in
+   :mod:`bayesglmm.kernels`: a named constant there (used in ``kernel_codes`` here) and its branch
+   in :func:`~bayesglmm.kernels.row_terms` (the frequentist AGQ); to marginalize it under NUTS, its
+   branches in :func:`~bayesglmm.kernels.row_kernel` and :func:`~bayesglmm.kernels.score_weight`
+   and the code in :data:`bayesglmm.bayes.quadrature.AGQ_CODES` (a canonical-link family without
+   one passes :func:`~bayesglmm.bayes.marginalized.check_marginalizable` and then fails in
+   :func:`~bayesglmm.bayes.agq_op.agq_kind`); to sample it fast, its branch in
+   :func:`~bayesglmm.kernels.fused_row`, the code in :data:`bayesglmm.bayes.loglik_op.FUSED_CODES`
+   and its loop in the Op's kernel.
 4. **The engines ask properties**; check what the new family answers at each:
 
    * ``has_scale``: the frequentist LMM route (:mod:`~bayesglmm.frequentist.fit`,
