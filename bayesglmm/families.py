@@ -44,14 +44,19 @@ link's ``name`` only as a label and in the tables of step 5.
 2. **Register it** in ``_FAMILY_CLASSES`` below (which makes :data:`FAMILIES`, ``_ALLOWED`` and
    :func:`get_family`'s errors); a new link likewise, a :class:`Link` subclass in
    ``_LINK_CLASSES`` (:data:`LINKS`).
-3. **The compiled kernels** switch on :attr:`Family.kernel_code`: 0, 1, 2 a probability by logit,
-   probit, cloglog; 3, 4 a Poisson mean by log, identity; −1 none. A (family, link) pair absent
-   from ``kernel_codes`` is −1: frequentist AGQ takes its NumPy node loop (correct, slower), NUTS
-   PyMC's own distribution instead of the fused Op. A new code needs its branch in
-   :func:`bayesglmm.frequentist.agq_kernels.row_terms`; to sample it fast, in
-   :data:`bayesglmm.bayes.loglik_op.FUSED_CODES` and the Op's kernel; to marginalize it under NUTS,
-   in :func:`bayesglmm.bayes.agq_op.agq_kind` (a canonical-link family without a kind passes
-   :func:`~bayesglmm.bayes.marginalized.check_marginalizable` and then fails in ``agq_kind``).
+3. **The compiled kernels** switch on :attr:`Family.kernel_code`, the codes of
+   :mod:`bayesglmm.kernels`: 0, 1, 2 a probability by logit, probit, cloglog; 3, 4 a Poisson mean
+   by log, identity; −1 (``NO_KERNEL``) none. A (family, link) pair absent from ``kernel_codes`` is
+   −1: frequentist AGQ takes its NumPy node loop (correct, slower), NUTS PyMC's own distribution
+   instead of the fused Op. To compile it, add the row function under a new kernel_code in
+   :mod:`bayesglmm.kernels`: a named constant there (used in ``kernel_codes`` here) and its branch
+   in :func:`~bayesglmm.kernels.row_terms` (the frequentist AGQ); to marginalize it under NUTS, its
+   branches in :func:`~bayesglmm.kernels.row_kernel` and :func:`~bayesglmm.kernels.score_weight`
+   and the code in :data:`bayesglmm.bayes.quadrature.AGQ_CODES` (a canonical-link family without
+   one passes :func:`~bayesglmm.bayes.marginalized.check_marginalizable` and then fails in
+   :func:`~bayesglmm.bayes.agq_op.agq_kind`); to sample it fast, its branch in
+   :func:`~bayesglmm.kernels.fused_row`, the code in :data:`bayesglmm.bayes.loglik_op.FUSED_CODES`
+   and its loop in the Op's kernel.
 4. **The engines ask properties**; check what the new family answers at each:
 
    * ``has_scale``: the frequentist LMM route (:mod:`~bayesglmm.frequentist.fit`,
@@ -92,6 +97,9 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 from scipy import special
+
+from .kernels import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, NO_KERNEL, POISSON_IDENTITY,
+                      POISSON_LOG)
 
 __all__ = ["Link", "Logit", "Probit", "CLogLog", "Log", "Identity", "Family", "Bernoulli", "Binomial", "Poisson",
            "Gaussian", "Working", "LINKS", "FAMILIES", "get_family", "get_link"]
@@ -277,7 +285,8 @@ class Family:
     links : tuple of type
         The :class:`Link` classes the family takes, its canonical link first.
     kernel_codes : dict
-        :class:`Link` class → the compiled kernels' code of the pair (see :attr:`kernel_code`).
+        :class:`Link` class → the compiled kernels' code of the pair, a constant of
+        :mod:`bayesglmm.kernels` (see :attr:`kernel_code`).
     has_scale : bool
         True if the family has a free dispersion (the Gaussian residual SD).
     needs_trials : bool
@@ -328,10 +337,12 @@ class Family:
 
     @property
     def kernel_code(self) -> int:
-        """The (family, link) pair as the integer the compiled node loops switch on
-        (:mod:`bayesglmm.frequentist.agq_kernels`): 0, 1, 2 a probability by logit, probit,
-        cloglog; 3, 4 a Poisson mean by log, identity; −1 none (Gaussian: no AGQ)."""
-        return self.kernel_codes.get(type(self.link), -1)
+        """The (family, link) pair as the integer the compiled row functions switch on, one of the
+        codes of :mod:`bayesglmm.kernels`: 0, 1, 2 a probability by logit, probit, cloglog
+        (``BINOMIAL_LOGIT``, ``BINOMIAL_PROBIT``, ``BINOMIAL_CLOGLOG``); 3, 4 a Poisson mean by
+        log, identity (``POISSON_LOG``, ``POISSON_IDENTITY``); −1 none (``NO_KERNEL``: the
+        Gaussian, no AGQ)."""
+        return self.kernel_codes.get(type(self.link), NO_KERNEL)
 
     def initial_mu(self, y, trials=None):
         """A starting mean for IRLS, inside the support: y itself here; (y + ½)/(n + 1) for a
@@ -472,7 +483,7 @@ class Binomial(Family):
 
     name = "binomial"
     links = (Logit, Probit, CLogLog)
-    kernel_codes = {Logit: 0, Probit: 1, CLogLog: 2}
+    kernel_codes = {Logit: BINOMIAL_LOGIT, Probit: BINOMIAL_PROBIT, CLogLog: BINOMIAL_CLOGLOG}
     needs_trials = True
     counts_successes = True
     response_kind = "count"
@@ -569,7 +580,7 @@ class Poisson(Family):
 
     name = "poisson"
     links = (Log, Identity)
-    kernel_codes = {Log: 3, Identity: 4}
+    kernel_codes = {Log: POISSON_LOG, Identity: POISSON_IDENTITY}
     response_kind = "count"
 
     def initial_mu(self, y, trials=None):

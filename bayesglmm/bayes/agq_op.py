@@ -33,9 +33,11 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from .. import kernels
+from ..kernels import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
+from . import quadrature, vexp
 from .draws import conditional_draws, conditional_draws_vector
-from .quadrature import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG, agq_kernel, agq_kind,
-                         agq_vector_kernel)
+from .quadrature import agq_kernel, agq_kind, agq_vector_kernel
 
 __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "source_salt",
            # the kernels and draws the Ops are made of, importable from here as before
@@ -47,7 +49,8 @@ class _FusedAGQ(Op):
     """The common part of the two fused AGQ Ops: inputs ``base`` and the random-effect
     coefficients (differentiable), then the constants ``start``, ``y``, ``n``, ``counts``, the
     nodes and their ``logw``; outputs the value and its gradients in the first two inputs (used by
-    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three."""
+    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three;
+    ``kind`` is the family's :attr:`~bayesglmm.families.Family.kernel_code` (:func:`agq_kind`)."""
 
     __props__ = ("kind",)
     kernel = None
@@ -103,16 +106,13 @@ def source_salt(path: str | None = None) -> int:
     """A hash of the kernels' source for PyTensor's Numba cache key of an Op: the cache keys an Op by
     its type and props, so the kernel's source must be in the key too, or an edited kernel would be
     served from the on-disk cache. ``path`` (default: the AGQ kernels, :mod:`bayesglmm.bayes.quadrature`),
-    with :mod:`bayesglmm.bayes.vexp` and the frequentist row function
-    (:mod:`bayesglmm.frequentist.agq_kernels`), which the kernels call."""
+    with :mod:`bayesglmm.bayes.vexp` and the row functions (:mod:`bayesglmm.kernels`), which the
+    kernels call."""
     import hashlib
     from pathlib import Path
 
-    from ..frequentist import agq_kernels
-    from . import quadrature, vexp
-
     h = hashlib.blake2b(digest_size=6)
-    for source in (path or quadrature.__file__, vexp.__file__, agq_kernels.__file__):
+    for source in (path or quadrature.__file__, vexp.__file__, kernels.__file__):
         h.update(Path(source).read_bytes())
     return int(h.hexdigest(), 16)
 

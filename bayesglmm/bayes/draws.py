@@ -9,8 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .quadrature import (BINOMIAL_LOGIT, POISSON_LOG, group_logf, group_logf_grad, group_mode, intercept_exponentials,
-                         row_kernel, vector_mode)
+from ..kernels import BINOMIAL_LOGIT, POISSON_LOG, row_kernel
+from .quadrature import group_logf, group_logf_grad, group_mode, intercept_exponentials, vector_mode
 
 __all__ = ["conditional_draws", "conditional_draws_vector"]
 
@@ -55,7 +55,7 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
         for p in range(Q):
             lo, hi = start[p], start[p + 1]
             Bp = B[lo:hi]
-            f = kind <= POISSON_LOG and intercept_exponentials(base, a, lo, hi, Bp)
+            f = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_exponentials(base, a, lo, hi, Bp)
             fast[p] = f
             m, h = group_mode(base, a, y, n, lo, hi, kind, Bp, f)
             hm = group_logf(base, a, y, n, lo, hi, kind, Bp, f, m)

@@ -34,6 +34,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from ..kernels import BINOMIAL_LOGIT, POISSON_LOG, fused_row
 from .agq_op import source_salt
 from .vexp import exp_into
 
@@ -41,34 +42,32 @@ __all__ = ["GLMLoglik", "glm_loglik", "loglik_constant", "FUSED_CODES", "PRODUCT
 
 #: the :attr:`~bayesglmm.families.Family.kernel_code` values the fused Op computes: a probability
 #: by the logit link, a Poisson mean by the log link (the canonical links)
-FUSED_CODES = (0, 3)
+FUSED_CODES = (BINOMIAL_LOGIT, POISSON_LOG)
 #: Bernoulli rows per running product of (1 + t) before its logarithm is taken (2^512 < 1e155)
 PRODUCT_ROWS = 512
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def glm_loglik_kernel(eta, y, n, const, code):
-    """Σᵢ ℓᵢ(ηᵢ) + ``const`` and ∂ℓᵢ/∂ηᵢ for the (family, link) ``code`` (0: binomial logit, 3:
-    Poisson log). The rows' exponentials in one SIMD pass (:func:`~bayesglmm.bayes.vexp.exp_into`;
-    a Poisson's η clamped to [−708, 709]), the rest in branch-free loops over the rows (SIMD too);
-    Bernoulli rows' Σ log(1 + tᵢ) as the logs of running products of :data:`PRODUCT_ROWS` rows,
-    other binomial rows by ``log1p``."""
+    """Σᵢ ℓᵢ(ηᵢ) + ``const`` and ∂ℓᵢ/∂ηᵢ for the (family, link) ``code`` (one of :data:`FUSED_CODES`:
+    :data:`~bayesglmm.kernels.BINOMIAL_LOGIT`, :data:`~bayesglmm.kernels.POISSON_LOG`). The rows'
+    exponentials in one SIMD pass (:func:`~bayesglmm.bayes.vexp.exp_into`; a Poisson's η clamped to
+    [−708, 709]), each row from its exponential by :func:`bayesglmm.kernels.fused_row` in
+    branch-free loops over the rows (SIMD too); Bernoulli rows' Σ log(1 + tᵢ) as the logs of running
+    products of :data:`PRODUCT_ROWS` rows, other binomial rows by ``log1p``."""
     m = eta.shape[0]
     grad = np.empty(m)
     t = np.empty(m)
     bits = np.empty(m, dtype=np.int64)
     total = 0.0
-    if code == 0:
+    if code == BINOMIAL_LOGIT:
         for i in range(m):
             grad[i] = -abs(eta[i])  # the exponentials' arguments, overwritten below
         exp_into(grad, t, bits, m)
         ones = True
         for i in range(m):
-            e, ti = eta[i], t[i]
-            inv = 1.0 / (1.0 + ti)
-            p = inv if e >= 0.0 else ti * inv
-            total += y[i] * e - n[i] * max(e, 0.0)
-            grad[i] = y[i] - n[i] * p
+            part, grad[i] = fused_row(BINOMIAL_LOGIT, eta[i], t[i], y[i], n[i])
+            total += part
             ones = ones and n[i] == 1.0
         for lo in range(0, m, PRODUCT_ROWS):  # 1 + t ≤ 2: a product of 512 stays below 1e155
             prod = 1.0
@@ -82,14 +81,15 @@ def glm_loglik_kernel(eta, y, n, const, code):
     else:
         exp_into(eta, t, bits, m)
         for i in range(m):
-            total += y[i] * eta[i] - t[i]
-            grad[i] = y[i] - t[i]
+            part, grad[i] = fused_row(POISSON_LOG, eta[i], t[i], y[i], n[i])
+            total += part
     return total + const, grad
 
 
 class GLMLoglik(Op):
-    """Σᵢ log p(yᵢ | ηᵢ) for a canonical-link binomial (``code`` 0) or Poisson (3) response, and
-    its gradient in η.
+    """Σᵢ log p(yᵢ | ηᵢ) for a canonical-link binomial (``code``
+    :data:`~bayesglmm.kernels.BINOMIAL_LOGIT`) or Poisson (:data:`~bayesglmm.kernels.POISSON_LOG`)
+    response, and its gradient in η.
 
     Inputs: ``eta`` (n,) — differentiable — and the constants ``y``, ``n`` (trials; ones for a
     Bernoulli or Poisson response) (n,) and ``const`` (a scalar: the terms free of η). Outputs: the

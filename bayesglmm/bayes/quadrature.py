@@ -16,94 +16,43 @@ For the canonical links the exponentials factorise: exp(baseᵢ + a u) = exp(bas
 random intercept (one exponential per node), and on a product grid exp(ηᵢ) at all q^k nodes is an
 outer product of k·q exponentials per row; the Bernoulli terms Σ log(1 + tᵢ) are the log of a
 running product. Slopes of a scalar effect, |η| beyond 300, and the probit and cloglog links take
-the direct path, each row by the frequentist AGQ's own row function.
+the direct path, each row by :func:`bayesglmm.kernels.row_kernel` (a probit or cloglog row as the
+frequentist AGQ's, :func:`bayesglmm.kernels.row_terms`).
+
+The kernels' ``kind`` argument is the family's :attr:`~bayesglmm.families.Family.kernel_code`
+(:func:`agq_kind`: one of :data:`AGQ_CODES`), the numbering of :mod:`bayesglmm.kernels`.
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
-from ..frequentist.agq_kernels import EPS, row_terms
+from ..kernels import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG, row_kernel, score_weight
 from .vexp import exp_into
 
-__all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT",
-           "BINOMIAL_CLOGLOG", "HALF_LOG_2_OVER_2PI", "row_kernel", "group_mode", "intercept_exponentials",
-           "group_logf", "group_logf_grad", "chol_lower", "vector_mode"]
+# the codes and row_kernel are bayesglmm.kernels', importable from here as before
+__all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "AGQ_CODES", "BINOMIAL_LOGIT", "POISSON_LOG",
+           "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "HALF_LOG_2_OVER_2PI", "row_kernel", "group_mode",
+           "intercept_exponentials", "group_logf", "group_logf_grad", "chol_lower", "vector_mode"]
 
 
-BINOMIAL_LOGIT, POISSON_LOG = 0, 1
-
-
-#: a probability by the probit and the cloglog link: the direct path, each row by the frequentist
-#: AGQ's own row function (:func:`bayesglmm.frequentist.agq_kernels.row_terms`, the same numbers)
-BINOMIAL_PROBIT, BINOMIAL_CLOGLOG = 2, 3
-
-
-_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
-
-
-#: :attr:`~bayesglmm.families.Family.kernel_code` → the kernels' ``kind``
-KINDS = {0: BINOMIAL_LOGIT, 1: BINOMIAL_PROBIT, 2: BINOMIAL_CLOGLOG, 3: POISSON_LOG}
+#: the :attr:`~bayesglmm.families.Family.kernel_code` values the kernels integrate: logit and log
+#: (canonical: the fast paths), probit and cloglog (the direct path, each row by
+#: :func:`bayesglmm.kernels.row_kernel`)
+AGQ_CODES = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG, POISSON_LOG)
 
 
 def agq_kind(family) -> int:
-    """The kernels' ``kind`` of a family: logit and log (canonical: fast paths), probit and cloglog
-    (direct); ValueError for the others (a Gaussian integrates exactly, a Poisson identity link
-    has no log-concave likelihood on all of η)."""
-    if family.kernel_code not in KINDS:
+    """The kernels' ``kind`` of a family: its :attr:`~bayesglmm.families.Family.kernel_code` when
+    the kernels take it (:data:`AGQ_CODES`); ValueError for the others (a Gaussian integrates
+    exactly, a Poisson identity link has no log-concave likelihood on all of η)."""
+    if family.kernel_code not in AGQ_CODES:
         raise ValueError(f"no AGQ kernel for {family.name} with the {family.link.name} link")
-    return KINDS[family.kernel_code]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _link_row(eta, y, n, kind):
-    """κ, κ′ and the Fisher weight n (dμ/dη)² / (μ(1 − μ)) of a probit or cloglog row: κ and κ′
-    as the frequentist AGQ computes them (μ clipped to [ε, 1 − ε])."""
-    code = kind - 1  # agq_kernels' codes: 1 probit, 2 cloglog
-    ll, score = row_terms(code, y, n, eta)
-    if kind == BINOMIAL_PROBIT:
-        mu = 0.5 * math.erfc(-eta / np.sqrt(2.0))
-        d1 = np.exp(-0.5 * eta * eta) / _SQRT_2PI
-    else:
-        ee = np.exp(eta)
-        mu = -math.expm1(-ee)
-        d1 = np.exp(eta - ee)
-    p = min(max(mu, EPS), 1.0 - EPS)
-    return ll, score, n * d1 * d1 / max(p * (1.0 - p), 1e-300)
+    return family.kernel_code
 
 
 HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def row_kernel(eta, y, n, kind):
-    """κ(η), κ′(η) and the Fisher weight (−κ″(η) for the canonical links)."""
-    if kind == BINOMIAL_LOGIT:
-        t = np.exp(-abs(eta))
-        softplus = max(eta, 0.0) + np.log1p(t)
-        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
-        return y * eta - n * softplus, y - n * p, n * p * (1.0 - p)
-    if kind != POISSON_LOG:
-        return _link_row(eta, y, n, kind)
-    mu = np.exp(eta)
-    return y * eta - mu, y - mu, mu
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _score_weight(eta, y, n, kind):
-    """κ′(η) and −κ″(η): one exponential."""
-    if kind == BINOMIAL_LOGIT:
-        t = np.exp(-abs(eta))
-        p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
-        return y - n * p, n * p * (1.0 - p)
-    if kind != POISSON_LOG:
-        _, score, w = _link_row(eta, y, n, kind)
-        return score, w
-    mu = np.exp(eta)
-    return y - mu, mu
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -133,7 +82,7 @@ def group_mode(base, a, y, n, lo, hi, kind, B, fast):
                 h += a[lo] * a[lo] * e * sb
         else:
             for i in range(lo, hi):
-                d1, w = _score_weight(base[i] + a[i] * u, y[i], n[i], kind)
+                d1, w = score_weight(base[i] + a[i] * u, y[i], n[i], kind)
                 g += a[i] * d1
                 h += a[i] * a[i] * w
         if it == 100:
@@ -183,7 +132,7 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
     total = 0.0
     for j in range(J):
         lo, hi = start[j], start[j + 1]
-        fast = kind <= POISSON_LOG and intercept_exponentials(base, a, lo, hi, B)
+        fast = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_exponentials(base, a, lo, hi, B)
         u, h = group_mode(base, a, y, n, lo, hi, kind, B, fast)
         R = np.sqrt(h)
         scale = np.sqrt(2.0) / R
@@ -382,7 +331,7 @@ def vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits):
                     d1, w = y[i] - t, t
                 else:
                     t = 0.0
-                    d1, w = _score_weight(eta, y[i], n[i], kind)
+                    d1, w = score_weight(eta, y[i], n[i], kind)
                 Eta[i - lo] = eta
                 Exp[i - lo] = t
                 for r in range(k):
@@ -687,7 +636,7 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     H, L, Q = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
     g, step, lin_d = np.empty(k), np.empty(k), np.empty(k)
     q, digits, x1 = _product_digits(X)
-    if kind > POISSON_LOG:  # the factorised exponentials are the canonical links'
+    if kind != BINOMIAL_LOGIT and kind != POISSON_LOG:  # the factorised exponentials are the canonical links'
         q = 0
     xmax = 0.0
     for j in range(x1.shape[0]):

@@ -5,10 +5,11 @@ pattern j, node x and row i of j, η = η̂ᵢ + Bᵢ·x, the row's log-likeliho
 node term F_jx, its softmax weight P_jx, and the sums the gradient needs. In NumPy that is some
 twenty passes over (nodes × rows) arrays and sparse products per call; here it is one loop that
 keeps a pattern's node terms in a small scratch array (its scores at the nodes too, up to
-``max_stored`` of them; beyond, they are computed again in the gradient's pass). The log-likelihood and score follow
+``max_stored`` of them; beyond, they are computed again in the gradient's pass). A row's
+log-likelihood and score are :func:`bayesglmm.kernels.row_terms`, which follows
 :meth:`bayesglmm.families.Family.loglik_kernel` and :meth:`~bayesglmm.families.Family.score`
-formula for formula (μ clipped to [ε, 1 − ε] for a probability, ``xlogy`` at y = 0), for the
-(family, link) pairs of :attr:`~bayesglmm.families.Family.kernel_code`; the NumPy path stays the
+formula for formula (μ clipped to [ε, 1 − ε] for a probability, ``xlogy`` at y = 0), for every
+(family, link) pair with a :attr:`~bayesglmm.families.Family.kernel_code`; the NumPy path stays the
 reference they are tested against.
 """
 
@@ -19,45 +20,12 @@ import math
 import numpy as np
 from numba import njit
 
+from ..kernels import EPS, row_terms
+
+# row_terms and EPS are bayesglmm.kernels', importable from here as before
 __all__ = ["agq_nodes", "row_terms", "EPS"]
 
-EPS = float(np.finfo(float).eps)
 _SQRT2 = math.sqrt(2.0)
-
-
-@njit(cache=True, inline="always")
-def _xlogy(y, p):
-    return 0.0 if y == 0.0 else y * math.log(p)
-
-
-@njit(cache=True, inline="always")
-def row_terms(code, y, n, eta):
-    """(log-likelihood kernel, score ∂ℓ/∂η) of one row at η for the (family, link) ``code``."""
-    if code <= 2:  # a probability: logit, probit, cloglog
-        if code == 0:
-            if eta >= 0.0:
-                e = math.exp(-eta)
-                mu = 1.0 / (1.0 + e)
-            else:
-                e = math.exp(eta)
-                mu = e / (1.0 + e)
-            d1 = mu * (1.0 - mu)
-        elif code == 1:
-            mu = 0.5 * math.erfc(-eta / _SQRT2)
-            d1 = math.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
-        else:
-            ee = math.exp(eta)
-            mu = -math.expm1(-ee)
-            d1 = math.exp(eta - ee)
-        p = min(max(mu, EPS), 1.0 - EPS)
-        ll = _xlogy(y, p) + (0.0 if n - y == 0.0 else (n - y) * math.log1p(-p))
-        var = max(p * (1.0 - p), 1e-300)
-        return ll, (y - n * mu) * d1 / var
-    if code == 3:  # Poisson, log link
-        mu = math.exp(eta)
-        return _xlogy(y, mu) - mu, (y - mu) * mu / max(mu, 1e-300)
-    mu = eta  # Poisson, identity link
-    return _xlogy(y, mu) - mu, (y - mu) / max(mu, 1e-300)
 
 
 @njit(cache=True)
