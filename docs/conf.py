@@ -44,7 +44,8 @@ nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3             # [text](page.md#a-heading) links are checked
 
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+# .rst first: autosummary writes its stubs with the first suffix, and its stubs are reStructuredText
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "case_studies/*.py", "_ext", "_generated"]
 
 autosummary_generate = True
@@ -63,3 +64,23 @@ html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False,
                       "footer_start": ["copyright"], "footer_end": []}
 suppress_warnings = ["mystnb.unknown_mime_type"]
 nb_execution_raise_on_error = True    # a failing cell in an executed page fails the build
+
+
+def _escape_bars(app, what, name, obj, options, lines):
+    """The docstrings write |x| for an absolute value and a determinant, which reStructuredText reads
+    as a substitution: escape the bars outside literal blocks (no docstring uses a grid table)."""
+    literal_indent = None
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if line.strip() and indent <= literal_indent:
+                literal_indent = None
+            else:
+                continue
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+        lines[i] = line.replace("\\|", "|").replace("|", "\\|")
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_bars)

@@ -76,7 +76,7 @@ def _rank_rhat(split: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def rank_rhat(draws) -> np.ndarray:
-    """The rank-normalised split R-hat of each element of ``draws`` (chain, draw, *shape): the larger
+    """The rank-normalised split R-hat of each element of ``draws`` ``(chain, draw, *shape)``: the larger
     of the bulk and the folded (tail) R-hat; NaN with a NaN, one chain or fewer than 4 draws."""
     return rhat_and_ess(draws)[0]
 
@@ -114,7 +114,7 @@ def _geyer_ess(rho, size):
 
 
 def bulk_ess(draws) -> np.ndarray:
-    """The bulk effective sample size of each element of ``draws`` (chain, draw, *shape): the ESS
+    """The bulk effective sample size of each element of ``draws`` ``(chain, draw, *shape)``: the ESS
     of the normal scores of the split chains' pooled ranks; NaN with a NaN or fewer than 4 draws."""
     return rhat_and_ess(draws)[1]
 

@@ -85,7 +85,7 @@ class Posterior(ResultDisplay):
 
     # -- draws
     def draws(self, name: str) -> np.ndarray:
-        """Draws of a variable as an array (chain, draw, *shape)."""
+        """Draws of a variable as an array of shape ``(chain, draw, *shape)``."""
         return np.asarray(self.idata["posterior"][name].values)
 
     def __repr__(self):
