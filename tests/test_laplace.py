@@ -125,14 +125,6 @@ GRAD_CASES = [("y ~ x + (1 | g)", "bernoulli"), ("y ~ x + (1 + x | g)", "bernoul
               ("c ~ x + (1 | g) + (1 | h)", "poisson"), ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial")]
 
 
-@pytest.fixture
-def force_schur(monkeypatch):
-    """Eliminate a factor even on these small designs (in use from q > 200)."""
-    import bayesglmm.frequentist.schur as schur
-
-    monkeypatch.setattr(schur, "MIN_Q", 0)
-
-
 # non-canonical links: the observed weights enter the modes' derivative (Family.working)
 LINK_CASES = [("y ~ x + (1 + x | g)", "bernoulli", "probit", 1), ("y ~ x + (1 | h/g)", "bernoulli", "probit", 1),
               ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial", "cloglog", 1),
