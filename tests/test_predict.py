@@ -389,6 +389,20 @@ def test_pql_conditional_ses_take_theta_as_known():
         np.testing.assert_allclose(pop, np.sqrt(np.einsum("ij,jk,ik->i", rows.X, fit.vcov, rows.X)), rtol=1e-12)
 
 
+def test_gee_predictions_have_robust_ses():
+    """GEE: the population-averaged prediction with √(xᵀVx), V the sandwich covariance; ci as every result's."""
+    gee = _bundled("ohio").fit("gee")
+    ohio = bg.datasets.load("ohio").head(4)
+    X = np.column_stack([np.ones(4), ohio["age"], ohio["smoke"]])
+    link = gee.predict(ohio, kind="link", ci=0.9)
+    np.testing.assert_allclose(link["std_error"], np.sqrt(np.einsum("ij,jk,ik->i", X, gee.vcov, X)), rtol=1e-12)
+    np.testing.assert_allclose(link["conf_high"] - link["estimate"], 1.6448536 * link["std_error"], rtol=1e-6)
+    mean = gee.predict(ohio)
+    assert np.all((mean["conf_low"] < mean["estimate"]) & (mean["estimate"] < mean["conf_high"]))
+    with pytest.raises(ValueError, match="ci must be a probability"):
+        gee.predict(ohio, ci=95)
+
+
 def test_a_saved_fit_predicts_the_same_ses(tmp_path):
     """A fit read from a file keeps the user's modes only: the internal ones are rotated back
     (a centred correlated block) and PIRLS confirms them."""
