@@ -357,7 +357,8 @@ def test_lmm_conditional_ses_equal_brute_force(method):
 
     eta, W, Jn = pls(t0)
     D = np.column_stack([(pls(t0 + e * 1e-5)[0] - pls(t0 - e * 1e-5)[0]) / 2e-5 for e in np.eye(k)])
-    var = fit.dispersion**2 * np.einsum("ia,ab,ib->i", W, np.linalg.inv(Jn), W) + np.einsum("ij,jk,ik->i", D, V_theta, D)
+    var = (fit.dispersion**2 * np.einsum("ia,ab,ib->i", W, np.linalg.inv(Jn), W)
+           + np.einsum("ij,jk,ik->i", D, V_theta, D))
     got = fit.predict(new, kind="link")
     np.testing.assert_allclose(got["estimate"], eta, rtol=1e-9)
     np.testing.assert_allclose(got["std_error"], np.sqrt(var), rtol=1e-6)  # measured ≤ 8e-8 (V_θ's differences)

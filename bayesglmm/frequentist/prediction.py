@@ -42,11 +42,11 @@ times the internal one):
 - Laplace: (1), V the inverse Hessian in (θ, β). AGQ: the same with V from the AGQ Hessian, around the
   Laplace modes (glmer's conditional modes of an AGQ fit; glmmTMB has no AGQ to compare with).
 - ML, REML (Gaussian LMM): θ relative to σ, so that H = AᵀA + I, the first term is σ² aᵀH⁻¹a and η̂
-  depends on θ and not on σ. V = [[V_θ, V_θDᵀ], [DV_θ, σ²M⁻¹ + DV_θDᵀ]] with V_θ the inverse Hessian
-  of the profiled ML (REML) log-likelihood in θ, M = XᵀV₀⁻¹X and D = ∂β̂/∂θ = −M⁻¹Xᵀ(∂A û + A K): (1)
-  is then σ²[x; a]ᵀJ⁻¹[x; a] + dᵢᵀV_θdᵢ, dᵢ the total derivative of η̂ᵢ in θ with β̂ moving too —
-  glmmTMB's ML sdreport (β among the fixed parameters) and its REML one (β integrated out like u) in
-  one formula.
+  depends on θ and not on σ. V = [[V_θ, V_θDᵀ], [DV_θ, σ²M⁻¹ + DV_θDᵀ]] with V_θ the inverse
+  Hessian of the profiled ML (REML) log-likelihood in θ, M = XᵀV₀⁻¹X and
+  D = ∂β̂/∂θ = −M⁻¹Xᵀ(∂A û + A K): (1) is then σ²[x; a]ᵀJ⁻¹[x; a] + dᵢᵀV_θdᵢ, dᵢ the total
+  derivative of η̂ᵢ in θ with β̂ moving too — glmmTMB's ML sdreport (β among the fixed parameters)
+  and its REML one (β integrated out like u) in one formula.
 - PQL: no likelihood, so no V_θ: (1) with θ known — the working LMM's joint (β, u) covariance at the
   weights of the final η̂, times its dispersion σ² (1 when fixed).
 
@@ -117,9 +117,9 @@ class ModeSystem:
         return np.asarray(self.factor.solve(np.asarray(A.T @ (self.weight[:, None] * X))))
 
     def theta_solve(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, ∂A û): K = H⁻¹(∂Aₜᵀs − AᵀW ∂Aₜû) column by column, shape (q, nθ), and ∂Aₜû on the
-        fitting rows, shape (n, nθ) — ∂A for one element of a factor L is one known column of A's
-        nonzeros (:meth:`~bayesglmm.frequentist.theta.ThetaMap.theta_positions`)."""
+        """(K, ∂A û): K = H⁻¹(∂Aₜᵀs − AᵀW ∂Aₜû) column by column, shape (q, nθ), and ∂Aₜû on
+        the fitting rows, shape (n, nθ) — ∂A for one element of a factor L is one known column of
+        A's nonzeros (:meth:`~bayesglmm.frequentist.theta.ThetaMap.theta_positions`)."""
         tmap = self.tmap
         C, q = tmap._C, tmap._q
         positions = tmap.theta_positions()
