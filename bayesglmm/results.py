@@ -139,9 +139,10 @@ class Result(Protocol):
         """Fixed effects and variance components in one table: :data:`SUMMARY_COLUMNS`."""
 
     def predict(self, new_data=None, kind: str = "mean", random_effects: bool = True,
-                allow_new_levels: bool = True) -> pd.DataFrame:
+                allow_new_levels: bool = True, ci: float | None = None) -> pd.DataFrame:
         """The mean (``kind="mean"``) or linear predictor (``"link"``) of each row of ``new_data`` (the
-        fitting data when None): ``estimate``, ``std_error``, ``conf_low``, ``conf_high``, the rows' index."""
+        fitting data when None): ``estimate``, ``std_error``, ``conf_low``, ``conf_high`` (a ``ci``
+        interval: a posterior's quantiles, a point fit's Wald interval on the link scale), the rows' index."""
 
     def _repr_html_(self) -> str:
         """The printed summary as HTML, for a notebook."""

@@ -196,6 +196,14 @@ class DesignScaling:
         T = self.transforms[block]
         return bool(np.any(T != np.diag(np.diag(T))))
 
+    def new_data(self, rows):
+        """The model matrices of rows to predict (a :class:`~bayesglmm.design.NewData`) in the internal
+        parametrization: X̃ = X A, Xr̃ = Xr T per block, the offset / s — so that the user's linear
+        predictor is η = c + s η̃ (:mod:`bayesglmm.frequentist.prediction`)."""
+        return replace(rows, X=np.asarray(rows.X, dtype=float) @ self.frame.A,
+                       offset=np.asarray(rows.offset, dtype=float) / self.y_scale,
+                       Xr=tuple(np.asarray(Xr, dtype=float) @ T for Xr, T in zip(rows.Xr, self.transforms)))
+
     def loglik_shift(self, reml: bool = False) -> float:
         """log L(user) − log L(internal) at corresponding parameters: −n log s for ML (nothing
         for a non-Gaussian response); −(n − p) log s + log|det A| for REML."""

@@ -22,6 +22,14 @@ def small_df():
     })
 
 
+@pytest.fixture
+def force_schur(monkeypatch):
+    """Eliminate a factor even on small designs (in use from q > 200): the Schur-complement path."""
+    import bayesglmm.frequentist.schur as schur
+
+    monkeypatch.setattr(schur, "MIN_Q", 0)
+
+
 def _bundled(name):
     import bayesglmm as bg
 

@@ -125,14 +125,6 @@ GRAD_CASES = [("y ~ x + (1 | g)", "bernoulli"), ("y ~ x + (1 + x | g)", "bernoul
               ("c ~ x + (1 | g) + (1 | h)", "poisson"), ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial")]
 
 
-@pytest.fixture
-def force_schur(monkeypatch):
-    """Eliminate a factor even on these small designs (in use from q > 200)."""
-    import bayesglmm.frequentist.schur as schur
-
-    monkeypatch.setattr(schur, "MIN_Q", 0)
-
-
 # non-canonical links: the observed weights enter the modes' derivative (Family.working)
 LINK_CASES = [("y ~ x + (1 + x | g)", "bernoulli", "probit", 1), ("y ~ x + (1 | h/g)", "bernoulli", "probit", 1),
               ("cbind(s, t - s) ~ x + (1 + x | g)", "binomial", "cloglog", 1),
@@ -197,6 +189,13 @@ def test_factor_kinds_agree_with_dense_algebra(formula, force_schur):
         np.testing.assert_allclose(B, Hinv[idx[:, :, None], idx[:, None, :]], rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(S, B, rtol=1e-10, atol=1e-14)
         pos += g * k
+    # H⁻¹ at given pairs (what the SEs of predictions need): the pairs one row touches, any other pairs
+    C = tmap._C
+    rng = np.random.default_rng(5)
+    pairs = (np.concatenate([np.repeat(C, C.shape[1], axis=1).ravel(), rng.integers(0, len(H), 300)]),
+             np.concatenate([np.tile(C, (1, C.shape[1])).ravel(), rng.integers(0, len(H), 300)]))
+    for factor in (fac, sparse):
+        np.testing.assert_allclose(factor.inverse_entries(*pairs), Hinv[pairs], rtol=1e-10, atol=1e-14)
 
 
 def test_random_effect_ses_are_the_conditional_covariance_diagonal():

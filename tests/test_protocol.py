@@ -141,8 +141,7 @@ def test_every_table_refuses_a_ci_outside_0_1(results, method):
     calls = [r.fixed_effects, r.variance_components, r.random_effects, r.summary]
     if method not in ("gee", "pql", "ml", "reml"):
         calls.append(r.marginal_fixed_effects)
-    if method == "nuts":
-        calls.append(lambda ci: r.predict(ci=ci))
+    calls.append(lambda ci: r.predict(ci=ci))  # every result's predict takes ci (issue 25)
     for call in calls:
         for ci in BAD_CI:
             with pytest.raises(ValueError, match=f"ci must be a probability strictly between 0 and 1.*got {ci!r}"):

@@ -217,6 +217,8 @@ class Posterior(ResultDisplay):
             Include each draw's random effects; False: the population level (b = 0).
         allow_new_levels : bool
             Unseen group levels get b = 0 (the population-level prediction); False: an error.
+        ci : float, optional
+            Probability of the equal-tailed interval (None: the posterior's ``ci``).
         draws : bool
             Return the draws, shape (chain, draw, n), instead of the summary table.
 

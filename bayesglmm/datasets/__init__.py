@@ -15,7 +15,8 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load", "list_datasets", "info", "DatasetInfo", "reference", "profile_reference", "from_r_label"]
+__all__ = ["load", "list_datasets", "info", "DatasetInfo", "reference", "profile_reference", "prediction_reference",
+           "from_r_label"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,17 @@ def profile_reference() -> dict:
         dataset = key.split("_")[0]
         out[(dataset, entry["method"])] = {tuple(k.split("|")): tuple(v) for k, v in entry["intervals"].items()}
     return out
+
+
+def prediction_reference() -> dict:
+    """glmmTMB's predictions with standard errors (``reference/predictions.json``, written by
+    ``predictions.R`` beside it), ``{case: entry}`` for ``cbpp_laplace``, ``sleepstudy_ml``,
+    ``sleepstudy_reml`` and ``epil_offset_laplace``.
+
+    Each entry holds ``r_call``, ``predict_call``, ``formula`` (bayesglmm's spelling), glmmTMB's
+    ``fixef``, ``se`` and ``loglik``, the ``newdata`` rows (a dict of columns), and for ``"fitting"``
+    (the fitting rows) and ``"new"`` (``newdata``, new levels among them) the ``fit`` and ``se`` of
+    ``{link, response}_{population, conditional}`` (``re.form = NA`` / ``NULL``); a ``note`` where
+    part of it is not a reference."""
+    raw = _read_json("predictions")
+    return {k: v for k, v in raw.items() if isinstance(v, dict)}

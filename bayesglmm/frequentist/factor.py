@@ -87,6 +87,33 @@ class Factor:
             return linalg.cho_solve(self._chol, rhs, check_finite=False)
         return self._lu.solve(rhs)
 
+    def inverse_entries(self, rows, cols) -> np.ndarray:
+        """H⁻¹[rows, cols], entry by entry (index arrays of one shape), never the whole inverse.
+
+        Diagonal H: 1/H_rr where r = c, else 0; block-diagonal H: the level's k × k block of H⁻¹ where
+        both columns are of one level, else 0; otherwise the columns of H⁻¹ named in ``cols`` by
+        solving for unit vectors, ≈ 2·10⁷ / q columns at a time (O(q) memory per column)."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        if self.kind == "diag":
+            return np.where(rows == cols, 1.0 / self.diag[rows], 0.0)
+        if self.kind == "block":
+            k = self.inv.shape[1]
+            same = rows // k == cols // k
+            return np.where(same, self.inv[rows // k, rows % k, np.where(same, cols % k, 0)], 0.0)
+        q = self.H.shape[0]
+        flat_rows, flat_cols = rows.ravel(), cols.ravel()
+        out = np.empty(flat_rows.shape)
+        wanted, where = np.unique(flat_cols, return_inverse=True)
+        per = max(1, int(2e7 // q))
+        for j0 in range(0, len(wanted), per):
+            chunk = wanted[j0:j0 + per]
+            E = np.zeros((q, len(chunk)))
+            E[chunk, np.arange(len(chunk))] = 1.0
+            sol = np.asarray(self.solve(E))
+            sel = (where >= j0) & (where < j0 + len(chunk))
+            out[sel] = sol[flat_rows[sel], where[sel] - j0]
+        return out.reshape(rows.shape)
+
     def inverse_blocks(self, sizes) -> list[np.ndarray]:
         """The diagonal blocks of H⁻¹ for consecutive runs of ``sizes`` [(n_levels, k), ...] — one
         per random block, each (n_levels, k, k). Block and diagonal H: directly; otherwise by

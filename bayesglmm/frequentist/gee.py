@@ -94,19 +94,27 @@ class GEEFit(ResultDisplay):
         return wald_fixed_effects(self.model.design.fixed_names, self.beta, self.vcov, self.method, ci)
 
     def predict(self, new_data=None, kind: str = "mean", random_effects: bool = False,
-                allow_new_levels: bool = True) -> pd.DataFrame:
-        """Population-averaged predictions g⁻¹(offset + Xβ̂) (there are no random effects to add),
-        as a DataFrame with the columns of every result's ``predict`` (``estimate``; NaN SEs).
+                allow_new_levels: bool = True, ci: float | None = None) -> pd.DataFrame:
+        """Population-averaged predictions g⁻¹(offset + xᵀβ̂) (there are no random effects to add),
+        with the columns of every result's ``predict``: the SE of η̂ is √(xᵀ V x) with V the robust
+        (sandwich) covariance of :meth:`fixed_effects`, the ``ci`` interval (None: 0.95) Wald on the
+        link scale; ``kind="mean"`` maps its end points through g⁻¹ and takes the SE by the delta method,
+        |dμ/dη|·SE (:func:`bayesglmm.predict.wald_prediction`).
 
         ``kind`` is ``"mean"`` or ``"link"``; ``random_effects=True`` is an error.
         """
-        from ..predict import linear_predictor, prediction_frame, to_scale
+        from ..predict import check_kind, new_data_matrices, wald_prediction
+        from .prediction import population_variance
 
         if random_effects:
             raise ValueError("a GEE fit has no random effects: predict with random_effects=False")
-        eta = linear_predictor(self.model.design, new_data, self.beta, None, allow_new_levels)
-        return prediction_frame(to_scale(self.model.family, eta, kind),
-                                index=None if new_data is None else new_data.index)
+        check_kind(kind)
+        level = ci_or_default(ci)
+        rows = new_data_matrices(self.model.design, new_data, allow_new_levels)
+        var = population_variance(rows.X, self.vcov)
+        se = np.sqrt(np.where(var >= 0, var, np.nan))
+        return wald_prediction(self.model.family, rows.eta(self.beta), se, kind, level,
+                               index=None if new_data is None else new_data.index)
 
     def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """The fixed effects in the columns of every result's summary (no variance components);

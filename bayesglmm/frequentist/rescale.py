@@ -26,7 +26,7 @@ from scipy import linalg
 from .records import EngineResult
 from .theta import lower_factor
 
-__all__ = ["on_user_scale", "internal_estimates", "user_factors", "user_theta", "internal_theta_map", "RotatedFactor",
+__all__ = ["on_user_scale", "internal_estimates", "internal_modes", "user_factors", "user_theta", "internal_theta_map", "RotatedFactor",
            "centred_blocks"]
 
 
@@ -151,6 +151,20 @@ def on_user_scale(raw: EngineResult, scaling, reml: bool = False) -> EngineResul
     return replace(raw, theta=theta, beta=scaling.beta(raw.beta), vcov_beta=jb @ raw.vcov_beta @ jb.T,
                    vcov_full=vcov_full, loglik=raw.loglik + scaling.loglik_shift(reml), state=state,
                    sigma=None if raw.sigma is None else raw.sigma * scaling.y_scale, internal=raw)
+
+
+def internal_modes(u, theta, tmap, scaling) -> np.ndarray:
+    """The internal spherical modes ũ from the user's u, the inverse of :func:`on_user_scale`'s rotation
+    (u = ũ Q level by level in a centred block, Q orthogonal: ũ = u Qᵀ); ``theta`` is the internal θ̃.
+    For a fit read from a file, which keeps the user's u only."""
+    u = np.asarray(u, dtype=float).copy()
+    pos = 0
+    for k, (block, (_, Q)) in enumerate(zip(tmap.blocks, user_factors(theta, tmap, scaling))):
+        size = block.n_levels * block.n_terms
+        if scaling.centred(k):
+            u[pos:pos + size] = (u[pos:pos + size].reshape(block.n_levels, block.n_terms) @ Q.T).ravel()
+        pos += size
+    return u
 
 
 def internal_estimates(theta, beta, sigma, scaling) -> EngineResult:
