@@ -123,3 +123,26 @@ def test_compare_labels_the_correlations_profile_interval():
     row = cmp.table().set_index("parameter").loc["corr((Intercept),Days|Subject)"]
     assert row["interval"] == "95% profile likelihood"
     assert row["conf_low"] == pytest.approx(LME4_SLEEPSTUDY_CORR[0], abs=2e-3)
+
+
+def test_corr_profile_does_not_depend_on_units():
+    """Days in hours: the same correlation, the same interval (the profile runs on the internal frame)."""
+    sleep = bg.datasets.load("sleepstudy").assign(Hours=lambda d: 24.0 * d["Days"])
+    days = bg.GLMM("Reaction ~ Days + (Days | Subject)", sleep).fit("ml").profile()
+    hours = bg.GLMM("Reaction ~ Hours + (Hours | Subject)", sleep).fit("ml").profile()
+    assert hours[("Subject", "(Intercept)", "Hours")] == pytest.approx(days[("Subject", "(Intercept)", "Days")],
+                                                                       abs=1e-5)
+
+
+def test_failed_corr_profile_is_nan_with_a_warning(monkeypatch):
+    """Constrained refits that fail numerically give no interval (NaN) and a ConvergenceWarning."""
+    from bayesglmm.frequentist import profile
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    fit = _model("sleepstudy").fit("ml")
+    monkeypatch.setattr(profile, "minimize_with_restart", fail)
+    with pytest.warns(bg.ConvergenceWarning, match="correlation of '\\(Intercept\\)' and 'Days'"):
+        (row,) = profile.profile_corr_intervals(fit)
+    assert row[:3] == ("Subject", "(Intercept)", "Days") and np.isnan(row[3]) and np.isnan(row[4])
