@@ -14,7 +14,10 @@ distinguishable from 0 at that level).
 For a correlation ρ of terms i and j of one block, D(ρ) = min of −2 log L subject to the
 correlation of rows i and j of the user's factor being ρ, and the interval is {ρ ∈ [−1, 1] :
 D(ρ) − D(ρ̂) ≤ χ²₁(1 − α)}, found by Brent's method on each side of ρ̂, an end at ±1 when the
-cut-off is not reached there (sleepstudy: −0.4815 to 0.6850, as lme4). The constraint is built
+cut-off is not reached there (sleepstudy: −0.4815 to 0.6850, as lme4). As for the SDs, D is taken
+to rise away from ρ̂ on each side: ±1 is tested first, so a profile that crossed the cut-off and
+came back under it before ±1 (not seen; lme4, walking outward, would stop at the crossing) would
+give ±1, and one that crosses several times gives one of the crossings. The constraint is built
 into the coordinates rather than handed to a constrained optimiser (SLSQP): the block's factor is
 made full in x, so that its user-scale factor T L̃ may be any square root of TΣ̃Tᵀ, and written
 D Pᵀ M with P putting i and j first, D the user's SDs at the fit and M lower triangular with rows
