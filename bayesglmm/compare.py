@@ -12,7 +12,7 @@ What the columns mean, and why the methods differ
 ``laplace``, ``agq``
     Maximum likelihood (Laplace approximation; adaptive Gauss–Hermite with ``nagq``
     nodes, chosen until the log-likelihood settles unless given, named in the note). Wald intervals for β (SEs from the Hessian in (θ, β), as glmer), and
-    profile-likelihood intervals for the SDs (``profile=True``). With large SDs and small
+    profile-likelihood intervals for the SDs and correlations (``profile=True``). With large SDs and small
     clusters the Laplace approximation is biased and AGQ is the better likelihood.
     AGQ applies to one grouping factor only: on crossed or nested models it is skipped.
 ``pql``
@@ -242,8 +242,8 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
     correlation : {"exchangeable", "independence", "ar1"}
         For ``"gee"``.
     profile : bool
-        Profile-likelihood intervals for the SDs of Laplace/AGQ/ML/REML fits (a few
-        seconds per SD); otherwise their SD intervals are NaN.
+        Profile-likelihood intervals for the SDs and correlations of Laplace/AGQ/ML/REML fits
+        (a few seconds each); otherwise their intervals are NaN.
     marginal : bool
         With ``"gee"``, add the marginalized fixed effects of the AGQ (else Laplace) fit and
         of the posterior (see the module docstring).
@@ -315,8 +315,6 @@ def compare(model, methods=DEFAULT_METHODS, *, draws: int = 1000, tune: int = 10
             has = frame["kind"].ne("fixed") & frame["conf_low"].notna()
             frame.loc[frame["kind"].ne("fixed"), "interval"] = "none"
             frame.loc[has, "interval"] = f"{ci:.0%} profile likelihood"
-            frame.loc[frame["kind"].eq("corr"), "interval"] = (
-                "none: profile intervals are computed for SDs only, not yet for correlations")
         frames.append(frame)
     if marginal and "gee" in results:
         frames += _marginal_frames(results, ci, random_seed, skipped, failed)

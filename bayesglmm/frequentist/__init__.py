@@ -8,7 +8,7 @@ MASS::glmmPQL; :mod:`bayesglmm.frequentist.pql`) and ``"gee"`` (the population-a
 model by statsmodels GEE; :mod:`bayesglmm.frequentist.gee`); for Gaussian models ``"ml"``
 and ``"reml"`` (:mod:`bayesglmm.frequentist.lmm`), which ``"laplace"``, ``"agq"`` and
 ``"pql"`` also give for such models (they are exact there). Profile-likelihood intervals
-for SDs: :mod:`bayesglmm.frequentist.profile`. Each likelihood method's objective as a function
+for SDs and correlations: :mod:`bayesglmm.frequentist.profile`. Each likelihood method's objective as a function
 (``model.deviance(method)``): :mod:`bayesglmm.frequentist.deviance`.
 """
 

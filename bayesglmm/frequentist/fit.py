@@ -246,16 +246,17 @@ class MLFit(ResultDisplay):
         return [L @ L.T for L in self._tmap.factors(self.theta)]
 
     def profile(self, level: float = 0.95) -> dict:
-        """Profile-likelihood intervals of the SDs, ``{(group, term): (low, high)}`` (cached).
+        """Profile-likelihood intervals of the SDs, ``{(group, term): (low, high)}``, and of the
+        correlations, ``{(group, term, term2): (low, high)}`` (cached).
 
         See :mod:`bayesglmm.frequentist.profile`. PQL has no likelihood and raises ``ValueError``.
         """
         check_ci(level, "level")
         if level not in self._profiles:
-            from .profile import profile_sd_intervals
+            from .profile import profile_intervals
 
             with blas_limit(self.blas_threads):
-                self._profiles[level] = {(g, t): (lo, hi) for g, t, lo, hi in profile_sd_intervals(self, level)}
+                self._profiles[level] = {tuple(row[:-2]): tuple(row[-2:]) for row in profile_intervals(self, level)}
         return self._profiles[level]
 
     def variance_components(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
@@ -267,12 +268,12 @@ class MLFit(ResultDisplay):
             Interval probability (as every result's ``variance_components(ci=...)``; None: 0.95,
             :data:`~bayesglmm.results.DEFAULT_CI`).
         profile : bool
-            Add profile-likelihood intervals for the SDs at ``ci`` (as lme4's
-            ``confint(fit, method = "profile")``; each SD costs a few dozen constrained
-            refits, so it is off by default). Without it the interval columns are NaN; so they
-            are for correlations, which are not profiled yet (lme4's ``confint`` does profile
-            them; :func:`bayesglmm.compare` states this in its ``interval`` column). PQL has no
-            likelihood to profile: ``profile=True`` raises ``ValueError`` (see :attr:`can_profile`).
+            Add profile-likelihood intervals for the SDs and the correlations at ``ci`` (as
+            lme4's ``confint(fit, method = "profile")``, its ``.sig`` and ``.cor`` rows; each costs
+            a few dozen constrained refits, so it is off by default). A correlation's interval is
+            on [−1, 1], an end at ±1 when the cut-off is not reached there. Without it the
+            interval columns are NaN. PQL has no likelihood to profile: ``profile=True`` raises
+            ``ValueError`` (see :attr:`can_profile`).
         """
         level = ci_or_default(ci)
         if profile and not self.can_profile:
@@ -290,9 +291,10 @@ class MLFit(ResultDisplay):
                 for i in range(block.n_terms):
                     for j in range(i + 1, block.n_terms):
                         r = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                        low, high = bounds.get((block.group, block.terms[i], block.terms[j]), (np.nan, np.nan))
                         rows.append({"group": block.group, "term": block.terms[i], "term2": block.terms[j],
-                                     "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": np.nan,
-                                     "conf_high": np.nan, "method": self.method})
+                                     "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": low,
+                                     "conf_high": high, "method": self.method})
         if self.dispersion is not None:
             low, high = bounds.get((RESIDUAL, RESIDUAL), (np.nan, np.nan))
             rows.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd",

@@ -1,4 +1,5 @@
-"""Profile-likelihood intervals for the random-effect SDs of an ML fit (lme4's ``confint(fit, method = "profile")``).
+"""Profile-likelihood intervals for the random-effect SDs and correlations of an ML fit (lme4's
+``confint(fit, method = "profile")``, its ``.sig`` and ``.cor`` rows).
 
 For one SD s of a random term the profile deviance is
 
@@ -9,6 +10,24 @@ inside a correlated block, its row of the factor L is written s · d / ‖d‖ a
 direction d is optimized with the rest, so the correlations stay free. A lower end of
 exactly 0 means the deviance at s = 0 is within the cut-off (the SD is not
 distinguishable from 0 at that level).
+
+For a correlation ρ of terms i and j of one block, D(ρ) = min of −2 log L subject to the
+correlation of rows i and j of the user's factor being ρ, and the interval is {ρ ∈ [−1, 1] :
+D(ρ) − D(ρ̂) ≤ χ²₁(1 − α)}, found by Brent's method on each side of ρ̂, an end at ±1 when the
+cut-off is not reached there (sleepstudy: −0.4815 to 0.6850, as lme4). As for the SDs, D is taken
+to rise away from ρ̂ on each side: ±1 is tested first, so a profile that crossed the cut-off and
+came back under it before ±1 (not seen; lme4, walking outward, would stop at the crossing) would
+give ±1, and one that crosses several times gives one of the crossings. The constraint is built
+into the coordinates rather than handed to a constrained optimiser (SLSQP): the block's factor is
+made full in x, so that its user-scale factor T L̃ may be any square root of TΣ̃Tᵀ, and written
+D Pᵀ M with P putting i and j first, D the user's SDs at the fit and M lower triangular with rows
+a·e₀ and c·(ρ, √(1 − ρ²), 0, …) and the rows after those free — every covariance whose (i, j)
+correlation is ρ has that form (the Cholesky factor of PΣPᵀ). x is then linear in the free
+parameters at each ρ (:class:`_CorrCoordinates`), so the bounded quasi-Newton refits of the SD
+profile apply with the exact gradient, every refit is feasible, and ρ = ±1 is an ordinary point.
+Each refit starts from the optimum at the nearest ρ already solved; in a block of three or more
+terms also from the fit, the better kept (the warm start alone was seen to stop in a worse local
+minimum there).
 
 Laplace and AGQ fits profile their own (θ, β) deviance; LMM fits profile the ML
 deviance in (θ, log σ) with β profiled out, which also gives the residual SD's interval.
@@ -27,23 +46,24 @@ from scipy import optimize, stats
 from ..results import RESIDUAL, ConvergenceWarning
 from .laplace import laplace_deviance
 from .optimize import minimize_with_restart, scipy_bounds
-from .theta import ThetaMap
+from .theta import ThetaMap, lower_factor
 from .rescale import centred_blocks
 from .working_lmm import ml_deviance_in_sigma
 
-__all__ = ["profile_sd_intervals"]
+__all__ = ["profile_sd_intervals", "profile_corr_intervals", "profile_intervals"]
 
 
-def _criterion(fit):
+def _criterion(fit, extra_full=()):
     """The fit's deviance on its internal design (:mod:`bayesglmm.scaling`: the intervals must not
     depend on the units of a covariate) as a function of x = (θ on the absolute scale, rest), its
     optimum and bounds, and the fit whose internal result that is (the ML refit of a REML fit). A
     centred block's factor is full there (:class:`~bayesglmm.frequentist.laplace.ThetaMap`), so that
-    its user-scale rows are linear in x (:func:`_row_coordinates`)."""
+    its user-scale rows are linear in x (:func:`_row_coordinates`); so are the blocks ``extra_full``
+    (a correlation's, :class:`_CorrCoordinates`)."""
     family = fit.model.family
     if fit.method in ("laplace", "agq") and not family.has_scale:
         scaling, internal = fit._scaling, fit._internal
-        dev, tmap = laplace_deviance(scaling.design, family, fit.nagq, full=centred_blocks(scaling))
+        dev, tmap = laplace_deviance(scaling.design, family, fit.nagq, full=_full(scaling, extra_full))
         x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), internal.beta])
         extra = len(internal.beta)
     elif family.has_scale and fit.method != "pql":
@@ -51,7 +71,7 @@ def _criterion(fit):
             fit = fit.model.fit("ml")
         scaling, internal = fit._scaling, fit._internal
         design = scaling.design
-        tmap = ThetaMap(design, centred_blocks(scaling))
+        tmap = ThetaMap(design, _full(scaling, extra_full))
         dev = ml_deviance_in_sigma(tmap, design.X, design.y - design.offset, np.ones(design.nobs))
         x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), [np.log(internal.sigma)]])
         extra = 1
@@ -59,6 +79,11 @@ def _criterion(fit):
         raise ValueError(f"method {fit.method!r} maximises no likelihood: it has no profile-likelihood intervals")
     lower = np.array(list(tmap.lower) + [-np.inf] * extra)
     return dev, x_hat, lower, tmap, fit
+
+
+def _full(scaling, extra_full) -> tuple[int, ...]:
+    """The blocks whose factor is full in x: the centred ones and ``extra_full``."""
+    return tuple(sorted(set(centred_blocks(scaling)) | set(extra_full)))
 
 
 def _repack(theta, source, target) -> np.ndarray:
@@ -227,3 +252,154 @@ def _interval(excess, s_hat, residual: bool, xtol: float):
             break
         step *= 2
     return low, high
+
+
+def _likelihood_fit(fit):
+    """The fit whose likelihood is profiled: a REML fit's ML refit (as lme4's ``profile.merMod``), else the fit."""
+    return fit.model.fit("ml") if fit.method == "reml" else fit
+
+
+def profile_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[tuple]:
+    """Profile-likelihood intervals of every SD (:func:`profile_sd_intervals`) and every correlation
+    (:func:`profile_corr_intervals`), a REML fit refitted by ML once for both.
+
+    Returns
+    -------
+    list of tuple
+        (group, term, low, high) for the SDs, then (group, term, term2, low, high) for the correlations.
+    """
+    fit = _likelihood_fit(fit)
+    return profile_sd_intervals(fit, level, xtol) + profile_corr_intervals(fit, level)
+
+
+def _corr_pairs(fit):
+    """(block, i, j) of every correlation: each pair of terms of a block that has correlations."""
+    return [(k, i, j) for k, block in enumerate(fit.model.design.random) if block.has_correlation
+            for i in range(block.n_terms) for j in range(i + 1, block.n_terms)]
+
+
+class _CorrCoordinates:
+    """x of the deviance as a linear function of free parameters v at a fixed correlation ρ of the
+    user's terms i and j of block k (see the module docstring).
+
+    Block k's factor is full in x, so its user-scale factor T L̃ may be any square matrix M' with
+    M'M'ᵀ = TΣ̃Tᵀ. With P the permutation that puts i and j first and D the user's SDs at the fit (in
+    internal units, so that v is of order 1), M' = D Pᵀ M with M lower triangular, row 0 = a·e₀, row
+    1 = c·(ρ, √(1 − ρ²), 0, …), and the rows after those free: every Σ whose (i, j) correlation is ρ
+    is of that form (the Cholesky factor of PΣPᵀ). So L̃ = T⁻¹ D Pᵀ M is linear in v = (a, c, the
+    lower triangle of rows 2…, every other coordinate of x), which keeps the gradient exact.
+    """
+
+    def __init__(self, x_hat, lower, tmap, k, i, j, T):
+        n = tmap.blocks[k].n_terms
+        start = int(sum(tmap.sizes[:k]))
+        self.seg = np.arange(start, start + tmap.sizes[k])
+        self.rows, self.cols = tmap.entries[k]
+        self.order = [i, j] + [t for t in range(n) if t not in (i, j)]
+        self.tril = [(a, b) for a in range(2, n) for b in range(a + 1)]
+        self.rest = np.setdiff1d(np.arange(len(x_hat)), self.seg)
+        L_hat = np.zeros((n, n))
+        L_hat[self.rows, self.cols] = x_hat[self.seg]
+        U = T @ L_hat  # the user's factor in internal units
+        norms = np.linalg.norm(U, axis=1)
+        self.B = np.linalg.solve(T, np.diag(np.where(norms > 1e-8, norms, 1.0)))[:, self.order]  # T⁻¹ D Pᵀ
+        C, _ = lower_factor(np.linalg.solve(self.B, L_hat))  # M at the fit (its Cholesky form)
+        self.rho_hat = float(C[1, 0] / np.hypot(C[1, 0], C[1, 1])) if np.hypot(C[1, 0], C[1, 1]) > 0 else np.nan
+        self.n_block = 2 + len(self.tril)
+        self.v_hat = np.concatenate([[C[0, 0], np.hypot(C[1, 0], C[1, 1])], [C[a, b] for a, b in self.tril],
+                                     x_hat[self.rest]])
+        self.lower = np.concatenate([[0.0, 0.0], [0.0 if a == b else -np.inf for a, b in self.tril],
+                                     lower[self.rest]])
+        self.n, self.x_hat = n, x_hat
+
+    def jacobian(self, rho):
+        """J(ρ) with block k's part of x = J(ρ) v[:n_block]."""
+        J = np.empty((len(self.seg), self.n_block))
+        for q in range(self.n_block):
+            M = np.zeros((self.n, self.n))
+            if q == 0:
+                M[0, 0] = 1.0
+            elif q == 1:
+                M[1, :2] = rho, np.sqrt(max(1.0 - rho * rho, 0.0))
+            else:
+                M[self.tril[q - 2]] = 1.0
+            J[:, q] = (self.B @ M)[self.rows, self.cols]
+        return J
+
+    def x(self, v, J):
+        """x at v (J from :meth:`jacobian`)."""
+        x = self.x_hat.copy()
+        x[self.seg] = J @ v[:self.n_block]
+        x[self.rest] = v[self.n_block:]
+        return x
+
+
+def profile_corr_intervals(fit, level: float = 0.95, xtol: float = 1e-5) -> list[tuple]:
+    """Profile-likelihood intervals of every random-effect correlation (lme4's ``.cor`` rows of
+    ``confint(fit, method = "profile")``), on [−1, 1].
+
+    Returns
+    -------
+    list of (group, term, term2, low, high)
+    """
+    fit = _likelihood_fit(fit)
+    cutoff = stats.chi2.ppf(level, 1)
+    out = []
+    for k, i, j in _corr_pairs(fit):
+        block = fit.model.design.random[k]
+        dev0, x_hat, lower, tmap, fit = _criterion(fit, extra_full=(k,))
+        coords = _CorrCoordinates(x_hat, lower, tmap, k, i, j, fit._scaling.transforms[k])
+        try:
+            # v's θ-like entries (probed at a bound 0) come first: block k's, then the other blocks'
+            n_theta = coords.n_block + tmap.n_theta - len(coords.seg)
+            low, high = _corr_interval(dev0, dev0(x_hat), coords, cutoff, n_theta, xtol)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError) as err:
+            warnings.warn(f"no profile interval for the correlation of {block.terms[i]!r} and {block.terms[j]!r} "
+                          f"in group {block.group!r}: its constrained refits failed ({type(err).__name__}: {err})",
+                          ConvergenceWarning, stacklevel=3)
+            low = high = np.nan
+        out.append((block.group, block.terms[i], block.terms[j], low, high))
+    return out
+
+
+def _corr_interval(dev0, d_min, coords, cutoff, n_theta, xtol):
+    """The interval's ends {ρ : D(ρ) − D(ρ̂) ≤ cut-off} by Brent's method on each side of ρ̂, ±1 when
+    the cut-off is not reached there."""
+    vg0 = getattr(dev0, "value_and_grad", None)
+    use_grad = vg0 is not None and vg0(coords.x_hat) is not None
+    bounds = scipy_bounds(coords.lower)
+    solved = {}  # ρ -> the free parameters' optimum: the warm start for the nearest ρ
+
+    def excess(rho):
+        J = coords.jacobian(rho)
+
+        def objective(v):
+            x = coords.x(v, J)
+            if not use_grad:
+                return dev0(x)
+            f, g = vg0(x)
+            g = np.asarray(g, dtype=float)
+            return f, np.concatenate([J.T @ g[coords.seg], g[coords.rest]])
+
+        near = min(solved, key=lambda t: abs(t - rho)) if solved else None
+        starts = [coords.v_hat] if near is None else [solved[near]]
+        if near is not None and coords.n > 2:  # a third term's correlations can leave the warm start in a
+            starts.append(coords.v_hat)  # worse local minimum: the fit's point is tried as well
+        res = min((minimize_with_restart(objective, x0, bounds, {"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500},
+                                         jac=use_grad, n_theta=n_theta) for x0 in starts), key=lambda r: r.fun)
+        if not np.all(np.isfinite(res.x)):
+            raise FloatingPointError("a refit left the finite numbers")
+        solved[rho] = res.x
+        return max(res.fun - d_min, 0.0) - cutoff
+
+    rho_hat = coords.rho_hat
+    if not np.isfinite(rho_hat):
+        return np.nan, np.nan
+    ends = []
+    for edge in (-1.0, 1.0):
+        if abs(edge - rho_hat) < 1e-10 or excess(edge) <= 0:
+            ends.append(edge)
+        else:
+            a, b = sorted((edge, rho_hat))
+            ends.append(optimize.brentq(excess, a, b, xtol=xtol))
+    return ends[0], ends[1]
