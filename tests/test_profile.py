@@ -1,3 +1,6 @@
+import json
+from importlib import resources
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,21 +58,31 @@ def test_glmm_profile_equals_glmer_confint(name, method):
         assert got[1] == pytest.approx(high, rel=1e-3), key
 
 
-# lme4's confint(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)), its .sig02 row (the correlation;
-# the REML fit is profiled on the ML deviance, so the ML fit's interval is the same). Not in the bundled
-# profiles.json, which holds the SDs only: quoted to 4 decimals, hence the tolerance 2e-3.
-LME4_SLEEPSTUDY_CORR = (-0.4815, 0.6849)
+# lme4's profile intervals of correlations (reference/profile_correlations.json, each with its R call):
+# sleepstudy's REML fit (profiled on the ML deviance, so the ML fit's interval is the same) to 1e-4, and a
+# Poisson GLMM with a correlated random slope (epil, visit centred) to 2.5e-3: there lme4 warned that its
+# spline fit of the profile failed and interpolated linearly (our SDs' ends agree with its to 1e-4).
+LME4_CORR = json.loads((resources.files("bayesglmm.datasets") / "reference" / "profile_correlations.json").read_text())
 
 
-@pytest.mark.parametrize("method", ["reml", "ml"])
-def test_lmm_corr_profile_equals_lme4_confint(method):
-    """The correlation's profile interval (sleepstudy, intercept and Days) within 2e-3 of lme4's."""
-    vc = _model("sleepstudy").fit(method).variance_components(profile=True)
+@pytest.mark.parametrize("case,method", [("sleepstudy_reml", "reml"), ("sleepstudy_reml", "ml"),
+                                         ("epil_laplace", "laplace")])
+def test_corr_profile_equals_lme4_confint(case, method):
+    """The correlation's profile interval (and the SDs' beside it) within the case's tolerance of lme4's."""
+    ref = LME4_CORR[case]
+    data = bg.datasets.load(ref["dataset"])
+    if ref["visit"]:
+        data = data.assign(visit=(data["period"] - 2.5) / 1.118)
+    fit = bg.GLMM(ref["formula"], data, family=ref["family"]).fit(method)
+    vc = fit.variance_components(profile=True)
     row = vc[vc["kind"] == "corr"].iloc[0]
-    assert (row["term"], row["term2"]) == ("(Intercept)", "Days")
-    assert row["conf_low"] == pytest.approx(LME4_SLEEPSTUDY_CORR[0], abs=2e-3)
-    assert row["conf_high"] == pytest.approx(LME4_SLEEPSTUDY_CORR[1], abs=2e-3)
     assert row["conf_low"] < row["estimate"] < row["conf_high"]
+    got = fit.profile()
+    for key, (low, high) in ref["intervals"].items():
+        key = tuple(key.split("|"))
+        tol = ref["abs_tol"] if len(key) == 3 else 1e-4 * high
+        assert got[key][0] == pytest.approx(low, abs=tol), key
+        assert got[key][1] == pytest.approx(high, abs=tol), key
 
 
 def _slopes_model(G=40, n=10, seed=1):
@@ -122,7 +135,7 @@ def test_compare_labels_the_correlations_profile_interval():
     cmp = bg.compare(_model("sleepstudy"), methods="reml", marginal=False)
     row = cmp.table().set_index("parameter").loc["corr((Intercept),Days|Subject)"]
     assert row["interval"] == "95% profile likelihood"
-    assert row["conf_low"] == pytest.approx(LME4_SLEEPSTUDY_CORR[0], abs=2e-3)
+    assert row["conf_low"] == pytest.approx(LME4_CORR["sleepstudy_reml"]["intervals"]["Subject|(Intercept)|Days"][0], abs=1e-4)
 
 
 def test_corr_profile_does_not_depend_on_units():
