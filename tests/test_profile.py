@@ -1,4 +1,5 @@
 import json
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -159,3 +160,18 @@ def test_failed_corr_profile_is_nan_with_a_warning(monkeypatch):
     with pytest.warns(bg.ConvergenceWarning, match="correlation of '\\(Intercept\\)' and 'Days'"):
         (row,) = profile.profile_corr_intervals(fit)
     assert row[:3] == ("Subject", "(Intercept)", "Days") and np.isnan(row[3]) and np.isnan(row[4])
+
+
+def test_a_correlation_next_to_minus_one_still_has_an_interval():
+    """Days + 1000: the intercept (at Days = 0, far from the data) and the slope correlate at −0.99999; the
+    interval's lower side is 6e-6 wide, inside an absolute xtol of 1e-5, and collapsed onto the estimate
+    before the tolerance was made relative to the bracket. The lower end, −0.9999977, is what a
+    constrained minimisation of the correlation under D ≤ D̂ + χ²₁(0.95) on the unshifted deviance
+    gives (an independent check run once, by hand)."""
+    data = bg.datasets.load("sleepstudy")
+    fit = bg.GLMM("Reaction ~ Days + (Days | Subject)", data.assign(Days=data["Days"] + 1000)).fit("ml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy overflow noise, no failed refit
+        row = fit.variance_components(profile=True).query("kind == 'corr'").iloc[0]
+    assert row["conf_low"] < row["estimate"] - 3e-6 and row["estimate"] < row["conf_high"]
+    assert row["conf_low"] == pytest.approx(-0.9999977, abs=3e-7)

@@ -198,9 +198,17 @@ def test_singular_boundaries_names_a_correlation_at_one(cbpp_model):
     design = _bundled("sleepstudy").design
     L = np.array([[1.0, 0.0], [0.4, 0.0]])  # the slope is a multiple of the intercept: corr = +1
     (msg,) = singular_boundaries(design, [L])
-    assert "correlation of '(Intercept)' and 'Days'" in msg and "+1.000" in msg
+    assert "correlation of '(Intercept)' and 'Days'" in msg and "estimated at +1" in msg
     (msg,) = singular_boundaries(design, [np.array([[1.0, 0.0], [0.0, 0.0]])])
     assert "SD of 'Days'" in msg
+    # an intercept SD of 0 before a slope: one message, for the SD (no "correlation +0.000 at ±1")
+    (msg,) = singular_boundaries(design, [np.array([[0.0, 0.0], [0.7, 0.0]])])
+    assert "SD of '(Intercept)'" in msg
+    # a combination of two earlier terms: singular, with no pairwise correlation at ±1
+    three = bg.GLMM("Reaction ~ Days + (Days + I(Days ** 2) | Subject)", _bundled("sleepstudy").design.data).design
+    L = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0]])
+    (msg,) = singular_boundaries(three, [L])
+    assert "is a linear combination of '(Intercept)', 'Days'" in msg and "correlation matrix is singular" in msg
 
 
 @pytest.mark.slow

@@ -120,8 +120,11 @@ def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]
 
     A block's relative factor L (Σ ∝ LLᵀ) is singular when a diagonal entry L[t, t] is
     (near) 0, as lme4's ``isSingular`` checks. If the whole row t is near 0, term t's SD is
-    0; otherwise term t is a linear combination of the earlier terms: their correlation
-    is ±1 (named for the earlier term it is most correlated with).
+    0; otherwise term t is a linear combination of the earlier terms: with one of them, their
+    correlation is ±1 (named for the earlier term it is most correlated with); with several, no
+    single correlation is ±1 and the message names them. Judged on the internal factors, where a
+    correlated block's intercept is at the covariates' means: the signs and names hold on the
+    user's scale too (a rank-deficient covariance stays rank-deficient under the map back).
     """
     out = []
     for block, L in zip(design.random, factors):
@@ -133,11 +136,19 @@ def singular_boundaries(design, factors, tol: float = SINGULAR_TOL) -> list[str]
             if sd[t] < tol:
                 out.append(f"the SD of {block.terms[t]!r} in group {block.group!r} is estimated at 0")
                 continue
-            corr = [S[t, j] / (sd[t] * sd[j]) if sd[j] >= tol else 0.0 for j in range(t)]
-            if corr:
-                j = int(np.argmax(np.abs(corr)))
+            earlier = [j for j in range(t) if sd[j] >= tol]
+            if not earlier:  # only terms whose SD is 0 come before it: their own messages say so
+                continue
+            corr = [S[t, j] / (sd[t] * sd[j]) for j in earlier]
+            j = earlier[int(np.argmax(np.abs(corr)))]
+            if max(np.abs(corr)) >= 0.999:
+                sign = "+1" if S[t, j] > 0 else "-1"
                 out.append(f"the correlation of {block.terms[j]!r} and {block.terms[t]!r} in group "
-                           f"{block.group!r} is estimated at {corr[j]:+.3f} (at the boundary ±1)")
+                           f"{block.group!r} is estimated at {sign} (the boundary)")
+            else:  # a combination of several earlier terms: no single correlation is at ±1
+                names = ", ".join(repr(block.terms[i]) for i in earlier)
+                out.append(f"{block.terms[t]!r} in group {block.group!r} is a linear combination of {names}: "
+                           "the random effects' correlation matrix is singular")
     return out
 
 

@@ -269,7 +269,10 @@ def profile_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[tupl
         (group, term, low, high) for the SDs, then (group, term, term2, low, high) for the correlations.
     """
     fit = _likelihood_fit(fit)
-    return profile_sd_intervals(fit, level, xtol) + profile_corr_intervals(fit, level)
+    # refits far along a profile overflow on the way (e^{log σ}, the optimiser's trial steps): a refit that
+    # fails is reported by its own ConvergenceWarning and gives NaN, so NumPy's warnings are noise here
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return profile_sd_intervals(fit, level, xtol) + profile_corr_intervals(fit, level)
 
 
 def _corr_pairs(fit):
@@ -401,5 +404,7 @@ def _corr_interval(dev0, d_min, coords, cutoff, n_theta, xtol):
             ends.append(edge)
         else:
             a, b = sorted((edge, rho_hat))
-            ends.append(optimize.brentq(excess, a, b, xtol=xtol))
+            # xtol relative to the bracket: a correlation within 1e-5 of ±1 (the intercept's correlation with a
+            # slope whose covariate is far from 0) has its whole side of the interval inside an absolute xtol
+            ends.append(optimize.brentq(excess, a, b, xtol=min(xtol, 1e-3 * (b - a))))
     return ends[0], ends[1]
