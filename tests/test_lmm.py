@@ -109,3 +109,13 @@ def test_ml_leaves_a_false_boundary(seed):
                                 [fit.beta[0], fit.beta[1], np.log(30), np.log(30)], method="Nelder-Mead",
                                 options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000})
         assert -res.fun <= fit.loglik + 1e-6, (ss, -res.fun, fit.loglik)
+
+
+def test_a_gaussian_glmm_fit_is_titled_as_the_exact_lmm_it_is():
+    """glmer hands gaussian models to lmer; a Gaussian fit by 'agq' has no quadrature to report."""
+    import bayesglmm as bg
+
+    model = bg.GLMM("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy"))
+    for method, opts in (("agq", {"nagq": 25}), ("laplace", {})):
+        title = str(model.fit(method, **opts)).splitlines()[0]
+        assert title.startswith("Linear mixed model fit by maximum likelihood") and "nAGQ" not in title

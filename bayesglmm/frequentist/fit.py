@@ -235,6 +235,10 @@ class MLFit(ResultDisplay):
                 f"converged={self.converged}, singular={self.singular}>")
 
     def _summary_title(self) -> str:
+        if self.model.family.has_scale and self.method in ("laplace", "agq"):
+            # a Gaussian identity-link GLMM is an LMM: fitted exactly, with no quadrature (as glmer hands
+            # gaussian models to lmer), whatever nagq was asked for
+            return f"Linear mixed model fit by maximum likelihood (method={self.method!r}: exact for a Gaussian model)"
         return self.TITLES.get(self.method, self.method) + (f", nAGQ = {self.nagq}" if self.method == "agq" else "")
 
     def _summary_criteria(self) -> list[str]:
