@@ -157,7 +157,8 @@ class Design:
             return sp.csc_matrix((self.nobs, 0))
         return sp.hstack([b.Z() for b in self.random], format="csc")
 
-    def evaluate_new(self, new_data: pd.DataFrame, allow_new_levels: bool = True) -> "NewData":
+    def evaluate_new(self, new_data: pd.DataFrame, allow_new_levels: bool = True,
+                     random_effects: bool = True) -> "NewData":
         """The model matrices of ``new_data``, encoded exactly as the fitting data were.
 
         Categorical columns keep the fitted levels and reference (formulae's
@@ -170,6 +171,9 @@ class Design:
         allow_new_levels : bool
             A grouping level not seen in fitting gets index −1 (its random effect is 0:
             the population-level prediction); with False it is an error naming the level.
+        random_effects : bool
+            False: the fixed-effect matrices and offset only (a population-level prediction, lme4's
+            ``re.form = NA``): ``new_data`` needs no grouping column, and ``index``/``Xr`` are empty.
 
         Returns
         -------
@@ -196,7 +200,7 @@ class Design:
             raise ValueError("new_data has no rows: nothing to predict")
         spec = parse_formula(self.formula)
         terms, _, groups = _used_names(spec)
-        needed = terms | groups
+        needed = terms | groups if random_effects else terms
         for c in sorted(c for c in needed if c in self.data.columns):
             if c not in new_data.columns:
                 raise _missing_column(c, new_data)
@@ -226,7 +230,7 @@ class Design:
         for expr in spec.offsets:
             offset = offset + _eval(expr, new_data, "in new_data, the offset")
         indices, Xrs = [], []
-        for term, block in zip(spec.random, self.random):
+        for term, block in zip(spec.random if random_effects else (), self.random):
             index, differs = _new_levels(block, term.group, self.data, new_data)
             if differs and np.all(index < 0):
                 c, fit_values, new_values = differs[0]

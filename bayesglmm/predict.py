@@ -28,12 +28,14 @@ PREDICT_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high")
 KINDS = ("mean", "link")
 
 
-def new_data_matrices(design, new_data=None, allow_new_levels: bool = True) -> NewData:
-    """The fitting data's matrices (``new_data=None``) or those of ``new_data``."""
+def new_data_matrices(design, new_data=None, allow_new_levels: bool = True, random_effects: bool = True) -> NewData:
+    """The fitting data's matrices (``new_data=None``) or those of ``new_data``; with
+    ``random_effects=False`` the fixed part only (``new_data`` needs no grouping column)."""
     if new_data is None:
-        return NewData(X=design.X, offset=design.offset, index=tuple(b.index for b in design.random),
-                       Xr=tuple(b.Xr for b in design.random))
-    return design.evaluate_new(new_data, allow_new_levels=allow_new_levels)
+        blocks = design.random if random_effects else ()
+        return NewData(X=design.X, offset=design.offset, index=tuple(b.index for b in blocks),
+                       Xr=tuple(b.Xr for b in blocks))
+    return design.evaluate_new(new_data, allow_new_levels=allow_new_levels, random_effects=random_effects)
 
 
 def linear_predictor(design, new_data, beta, b=None, allow_new_levels: bool = True) -> np.ndarray:

@@ -412,3 +412,16 @@ def test_a_saved_fit_predicts_the_same_ses(tmp_path):
     back = bg.load(bg.save(fit, tmp_path / "fit.nc"))
     new = _new_rows(df)
     pd.testing.assert_frame_equal(back.predict(new), fit.predict(new), rtol=1e-7)
+
+
+def test_population_predictions_need_no_grouping_column():
+    """lme4's re.form = NA: the population level needs the fixed effects' columns only."""
+    import bayesglmm as bg
+
+    data = bg.datasets.load("sleepstudy")
+    fit = bg.GLMM("Reaction ~ Days + (Days | Subject)", data).fit("ml")
+    new = pd.DataFrame({"Days": [0.0, 4.5]})
+    with_groups = fit.predict(new.assign(Subject=data["Subject"].iloc[0]), random_effects=False)
+    assert np.allclose(fit.predict(new, random_effects=False).to_numpy(), with_groups.to_numpy())
+    with pytest.raises(KeyError, match="Subject"):
+        fit.predict(new)  # conditional predictions need it

@@ -231,7 +231,7 @@ class Posterior(ResultDisplay):
         from ..predict import new_data_matrices, prediction_frame, to_scale
 
         check_ci(ci, allow_none=True)
-        nd = new_data_matrices(self.model.design, new_data, allow_new_levels)
+        nd = new_data_matrices(self.model.design, new_data, allow_new_levels, random_effects)
         beta = self.draws("beta")
         eta = nd.offset + np.einsum("cdp,np->cdn", beta, nd.X)
         if random_effects:

@@ -382,7 +382,7 @@ class MLFit(ResultDisplay):
         check_kind(kind)
         level = ci_or_default(ci)
         design = self.model.design
-        rows = new_data_matrices(design, new_data, allow_new_levels)
+        rows = new_data_matrices(design, new_data, allow_new_levels, random_effects)
         eta = rows.eta(self.beta, self.blups() if random_effects else None)
         if random_effects:
             scaling = self._scaling

@@ -110,7 +110,7 @@ class GEEFit(ResultDisplay):
             raise ValueError("a GEE fit has no random effects: predict with random_effects=False")
         check_kind(kind)
         level = ci_or_default(ci)
-        rows = new_data_matrices(self.model.design, new_data, allow_new_levels)
+        rows = new_data_matrices(self.model.design, new_data, allow_new_levels, random_effects=False)
         var = population_variance(rows.X, self.vcov)
         se = np.sqrt(np.where(var >= 0, var, np.nan))
         return wald_prediction(self.model.family, rows.eta(self.beta), se, kind, level,
