@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from functools import cached_property
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -16,6 +18,10 @@ from ..results import (DEFAULT_CI, FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUM
 from .convergence import rhat_and_ess
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
+
+#: the package's own files: a diagnostics warning points at the user's line that sampled or asked for it,
+#: whether ``diagnostics`` was called by the user or by ``GLMM.sample`` (Python 3.12's skip_file_prefixes)
+_PACKAGE_DIRS = (str(Path(__file__).resolve().parents[1]),)
 
 METHOD = "nuts"
 #: the share of draws at the maximum tree depth above which :meth:`Posterior.diagnostics` warns
@@ -357,7 +363,8 @@ class Posterior(ResultDisplay):
         if warn and depth > MAX_TREEDEPTH_SHARE:
             warnings.warn(f"posterior diagnostics: {depth:.0%} of draws reached the maximum tree depth (a collapsed "
                           "step size: slow sampling of a badly scaled or funnel-shaped posterior; try more tuning "
-                          "steps, marginalize=True or stronger priors)", SamplingWarning, stacklevel=2)
+                          "steps, marginalize=True or stronger priors)", SamplingWarning,
+                          skip_file_prefixes=_PACKAGE_DIRS)
         if warn and not ok:
             problems = []
             if div:
@@ -366,7 +373,8 @@ class Posterior(ResultDisplay):
                 problems.append(f"max R-hat {rmax:.3f} > {max_r_hat} for {rname!r} (chains disagree: sample longer)")
             if emin < min_ess:
                 problems.append(f"min bulk ESS {emin:.0f} < {min_ess:.0f} for {ename!r} (sample more draws)")
-            warnings.warn("posterior diagnostics: " + "; ".join(problems), SamplingWarning, stacklevel=2)
+            warnings.warn("posterior diagnostics: " + "; ".join(problems), SamplingWarning,
+                          skip_file_prefixes=_PACKAGE_DIRS)
         return out
 
 
