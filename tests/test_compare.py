@@ -28,6 +28,7 @@ def test_compare_runs_all_five_methods_on_cbpp(cbpp_comparison):
     assert nuts["flags"].iloc[0].startswith("divergences=")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,options", [("laplace", {}), ("agq", {"nagq": 25}), ("pql", {}),
                                             ("gee", {})])
 def test_compare_rows_equal_the_stand_alone_fits(cbpp_comparison, cbpp_model, method, options):
@@ -46,6 +47,7 @@ def test_compare_rows_equal_the_stand_alone_fits(cbpp_comparison, cbpp_model, me
         assert rows.loc["sd((Intercept)|herd)", "interval"] == "95% profile likelihood"
 
 
+@pytest.mark.slow
 def test_compare_posterior_rows_are_the_posterior_tables(cbpp_comparison):
     post = cbpp_comparison.results["nuts"]
     rows = cbpp_comparison.table().query("method == 'nuts'")
@@ -53,6 +55,7 @@ def test_compare_posterior_rows_are_the_posterior_tables(cbpp_comparison):
     assert rows["std_error"].to_numpy()[4] == pytest.approx(post.variance_components()["std_error"].iloc[0])
 
 
+@pytest.mark.slow
 def test_wide_markdown_html(cbpp_comparison):
     wide = cbpp_comparison.wide()
     assert list(wide.columns) == ["nuts", "laplace", "agq", "pql", "gee", "agq (marginal)", "nuts (marginal)"]
@@ -69,6 +72,7 @@ def test_wide_markdown_html(cbpp_comparison):
     assert "<table" in html and "agq (marginal)" in html
 
 
+@pytest.mark.slow
 def test_forest_plot_has_a_row_per_parameter(cbpp_comparison):
     fig = cbpp_comparison.plot()
     fixed_ax, sd_ax = fig.axes[:2]

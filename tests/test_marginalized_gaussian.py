@@ -61,6 +61,7 @@ def test_marginal_loglik_equals_lmer_at_its_estimates(name):
     assert _loglik_function(m.design)(beta, lam, sigma)[0] == pytest.approx(loglik, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_uncorrelated_blocks_integrate_exactly():
     """(Days || Subject), two blocks of one factor merged: the exact marginal log-likelihood at the
     ML fit's estimates (the LMM engine, on the two blocks) is its log-likelihood."""
