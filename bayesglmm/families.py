@@ -92,7 +92,7 @@ link's ``name`` only as a label and in the tables of step 5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -101,8 +101,9 @@ from scipy import special
 from .kernels import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, NO_KERNEL, POISSON_IDENTITY,
                       POISSON_LOG)
 
-__all__ = ["Link", "Logit", "Probit", "CLogLog", "Log", "Identity", "Family", "Bernoulli", "Binomial", "Poisson",
-           "Gaussian", "Working", "LINKS", "FAMILIES", "get_family", "get_link"]
+__all__ = ["Link", "Logit", "Probit", "CLogLog", "Log", "Identity", "Inverse", "Family", "Bernoulli", "Binomial",
+           "Poisson", "Gaussian", "NegativeBinomial", "BetaBinomial", "Gamma", "Working", "LINKS", "FAMILIES",
+           "get_family", "get_link"]
 
 _EPS = np.finfo(float).eps
 
@@ -246,7 +247,25 @@ class Identity(Link):
         return np.zeros_like(np.asarray(eta, dtype=float))
 
 
-_LINK_CLASSES = {cls.name: cls for cls in (Logit, Probit, CLogLog, Log, Identity)}
+class Inverse(Link):
+    """μ = 1/η, the canonical link of a Gamma mean (R's ``Gamma()`` default)."""
+
+    name = "inverse"
+
+    def link(self, mu):
+        return 1.0 / np.asarray(mu, dtype=float)
+
+    def inverse(self, eta):
+        return 1.0 / np.asarray(eta, dtype=float)
+
+    def inverse_deriv(self, eta):
+        return -1.0 / np.asarray(eta, dtype=float) ** 2
+
+    def inverse_deriv2(self, eta):
+        return 2.0 / np.asarray(eta, dtype=float) ** 3
+
+
+_LINK_CLASSES = {cls.name: cls for cls in (Logit, Probit, CLogLog, Log, Identity, Inverse)}
 LINKS = tuple(_LINK_CLASSES)
 
 
@@ -301,11 +320,27 @@ class Family:
     """
 
     link: Link = None
+    #: the value of a dispersion family's second parameter (θ or the shape; see
+    #: :attr:`has_dispersion`), set by the engines with :meth:`with_dispersion`; None for the
+    #: family a user names (and always for the families without one)
+    dispersion: float | None = None
 
     name: ClassVar[str] = ""
     links: ClassVar[tuple] = ()
     kernel_codes: ClassVar[dict] = {}
     has_scale: ClassVar[bool] = False
+    #: True for the families with a second parameter other than the Gaussian σ — the negative
+    #: binomial's θ, the beta-binomial's θ, the Gamma's shape —, named :attr:`dispersion_name`
+    has_dispersion: ClassVar[bool] = False
+    #: the dispersion's name in results (``"theta"``, ``"shape"``; "" without one)
+    dispersion_name: ClassVar[str] = ""
+    #: whether ``links[0]`` is the family's canonical link (the negative binomial's and the
+    #: beta-binomial's canonical links are not among their links)
+    first_link_canonical: ClassVar[bool] = True
+    #: the curvature of the Laplace approximation's log-determinant: ``"fisher"`` (lme4's glmer:
+    #: the IRLS weights) or ``"observed"`` (−∂²ℓ/∂η² at the modes, glmmTMB's exact Hessian: the
+    #: dispersion families, whose references are glmmTMB's). The same for a canonical link.
+    laplace_curvature: ClassVar[str] = "fisher"
     needs_trials: ClassVar[bool] = False
     counts_successes: ClassVar[bool] = False
     response_kind: ClassVar[str] = "continuous"
@@ -331,9 +366,55 @@ class Family:
 
     @property
     def canonical(self) -> bool:
-        """True if the link is the family's canonical link (logit, log, identity): observed and
-        Fisher information coincide."""
-        return type(self.link) is self.links[0]
+        """True if the link is the family's canonical link (logit, log, identity, the Gamma's
+        inverse): observed and Fisher information coincide."""
+        return self.first_link_canonical and type(self.link) is self.links[0]
+
+    def with_dispersion(self, value) -> "Family":
+        """This family with its dispersion (θ, shape) fixed at ``value``: what the engines evaluate
+        a dispersion family's log-likelihood with. Raises ``ValueError`` for a family without one."""
+        if not self.has_dispersion:
+            raise ValueError(f"family {self.name!r} has no dispersion parameter")
+        value = float(value)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"the {self.name} family's {self.dispersion_name} must be positive and finite, "
+                             f"got {value!r}")
+        return replace(self, dispersion=value)
+
+    def _phi(self, sigma=None) -> float:
+        """The dispersion to evaluate at: ``sigma`` if given, else :attr:`dispersion`."""
+        phi = self.dispersion if sigma is None else sigma
+        if phi is None:
+            raise ValueError(f"the {self.name} family's {self.dispersion_name} is not set: pass it, or use "
+                             f"family.with_dispersion(value)")
+        return phi
+
+    #: the family's name in a printed summary, ``{}`` taking the dispersion (lme4's glmer.nb
+    #: prints ``Negative Binomial(0.9424)``)
+    title: ClassVar[str] = ""
+
+    def label(self, dispersion=None) -> str:
+        """The family as a summary prints it: its name, or for a dispersion family its title with
+        the estimate (``Negative Binomial(0.9424)``, ``Gamma(shape = 2.51)``)."""
+        if not self.has_dispersion:
+            return self.name
+        value = self.dispersion if dispersion is None else dispersion
+        return self.title.split("(")[0].strip() if value is None else self.title.format(f"{float(value):.4g}")
+
+    def dispersion_start(self, y, mu, trials=None) -> float:
+        """A starting value of the dispersion from the responses and a fit's means (a moment
+        estimate); the families with one override it."""
+        return 1.0
+
+    def observed_weight_deriv(self, eta, y, trials=None) -> np.ndarray:
+        """d/dη of the observed weight −∂²ℓ/∂η² (:attr:`Working.obs_weight`), each row by a central
+        difference of the analytic weight (steps 10⁻⁴·max(1, |η|): an error of about 10⁻⁸ of it):
+        the derivative of the Laplace log-determinant under ``laplace_curvature = "observed"``."""
+        eta = np.asarray(eta, dtype=float)
+        h = 1e-4 * np.maximum(1.0, np.abs(eta))
+        up = self.working(eta + h, y, trials).obs_weight
+        down = self.working(eta - h, y, trials).obs_weight
+        return (up - down) / (2.0 * h)
 
     @property
     def kernel_code(self) -> int:
@@ -658,7 +739,275 @@ class Gaussian(Family):
         raise ValueError("loglik_relative is for the counting families; a Gaussian model is an LMM")
 
 
-_FAMILY_CLASSES = {cls.name: cls for cls in (Bernoulli, Binomial, Poisson, Gaussian)}
+def _lgamma_ratio(y, theta):
+    """log Γ(y + θ) − log Γ(θ) − y log θ, accurate for any θ > 0 (→ 0 as θ → ∞): the difference
+    of log-gammas for θ ≤ 100, and Stirling's series beyond (its first omitted term below 10⁻¹³
+    there), where the difference loses digits to cancellation: 10⁻¹⁰ at θ = 10⁵, all of them at
+    θ = 10⁹ (θ log θ ≈ 10¹⁰ against a log-likelihood of order 1). A profile of the negative
+    binomial's or beta-binomial's θ goes there, towards the Poisson and binomial limits."""
+    y = np.asarray(y, dtype=float)
+    theta = np.broadcast_to(np.asarray(theta, dtype=float), np.broadcast(y, theta).shape)
+    big = theta > 100.0
+    t = np.where(big, theta, 100.0)
+    z = t + y
+    stirling = ((z - 0.5) * np.log1p(y / t) - y + (1.0 / (12.0 * z) - 1.0 / (12.0 * t))
+                - (1.0 / (360.0 * z**3) - 1.0 / (360.0 * t**3)) + (1.0 / (1260.0 * z**5) - 1.0 / (1260.0 * t**5)))
+    small = np.where(big, 1.0, theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = special.gammaln(y + small) - special.gammaln(small) - special.xlogy(y, small)
+    return np.where(big, stirling, direct)
+
+
+def _counts_check(family, y, name):
+    y = np.asarray(y, dtype=float)
+    bad = (y < 0) | (y != np.round(y))
+    if bad.any():
+        raise ValueError(f"family {family.name!r} needs {name} to be non-negative integer counts; found "
+                         f"{np.unique(y[bad])[:5].tolist()} in {int(bad.sum())} rows")
+
+
+class NegativeBinomial(Family):
+    """Counts with mean μ and size θ (NB2, the Poisson–gamma mixture: y | ε ~ Poisson(με),
+    ε ~ Gamma(θ, θ)): V(μ) = μ + μ²/θ, so 1/√θ is the coefficient of variation of the gamma
+    multiplier. glmmTMB's ``nbinom2`` (its ``sigma()`` is θ), lme4's ``glmer.nb``, bambi's
+    ``negativebinomial`` (its ``alpha`` is θ), R's ``MASS::rnbinom(size = θ, mu = μ)``.
+    Link: log. The log link is not the canonical one (log(μ/(μ + θ))): observed and Fisher
+    information differ."""
+
+    name = "negativebinomial"
+    links = (Log,)
+    first_link_canonical = False
+    response_kind = "count"
+    has_dispersion = True
+    dispersion_name = "theta"
+    laplace_curvature = "observed"
+    title = "Negative Binomial({})"
+
+    def initial_mu(self, y, trials=None):
+        return np.asarray(y, dtype=float) + 0.1
+
+    def variance(self, mu):
+        mu = np.asarray(mu, dtype=float)
+        return mu + mu**2 / self._phi()
+
+    def variance_deriv(self, mu):
+        return 1.0 + 2.0 * np.asarray(mu, dtype=float) / self._phi()
+
+    def sample(self, mu, trials=None, sigma=None, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        theta = self._phi(sigma)
+        mu = np.asarray(mu, dtype=float)
+        return rng.negative_binomial(theta, theta / (theta + mu)).astype(float)
+
+    def loglik_kernel(self, y, mu, trials=None, sigma=None):
+        theta = self._phi(sigma)
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        # log Γ(y + θ) − log Γ(θ) + θ log θ + y log μ − (y + θ) log(μ + θ), written so that it keeps its
+        # digits as θ → ∞ (the Poisson limit: a profile of θ goes there)
+        return _lgamma_ratio(y, theta) + special.xlogy(y, mu) - (y + theta) * np.log1p(mu / theta)
+
+    def loglik_relative(self, y, mu, trials=None):
+        """ℓ(y; μ) − ℓ(y; y) at the same θ, as y log(μ/y) − (y + θ) log1p((μ − y)/(y + θ)):
+        counts times logarithms of ratios near 1."""
+        theta = self._phi()
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        pos = y > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(pos, y * np.log(mu / np.where(pos, y, 1.0)), 0.0)
+        return a - (y + theta) * np.log1p((mu - y) / (y + theta))
+
+    def loglik_constant(self, y, trials=None):
+        return -special.gammaln(np.asarray(y, dtype=float) + 1)
+
+    def dispersion_start(self, y, mu, trials=None):
+        y = np.asarray(y, dtype=float)
+        mu = np.maximum(np.asarray(mu, dtype=float), 1e-8)
+        excess = float(np.sum((y - mu) ** 2 - mu))
+        return float(np.clip(np.sum(mu**2) / excess, 0.05, 1e3)) if excess > 0 else 1e3
+
+    def validate(self, y, trials=None, name="response"):
+        _counts_check(self, y, name)
+
+    def pymc_observed(self, name, mu, dispersion, trials, observed, dims):
+        """The PyMC observed variable of the family (PyMC's ``NegativeBinomial(mu, alpha=θ)``)."""
+        import pymc as pm
+
+        return pm.NegativeBinomial(name, mu=mu, alpha=dispersion, observed=observed, dims=dims)
+
+
+class Gamma(Family):
+    """A positive continuous response with mean μ and shape k: V(μ) = μ²/k (coefficient of
+    variation 1/√k). glmmTMB's ``Gamma`` (its ``sigma()`` is 1/√k), R's ``Gamma()`` (dispersion
+    1/k), bambi's ``gamma`` (its ``alpha`` is k). Links: inverse (canonical, R's and bambi's
+    default), log, identity."""
+
+    name = "gamma"
+    links = (Inverse, Log, Identity)
+    response_kind = "continuous"
+    has_dispersion = True
+    dispersion_name = "shape"
+    laplace_curvature = "observed"
+    title = "Gamma(shape = {})"
+
+    def variance(self, mu):
+        return np.asarray(mu, dtype=float) ** 2 / self._phi()
+
+    def variance_deriv(self, mu):
+        return 2.0 * np.asarray(mu, dtype=float) / self._phi()
+
+    def sample(self, mu, trials=None, sigma=None, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        k = self._phi(sigma)
+        mu = np.asarray(mu, dtype=float)
+        if np.any(mu <= 0):
+            raise ValueError("cannot draw Gamma responses with a mean ≤ 0 (inverse or identity link)")
+        return rng.gamma(k, mu / k)
+
+    def loglik_kernel(self, y, mu, trials=None, sigma=None):
+        k = self._phi(sigma)
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = y / mu
+            out = k * np.log(k * r) - k * r - special.gammaln(k)
+        return np.where(mu > 0, out, -np.inf)
+
+    def loglik_relative(self, y, mu, trials=None):
+        """ℓ(y; μ) − ℓ(y; y) = −k (d − log1p(d)), d = (y − μ)/μ."""
+        k = self._phi()
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = (y - mu) / mu
+            out = -k * (d - np.log1p(d))
+        return np.where(mu > 0, out, -np.inf)
+
+    def loglik_constant(self, y, trials=None):
+        return -np.log(np.asarray(y, dtype=float))
+
+    def dispersion_start(self, y, mu, trials=None):
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        cv2 = float(np.mean(((y - mu) / mu) ** 2))
+        return float(np.clip(1.0 / cv2, 0.05, 1e4)) if cv2 > 0 else 1e4
+
+    def validate(self, y, trials=None, name="response"):
+        y = np.asarray(y, dtype=float)
+        bad = ~(y > 0)
+        if bad.any():
+            raise ValueError(f"family 'gamma' needs {name} to be positive; found {np.unique(y[bad])[:5].tolist()} "
+                             f"in {int(bad.sum())} rows")
+
+    def pymc_observed(self, name, mu, dispersion, trials, observed, dims):
+        """PyMC's ``Gamma(alpha=k, beta=k/μ)``."""
+        import pymc as pm
+
+        return pm.Gamma(name, alpha=dispersion, beta=dispersion / mu, observed=observed, dims=dims)
+
+
+class BetaBinomial(Binomial):
+    """Successes out of ``trials`` whose success probability varies as a Beta with mean μ and
+    precision θ = α + β (α = μθ): Var y = nμ(1 − μ)(1 + (n − 1)ρ), ρ = 1/(1 + θ) the
+    intra-class correlation. glmmTMB's ``betabinomial`` (its ``sigma()`` is θ), bambi's
+    ``beta_binomial`` (its ``alpha``, ``beta`` are μθ, (1 − μ)θ). Links: logit, probit, cloglog,
+    none of them canonical (the beta-binomial is not an exponential family): its score and
+    weights are the family's own."""
+
+    name = "betabinomial"
+    links = (Logit, Probit, CLogLog)
+    kernel_codes = {}
+    first_link_canonical = False
+    has_dispersion = True
+    dispersion_name = "theta"
+    laplace_curvature = "observed"
+    title = "Beta-binomial(theta = {})"
+
+    def _inflation(self, trials):
+        n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+        return 1.0 + (n - 1.0) / (1.0 + self._phi())
+
+    def working(self, eta, y, trials=None) -> Working:
+        """The exact score and observed weight of the beta-binomial (digamma and trigamma
+        differences); as Fisher weight the binomial's divided by the variance inflation
+        1 + (n − 1)ρ (the quasi-likelihood weight, exact in expectation to first order: PIRLS's
+        step and AGQ's scaling, which need no more)."""
+        eta = np.asarray(eta, dtype=float)
+        theta = self._phi()
+        n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+        y = np.asarray(y, dtype=float)
+        mu = self.link.inverse(eta)
+        mc = self.clip_mu(mu)
+        d1, d2 = self.link.inverse_deriv(eta), self.link.inverse_deriv2(eta)
+        a, b = mc * theta, (1.0 - mc) * theta
+        l1 = theta * (special.digamma(y + a) - special.digamma(a) - special.digamma(n - y + b) + special.digamma(b))
+        l2 = theta**2 * (special.polygamma(1, y + a) - special.polygamma(1, a)
+                         + special.polygamma(1, n - y + b) - special.polygamma(1, b))
+        var = np.maximum(self.variance(mc), 1e-300)
+        c = self._inflation(trials)
+        weight = n * d1**2 / var / c
+        dweight = n * (2.0 * d1 * d2 / var - d1**3 * self.variance_deriv(mc) / var**2) / c
+        return Working(mu, n * mu, l1 * d1, weight, dweight, -(l2 * d1**2 + l1 * d2))
+
+    def score(self, eta, y, trials=None) -> np.ndarray:
+        return self.working(eta, y, trials).score
+
+    def sample(self, mu, trials=None, sigma=None, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        theta = self._phi(sigma)
+        mu = np.clip(np.asarray(mu, dtype=float), _EPS, 1.0 - _EPS)
+        n = np.ones_like(mu) if trials is None else np.asarray(trials)
+        p = rng.beta(mu * theta, (1.0 - mu) * theta)
+        return rng.binomial(n.astype(np.int64), p).astype(float)
+
+    def loglik_kernel(self, y, mu, trials=None, sigma=None):
+        theta = self._phi(sigma)
+        y = np.asarray(y, dtype=float)
+        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        p = np.clip(np.asarray(mu, dtype=float), _EPS, 1.0 - _EPS)
+        a, b = p * theta, (1.0 - p) * theta
+        # B(y + a, n − y + b)/B(a, b) by log-gamma ratios that keep their digits as θ → ∞ (the binomial)
+        return (_lgamma_ratio(y, a) + _lgamma_ratio(n - y, b) - _lgamma_ratio(n, theta)
+                + special.xlogy(y, p) + special.xlog1py(n - y, -p))
+
+    def loglik_relative(self, y, mu, trials=None):
+        return self.loglik_kernel(y, mu, trials) - self.loglik_kernel(y, self.saturated_mean(y, trials), trials)
+
+    def loglik_constant(self, y, trials=None):
+        y = np.asarray(y, dtype=float)
+        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+
+    def dispersion_start(self, y, mu, trials=None):
+        y = np.asarray(y, dtype=float)
+        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        mu = np.clip(np.asarray(mu, dtype=float), 1e-6, 1 - 1e-6)
+        big = n > 1
+        if not big.any():
+            return 1e3
+        # E (y − nμ)² = nμ(1 − μ)(1 + (n − 1)ρ): ρ by moments over the rows with n > 1
+        r = ((y - n * mu) ** 2 / (n * mu * (1 - mu)) - 1.0)[big] / (n[big] - 1.0)
+        rho = float(np.clip(np.mean(r), 1e-3, 0.95))
+        return 1.0 / rho - 1.0
+
+    def validate(self, y, trials=None, name="response"):
+        super().validate(y, np.ones_like(np.asarray(y, dtype=float)) if trials is None else trials, name)
+
+    def pymc_observed(self, name, mu, dispersion, trials, observed, dims):
+        """PyMC's ``BetaBinomial(n, alpha=μθ, beta=(1 − μ)θ)``."""
+        import pymc as pm
+
+        n = np.ones(len(observed), dtype=np.int64) if trials is None else np.asarray(trials).astype(np.int64)
+        return pm.BetaBinomial(name, n=n, alpha=mu * dispersion, beta=(1.0 - mu) * dispersion, observed=observed,
+                               dims=dims)
+
+
+_FAMILY_CLASSES = {cls.name: cls for cls in (Bernoulli, Binomial, Poisson, Gaussian, NegativeBinomial, BetaBinomial,
+                                             Gamma)}
+#: other names of the families (glmmTMB's, bambi's), accepted by :func:`get_family`
+_ALIASES = {"nbinom2": "negativebinomial", "negative_binomial": "negativebinomial",
+            "beta_binomial": "betabinomial"}
 FAMILIES = tuple(_FAMILY_CLASSES)
 #: family name → the names of its links, the canonical (default) first
 _ALLOWED = {name: tuple(link.name for link in cls.links) for name, cls in _FAMILY_CLASSES.items()}
@@ -677,9 +1026,10 @@ def get_family(family, link=None) -> Family:
     Parameters
     ----------
     family : str or Family
-        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"gaussian"``.
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"gaussian"``, ``"negativebinomial"``
+        (alias ``"nbinom2"``), ``"betabinomial"`` (alias ``"beta_binomial"``) or ``"gamma"``.
     link : str, optional
-        Defaults to the canonical link (logit, logit, log, identity).
+        Defaults to the family's first link (logit, logit, log, identity, log, logit, inverse).
 
     Raises
     ------
@@ -690,7 +1040,9 @@ def get_family(family, link=None) -> Family:
         if link is None or get_link(link) == family.link:
             return family
         family = family.name
-    if not isinstance(family, str) or family.lower() not in _FAMILY_CLASSES:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
-    cls = _FAMILY_CLASSES[family.lower()]
+    key = _ALIASES.get(family.lower(), family.lower()) if isinstance(family, str) else None
+    if key not in _FAMILY_CLASSES:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)} "
+                         f"(or {', '.join(_ALIASES)})")
+    cls = _FAMILY_CLASSES[key]
     return cls(None if link is None else get_link(link))

@@ -35,8 +35,8 @@ def _groups_line(design) -> str:
 
 def _header(result) -> list[str]:
     fam = result.model.family
-    return ([result._summary_title(), f" Family: {fam.name}  ( {fam.link.name} )", f"Formula: {result.model.formula}"]
-            + result._summary_criteria())
+    return ([result._summary_title(), f" Family: {fam.label(getattr(result, 'dispersion', None))}  ( {fam.link.name} )",
+             f"Formula: {result.model.formula}"] + result._summary_criteria())
 
 
 def criteria_lines(aic: float, bic: float, loglik: float, criterion: str = "deviance") -> list[str]:
@@ -200,7 +200,7 @@ class ResultDisplay:
 def model_text(model) -> str:
     """A model before fitting: formula, family, observations, grouping factors, priors."""
     d = model.design
-    lines = [f"GLMM: {model.formula}", f" Family: {model.family.name}  ( {model.family.link.name} )",
+    lines = [f"GLMM: {model.formula}", f" Family: {model.family.label()}  ( {model.family.link.name} )",
              _groups_line(d), f"Fixed effects: {', '.join(d.fixed_names)}"]
     for b in d.random:
         kind = "correlated" if b.has_correlation else ("" if b.n_terms == 1 else "uncorrelated")

@@ -6,7 +6,8 @@ in this order, so that :mod:`bayesglmm.compare` joins methods on labels:
 ``fixed_effects()``
     term, estimate, std_error, conf_low, conf_high, method
 ``variance_components()``
-    group, term, term2, kind ("sd" or "corr"), estimate, std_error, conf_low, conf_high, method
+    group, term, term2, kind ("sd", "corr", or "dispersion": a dispersion family's θ or shape, group
+    "Residual" and term "theta" or "shape"), estimate, std_error, conf_low, conf_high, method
 ``random_effects()``
     group, level, term, estimate, std_error, conf_low, conf_high, method
 
@@ -300,13 +301,22 @@ def is_residual(vc: pd.DataFrame) -> np.ndarray:
 
 
 def parameter_labels(vc: pd.DataFrame, fixed_names=()) -> list[str]:
-    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``.
+    """One label per ``variance_components()`` row: ``sd(term|group)``, ``corr(t1,t2|group)``, ``sigma``,
+    a dispersion's ``theta`` or ``shape``.
 
     ``fixed_names``: the model's fixed-effect labels, which share the ``parameter`` column; when one
     of them is ``"sigma"`` (a covariate of that name) the residual SD is ``"sd(Residual)"`` instead."""
-    sigma = "sd(Residual)" if "sigma" in set(fixed_names) else "sigma"
-    return [sigma if res else (f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})")
-            for res, g, t, t2, k in zip(is_residual(vc), vc["group"], vc["term"], vc["term2"], vc["kind"])]
+    fixed = set(fixed_names)
+    sigma = "sd(Residual)" if "sigma" in fixed else "sigma"
+
+    def label(res, g, t, t2, k):
+        if res:
+            return sigma
+        if k == "dispersion":  # a dispersion family's θ or shape: its name, unless a covariate has it
+            return f"dispersion({t})" if t in fixed else t
+        return f"sd({t}|{g})" if k == "sd" else f"corr({t},{t2}|{g})"
+
+    return [label(*row) for row in zip(is_residual(vc), vc["group"], vc["term"], vc["term2"], vc["kind"])]
 
 
 def combine_tables(fe: pd.DataFrame, vc: pd.DataFrame | None) -> pd.DataFrame:

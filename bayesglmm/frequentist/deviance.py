@@ -6,7 +6,8 @@ trace it along one coordinate (:meth:`Deviance.slice`) and see why a variance co
 its boundary or how much flatter AGQ's surface is than Laplace's. The vector is
 
 - ``laplace``/``agq``: (θ, β), θ the lower triangles of the relative Cholesky factors (absolute
-  scale: σ = 1), as ``glmer(..., devFunOnly = TRUE)`` after its first stage;
+  scale: σ = 1), as ``glmer(..., devFunOnly = TRUE)`` after its first stage; a dispersion
+  family's log θ (or log shape) last, ``log(theta)``;
 - ``ml``/``reml``: θ only, relative to the residual SD, with β and σ profiled out, as
   ``lmer(..., devFunOnly = TRUE)``.
 
@@ -68,7 +69,8 @@ class Deviance:
         theta = np.asarray(fit.theta, dtype=float)
         if self.method in ("ml", "reml"):
             return theta / float(fit.dispersion)
-        return np.concatenate([theta, np.asarray(fit.beta, dtype=float)])
+        extra = [np.log(fit.dispersion)] if fit.model.family.has_dispersion else []
+        return np.concatenate([theta, np.asarray(fit.beta, dtype=float), extra])
 
     def slice(self, name: str, values, at=None) -> pd.DataFrame:
         """The deviance along coordinate ``name`` with the others held at ``at`` (a vector, or a
@@ -154,23 +156,34 @@ def model_deviance(model, method: str = "laplace", nagq: int | None = None) -> D
         start = user_theta(ThetaMap(internal).theta0(), user_tmap, scaling) / scaling.y_scale
         return Deviance(model, method, 1, names, start, user_tmap.lower, fun, vg)
     nagq = 1 if method == "laplace" else (default_nagq(design) if nagq is None else nagq)
-    devfun, tmap = laplace_deviance(internal, model.family, nagq, full=full)
-    lower = np.array(list(user_tmap.lower) + [-np.inf] * design.X.shape[1])
+    family = model.family
+    devfun, tmap = laplace_deviance(internal, family, nagq, full=full)
+    extra = []  # a dispersion family's log φ, last: its start by moments at the GLM's means
+    if family.has_dispersion:
+        beta0 = glm_start(internal, family.with_dispersion(1.0))
+        mu = family.link.inverse(internal.offset + internal.X @ beta0)
+        extra = [float(np.log(family.dispersion_start(internal.y, mu, internal.trials)))]
+        beta0 = glm_start(internal, family.with_dispersion(np.exp(extra[0])))
+        names = names + list(design.fixed_names) + [f"log({family.dispersion_name})"]
+    else:
+        beta0 = glm_start(internal, family)
+        names = names + list(design.fixed_names)
+    lower = np.array(list(user_tmap.lower) + [-np.inf] * (design.X.shape[1] + len(extra)))
     vg = devfun.value_and_grad
     P = internal_theta_map(user_tmap, tmap, scaling)
-    beta0 = glm_start(internal, model.family)
-    if vg is None or vg(np.concatenate([P @ user_tmap.theta0(), beta0])) is None:
-        vg = central_value_and_grad(devfun, np.array(list(tmap.lower) + [-np.inf] * len(beta0)))
-    fun, vg = _in_user_coordinates(devfun, vg, P, scaling, 0.0)
-    start = np.concatenate([user_theta(ThetaMap(internal).theta0(), user_tmap, scaling), scaling.beta(beta0)])
-    return Deviance(model, method, nagq, names + list(design.fixed_names), start, lower, fun, vg)
+    if vg is None or vg(np.concatenate([P @ user_tmap.theta0(), beta0, extra])) is None:
+        vg = central_value_and_grad(devfun, np.array(list(tmap.lower) + [-np.inf] * (len(beta0) + len(extra))))
+    fun, vg = _in_user_coordinates(devfun, vg, P, scaling, 0.0, n_beta=len(beta0))
+    start = np.concatenate([user_theta(ThetaMap(internal).theta0(), user_tmap, scaling), scaling.beta(beta0), extra])
+    return Deviance(model, method, nagq, names, start, lower, fun, vg)
 
 
-def _in_user_coordinates(fun, value_and_grad, P, scaling, const):
+def _in_user_coordinates(fun, value_and_grad, P, scaling, const, n_beta: int = 0):
     """``fun`` and ``value_and_grad`` of the internal parametrization as functions of the user's
-    x = (θ, β): θ̃ = P θ (:func:`~bayesglmm.frequentist.rescale.internal_theta_map`), β̃ from β by
-    ``scaling`` (none for the LMMs' θ-only vector), the value plus ``const``; the gradient by the
-    chain rule (the map is affine)."""
+    x = (θ, β[, log φ]): θ̃ = P θ (:func:`~bayesglmm.frequentist.rescale.internal_theta_map`), β̃
+    (``n_beta`` entries) from β by ``scaling`` (none for the LMMs' θ-only vector), a dispersion's
+    log φ after them unchanged, the value plus ``const``; the gradient by the chain rule (the map
+    is affine)."""
     nt = P.shape[1]
     jb_inv_t = None if scaling is None else np.linalg.inv(scaling.beta_jacobian).T
 
@@ -178,7 +191,7 @@ def _in_user_coordinates(fun, value_and_grad, P, scaling, const):
         x = np.asarray(x, dtype=float)
         if scaling is None:
             return P @ x
-        return np.concatenate([P @ x[:nt], scaling.beta_internal(x[nt:])])
+        return np.concatenate([P @ x[:nt], scaling.beta_internal(x[nt:nt + n_beta]), x[nt + n_beta:]])
 
     def user_fun(x):
         return fun(internal(x)) + const
@@ -186,9 +199,10 @@ def _in_user_coordinates(fun, value_and_grad, P, scaling, const):
     def user_value_and_grad(x):
         f, g = value_and_grad(internal(x))
         g = np.asarray(g, dtype=float)
-        gu = P.T @ g[:P.shape[0]]
+        nti = P.shape[0]
+        gu = P.T @ g[:nti]
         if scaling is not None:
-            gu = np.concatenate([gu, jb_inv_t @ g[P.shape[0]:]])
+            gu = np.concatenate([gu, jb_inv_t @ g[nti:nti + n_beta], g[nti + n_beta:]])
         return f + const, gu
 
     return user_fun, user_value_and_grad

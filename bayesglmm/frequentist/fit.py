@@ -15,7 +15,7 @@ from ..results import (RE_COLUMNS, RESIDUAL, VC_COLUMNS, ConvergenceWarning, Fit
                        SeparationWarning, check_ci, ci_or_default, summary_table, tidy_frame, wald_fixed_effects)
 from ..scaling import scale_design
 from .agq import NAGQ_LADDER, settle_nagq
-from .laplace import fit_laplace, laplace_deviance
+from .laplace import fit_laplace, laplace_deviance, packed
 from .pql import fit_pql, outside_support
 from .rescale import on_user_scale
 from .separation import check_separation
@@ -101,7 +101,7 @@ def fit_agq_settled(design, family, nagq: int, nagq_tol: float = NAGQ_FIT_TOL, *
     while True:
         i = ladder.index(nagq)
         candidates = ladder[i:] if i + 1 < len(ladder) else ladder[i - 1:]  # at the last rule: from the one before
-        x = np.concatenate([raw.theta, raw.beta])
+        x = packed(raw)
 
         def loglik(q, x=x):
             return -0.5 * laplace_deviance(design, family, q)[0](x)
@@ -194,8 +194,9 @@ class MLFit(ResultDisplay):
     def __init__(self, model, method, raw, seconds, nagq=1, dispersion=None, scaling=None, nagq_change=None):
         self.model, self.method, self.seconds, self.nagq = model, method, seconds, nagq
         self.nagq_change = nagq_change
-        #: PQL's estimated residual dispersion σ (None when fixed at 1 or not applicable)
-        self.dispersion = raw.sigma if dispersion == "estimate" else None
+        #: the residual SD σ (LMM; PQL's estimated dispersion, None when fixed at 1), or a dispersion
+        #: family's θ or shape (glmmTMB's ``sigma()`` for nbinom2 and betabinomial; 1/√shape for Gamma)
+        self.dispersion = raw.sigma if dispersion == "estimate" else raw.dispersion
         self.beta, self.vcov, self.theta = raw.beta, raw.vcov_beta, raw.theta
         #: covariance of (θ, β) from the Hessian (Laplace/AGQ only; else None)
         self.vcov_full = raw.vcov_full
@@ -310,12 +311,28 @@ class MLFit(ResultDisplay):
                         rows.append({"group": block.group, "term": block.terms[i], "term2": block.terms[j],
                                      "kind": "corr", "estimate": r, "std_error": np.nan, "conf_low": low,
                                      "conf_high": high, "method": self.method})
-        if self.dispersion is not None:
+        family = self.model.family
+        if family.has_dispersion and self.dispersion is not None:
+            low, high = bounds.get((RESIDUAL, family.dispersion_name), (np.nan, np.nan))
+            rows.append({"group": RESIDUAL, "term": family.dispersion_name, "term2": None, "kind": "dispersion",
+                         "estimate": self.dispersion, "std_error": self.dispersion_std_error(), "conf_low": low,
+                         "conf_high": high, "method": self.method})
+        elif self.dispersion is not None:
             low, high = bounds.get((RESIDUAL, RESIDUAL), (np.nan, np.nan))
             rows.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd",
                          "estimate": self.dispersion, "std_error": np.nan, "conf_low": low,
                          "conf_high": high, "method": self.method})
         return tidy_frame(rows, VC_COLUMNS)
+
+    def dispersion_std_error(self) -> float:
+        """A dispersion family's θ or shape: its standard error by the delta method from that of
+        log φ (the Hessian's, as glmmTMB's ``vcov(full = TRUE)`` of its log-dispersion); NaN
+        otherwise."""
+        V = self.vcov_full
+        if not self.model.family.has_dispersion or V is None or self.dispersion is None:
+            return float("nan")
+        var = float(V[-1, -1])
+        return float(self.dispersion * np.sqrt(var)) if var >= 0 else float("nan")
 
     def summary(self, ci: float | None = None, profile: bool = False) -> pd.DataFrame:
         """Fixed effects and variance components in one table (``parameter``, ``kind`` first),
@@ -430,7 +447,7 @@ class MLFit(ResultDisplay):
             # (θ̃, β̃) drawn from their normal approximation in the internal parametrization too
             rng = np.random.default_rng(random_seed)
             x = np.concatenate([internal.theta, internal.beta])
-            V = internal.vcov_full
+            V = internal.vcov_full[:len(x), :len(x)]  # a dispersion's log φ, last, does not enter
             sims = rng.multivariate_normal(x, (V + V.T) / 2, size=draws, check_valid="ignore")
             nt = len(internal.theta)
             draws_t = marginal_coefficient_draws(inner, family, sims[:, nt:], [covariances(s[:nt]) for s in sims])

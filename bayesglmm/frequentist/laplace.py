@@ -50,7 +50,8 @@ from .pirls import glm_start, joint_modes_start, pirls, saturated_loglik
 from .records import EngineResult, LaplaceState
 from .theta import ThetaMap, lower_factor, penalized_system
 
-__all__ = ["laplace_deviance", "LaplaceObjective", "laplace_gradient", "fit_laplace", "beta_scale",
+__all__ = ["laplace_deviance", "LaplaceObjective", "DispersionObjective", "packed", "LOG_DISPERSION_BOUNDS",
+           "laplace_gradient", "fit_laplace", "beta_scale",
            # the stages it is made of, importable from here as before (their modules are theta, factor,
            # records, pirls and optimize)
            "ThetaMap", "lower_factor", "pirls", "LaplaceState", "EngineResult", "safe_inverse", "DECREMENT_TOL",
@@ -66,8 +67,92 @@ def laplace_deviance(design: Design, family: Family, nagq: int = 1, full=()):
     :mod:`bayesglmm.frequentist.agq`), centred at the same PIRLS modes. ``full``: the blocks
     whose factor is a full square matrix (:class:`ThetaMap`).
     """
-    objective = LaplaceObjective(design, family, nagq, full)
+    if family.has_dispersion:
+        objective = DispersionObjective(design, family, nagq, full)
+    else:
+        objective = LaplaceObjective(design, family, nagq, full)
     return objective, objective.tmap
+
+
+#: bounds of a dispersion family's log-dispersion in the fits: θ (or the shape) from 10⁻⁶ to 10⁸
+#: (10⁸ is the Poisson's or the binomial's limit for any count of a real data set)
+LOG_DISPERSION_BOUNDS = (np.log(1e-6), np.log(1e8))
+
+
+def packed(raw) -> np.ndarray:
+    """The parameter vector of :func:`laplace_deviance` at an engine's estimates: (θ, β), and the
+    log-dispersion last for a dispersion family."""
+    x = [np.asarray(raw.theta, dtype=float), np.asarray(raw.beta, dtype=float)]
+    if getattr(raw, "dispersion", None) is not None:
+        x.append([np.log(raw.dispersion)])
+    return np.concatenate(x)
+
+
+class DispersionObjective:
+    """−2 log L of a dispersion family's GLMM (negative binomial, beta-binomial, Gamma) as a
+    function of (θ, β, log φ), φ the family's dispersion (θ, the shape), by the Laplace
+    approximation or AGQ: a :class:`LaplaceObjective` at the family with φ fixed, whose gradient
+    in (θ, β) it extends by the derivative in log φ (a central difference of the deviance, step
+    10⁻⁴, both sides from the modes at φ; the modes move with φ, so the envelope theorem alone
+    would not give it).
+
+    Attributes
+    ----------
+    design, family, nagq, tmap
+        As :class:`LaplaceObjective`'s; ``family`` without a dispersion.
+    inner : LaplaceObjective
+        The objective at the last φ evaluated.
+    """
+
+    has_dispersion = True
+    step = 1e-4
+
+    def __init__(self, design: Design, family: Family, nagq: int = 1, full=()):
+        self.design, self.family, self.nagq = design, family, nagq
+        self.inner = LaplaceObjective(design, family.with_dispersion(family.dispersion or 1.0), nagq, full)
+        self.tmap = self.inner.tmap
+
+    @property
+    def warm_u(self):
+        return self.inner.warm_u
+
+    @warm_u.setter
+    def warm_u(self, u):
+        self.inner.warm_u = u
+
+    def at(self, log_phi: float) -> LaplaceObjective:
+        """The inner objective with φ = exp(log_phi) (its saturated log-likelihood recomputed)."""
+        inner = self.inner
+        family = self.family.with_dispersion(np.exp(float(log_phi)))
+        if family != inner.family:
+            inner.family = family
+            inner.constant = saturated_loglik(self.design, family)
+        return inner
+
+    def state(self, params, u0=None) -> LaplaceState:
+        params = np.asarray(params, dtype=float)
+        return self.at(params[-1]).state(params[:-1], u0)
+
+    def __call__(self, params) -> float:
+        params = np.asarray(params, dtype=float)
+        if not LOG_DISPERSION_BOUNDS[0] - 1.0 <= params[-1] <= LOG_DISPERSION_BOUNDS[1] + 1.0:
+            return np.inf
+        return self.at(params[-1])(params[:-1])
+
+    def value_and_grad(self, params):
+        params = np.asarray(params, dtype=float)
+        inner = self.at(params[-1])
+        out = inner.value_and_grad(params[:-1])
+        if out is None:
+            return None
+        f, g = out
+        u = None if inner.warm_u is None else inner.warm_u.copy()
+        side = []
+        for d in (self.step, -self.step):
+            side.append(self.at(params[-1] + d).__call__(params[:-1]))
+            self.inner.warm_u = None if u is None else u.copy()
+        self.at(params[-1])
+        return f, np.concatenate([g, [(side[0] - side[1]) / (2.0 * self.step)]])
 
 
 class LaplaceObjective:
@@ -177,7 +262,13 @@ def laplace_gradient(design, family, tmap, params, st):
     A, fac = tmap.ZLambda(th), st.factor
     wk = family.working(st.eta, y, design.trials)
     w, dw, resid = wk.weight, wk.dweight, wk.score
-    w_obs, fac_obs = (w, fac) if family.canonical else (wk.obs_weight, penalized_system(A, wk.obs_weight))
+    if family.laplace_curvature == "observed" and not family.canonical:
+        # the curvature of the log-determinant is the observed one (PIRLS's factor is of it): the same
+        # formulas with W° and dW°/dη in place of W and dW/dη
+        w, dw = wk.obs_weight, family.observed_weight_deriv(st.eta, y, design.trials)
+        w_obs, fac_obs = w, fac
+    else:
+        w_obs, fac_obs = (w, fac) if family.canonical else (wk.obs_weight, penalized_system(A, wk.obs_weight))
     lev_dw = np.sum(D * hia, axis=1) * dw
     deta = X - A @ fac_obs.solve(np.asarray(A.T @ (w_obs[:, None] * X)))
     g_beta = -2.0 * X.T @ resid + deta.T @ lev_dw
@@ -232,15 +323,27 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         normalising constant; ``state`` the conditional modes at the estimates.
     """
     devfun, tmap = laplace_deviance(design, family, nagq)
+    p, n_disp = design.X.shape[1], int(family.has_dispersion)
     if start is None:
         theta0 = tmap.theta0()
-        x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
+        if n_disp:  # φ by moments at the GLM's means, then β at the joint modes with that φ
+            start_family = family.with_dispersion(family.dispersion or 1.0)
+            beta_glm = glm_start(design, start_family)
+            mu = family.link.inverse(design.offset + design.X @ beta_glm)
+            log_phi = np.clip(np.log(family.dispersion_start(design.y, mu, design.trials)), *LOG_DISPERSION_BOUNDS)
+            at = devfun.at(log_phi).family
+            x0 = np.concatenate([theta0, joint_modes_start(design, at, tmap, theta0, glm_start(design, at)), [log_phi]])
+        else:
+            x0 = np.concatenate([theta0, joint_modes_start(design, family, tmap, theta0, glm_start(design, family))])
     else:
         x0 = np.array(start, dtype=float)
-        if x0.shape != (tmap.n_theta + design.X.shape[1],):
-            raise ValueError(f"start must hold θ ({tmap.n_theta}) then β ({design.X.shape[1]}), got shape {x0.shape}")
-    lower = np.array(list(tmap.lower) + [-np.inf] * design.X.shape[1])
+        if x0.shape != (tmap.n_theta + p + n_disp,):
+            raise ValueError(f"start must hold θ ({tmap.n_theta}) then β ({p})" + (" then log φ" if n_disp else "")
+                             + f", got shape {x0.shape}")
+    lower = np.array(list(tmap.lower) + [-np.inf] * (p + n_disp))
     bounds = scipy_bounds(lower)
+    if n_disp:
+        bounds[-1] = LOG_DISPERSION_BOUNDS
     vg = devfun.value_and_grad
     if vg is not None and vg(x0) is None:
         vg = None
@@ -248,12 +351,16 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
         vg = central_value_and_grad(devfun, lower)
     options = {"ftol": tol, "gtol": 1e-7, "maxiter": maxiter, "maxfun": 20 * maxiter}
     scale = np.ones(len(x0))
-    scale[tmap.n_theta:] = beta_scale(design, family, tmap, devfun.state(x0), x0[:tmap.n_theta])
+    st0 = devfun.state(x0)
+    scale[tmap.n_theta:tmap.n_theta + p] = beta_scale(design, devfun.at(x0[-1]).family if n_disp else family, tmap, st0,
+                                                      x0[:tmap.n_theta])
     def fun(z):
         f, g = vg(z / scale)
         return f, g / scale
 
-    res = minimize_with_restart(fun, x0 * scale, bounds, options, jac=True, n_theta=tmap.n_theta)
+    scaled_bounds = [(None if lo is None else lo * c, None if hi is None else hi * c)
+                     for (lo, hi), c in zip(bounds, scale)]
+    res = minimize_with_restart(fun, x0 * scale, scaled_bounds, options, jac=True, n_theta=tmap.n_theta)
     res.x = res.x / scale
     best, fallback, extra = powell_fallback(devfun, res, bounds, maxiter, xtol=1e-8, ftol=1e-12)
     n_eval, message = res.nfev + extra, f"L-BFGS-B: {res.message}{fallback}"
@@ -271,7 +378,8 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
     cov = safe_inverse(H)
     p0 = tmap.n_theta
     state = devfun.state(x)
-    tolerance = decrement_tolerance(design, family, state.eta, nagq)
+    fitted = devfun.at(x[-1]).family if n_disp else family
+    tolerance = decrement_tolerance(design, fitted, state.eta, nagq)
     if tolerance > DECREMENT_TOL:
         message += f" (the deviance's rounding allows {tolerance:.1e})"
     if nagq > 1 and tolerance > 1e-3:
@@ -279,7 +387,12 @@ def fit_laplace(design: Design, family: Family, nagq: int = 1, tol: float = 1e-1
                     "method='laplace' sums it relative to the saturated fit")
     if decrement < -tolerance:  # gᵀH⁻¹g < 0 beyond rounding: the Hessian is not positive definite there
         message += "; the Hessian is not positive definite at the estimates"
-    return EngineResult(theta=x[:p0], beta=x[p0:], vcov_beta=cov[p0:, p0:], vcov_full=cov, loglik=-0.5 * devfun(x),
-                        state=state, tmap=tmap,
+    if n_disp and not LOG_DISPERSION_BOUNDS[0] + 1e-6 < x[-1] < LOG_DISPERSION_BOUNDS[1] - 1e-6:
+        message += (f"; the {family.dispersion_name} is at its bound {np.exp(x[-1]):.3g} (no "
+                    + ("overdispersion: the data fit the Poisson's or binomial's limit" if x[-1] > 0
+                       else "information on it") + ")")
+    return EngineResult(theta=x[:p0], beta=x[p0:p0 + p], vcov_beta=cov[p0:p0 + p, p0:p0 + p], vcov_full=cov,
+                        loglik=-0.5 * devfun(x), state=state, tmap=tmap,
+                        dispersion=float(np.exp(x[-1])) if n_disp else None,
                         converged=bool(best.success) and state.converged and not abs(decrement) > tolerance,
                         message=message, n_eval=int(n_eval), decrement=decrement)

@@ -20,7 +20,7 @@ from ..families import Family
 from .records import LaplaceState
 from .theta import penalized_system
 
-__all__ = ["score_weights", "loglik_constant", "saturated_loglik", "ridge_solve", "glm_start", "pirls",
+__all__ = ["score_weights", "loglik_constant", "saturated_loglik", "ridge_solve", "glm_start", "pirls", "curvature",
            "joint_modes_start"]
 
 
@@ -73,8 +73,9 @@ def glm_start(design: Design, family: Family) -> np.ndarray:
     eta = family.link.link(family.initial_mu(y, design.trials))
     beta = np.zeros(design.X.shape[1])
     for _ in range(50):
-        mu, mean, s, w = score_weights(family, eta, design.trials)
-        z = eta - design.offset + (y - mean) * s / np.maximum(w, 1e-300)
+        wk = family.working(eta, y, design.trials)
+        w = wk.weight
+        z = eta - design.offset + wk.score / np.maximum(w, 1e-300)
         WX = design.X * w[:, None]
         new = ridge_solve(design.X.T @ WX, WX.T @ z)
         if np.max(np.abs(new - beta)) < 1e-10:
@@ -109,9 +110,9 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
         eta = base + A @ u
         return float(np.sum(family.loglik_relative(y, family.link.inverse(eta), trials))) + const - 0.5 * float(u @ u)
 
-    def system(eta):
-        _, mean, s, w = score_weights(family, eta, trials)
-        return mean, s, penalized_system(A, w)
+    def system(eta):  # the score from the family (the beta-binomial's is not (y − nμ)μ′/V)
+        wk = family.working(eta, y, trials)
+        return wk.mean, wk.score, penalized_system(A, wk.weight)
 
     y_size = float(np.sum(np.abs(y)))
     obj = objective(u)
@@ -121,8 +122,8 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
     converged = False
     for _ in range(maxit):
         eta = base + A @ u
-        mean, s, lu = system(eta)
-        grad = A.T @ ((y - mean) * s) - u
+        mean, score, lu = system(eta)
+        grad = A.T @ score - u
         delta = lu.solve(grad)
         # the objective's own rounding: each row's μ − y is a difference of numbers of size y, so a step
         # that changes it by less than ε·Σ(|y| + |μ|) is no worse (with counts near 10⁷ that is 10⁻⁷, and
@@ -144,10 +145,19 @@ def pirls(design: Design, family: Family, A: np.ndarray, beta, u0=None, tol=1e-1
             converged = True
             break
     eta = base + A @ u
-    _, _, lu = system(eta)
+    lu = curvature(family, A, eta, y, trials)
     logdet = lu.logdet
     ll = float(np.sum(family.loglik_relative(y, family.link.inverse(eta), trials))) + const
     return LaplaceState(u=u, eta=eta, loglik_cond=ll, logdet=logdet, factor=lu, converged=converged)
+
+
+def curvature(family: Family, A, eta, y, trials):
+    """The factor of the Laplace curvature H = AᵀWA + I at η: W the Fisher weights (lme4's), or the
+    observed weights −∂²ℓ/∂η² for a family with ``laplace_curvature == "observed"`` and a
+    non-canonical link (glmmTMB's exact Hessian; the two coincide for a canonical link)."""
+    if family.laplace_curvature == "observed" and not family.canonical:
+        return penalized_system(A, family.working(eta, y, trials).obs_weight)
+    return penalized_system(A, score_weights(family, eta, trials)[3])
 
 
 def joint_modes_start(design: Design, family: Family, tmap, theta, beta, maxit: int = 50) -> np.ndarray:
@@ -168,8 +178,8 @@ def joint_modes_start(design: Design, family: Family, tmap, theta, beta, maxit: 
 
     obj = objective(beta, u)
     for _ in range(maxit):
-        _, mean, sc, w = score_weights(family, design.offset + X @ beta + A @ u, trials)
-        r = (y - mean) * sc
+        wk = family.working(design.offset + X @ beta + A @ u, y, trials)
+        r, w = wk.score, wk.weight
         g_b, g_u = X.T @ r, A.T @ r - u
         fac = penalized_system(A, w)
         AtWX = np.asarray(A.T @ (w[:, None] * X))

@@ -41,6 +41,9 @@ class EngineResult:
         Covariance of (θ, β) from the Hessian (Laplace/AGQ).
     sigma : float or None
         The residual (Gaussian) or PQL dispersion SD, where estimated.
+    dispersion : float or None
+        A dispersion family's θ or shape (Laplace/AGQ), the last of ``vcov_full``'s parameters as
+        its logarithm.
     decrement : float
         Laplace/AGQ: the Newton decrement gᵀH⁻¹g of the deviance at the estimates (θ held on a
         bound excluded), four times the log-likelihood a Newton step would still gain; NaN where
@@ -64,6 +67,7 @@ class EngineResult:
     sigma: float | None = None
     decrement: float = float("nan")
     internal: "EngineResult | None" = None
+    dispersion: float | None = None
 
 
 @dataclass

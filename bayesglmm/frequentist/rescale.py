@@ -135,7 +135,8 @@ def on_user_scale(raw: EngineResult, scaling, reml: bool = False) -> EngineResul
     jb = scaling.beta_jacobian
     vcov_full = None
     if raw.vcov_full is not None:
-        J = linalg.block_diag(theta_jacobian(raw.theta, tmap, scaling), jb)
+        extra = np.eye(raw.vcov_full.shape[0] - len(raw.theta) - len(raw.beta))  # log φ: scale-free
+        J = linalg.block_diag(theta_jacobian(raw.theta, tmap, scaling), jb, extra)
         vcov_full = J @ raw.vcov_full @ J.T
     state = replace(raw.state, eta=scaling.y_shift + scaling.y_scale * raw.state.eta)
     centred = centred_blocks(scaling)
