@@ -341,6 +341,10 @@ class Family:
     #: the IRLS weights) or ``"observed"`` (−∂²ℓ/∂η² at the modes, glmmTMB's exact Hessian: the
     #: dispersion families, whose references are glmmTMB's). The same for a canonical link.
     laplace_curvature: ClassVar[str] = "fisher"
+    #: why PQL and GEE are not defined for a dispersion family whose dispersion is not a scale of
+    #: the variance function ("" where they are: the Gamma's Var = μ²/shape, a quasi-likelihood
+    #: scale they estimate, as glmmPQL and geeglm do)
+    quasi_undefined: ClassVar[str] = ""
     needs_trials: ClassVar[bool] = False
     counts_successes: ClassVar[bool] = False
     response_kind: ClassVar[str] = "continuous"
@@ -782,6 +786,9 @@ class NegativeBinomial(Family):
     dispersion_name = "theta"
     laplace_curvature = "observed"
     title = "Negative Binomial({})"
+    quasi_undefined = ("the negative binomial's θ is not a scale of its variance (μ + μ²/θ): PQL and GEE would need "
+                       "θ fixed (glmer.nb alternates θ with glmer fits, geeglm takes it given); fit it by 'laplace' or "
+                       "'agq', or use family='poisson' with an observation-level random effect")
 
     def initial_mu(self, y, trials=None):
         return np.asarray(y, dtype=float) + 0.1
@@ -923,6 +930,9 @@ class BetaBinomial(Binomial):
     dispersion_name = "theta"
     laplace_curvature = "observed"
     title = "Beta-binomial(theta = {})"
+    quasi_undefined = ("the beta-binomial is not a quasi-likelihood family (its variance inflation 1 + (n − 1)ρ "
+                       "depends on each row's trials): PQL and GEE are not defined for it; fit it by 'laplace' or "
+                       "'agq', or use family='binomial' with an observation-level random effect")
 
     def _inflation(self, trials):
         n = 1.0 if trials is None else np.asarray(trials, dtype=float)

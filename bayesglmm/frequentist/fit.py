@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -563,6 +564,8 @@ def _fit(model, method: str, nagq, dispersion, **options):
     if method != "pql" and dispersion is not None:
         raise ValueError(f"dispersion applies to method='pql', not {method!r}")
     check_options(method, nagq, options)
+    if method in ("pql", "gee") and model.family.quasi_undefined:
+        raise NotApplicableError(f"method {method!r}: {model.family.quasi_undefined}")
     if method == "gee":
         from .gee import fit_gee
 
@@ -592,6 +595,14 @@ def _fit(model, method: str, nagq, dispersion, **options):
         reml = method == "reml"
         raw = fit_lmm(design, model.family, reml=reml, **options)
         dispersion = "estimate"  # σ is a parameter: a Residual row, and one more for AIC/BIC
+    elif method == "pql" and model.family.has_dispersion:
+        # the Gamma: its 1/shape is the working model's residual variance (glmmPQL estimates it always)
+        if dispersion == "fixed":
+            raise ValueError(f"dispersion='fixed' would fix the {model.family.name} family's {model.family.dispersion_name} "
+                             "at 1: PQL estimates it (dispersion='estimate', the default for this family)")
+        raw = fit_pql(design, model.family.with_dispersion(1.0), dispersion="estimate", **options)
+        raw = replace(raw, dispersion=1.0 / raw.sigma**2, sigma=None)
+        dispersion = None
     elif method == "pql":
         dispersion = "fixed" if dispersion is None else dispersion
         raw = fit_pql(design, model.family, dispersion=dispersion, **options)

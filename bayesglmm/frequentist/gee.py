@@ -41,9 +41,9 @@ def sm_family(family):
 
     links = {"logit": sm.families.links.Logit, "probit": sm.families.links.Probit,
              "cloglog": sm.families.links.CLogLog, "log": sm.families.links.Log,
-             "identity": sm.families.links.Identity}
+             "identity": sm.families.links.Identity, "inverse": sm.families.links.InversePower}
     families = {"bernoulli": sm.families.Binomial, "binomial": sm.families.Binomial,
-                "poisson": sm.families.Poisson, "gaussian": sm.families.Gaussian}
+                "poisson": sm.families.Poisson, "gaussian": sm.families.Gaussian, "gamma": sm.families.Gamma}
     return families[family.name](link=links[family.link.name]())
 
 

@@ -29,7 +29,9 @@ Each refit starts from the optimum at the nearest ρ already solved; in a block 
 terms also from the fit, the better kept (the warm start alone was seen to stop in a worse local
 minimum there).
 
-Laplace and AGQ fits profile their own (θ, β) deviance; LMM fits profile the ML
+Laplace and AGQ fits profile their own (θ, β) deviance — (θ, β, log φ) for a dispersion family,
+which also gives the interval of its θ or shape (an upper end of inf when the Poisson's or
+binomial's limit is within the cut-off); LMM fits profile the ML
 deviance in (θ, log σ) with β profiled out, which also gives the residual SD's interval.
 REML fits are profiled on the ML deviance too, as lme4's ``profile.merMod`` does, so the
 intervals equal ``confint(lmer(...))`` (sleepstudy: .sig01 14.381–37.716).
@@ -64,8 +66,9 @@ def _criterion(fit, extra_full=()):
     if fit.method in ("laplace", "agq") and not family.has_scale:
         scaling, internal = fit._scaling, fit._internal
         dev, tmap = laplace_deviance(scaling.design, family, fit.nagq, full=_full(scaling, extra_full))
-        x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), internal.beta])
-        extra = len(internal.beta)
+        disp = [np.log(internal.dispersion)] if family.has_dispersion else []  # log φ, last
+        x_hat = np.concatenate([_repack(internal.theta, internal.tmap, tmap), internal.beta, disp])
+        extra = len(internal.beta) + len(disp)
     elif family.has_scale and fit.method != "pql":
         if fit.method == "reml":  # lme4 profiles the ML deviance of a REML fit
             fit = fit.model.fit("ml")
@@ -140,13 +143,16 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
     d_min = dev0(x0_hat)
     cutoff = stats.chi2.ppf(level, 1)
     targets = _targets(tmap)
-    if fit.model.family.has_scale:
+    family = fit.model.family
+    if family.has_scale:
         targets.append((RESIDUAL, RESIDUAL, None, None, None))
+    elif family.has_dispersion:  # θ or the shape: x[-1] = log φ, as an LMM's log σ
+        targets.append((RESIDUAL, family.dispersion_name, None, None, None))
     vg0 = getattr(dev0, "value_and_grad", None)
     out = []
     for group, term, k_block, r, where in targets:
-        if r is None:  # the residual SD: x[-1] = log σ
-            G, unit, row = np.eye(len(x0_hat)), scaling.y_scale, None
+        if r is None:  # the residual SD, x[-1] = log σ; or a dispersion, x[-1] = log φ (scale-free)
+            G, unit, row = np.eye(len(x0_hat)), (1.0 if family.has_dispersion else scaling.y_scale), None
         else:
             G, unit = _row_coordinates(len(x0_hat), k_block, r, where, tmap, scaling)
             row = where[r]

@@ -298,5 +298,17 @@ out$nb_slope_nbinom2 <- case(m, nbs, "g", "y",
   "y ~ x + (1 + x | g)", "nbinom2", "log",
   note = "simulated with log mu = 0.8 + 0.5 x + b0 + b1 x, SDs 0.5 and 0.3, cor 0.4, theta 2.5 (seed 20240613)")
 
+# glmmTMB's profile of the beta-binomial's theta on cbpp stops at 26.4 (its herd SD, a log SD, stays near the boundary
+# along the profile); the constrained maximum with theta fixed (map = list(betad = NA)) lets the SD grow, and reaches
+# logLik - qchisq(0.95, 1)/2 only near theta = 60.2: the fixed-theta log-likelihoods at both, the profile's reference.
+cb <- csv("cbpp", c("herd", "period"))
+out$cbpp_betabinomial$fixed_theta <- lapply(c(26.4, 60.2), function(th) {
+  mf <- glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), family = betabinomial, data = cb,
+                map = list(betad = factor(NA)), start = list(betad = log(th)))
+  list(theta = th, loglik = as.numeric(logLik(mf)), sd = unname(attr(VarCorr(mf)$cond$herd, "stddev")),
+       r_call = sprintf(paste("glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), family = betabinomial,",
+                              "data = cbpp, map = list(betad = factor(NA)), start = list(betad = log(%g)))"), th))
+})
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), file.path(here, "reference", "dispersion.json"))
 cat("done\n")
