@@ -24,6 +24,9 @@ a fixed-effect label        that coefficient, e.g. ``"WSf"``, ``"period[2]"`` (a
 ``"corr"``                  the correlation matrix of every correlated block (LKJ)
 ``"corr|GROUP"``            the correlations of one grouping factor
 ``"sigma"``                 the residual SD of a Gaussian model
+``"dispersion"``            a dispersion family's 1/√θ (negative binomial, beta-binomial) or
+                            1/√shape (Gamma): a scale, as an SD (the model's ``theta`` or
+                            ``shape`` is 1/scale²)
 ==========================  ==========================================================
 
 Allowed priors: fixed effects :class:`Normal`, :class:`StudentT`; standard deviations
@@ -49,7 +52,16 @@ With ``s = sd(y)`` for a Gaussian model and ``s = 1`` otherwise (the link scale)
   whose SD in a correlated block is at the slopes' zero: ``HalfNormal(2.5 s √(1 + Σ (x̄_t/sd(x_t))²))``
   (:func:`sd_scales`);
 * correlations: ``LKJ(eta=2)``, mildly favouring small correlations;
-* Gaussian residual SD: ``HalfStudentT(nu=3, sigma=s)``.
+* Gaussian residual SD: ``HalfStudentT(nu=3, sigma=s)``;
+* a dispersion family's dispersion: ``HalfNormal(2.5)`` on δ = 1/√φ (φ the negative binomial's or
+  beta-binomial's θ, the Gamma's shape), the scale of the SD priors on the link scale. δ is the
+  coefficient of variation of the negative binomial's gamma multiplier (y | ε ~ Poisson(με),
+  SD(ε) = δ: an observation-level random effect's SD on the log scale, to first order) and of a
+  Gamma response (glmmTMB's ``sigma``), and √(ρ/(1 − ρ)) of the beta-binomial's intra-class
+  correlation ρ; δ = 0 is the Poisson's, the binomial's or a noiseless limit, which a half-normal
+  on δ (a penalised-complexity-style prior, Simpson et al. 2017; the Stan prior choice
+  recommendations put one on the negative binomial's 1/√φ) keeps in reach, unlike a prior on φ
+  itself such as brms's ``gamma(0.01, 0.01)``.
 
 References
 ----------
@@ -57,6 +69,9 @@ Natarajan, R. and McCulloch, C. E. (1995). A note on the existence of the poster
 distribution for a class of mixed models for binomial responses. Biometrika 82, 639–643.
 Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
 Bayesian Analysis 1, 515–534.
+Simpson, D., Rue, H., Riebler, A., Martins, T. G. and Sørbye, S. H. (2017). Penalising model
+component complexity: a principled, practical approach to constructing priors. Statistical
+Science 32, 1–28.
 """
 
 from __future__ import annotations
@@ -246,6 +261,7 @@ _ROLES_FOR = {
     "sd": ("scale", "variance"),
     "corr": ("corr",),
     "sigma": ("scale", "variance"),
+    "dispersion": ("scale", "variance"),
 }
 
 
@@ -263,7 +279,9 @@ def _coerce(value, key: str, target: str) -> Prior:
         allowed = {"fixed": "Normal or StudentT", "sd": "HalfNormal, HalfStudentT, HalfCauchy, "
                    "Exponential, Uniform(0, upper) or InverseGamma (on the variance)",
                    "corr": "LKJ", "sigma": "HalfNormal, HalfStudentT, HalfCauchy, Exponential, "
-                   "Uniform(0, upper) or InverseGamma"}[target]
+                   "Uniform(0, upper) or InverseGamma",
+                   "dispersion": "HalfNormal, HalfStudentT, HalfCauchy, Exponential, Uniform(0, upper) or "
+                   "InverseGamma (on 1/√θ or 1/√shape)"}[target]
         raise TypeError(f"priors[{key!r}] = {value}: a {target} prior must be {allowed}")
     return value
 
@@ -282,6 +300,8 @@ class ResolvedPriors:
         One per random block; None when the block has no correlations.
     sigma : Prior or None
         Residual SD prior (Gaussian only).
+    dispersion : Prior or None
+        A dispersion family's prior on 1/√θ or 1/√shape (None for the other families).
     center : tuple of float or None
         With a :class:`CenteredIntercept`: one number per column of ``X``, the column's mean
         (0 at the intercept), so that the intercept's prior is on ``β₀ + Σ centerⱼ βⱼ``; else None.
@@ -293,6 +313,7 @@ class ResolvedPriors:
     sigma: Prior | None
     labels: tuple = ()
     center: tuple | None = None
+    dispersion: Prior | None = None
 
     def table(self):
         """The priors as a tidy DataFrame with columns ``parameter`` and ``prior``."""
@@ -317,7 +338,8 @@ def default_priors(design: Design, family) -> dict:
     -------
     dict
         Keys as in the module docstring: each fixed-effect label, each ``"TERM|GROUP"``,
-        ``"corr|GROUP"`` for correlated blocks and ``"sigma"`` for Gaussian models.
+        ``"corr|GROUP"`` for correlated blocks, ``"sigma"`` for Gaussian models and ``"dispersion"``
+        for the dispersion families.
     """
     s, _ = _scale(design, family)
     # a coefficient whose label is a reserved key (a covariate named "sigma") keeps its default in
@@ -330,11 +352,13 @@ def default_priors(design: Design, family) -> dict:
             out[f"corr|{block.group}"] = LKJ(2.0)
     if family.has_scale:
         out["sigma"] = HalfStudentT(3.0, s)
+    if family.has_dispersion:
+        out["dispersion"] = HalfNormal(2.5)
     return out
 
 
 #: keys that name groups of parameters or the residual SD, never a coefficient of that name
-RESERVED_KEYS = frozenset({"fixed", "sd", "corr", "sigma"})
+RESERVED_KEYS = frozenset({"fixed", "sd", "corr", "sigma", "dispersion"})
 
 
 def partial_sd(X) -> np.ndarray:
@@ -416,7 +440,8 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
     valid = {"fixed", "sd", "corr", "Intercept", *defaults}
     valid |= {f"sd|{g}" for g in groups} | {f"corr|{g}" for g in groups}
     for key in priors:
-        if key not in valid and not (key == "sigma" and family.has_scale):
+        if key not in valid and not (key == "sigma" and family.has_scale) and not (
+                key == "dispersion" and family.has_dispersion):
             raise KeyError(
                 f"priors key {key!r} names no parameter of this model; valid keys: "
                 f"{', '.join(sorted(valid))}"
@@ -464,6 +489,10 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
     sigma = None
     if family.has_scale:
         sigma = _coerce(priors["sigma"], "sigma", "sigma") if "sigma" in priors else defaults["sigma"]
+    dispersion = None
+    if family.has_dispersion:
+        dispersion = (_coerce(priors["dispersion"], "dispersion", "dispersion") if "dispersion" in priors
+                      else defaults["dispersion"])
     labels = [(n, str(p)) for n, p in zip(design.fixed_names, fixed)]
     for block, row, corr in zip(design.random, sds, corrs):
         labels += [(f"sd {_sd_key(t, block.group)}", str(p)) for t, p in zip(block.terms, row)]
@@ -471,8 +500,10 @@ def resolve_priors(design: Design, family, priors: dict | None = None) -> Resolv
             labels.append((f"corr|{block.group}", str(corr)))
     if sigma is not None:
         labels.append(("sigma", str(sigma)))
+    if dispersion is not None:
+        labels.append((f"dispersion (1/√{family.dispersion_name})", str(dispersion)))
     center = None
     if any(isinstance(p, CenteredIntercept) for p in fixed):
         means = np.asarray(design.X, dtype=float).mean(axis=0)
         center = tuple(0.0 if n == INTERCEPT else float(m) for n, m in zip(design.fixed_names, means))
-    return ResolvedPriors(tuple(fixed), tuple(sds), tuple(corrs), sigma, tuple(labels), center)
+    return ResolvedPriors(tuple(fixed), tuple(sds), tuple(corrs), sigma, tuple(labels), center, dispersion)

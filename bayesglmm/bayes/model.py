@@ -48,6 +48,7 @@ _INVERSE_LINK = {
     "cloglog": lambda eta: -pt.expm1(-pt.exp(eta)),
     "log": pt.exp,
     "identity": lambda eta: eta,
+    "inverse": lambda eta: 1.0 / eta,
 }
 
 
@@ -83,7 +84,10 @@ def _fused_likelihood(family: Family, design: Design, eta, as_data: bool):
 
 
 def _likelihood(family: Family, design: Design, eta, sigma, y):
-    """The observed variable ``y``, chosen by what the family answers (never by its name)."""
+    """The observed variable ``y``, chosen by what the family answers (never by its name); ``sigma``
+    the Gaussian σ or a dispersion family's θ or shape."""
+    if family.has_dispersion:  # the family makes its own PyMC variable
+        return family.pymc_observed("y", inverse_link(family, eta), sigma, design.trials, y, "obs")
     if family.counts_successes:  # a probability: by its logit on the canonical link
         kw = {"logit_p": eta} if family.canonical else {"p": inverse_link(family, eta)}
         if family.needs_trials:
@@ -92,6 +96,14 @@ def _likelihood(family: Family, design: Design, eta, sigma, y):
     if family.has_scale:
         return pm.Normal("y", mu=inverse_link(family, eta), sigma=sigma, observed=y, dims="obs")
     return pm.Poisson("y", mu=inverse_link(family, eta), observed=y, dims="obs")
+
+
+def dispersion_variable(family: Family, priors: ResolvedPriors, families: str = "present", as_data: bool = True):
+    """A dispersion family's θ or shape as the deterministic ``theta``/``shape`` = 1/δ², δ the
+    sampled ``dispersion_scale`` (1/√θ, 1/√shape) with the prior ``priors.dispersion``. Inside a
+    model context."""
+    delta = scale_prior("dispersion_scale", priors.dispersion, None, families, as_data)
+    return pm.Deterministic(family.dispersion_name, 1.0 / pt.square(delta))
 
 
 def linear_predictor(design: Design, beta, random_effects):
@@ -164,7 +176,8 @@ def structure_key(design: Design, family: Family, priors: ResolvedPriors, famili
     for block in design.random:
         parts += [block.label, block.terms, block.levels, block.index, block.Xr, block.has_correlation]
     if families == "present":
-        kinds = [priors.fixed, *priors.sd, (priors.sigma,) if priors.sigma is not None else ()]
+        kinds = [priors.fixed, *priors.sd, (priors.sigma,) if priors.sigma is not None else (),
+                 (priors.dispersion,) if getattr(priors, "dispersion", None) is not None else ()]
         parts += [tuple(sorted({type(p).__name__ for p in kind})) for kind in kinds]
         parts += [c is not None for c in priors.corr]
     return array_digest(*parts, *extra)
@@ -218,6 +231,8 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
                 z = pt.dot(z, chol.T)
             effects.append(pm.Deterministic(block.label, z * sd[None, :], dims=(level_dim, term_dim)))
         sigma = scale_prior("sigma", priors.sigma, None, families, as_data) if family.has_scale else None
+        if family.has_dispersion:
+            sigma = dispersion_variable(family, priors, families, as_data)
         eta = linear_predictor(design, beta if beta is not None else pt.zeros(0), effects)
         if likelihood == "fused" and fused_likelihood(family):
             _fused_likelihood(family, design, eta, as_data)

@@ -148,10 +148,23 @@ class Posterior(ResultDisplay):
                     for j in range(i + 1, block.n_terms):
                         rows.append(_summary_row(stats, (i, j), group=block.group, term=block.terms[i],
                                                  term2=block.terms[j], kind="corr"))
-        if self.model.family.has_scale:
+        family = self.model.family
+        if family.has_scale:
             stats = summarize_draws(self.draws("sigma"), ci)
             rows.append(_summary_row(stats, (), group=RESIDUAL, term=RESIDUAL, term2=None, kind="sd"))
+        if family.has_dispersion:  # θ or the shape, glmmTMB's sigma() (1/√shape for a Gamma)
+            stats = summarize_draws(self.draws(family.dispersion_name), ci)
+            rows.append(_summary_row(stats, (), group=RESIDUAL, term=family.dispersion_name, term2=None,
+                                     kind="dispersion"))
         return tidy_frame(rows, VC_COLUMNS)
+
+    @property
+    def dispersion(self) -> float | None:
+        """A dispersion family's θ or shape, its posterior median (what the printed family shows);
+        None for the other families."""
+        if not self.model.family.has_dispersion:
+            return None
+        return float(np.median(self.draws(self.model.family.dispersion_name)))
 
     def random_effects(self, ci: float | None = None) -> pd.DataFrame:
         """Predicted random effects b (posterior mean, SD, interval) per group, level and term."""
