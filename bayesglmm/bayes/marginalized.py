@@ -126,7 +126,7 @@ def check_marginalizable(design, family) -> None:
                          f"(1 + x | g), or uncorrelated blocks of it, (1 + x || g); this model has {blocks}")
     if exact_marginal(family):
         return
-    if family.has_scale or not (family.counts_successes or family.canonical):
+    if family.has_scale or family.has_dispersion or not (family.counts_successes or family.canonical):
         raise NotApplicableError(f"marginalize=True is available for bernoulli/binomial (logit, probit, cloglog), poisson "
                          f"(log) and gaussian (identity) models, not {family.name} with the {family.link.name} link")
     if merged.random[0].n_terms > MAX_TERMS:
