@@ -37,6 +37,7 @@ import gzip
 import json
 import math
 import warnings
+from dataclasses import replace
 import zlib
 from pathlib import Path
 
@@ -213,7 +214,9 @@ def _fit_dataset(fit):
     attrs.update(nagq=int(fit.nagq), nagq_change=float("nan" if fit.nagq_change is None else fit.nagq_change),
                  message=str(fit.message), n_eval=int(fit.n_eval),
                  decrement=float(fit.decrement), loglik=float(getattr(fit, "loglik", np.nan)),
-                 dispersion_estimated=int(fit.dispersion is not None),
+                 dispersion_estimated=int(fit.dispersion is not None and not fit.model.family.has_dispersion),
+                 family_dispersion=float(fit.dispersion if fit.model.family.has_dispersion and fit.dispersion is not None
+                                         else np.nan),
                  sigma=float(np.nan if fit._internal.sigma is None else fit._scaling.y_scale * fit._internal.sigma),
                  internal_sigma=float(np.nan if internal.sigma is None else internal.sigma),
                  state_converged=int(fit._state.converged))
@@ -444,11 +447,15 @@ def _ml_from(ds, model, kind: str):
                             message="", n_eval=0, sigma=None if math.isnan(internal_sigma) else internal_sigma,
                             vcov_full=ds["internal_vcov_full"].values if "internal_vcov_full" in ds else None)
     sigma = float(a["sigma"])
+    family_dispersion = float(a.get("family_dispersion", np.nan))  # θ or the shape (NaN: none)
+    if not math.isnan(family_dispersion):
+        internal = replace(internal, dispersion=family_dispersion)
     raw = EngineResult(theta=ds["theta"].values, beta=ds["beta"].values, vcov_beta=ds["vcov_beta"].values,
                        loglik=float(a["loglik"]), state=state, tmap=internal.tmap, converged=bool(a["converged"]),
                        message=str(a["message"]), n_eval=int(a["n_eval"]),
                        vcov_full=ds["vcov_full"].values if "vcov_full" in ds else None,
-                       sigma=None if math.isnan(sigma) else sigma, decrement=float(a["decrement"]), internal=internal)
+                       sigma=None if math.isnan(sigma) else sigma, decrement=float(a["decrement"]), internal=internal,
+                       dispersion=None if math.isnan(family_dispersion) else family_dispersion)
     cls = PQLFit if kind == "PQLFit" else MLFit
     change = float(a.get("nagq_change", np.nan))  # NaN: the rule was given (or a file from before the choice)
     fit = cls(model, str(a["method"]), raw, float(a["seconds"]), nagq=int(a["nagq"]),

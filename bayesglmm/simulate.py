@@ -41,11 +41,13 @@ __all__ = ["Truth", "truth_from", "simulate", "simulation_study", "SimulationStu
 
 @dataclass(frozen=True)
 class Truth:
-    """Parameters to simulate from: β, one covariance matrix Σ per random block, σ (Gaussian)."""
+    """Parameters to simulate from: β, one covariance matrix Σ per random block, σ (Gaussian), and a
+    dispersion family's θ or shape (``dispersion``)."""
 
     beta: np.ndarray
     covariances: tuple
     sigma: float | None = None
+    dispersion: float | None = None
 
     def table(self, model) -> pd.DataFrame:
         """``parameter`` → true value, labelled as every result's ``summary()``."""
@@ -62,6 +64,9 @@ class Truth:
                        for i in range(block.n_terms) for j in range(i + 1, block.n_terms)]
         if self.sigma is not None:
             vc.append({"group": RESIDUAL, "term": RESIDUAL, "term2": None, "kind": "sd", "value": self.sigma})
+        if self.dispersion is not None:
+            vc.append({"group": RESIDUAL, "term": model.family.dispersion_name, "term2": None, "kind": "dispersion",
+                       "value": self.dispersion})
         if vc:
             frame = pd.DataFrame(vc)
             labels = parameter_labels(frame, d.fixed_names)
@@ -75,7 +80,8 @@ def truth_from(source, model) -> Truth:
 
     A dict holds ``"beta"`` (array in design order, or ``{term: value}``), ``"sd"``
     (``{(group, term): sd}``, or ``{group: sd}`` for a one-term block), optionally ``"corr"``
-    (``{(group, term1, term2): r}``) and ``"sigma"`` (Gaussian).
+    (``{(group, term1, term2): r}``), ``"sigma"`` (Gaussian) and a dispersion family's ``"theta"`` or
+    ``"shape"`` (or ``"dispersion"``).
     """
     d = model.design
     if source is None:  # the model's ML fit
@@ -114,15 +120,26 @@ def truth_from(source, model) -> Truth:
         sigma = source.get("sigma")
         if model.family.has_scale and sigma is None:
             raise ValueError("a Gaussian model's truth needs 'sigma'")
-        return Truth(beta, tuple(covs), None if sigma is None else float(sigma))
+        dispersion = None
+        if model.family.has_dispersion:
+            name = model.family.dispersion_name
+            dispersion = source.get(name, source.get("dispersion"))
+            if dispersion is None or not np.isfinite(dispersion) or dispersion <= 0:
+                raise ValueError(f"a {model.family.name} model's truth needs {name!r}, a positive number "
+                                 f"(got {dispersion!r})")
+            dispersion = float(dispersion)
+        return Truth(beta, tuple(covs), None if sigma is None else float(sigma), dispersion)
     if hasattr(source, "covariance_draws"):  # a Posterior: posterior means
         covs = source.covariance_draws(max_draws=1000)
         mean_cov = tuple(np.mean([c[k] for c in covs], axis=0) for k in range(len(d.random)))
         sigma = float(source.draws("sigma").mean()) if model.family.has_scale else None
-        return Truth(source.draws("beta").reshape(-1, len(d.fixed_names)).mean(axis=0), mean_cov, sigma)
+        dispersion = (float(source.draws(model.family.dispersion_name).mean()) if model.family.has_dispersion
+                      else None)
+        return Truth(source.draws("beta").reshape(-1, len(d.fixed_names)).mean(axis=0), mean_cov, sigma, dispersion)
     if hasattr(source, "covariances"):  # an ML/REML/Laplace/AGQ/PQL fit
         sigma = source.dispersion if model.family.has_scale else None
-        return Truth(np.asarray(source.beta, dtype=float), tuple(source.covariances()), sigma)
+        dispersion = source.dispersion if model.family.has_dispersion else None
+        return Truth(np.asarray(source.beta, dtype=float), tuple(source.covariances()), sigma, dispersion)
     raise TypeError(f"truth must be a fit, a posterior, a dict or a Truth, got {type(source).__name__}")
 
 
@@ -178,7 +195,8 @@ def _draw(model, truth: Truth, rng) -> pd.DataFrame:
     for block, S in zip(d.random, truth.covariances):
         b = rng.multivariate_normal(np.zeros(block.n_terms), S, size=block.n_levels, method="eigh")
         eta = eta + np.sum(b[block.index] * block.Xr, axis=1)
-    y = model.family.sample(model.family.link.inverse(eta), d.trials, truth.sigma, rng)
+    second = truth.dispersion if model.family.has_dispersion else truth.sigma  # θ or the shape; σ
+    y = model.family.sample(model.family.link.inverse(eta), d.trials, second, rng)
     data = d.data.copy()
     for col, values in _response_columns(model, y).items():
         data[col] = _as_column(values, data[col])

@@ -109,6 +109,9 @@ class ModeSystem:
     factor: object
     scale: float
     vcov: np.ndarray
+    #: a dispersion family: ∂û/∂log φ = H°⁻¹Aᵀ ∂s/∂log φ (the modes move with θ or the shape; V's last
+    #: row and column are log φ's), else None
+    dispersion_modes: np.ndarray | None = None
 
     @property
     def beta_solve(self) -> np.ndarray:
@@ -140,9 +143,16 @@ def glmm_system(design, family, tmap, theta, beta, u0, vcov) -> ModeSystem:
     state = pirls(design, family, A, beta, u0=u0)
     wk = family.working(state.eta, design.y, design.trials)
     factor = state.factor if family.canonical else penalized_system(A, wk.obs_weight)
-    k = tmap.n_theta + design.X.shape[1]
+    k = tmap.n_theta + design.X.shape[1] + int(family.has_dispersion)
     V = np.full((k, k), np.nan) if vcov is None else np.asarray(vcov, dtype=float)
-    return ModeSystem(design, tmap, np.asarray(theta, dtype=float), state.u, wk.score, wk.obs_weight, factor, 1.0, V)
+    modes = None
+    if family.has_dispersion:  # ∂s/∂log φ at η̂ by a central difference (step 10⁻⁵), then the mode equations
+        h, phi = 1e-5, family.dispersion
+        ds = (family.with_dispersion(phi * np.exp(h)).working(state.eta, design.y, design.trials).score
+              - family.with_dispersion(phi * np.exp(-h)).working(state.eta, design.y, design.trials).score) / (2 * h)
+        modes = np.asarray(factor.solve(np.asarray(A.T @ ds))).ravel()
+    return ModeSystem(design, tmap, np.asarray(theta, dtype=float), state.u, wk.score, wk.obs_weight, factor, 1.0, V,
+                      modes)
 
 
 def lmm_system(design, tmap, theta, reml: bool) -> ModeSystem:
@@ -193,7 +203,10 @@ def mode_system(fit) -> ModeSystem:
     else:
         u = internal_modes(fit._state.u, internal.theta, tmap, scaling)
     if fit.method == "pql":
-        return pql_system(design, family, tmap, internal.theta, internal.beta, u, float(internal.sigma))
+        return pql_system(design, family.with_dispersion(1.0) if family.has_dispersion else family, tmap,
+                          internal.theta, internal.beta, u, float(internal.sigma))
+    if family.has_dispersion:
+        family = family.with_dispersion(internal.dispersion)
     return glmm_system(design, family, tmap, internal.theta, internal.beta, u, internal.vcov_full)
 
 
@@ -237,4 +250,6 @@ def conditional_variance(system: ModeSystem, rows) -> np.ndarray:
         cols = [a for a, _, _ in positions]
         dA_u = np.where(seen[:, cols], xr * system.u[Cs[:, cols]], 0.0)  # (∂aᵢ/∂θₜ)ᵀû: 0 at a new level
         g = np.hstack([dA_u + np.einsum("ia,iat->it", Ds, K[Cs]), g])
+    if system.dispersion_modes is not None:  # η̂ moves with log φ through the modes only
+        g = np.hstack([g, np.einsum("ia,ia->i", Ds, system.dispersion_modes[Cs])[:, None]])
     return system.scale * quad + np.einsum("ij,jk,ik->i", g, system.vcov, g)
