@@ -10,9 +10,12 @@ ETA = np.linspace(-3, 3, 13)
 @pytest.mark.parametrize("name", LINKS)
 def test_link_identities_and_derivative(name):
     link = get_link(name)
-    eta = ETA  # every link is defined on [-3, 3] (identity gives negative means: fine for the identity itself)
+    # every link but the inverse is defined on [-3, 3] (identity gives negative means: fine for the identity
+    # itself); the inverse link (μ = 1/η, decreasing) on η > 0
+    eta = np.linspace(0.2, 3, 13) if name == "inverse" else ETA
     mu = link.inverse(eta)
-    assert np.all(np.diff(mu) > 0) and np.all(link.inverse_deriv(eta) > 0)  # monotone increasing
+    sign = -1.0 if name == "inverse" else 1.0
+    assert np.all(sign * np.diff(mu) > 0) and np.all(sign * link.inverse_deriv(eta) > 0)  # monotone
     np.testing.assert_allclose(link.link(mu), eta, atol=1e-9)
     h = 1e-6
     fd = (link.inverse(eta + h) - link.inverse(eta - h)) / (2 * h)
@@ -28,6 +31,49 @@ def test_loglik_matches_scipy():
                                stats.bernoulli.logpmf([0, 1], [0.2, 0.7]))
     np.testing.assert_allclose(get_family("poisson").loglik_obs(y, p * 4), stats.poisson.logpmf(y, p * 4))
     np.testing.assert_allclose(get_family("gaussian").loglik_obs(y, p, sigma=2.0), stats.norm.logpdf(y, p, 2.0))
+    # the dispersion families, their θ or shape given as sigma= or set on the family
+    mu = p * 4
+    np.testing.assert_allclose(get_family("negativebinomial").loglik_obs(y, mu, sigma=1.7),
+                               stats.nbinom.logpmf(y, 1.7, 1.7 / (1.7 + mu)), rtol=1e-12)
+    np.testing.assert_allclose(get_family("nbinom2").with_dispersion(1.7).loglik_obs(y, mu),
+                               stats.nbinom.logpmf(y, 1.7, 1.7 / (1.7 + mu)), rtol=1e-12)
+    np.testing.assert_allclose(get_family("betabinomial").loglik_obs(y, p, n, sigma=4.0),
+                               stats.betabinom.logpmf(y, n, 4.0 * p, 4.0 * (1 - p)), rtol=1e-12)
+    yg = np.array([0.3, 1.0, 2.5, 7.0])
+    np.testing.assert_allclose(get_family("gamma", "log").loglik_obs(yg, mu, sigma=2.5),
+                               stats.gamma.logpdf(yg, 2.5, scale=mu / 2.5), rtol=1e-12)
+
+
+def test_dispersion_families_keep_their_digits_at_the_poisson_and_binomial_limits():
+    """θ → ∞: the negative binomial tends to the Poisson, the beta-binomial to the binomial; the
+    log-likelihood must get there smoothly (a profile of θ goes there), not lose its digits to θ log θ."""
+    y = np.array([0, 1, 3, 12, 40.0]); mu = np.array([0.5, 2.0, 3.0, 10.0, 35.0])
+    pois = stats.poisson.logpmf(y, mu)
+    for theta in (1e6, 1e9, 1e12):
+        nb = get_family("negativebinomial").loglik_obs(y, mu, sigma=theta)
+        np.testing.assert_allclose(nb, pois, atol=3e2 * np.max(y**2) / theta + 1e-10)
+    n = np.array([5, 5, 20, 20, 50.0]); yb = np.array([0, 2, 7, 20, 13.0]); pb = np.array([0.1, 0.4, 0.3, 0.9, 0.25])
+    for theta in (1e6, 1e9):
+        bb = get_family("betabinomial").loglik_obs(yb, pb, n, sigma=theta)
+        np.testing.assert_allclose(bb, stats.binom.logpmf(yb, n, pb), atol=1e2 * np.max(n**2) / theta + 1e-10)
+    # continuous in θ across the switch to Stirling's series (θ = 100)
+    below = get_family("negativebinomial").loglik_obs(y, mu, sigma=100.0 * (1 - 1e-13))
+    above = get_family("negativebinomial").loglik_obs(y, mu, sigma=100.0 * (1 + 1e-13))
+    np.testing.assert_allclose(below, above, rtol=0, atol=1e-11)
+
+
+def test_a_dispersion_family_needs_its_dispersion_and_refuses_a_bad_one():
+    nb = get_family("negativebinomial")
+    assert nb.dispersion is None and nb.has_dispersion and nb.dispersion_name == "theta"
+    with pytest.raises(ValueError, match="theta is not set"):
+        nb.loglik_obs([1.0], [2.0])
+    with pytest.raises(ValueError, match="must be positive"):
+        nb.with_dispersion(-1.0)
+    with pytest.raises(ValueError, match="no dispersion"):
+        get_family("poisson").with_dispersion(1.0)
+    assert get_family("gamma").dispersion_name == "shape" and get_family("gamma").link.name == "inverse"
+    assert get_family("beta_binomial") == get_family("betabinomial") and get_family("nbinom2") == nb
+    assert nb.label(0.94241) == "Negative Binomial(0.9424)" and nb.label() == "Negative Binomial"
 
 
 def test_irls_weights_logit_binomial():
@@ -38,13 +84,14 @@ def test_irls_weights_logit_binomial():
 
 
 def test_unknown_family_and_link():
-    with pytest.raises(ValueError, match="unknown family 'gamma'"):
-        get_family("gamma")
+    with pytest.raises(ValueError, match="unknown family 'tweedie'"):
+        get_family("tweedie")
     with pytest.raises(ValueError, match="unknown link 'logt'"):
         get_family("bernoulli", "logt")
     with pytest.raises(ValueError, match="not available for family 'poisson'"):
         get_family("poisson", "logit")
-    assert set(FAMILIES) == {"bernoulli", "binomial", "poisson", "gaussian"}
+    assert set(FAMILIES) == {"bernoulli", "binomial", "poisson", "gaussian", "negativebinomial", "betabinomial",
+                             "gamma"}
 
 
 @pytest.mark.parametrize("family,y,trials,msg", [
@@ -53,6 +100,9 @@ def test_unknown_family_and_link():
     ("poisson", [1, 1.5], None, "non-negative integer"),
     ("binomial", [3, 6], [5, 5], "exceed the trials"),
     ("binomial", [0, 1], [0, 5], "positive integers"),
+    ("negativebinomial", [1, 2.5], None, "non-negative integer"),
+    ("betabinomial", [3, 6], [5, 5], "exceed the trials"),
+    ("gamma", [1.0, 0.0], None, "positive"),
 ])
 def test_support_validation(family, y, trials, msg):
     with pytest.raises(ValueError, match=msg):
@@ -60,14 +110,21 @@ def test_support_validation(family, y, trials, msg):
 
 
 @pytest.mark.parametrize("family,link", [("bernoulli", "logit"), ("bernoulli", "probit"), ("binomial", "cloglog"),
-                                         ("binomial", "probit"), ("poisson", "log"), ("poisson", "identity")])
+                                         ("binomial", "probit"), ("poisson", "log"), ("poisson", "identity"),
+                                         ("negativebinomial", "log"), ("betabinomial", "logit"),
+                                         ("betabinomial", "probit"), ("betabinomial", "cloglog"), ("gamma", "log"),
+                                         ("gamma", "inverse"), ("gamma", "identity")])
 def test_working_quantities_equal_differences_of_the_loglik(family, link):
     """Family.working: the score, observed weight (−∂²ℓ/∂η²) and ∂W/∂η against differences."""
     fam = get_family(family, link)
+    if fam.has_dispersion:
+        fam = fam.with_dispersion(2.5)
     rng = np.random.default_rng(1)
-    eta = rng.normal(scale=0.8, size=8) + (2.0 if link == "identity" else 0.0)
-    n = np.full(8, 5.0) if family == "binomial" else None
+    eta = rng.normal(scale=0.8, size=8) + (2.0 if link in ("identity", "inverse") else 0.0)
+    n = np.full(8, 5.0) if fam.needs_trials else None
     y = rng.integers(0, 2 if family == "bernoulli" else 6, 8).astype(float)
+    if fam.response_kind == "continuous":
+        y = y + 0.5
 
     def ll(e):
         return fam.loglik_kernel(y, fam.link.inverse(e), n)
@@ -86,13 +143,15 @@ def test_working_quantities_equal_differences_of_the_loglik(family, link):
 def test_response_kind_is_what_the_engines_ask():
     from bayesglmm.families import get_family
 
-    kinds = {"bernoulli": "binary", "binomial": "count", "poisson": "count", "gaussian": "continuous"}
+    kinds = {"bernoulli": "binary", "binomial": "count", "poisson": "count", "gaussian": "continuous",
+             "negativebinomial": "count", "betabinomial": "count", "gamma": "continuous"}
     for name, kind in kinds.items():
         f = get_family(name)
         assert f.response_kind == kind
-        assert f.counts_successes == (name in ("bernoulli", "binomial"))
-        assert f.needs_trials == (name == "binomial")
+        assert f.counts_successes == (name in ("bernoulli", "binomial", "betabinomial"))
+        assert f.needs_trials == (name in ("binomial", "betabinomial"))
         assert f.has_scale == (name == "gaussian")
+        assert f.has_dispersion == (name in ("negativebinomial", "betabinomial", "gamma"))
 
 
 def test_kernel_codes_name_each_family_and_link_once():
@@ -101,7 +160,10 @@ def test_kernel_codes_name_each_family_and_link_once():
     codes = {(f, link): get_family(f, link).kernel_code for f, links in _ALLOWED.items() for link in links}
     assert codes[("gaussian", "identity")] == codes[("gaussian", "log")] == -1
     assert codes[("bernoulli", "probit")] == codes[("binomial", "probit")] == 1  # one likelihood: n trials
-    assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [0, 1, 2, 3, 4]
+    assert sorted({c for (f, _), c in codes.items() if f in ("bernoulli", "binomial", "poisson")}) == [0, 1, 2, 3, 4]
+    # a dispersion family's pair has a code of its own or none
+    own = [c for (f, _), c in codes.items() if get_family(f).has_dispersion and c != -1]
+    assert len(own) == len(set(own)) and not set(own) & {0, 1, 2, 3, 4}
 
 
 def test_a_class_per_family_and_link_equal_hashable_and_pickled():
@@ -112,7 +174,8 @@ def test_a_class_per_family_and_link_equal_hashable_and_pickled():
     for name, links in _ALLOWED.items():
         for link in links:
             f = get_family(name, link)
-            assert f.name == name and f.link.name == link and f.canonical == (link == links[0])
+            assert f.name == name and f.link.name == link
+            assert f.canonical == (link == links[0] and type(f).first_link_canonical)
             assert f == get_family(name, link) and hash(f) == hash(get_family(name, link))
             back = pickle.loads(pickle.dumps(f))
             assert back == f and type(back) is type(f) and type(back.link) is type(f.link)
@@ -144,5 +207,6 @@ def test_irls_weights_are_the_working_weights():
     eta = np.linspace(-2, 2, 5)
     for name in FAMILIES:
         fam = get_family(name)
+        fam = fam.with_dispersion(3.0) if fam.has_dispersion else fam
         n = np.arange(1.0, 6.0) if fam.needs_trials else None
         np.testing.assert_array_equal(fam.irls_weights(eta, n), fam.working(eta, np.zeros(5), n).weight)

@@ -83,7 +83,8 @@ def fit_pql(design, family, dispersion: str = "fixed", maxiter: int = 10, tol: f
     for it in range(maxiter):
         _, mean, s, w = score_weights(family, eta, design.trials)
         mu = mean / n_trials
-        dmu = np.maximum(family.link.inverse_deriv(eta), 1e-300)  # > 0: monotone links; saturated under separation
+        dmu = family.link.inverse_deriv(eta)  # away from 0 (saturated under separation), keeping its sign: the
+        dmu = np.where(dmu < 0, np.minimum(dmu, -1e-300), np.maximum(dmu, 1e-300))  # inverse link decreases
         z = eta - design.offset + (y / n_trials - mu) / dmu
         if not (np.all(np.isfinite(z)) and np.all(np.isfinite(w))
                 and np.all(np.isfinite(family.loglik_obs(y, mu, design.trials)))):

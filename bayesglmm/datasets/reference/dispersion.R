@@ -310,5 +310,24 @@ out$cbpp_betabinomial$fixed_theta <- lapply(c(26.4, 60.2), function(th) {
                               "data = cbpp, map = list(betad = factor(NA)), start = list(betad = log(%g)))"), th))
 })
 
+# PQL and GEE where they are defined for these families: the Gamma (its 1/shape a quasi-likelihood scale).
+suppressMessages({library(MASS); library(nlme); library(geepack)})
+pq <- glmmPQL(y ~ x + trt, random = ~ 1 | g, family = Gamma(link = "log"), data = gs, verbose = FALSE)
+vc <- VarCorr(pq)
+out$gamma_log_pql <- list(
+  r_call = "MASS::glmmPQL(y ~ x + trt, random = ~ 1 | g, family = Gamma(link = \"log\"), data = gamma_sim)",
+  formula = "y ~ x + trt + (1 | g)", family = "gamma", link = "log",
+  fixef = as.list(fixef(pq)), se = as.list(sqrt(diag(vcov(pq)))),
+  sd = as.numeric(vc["(Intercept)", "StdDev"]), residual_sd = as.numeric(vc["Residual", "StdDev"]),
+  shape = 1 / as.numeric(vc["Residual", "StdDev"])^2,
+  note = "glmmPQL's residual SD is sqrt(1/shape): the working model's dispersion")
+gso <- gs[order(gs$g), ]
+ge <- geeglm(y ~ x + trt, id = g, family = Gamma(link = "log"), corstr = "exchangeable", data = gso)
+out$gamma_log_gee <- list(
+  r_call = "geepack::geeglm(y ~ x + trt, id = g, family = Gamma(link = \"log\"), corstr = \"exchangeable\", data = gamma_sim[order(gamma_sim$g), ])",
+  formula = "y ~ x + trt + (1 | g)", family = "gamma", link = "log",
+  fixef = as.list(coef(ge)), se = as.list(summary(ge)$coefficients[, "Std.err"]),
+  alpha = as.numeric(summary(ge)$corr[1, "Estimate"]), packages = paste("geepack", packageVersion("geepack")))
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), file.path(here, "reference", "dispersion.json"))
 cat("done\n")
