@@ -101,6 +101,10 @@ def _bambi_priors(bambi_model, fixed_names) -> dict:
                 out["sigma"] = got[0]
             else:
                 skipped.append("sigma")
+        elif name != bambi_model.family.likelihood.parent and getattr(comp2, "prior", None) is not None:
+            # a dispersion (negativebinomial's and gamma's alpha, beta_binomial's kappa): bambi's prior is on it,
+            # bayesglmm's on 1/√it (priors["dispersion"]), a different parameter
+            skipped.append(f"{name} (bayesglmm's prior is on 1/√{name}: priors['dispersion'])")
     if skipped:
         warnings.warn(f"bambi priors of {', '.join(skipped)} have no bayesglmm counterpart: "
                       "bayesglmm's defaults are used for them", UserWarning, stacklevel=3)

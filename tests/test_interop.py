@@ -35,9 +35,24 @@ def test_bambi_slopes_are_uncorrelated():
 def test_from_bambi_errors():
     with pytest.raises(TypeError, match="takes a bambi.Model"):
         bg.from_bambi("y ~ x")
-    gamma = bmb.Model("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy"), family="gamma")
-    with pytest.raises(ValueError, match="bambi family 'gamma' is not supported"):
-        bg.from_bambi(gamma)
+    student = bmb.Model("Reaction ~ Days + (1 | Subject)", bg.datasets.load("sleepstudy"), family="t")
+    with pytest.raises(ValueError, match="bambi family 't' is not supported"):
+        bg.from_bambi(student)
+
+
+@pytest.mark.parametrize("family,formula,data,name,link", [
+    ("negativebinomial", "count ~ spp + mined + (1 | site)", "salamander_counts", "negativebinomial", "log"),
+    ("gamma", "y ~ x + trt + (1 | g)", "gamma_sim", "gamma", "inverse"),
+    ("beta_binomial", "p(incidence, size) ~ period + (1 | herd)", "cbpp", "betabinomial", "logit")])
+def test_from_bambi_dispersion_families(family, formula, data, name, link):
+    """bambi's negativebinomial, gamma and beta_binomial become the same families and links; bambi's prior
+    on the dispersion itself (alpha, kappa) is not ours (on 1/√θ): a warning names it, the default stays."""
+    b = bmb.Model(formula, bg.datasets.load(data), family=family)
+    with pytest.warns(UserWarning, match="1/√"):
+        model = bg.from_bambi(b)
+    assert model.family.name == name and model.family.link.name == link and model.family.has_dispersion
+    assert "HalfNormal(sigma=2.5)" in model.priors.table().set_index("parameter").filter(like="dispersion",
+                                                                                            axis=0)["prior"].iloc[0]
 
 
 @pytest.mark.slow

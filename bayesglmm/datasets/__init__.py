@@ -16,7 +16,7 @@ from importlib import resources
 import pandas as pd
 
 __all__ = ["load", "list_datasets", "info", "DatasetInfo", "reference", "profile_reference", "prediction_reference",
-           "from_r_label"]
+           "dispersion_reference", "from_r_label"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,26 @@ _DATASETS = {
         "sleepstudy", "lme4 (R); Belenky et al. (2003), J. Sleep Res. 12, 1-12",
         "Average reaction time (Reaction, ms) of 18 subjects (Subject) over 10 days (Days) of sleep deprivation.",
         "Reaction ~ Days + (Days | Subject)", "gaussian", ("Subject",)),
+    "salamander_counts": DatasetInfo(
+        "salamander_counts", "glmmTMB (R) Salamanders; Price et al. (2016), Freshwater Science 35, 1311-1321",
+        "Counts (count) of 7 salamander species (spp) in repeated surveys (sample) of 23 streams (site) in "
+        "Appalachia, some affected by mountaintop mining (mined); cover, DOP, Wtemp, DOY are scaled covariates.",
+        "count ~ spp + mined + (1 | site)", "negativebinomial", ("site", "mined", "spp")),
+    "gamma_sim": DatasetInfo(
+        "gamma_sim", "simulated (bayesglmm/datasets/reference/dispersion.R, seed 20240611)",
+        "A positive response y ~ Gamma(shape 2.5, mean exp(1 + 0.3 x - 0.4 [trt = b] + b_g)), b_g ~ N(0, 0.5^2), "
+        "40 groups (g) of 4-12 rows; exposure is unused by the model.",
+        "y ~ x + trt + (1 | g)", "gamma", ("g", "trt")),
+    "nb_offset_sim": DatasetInfo(
+        "nb_offset_sim", "simulated (bayesglmm/datasets/reference/dispersion.R, seed 20240612)",
+        "Counts y ~ NB2(mean t exp(0.5 + 0.4 x + b_g), theta 1.7), b_g ~ N(0, 0.6^2), 30 groups (g) of 6-10 rows "
+        "with exposure t (an offset).",
+        "y ~ x + offset(log(t)) + (1 | g)", "negativebinomial", ("g",)),
+    "nb_slope_sim": DatasetInfo(
+        "nb_slope_sim", "simulated (bayesglmm/datasets/reference/dispersion.R, seed 20240613)",
+        "Counts y ~ NB2(mean exp(0.8 + 0.5 x + b0_g + b1_g x), theta 2.5), SDs 0.5 and 0.3, correlation 0.4, "
+        "30 groups (g) of 8-12 rows.",
+        "y ~ x + (1 + x | g)", "negativebinomial", ("g",)),
 }
 
 
@@ -87,7 +107,8 @@ def load(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of :func:`list_datasets`: cbpp, bacteria, epil, ohio, salamander, milk, sleepstudy.
+        One of :func:`list_datasets`: cbpp, bacteria, epil, ohio, salamander, milk, sleepstudy; for the
+        dispersion families salamander_counts (negative binomial), gamma_sim, nb_offset_sim, nb_slope_sim.
 
     Returns
     -------
@@ -177,6 +198,19 @@ def profile_reference() -> dict:
         dataset = key.split("_")[0]
         out[(dataset, entry["method"])] = {tuple(k.split("|")): tuple(v) for k, v in entry["intervals"].items()}
     return out
+
+
+def dispersion_reference() -> dict:
+    """glmmTMB's (and glmer.nb's, glmmPQL's, geeglm's) fits of the dispersion families
+    (``reference/dispersion.json``, written by ``dispersion.R`` beside it), ``{case: entry}``.
+
+    Each entry holds ``r_call``, ``formula`` (bayesglmm's spelling), ``family``, ``link``, R's ``fixef`` and
+    ``se`` (R's coefficient labels: :func:`from_r_label`), ``varcorr``, ``theta`` or ``shape`` (this package's
+    dispersion; glmmTMB's ``sigma``), ``loglik``, ``profile_ci``, ``predictions`` of ``newdata`` and, where
+    computed, ``loglik_integrated`` (the exact marginal log-likelihood at glmmTMB's estimates); a ``note``
+    where part of it is not a reference."""
+    raw = _read_json("dispersion")
+    return {k: v for k, v in raw.items() if isinstance(v, dict)}
 
 
 def prediction_reference() -> dict:
