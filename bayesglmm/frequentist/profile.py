@@ -197,13 +197,14 @@ def profile_sd_intervals(fit, level: float = 0.95, xtol: float = 1e-4) -> list[t
                 x[row] = s * d / max(np.linalg.norm(d), 1e-300)
             return x
 
-        use_grad = vg is not None and row is not None and vg(x_hat) is not None
+        # a dispersion's profile (x[-1] = log φ held) uses the deviance's gradient too; an LMM's σ, differences
+        use_grad = (vg is not None and (row is not None or family.has_dispersion) and vg(x_hat) is not None)
 
         def objective(v, s, free=free, row=row, diag=diag, build=build, dev=dev, vg=vg, use_grad=use_grad):
             if not use_grad:
                 return dev(build(v, s))
             f, g = vg(build(v, s))  # the free coordinates are a subset of x: their gradient is g[free]
-            if len(row) == 1:
+            if row is None or len(row) == 1:
                 return f, g[free]
             # the row x[row] = s·d̃/‖d̃‖ (d̃ = d with |d[diag]|): its Jacobian in d is s(I − uuᵀ)/‖d̃‖
             d = v[len(free):]
