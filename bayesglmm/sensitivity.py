@@ -95,7 +95,7 @@ class PriorSensitivity(StudyDisplay):
         return self.table()
 
     def _title(self):
-        how = ("power-scaling of the top-level priors (fixed effects, SDs, correlations, sigma)"
+        how = ("power-scaling of the top-level priors (fixed effects, SDs, correlations, sigma, dispersion)"
                if self.method == "power" else f"refits under {len(self.posteriors)} prior sets")
         return [f"Prior sensitivity of {self.model.formula}: {how}"]
 

@@ -297,3 +297,20 @@ def test_nuts_posterior_agrees_with_ml():
     for name in list(model.design.fixed_names) + ["theta"]:
         assert abs(s.loc[name, "median"] - m.loc[name, "estimate"]) < 0.3 * s.loc[name, "std_error"], name
     assert s.loc["theta", "kind"] == "dispersion"
+
+
+@pytest.mark.slow
+def test_prior_sweep_and_power_scaling_cover_the_dispersion():
+    """A sweep over dispersion priors builds one graph (one compilation, then none); power-scaling lists the
+    dispersion's scale among the top-level priors."""
+    from bayesglmm.priors import Exponential, HalfNormal
+    from bayesglmm.sensitivity import prior_sensitivity
+
+    model = _model("nb_offset_nbinom2")
+    sets = {"default": {}, "tight": {"dispersion": HalfNormal(0.5)}, "exponential": {"dispersion": Exponential(2.0)}}
+    res = prior_sensitivity(model, sets, method="refit", draws=200, tune=200, chains=2, random_seed=2)
+    assert list(res.compilations.values())[1:] == [0, 0]
+    table = res.table()
+    assert set(table[table["parameter"] == "theta"]["prior"]) == set(sets)
+    power = prior_sensitivity(res.posteriors["default"], method="power")
+    assert "dispersion_scale" in set(power.table()["parameter"])
