@@ -3,9 +3,9 @@
 A family is a class, a link is a class, as in glum's ``_distribution.py`` and ``_link.py``: the
 base :class:`Family` gives the formulas that hold for any response distribution (the working
 quantities, the score, the relative and saturated log-likelihoods) and the defaults of its
-properties; :class:`Bernoulli`, :class:`Binomial`, :class:`Poisson` and :class:`Gaussian`
-override what differs. The base :class:`Link` is answered by :class:`Logit`, :class:`Probit`,
-:class:`CLogLog`, :class:`Log` and :class:`Identity` (``link``, ``inverse``, ``inverse_deriv``
+properties; :class:`Bernoulli`, :class:`Binomial`, :class:`Poisson`, :class:`Gaussian`,
+:class:`NegativeBinomial`, :class:`BetaBinomial` and :class:`Gamma` override what differs. The base :class:`Link` is answered by :class:`Logit`, :class:`Probit`,
+:class:`CLogLog`, :class:`Log`, :class:`Identity` and :class:`Inverse` (``link``, ``inverse``, ``inverse_deriv``
 dμ/dη and ``inverse_deriv2`` d²μ/dη²). The engines *ask* a family — ``loglik_relative``,
 ``working``, ``has_scale``, ... — and never test its name: ``name`` is a label (results,
 reports, save files) and a key of the PyMC and statsmodels translation tables. :func:`get_family`
@@ -13,7 +13,7 @@ turns names into objects, as users and the rest of the package make them.
 
 Checklist for adding a family
 -----------------------------
-For negative binomial, beta-binomial or Gamma. When done, the package should read a family's or a
+As the negative binomial, beta-binomial and Gamma were added. The package reads a family's or a
 link's ``name`` only as a label and in the tables of step 5.
 
 1. **The class**, in this module: ``class NegativeBinomial(Family)`` with
@@ -34,13 +34,19 @@ link's ``name`` only as a label and in the tables of step 5.
      for large responses, as Poisson's), ``validate`` (default: any y). ``working``, ``score``,
      ``loglik_obs`` and ``loglik_saturated`` follow from these and need no override.
 
-   A second parameter (a negative binomial's size, a beta-binomial's overdispersion, a Gamma's
-   shape) is not yet part of the interface: only the Gaussian σ is, as the ``sigma`` argument of
-   ``loglik_kernel``/``sample`` and ``has_scale``. The engines that would estimate one — PIRLS's
-   objective (:mod:`~bayesglmm.frequentist.laplace`: ``loglik_relative``, ``working``), the
-   deviance's parameter vector, the priors' ``"sigma"`` (:mod:`~bayesglmm.priors`), the PyMC graph
-   (:mod:`~bayesglmm.bayes.model`), ``MLFit.dispersion`` — are where such a family needs work
-   first, and ``has_scale`` likely splits into "has a dispersion" and "is the Gaussian LMM".
+   A second parameter (a negative binomial's size, a beta-binomial's precision, a Gamma's shape)
+   is the family's **dispersion**: ``has_dispersion = True``, its name ``dispersion_name``, its
+   value set by the engines with :meth:`Family.with_dispersion` (the methods read it as
+   ``self._phi(sigma)``: ``sigma`` a value given explicitly, the Gaussian σ's argument),
+   ``dispersion_start`` (a moment estimate the fits start from), ``title`` (how a summary prints
+   it), ``laplace_curvature`` (``"observed"``: glmmTMB's exact Hessian in the Laplace
+   determinant), ``quasi_undefined`` (why PQL and GEE refuse it, "" where its dispersion is a
+   quasi-likelihood scale) and ``pymc_observed`` (its PyMC distribution). The engines then
+   optimise log φ with (θ, β) (:class:`~bayesglmm.frequentist.laplace.DispersionObjective`),
+   profile it, give it a prior on 1/√φ (:mod:`~bayesglmm.priors`, ``"dispersion"``) and report it
+   as the ``"dispersion"`` row of ``variance_components()``. A family that is not an exponential
+   family for fixed φ (the beta-binomial) overrides ``working`` and ``score``. ``has_scale`` keeps
+   its meaning, *the Gaussian σ* (the LMM route).
 2. **Register it** in ``_FAMILY_CLASSES`` below (which makes :data:`FAMILIES`, ``_ALLOWED`` and
    :func:`get_family`'s errors); a new link likewise, a :class:`Link` subclass in
    ``_LINK_CLASSES`` (:data:`LINKS`).

@@ -309,8 +309,8 @@ def test_prior_sweep_and_power_scaling_cover_the_dispersion():
     model = _model("nb_offset_nbinom2")
     sets = {"default": {}, "tight": {"dispersion": HalfNormal(0.5)}, "exponential": {"dispersion": Exponential(2.0)}}
     res = prior_sensitivity(model, sets, method="refit", draws=200, tune=200, chains=2, random_seed=2)
-    assert list(res.compilations.values())[1:] == [0, 0]
+    assert all(c == 0 for c in list(res.compilations.values())[1:])  # one graph for every prior set
     table = res.table()
-    assert set(table[table["parameter"] == "theta"]["prior"]) == set(sets)
+    assert set(sets) <= set(table[table["parameter"] == "theta"]["prior"])
     power = prior_sensitivity(res.posteriors["default"], method="power")
     assert "dispersion_scale" in set(power.table()["parameter"])
