@@ -34,6 +34,8 @@ def glm_estimates(design, family, X, groups=None) -> tuple[np.ndarray, np.ndarra
 
     from .frequentist.gee import sm_family
 
+    if family.has_dispersion:  # its dispersion estimated with β: not a statsmodels GLM
+        return dispersion_glm(design, family, X, groups)
     y = design.y
     if design.trials is not None and family.needs_trials:
         y = np.column_stack([design.y, design.trials - design.y])
@@ -41,6 +43,71 @@ def glm_estimates(design, family, X, groups=None) -> tuple[np.ndarray, np.ndarra
     glm = sm.GLM(y, X @ A, family=sm_family(family), offset=design.offset)
     fit = glm.fit() if groups is None else glm.fit(cov_type="cluster", cov_kwds={"groups": groups})
     return A @ np.asarray(fit.params), A @ np.asarray(fit.cov_params()) @ A.T
+
+
+def dispersion_glm(design, family, X, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients, covariance) of a dispersion family's GLM (negative binomial, beta-binomial, Gamma)
+    by maximum likelihood in (β, log φ), as MASS's glm.nb and glmmTMB without random effects: the
+    covariance of β from the observed information (the inverse Hessian's β block, as glmmTMB's; glm.nb's
+    holds θ fixed: on Salamanders its intercept's SE is 0.9 % smaller), or with ``groups`` the
+    cluster-robust sandwich H⁻¹(Σ_g s_g s_gᵀ)H⁻¹ with statsmodels' small-sample factor
+    G/(G − 1)·(n − 1)/(n − k). On X's orthonormal frame, as :func:`glm_estimates`."""
+    from scipy import optimize
+
+    from .frequentist.optimize import safe_inverse
+    from .frequentist.pirls import glm_start
+
+    y, trials, offset = design.y, design.trials, design.offset
+    A = column_frame(X).A
+    Z = X @ A
+    p = Z.shape[1]
+    start_family = family.with_dispersion(1.0)
+    beta0 = glm_start(_with_X(design, Z), start_family)
+    log_phi0 = np.log(family.dispersion_start(y, family.link.inverse(offset + Z @ beta0), trials))
+
+    def rows(x):  # per-row log-likelihood and its score in (β, log φ)
+        fam = family.with_dispersion(np.exp(x[-1]))
+        eta = offset + Z @ x[:p]
+        ll = fam.loglik_obs(y, fam.link.inverse(eta), trials)
+        sb = fam.working(eta, y, trials).score[:, None] * Z
+        h = 1e-5
+        up = family.with_dispersion(np.exp(x[-1] + h)).loglik_obs(y, fam.link.inverse(eta), trials)
+        down = family.with_dispersion(np.exp(x[-1] - h)).loglik_obs(y, fam.link.inverse(eta), trials)
+        return ll, np.column_stack([sb, (up - down) / (2 * h)])
+
+    def fun(x):
+        ll, sc = rows(x)
+        return -float(np.sum(ll)), -np.sum(sc, axis=0)
+
+    x0 = np.concatenate([beta0, [log_phi0]])
+    res = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                            bounds=[(None, None)] * p + [(np.log(1e-6), np.log(1e8))],
+                            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9})
+    x = res.x
+    k = len(x)
+    H = np.zeros((k, k))
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = 1e-5 * max(1.0, abs(x[j]))
+        H[:, j] = (fun(x + e)[1] - fun(x - e)[1]) / (2 * e[j])
+    bread = safe_inverse((H + H.T) / 2)
+    if groups is None:
+        cov = bread
+    else:
+        sc = rows(x)[1]
+        G = int(np.max(groups)) + 1
+        sg = np.zeros((G, k))
+        np.add.at(sg, groups, sc)
+        n = len(y)
+        cov = (G / (G - 1.0)) * ((n - 1.0) / (n - k)) * bread @ (sg.T @ sg) @ bread
+    return A @ x[:p], A @ cov[:p, :p] @ A.T
+
+
+def _with_X(design, X):
+    """``design`` with its fixed-effect matrix replaced by ``X``."""
+    import dataclasses
+
+    return dataclasses.replace(design, X=X)
 
 
 def _ml_method(model):

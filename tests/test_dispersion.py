@@ -314,3 +314,30 @@ def test_prior_sweep_and_power_scaling_cover_the_dispersion():
     assert set(sets) <= set(table[table["parameter"] == "theta"]["prior"])
     power = prior_sensitivity(res.posteriors["default"], method="power")
     assert "dispersion_scale" in set(power.table()["parameter"])
+
+
+def test_complete_pooling_glm_of_a_dispersion_family_is_glmmtmbs():
+    """The GLM without random effects (bg.pooling's complete pooling, bg.naive_vs_clustered's naive GLM):
+    ML in (β, log θ) as glmmTMB(count ~ spp + mined, family = nbinom2): β within 1e-4, SEs (the full
+    Hessian's) within 1e-4 relative (measured 1e-5 and 3e-6)."""
+    from bayesglmm.teaching import glm_estimates
+
+    ref = REF["salamanders_glm_nbinom2"]
+    model = _model("salamanders_nbinom2")
+    beta, V = glm_estimates(model.design, model.family, model.design.X)
+    fixef, se = _labels("salamanders", ref["fixef"]), _labels("salamanders", ref["se"])
+    for j, term in enumerate(model.design.fixed_names):
+        assert beta[j] == pytest.approx(fixef[term], abs=1e-4)
+        assert np.sqrt(V[j, j]) == pytest.approx(se[term], rel=1e-4)
+    table = bg.naive_vs_clustered(model).table()
+    assert {"glm (naive)", "glm (cluster-robust)", "glmm"} <= set(table["method"])
+    assert bg.pooling(model, group="site").complete == pytest.approx(fixef["(Intercept)"], abs=1e-4)
+
+
+def test_no_overdispersion_is_a_boundary_flag():
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"g": np.repeat(np.arange(30), 10).astype(str), "x": rng.normal(size=300),
+                         "y": rng.poisson(3, 300)})
+    with pytest.warns(bg.ConvergenceWarning, match="limit of no extra variation"):
+        fit = bg.GLMM("y ~ x + (1 | g)", data, family="nbinom2").fit("laplace")
+    assert fit.singular and any("Poisson" in f.message for f in fit.flags if f.kind == "singular")

@@ -25,6 +25,9 @@ __all__ = ["MLFit", "PQLFit", "fit", "METHODS", "ConvergenceWarning", "Separatio
            "default_nagq", "fit_agq_settled", "NAGQ_FIT_TOL"]
 
 METHODS = ("laplace", "agq", "pql", "gee", "ml", "reml")
+#: a dispersion family's θ (or shape) above which a fit is on its boundary (no overdispersion): a
+#: negative binomial with θ = 10⁷ has a variance within 10⁻⁶ of the Poisson's for counts to 10
+DISPERSION_LIMIT = 1e7
 SINGULAR_TOL = 1e-4
 
 
@@ -216,6 +219,13 @@ class MLFit(ResultDisplay):
             self.aic = -2 * self.loglik + 2 * k
             self.bic = -2 * self.loglik + np.log(model.design.nobs) * k
         self.boundary = singular_boundaries(model.design, self._tmap.factors(self._internal.theta))
+        family = model.family
+        if family.has_dispersion and self.dispersion is not None and self.dispersion > DISPERSION_LIMIT:
+            self.boundary.append(f"the {family.dispersion_name} of the {family.name} family is estimated at "
+                                 f"{self.dispersion:.3g}, its limit of no extra variation (the "
+                                 f"{'Poisson' if not family.counts_successes else 'binomial'} model"
+                                 + (" with these random effects)" if family.response_kind == "count" else
+                                    ": a noiseless response)"))
         self.singular = bool(self.boundary)
         #: structured findings (:class:`~bayesglmm.results.Flag`): separation, singular, not_converged, nan_se
         self.flags: list[Flag] = []

@@ -310,6 +310,19 @@ out$cbpp_betabinomial$fixed_theta <- lapply(c(26.4, 60.2), function(th) {
                               "data = cbpp, map = list(betad = factor(NA)), start = list(betad = log(%g)))"), th))
 })
 
+# The GLM without random effects (complete pooling: bg.pooling, bg.naive_vs_clustered): glmmTMB's ML in (beta, log theta)
+# with the full Hessian's SEs, and MASS::glm.nb's (its vcov holds theta fixed).
+S2 <- csv("salamander_counts", c("site", "mined", "spp"))
+g1 <- glmmTMB(count ~ spp + mined, family = nbinom2, data = S2)
+g2 <- MASS::glm.nb(count ~ spp + mined, data = S2)
+out$salamanders_glm_nbinom2 <- list(
+  r_call = "glmmTMB(count ~ spp + mined, family = nbinom2, data = Salamanders)", formula = "count ~ spp + mined",
+  family = "nbinom2", link = "log", fixef = as.list(fixef(g1)$cond), se = as.list(sqrt(diag(vcov(g1)$cond))),
+  theta = sigma(g1), loglik = as.numeric(logLik(g1)),
+  glm_nb = list(r_call = "MASS::glm.nb(count ~ spp + mined, data = Salamanders)", fixef = as.list(coef(g2)),
+                se = as.list(sqrt(diag(vcov(g2)))), theta = g2$theta,
+                note = "glm.nb's vcov holds theta fixed: SEs slightly below glmmTMB's"))
+
 # PQL and GEE where they are defined for these families: the Gamma (its 1/shape a quasi-likelihood scale).
 suppressMessages({library(MASS); library(nlme); library(geepack)})
 pq <- glmmPQL(y ~ x + trt, random = ~ 1 | g, family = Gamma(link = "log"), data = gs, verbose = FALSE)
