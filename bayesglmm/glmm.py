@@ -14,6 +14,33 @@ from .priors import ResolvedPriors, resolve_priors
 __all__ = ["GLMM"]
 
 
+def check_sampler_kwargs(kwargs: dict, nuts_sampler: str) -> None:
+    """Refuse a keyword argument of :meth:`GLMM.sample` that neither it nor the sampler takes, naming the
+    accepted ones: PyMC's ``pm.sample`` and its NUTS step's (``max_treedepth``, ``step_scale``, …), or
+    nutpie's ``sample`` and its settings (which nutpie checks itself)."""
+    import inspect
+
+    if not kwargs or nuts_sampler == "nutpie":
+        return
+    import pymc as pm
+    from pymc.step_methods.hmc.base_hmc import BaseHMC
+
+    ours = {"draws", "tune", "chains", "random_seed", "cores", "target_accept", "nuts_sampler", "progressbar",
+            "diagnose", "marginalize", "nagq", "log_likelihood"}
+    accepted = set()
+    for fn in (pm.sample, pm.NUTS.__init__, BaseHMC.__init__):
+        accepted |= {p.name for p in inspect.signature(fn).parameters.values()
+                     if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    accepted -= {"self", "vars", "model", "return_inferencedata"} | ours
+    if nuts_sampler in ("numpyro", "blackjax"):
+        accepted.add("nuts")
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(f"sample() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: not "
+                        f"sample()'s ({', '.join(sorted(ours))}) nor pm.sample's or its NUTS's "
+                        f"({', '.join(sorted(accepted))})")
+
+
 class GLMM:
     """A generalized linear mixed model, written as in lme4 or bambi.
 
@@ -241,7 +268,7 @@ class GLMM:
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
                cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
                progressbar: bool = True, diagnose: bool = True, marginalize: bool = False,
-               nagq: int | None = None, **kwargs):
+               nagq: int | None = None, log_likelihood: bool = False, **kwargs):
         """Sample the posterior by NUTS.
 
         Parameters
@@ -288,9 +315,15 @@ class GLMM:
             SDs), the largest is used with a
             :class:`~bayesglmm.bayes.marginalized.QuadratureWarning` and a ``quadrature`` flag on the
             posterior: the full model is then the safer choice. Not for a Gaussian model (exact).
+        log_likelihood : bool
+            Store each observation's log-likelihood at every draw in ``post.idata["log_likelihood"]``,
+            under the response's name, so that ``az.loo(post.idata)``, ``az.waic`` and ``az.compare``
+            work as on a bambi model sampled with ``idata_kwargs={"log_likelihood": True}``
+            (:meth:`Posterior.log_likelihood` computes it, or a group's marginal one, on demand).
         **kwargs
-            Passed to :func:`pymc.sample` (with ``nuts_sampler="nutpie"``: to :func:`nutpie.sample`,
-            where ``save_warmup`` is False unless given, as PyMC discards the tuning draws).
+            Passed to :func:`pymc.sample` and PyMC's NUTS (with ``nuts_sampler="nutpie"``: to
+            :func:`nutpie.sample`, where ``save_warmup`` is False unless given, as PyMC discards the
+            tuning draws). A name neither takes is refused with the accepted ones listed.
 
         Returns
         -------
@@ -298,9 +331,19 @@ class GLMM:
         """
         from .bayes.posterior import sample_model
 
+        check_sampler_kwargs(kwargs, nuts_sampler)
+        if not isinstance(log_likelihood, bool):
+            raise ValueError(f"log_likelihood must be True or False, got {log_likelihood!r}")
         post = sample_model(self, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                             cores=cores, target_accept=target_accept, nuts_sampler=nuts_sampler,
                             progressbar=progressbar, marginalize=marginalize, nagq=nagq, **kwargs)
+        # what a refit without some rows (leave-one-group-out) repeats
+        post.idata["posterior"].attrs.update(bayesglmm_draws=int(draws), bayesglmm_tune=int(tune),
+                                             bayesglmm_chains=int(chains), bayesglmm_nuts_sampler=str(nuts_sampler),
+                                             bayesglmm_target_accept=float(target_accept),
+                                             bayesglmm_marginalize=int(bool(marginalize)))
+        if log_likelihood:
+            post.add_log_likelihood()
         if diagnose:
             post.diagnostics(warn=True)
         return post

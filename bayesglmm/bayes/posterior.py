@@ -158,6 +158,53 @@ class Posterior(ResultDisplay):
                                      kind="dispersion"))
         return tidy_frame(rows, VC_COLUMNS)
 
+    def log_likelihood(self, by: str = "observation", nagq: int | None = None):
+        """The pointwise log-likelihood at every draw, an :class:`xarray.DataArray`.
+
+        Parameters
+        ----------
+        by : str
+            ``"observation"``: log p(yᵢ | β, b, φ), dims (chain, draw, obs). A grouping factor's name: each
+            level's **marginal** log-likelihood, its random effects integrated out (exactly for a Gaussian
+            model, else by adaptive Gauss–Hermite quadrature with its nodes chosen until settled), dims
+            (chain, draw, factor) with the levels as coordinates; in a model with several factors the other
+            factors' effects are conditional on their draws. See :mod:`bayesglmm.bayes.loo`.
+        nagq : int, optional
+            Nodes per dimension of the quadrature (by a factor); default chosen (``attrs["nagq"]``).
+
+        Works on posteriors sampled with ``marginalize=True`` too (their random effects are drawn)."""
+        from .loo import group_loglik, observation_loglik
+
+        if by == "observation":
+            if nagq is not None:
+                raise ValueError("nagq applies to by=<a grouping factor> (the quadrature of its effects)")
+            return observation_loglik(self)
+        return group_loglik(self, by, nagq=nagq)
+
+    def add_log_likelihood(self) -> None:
+        """Put each observation's log-likelihood into ``idata["log_likelihood"]`` under the response's name (what
+        ``sample(log_likelihood=True)`` does): ``az.loo(post.idata)``, ``az.waic`` and ``az.compare`` read it."""
+        import xarray as xr
+
+        da = self.log_likelihood("observation")
+        name = self.model.design.response
+        self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: da}))
+
+    def loo(self, by: str = "observation", reloo: bool = True, k_threshold: float = 0.7, nagq: int | None = None,
+            random_seed=None, progress: bool = True):
+        """Leave-one-out cross-validation by PSIS (ArviZ's ``loo``): by observation, or by a grouping factor
+        (``by``: leave one group out, on the groups' marginal log-likelihoods of :meth:`log_likelihood`).
+
+        Groups whose Pareto k exceeds ``k_threshold`` are refitted without the group with the sampler's
+        settings (arviz_stats' ``reloo``), their log predictive density computed exactly from the refit's draws,
+        with a progress bar; ``reloo=False`` keeps the PSIS values (ArviZ then warns of the bad k). The result
+        is ArviZ's ELPD object (``elpd``, ``se``, ``p``, pointwise ``elpd_i``, ``pareto_k``) with ``refits`` and
+        ``compilations`` (of those refits) added."""
+        from .loo import loo
+
+        return loo(self, by=by, reloo=reloo, k_threshold=k_threshold, nagq=nagq, random_seed=random_seed,
+                   progress=progress)
+
     @property
     def dispersion(self) -> float | None:
         """A dispersion family's θ or shape, its posterior median (what the printed family shows);
