@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["forest", "caterpillar"]
+__all__ = ["forest", "caterpillar", "elpd_comparison"]
 
 _TITLES = {"fixed": "Fixed effects", "sd": "Random-effect SDs", "corr": "Correlations"}
 
@@ -90,6 +90,32 @@ def caterpillar(ranked: pd.DataFrame, threshold: float | None = 0.0, title: str 
     first = ranked.iloc[0]
     ax.set_xlabel(f"{first['term']} | {first['group']} ({first['method']})")
     ax.set_title(title or "Levels ranked by their predicted random effect", loc="left", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def elpd_comparison(table: pd.DataFrame, title: str | None = None):
+    """The models of :func:`bayesglmm.loo_compare` by their ELPD: each model's ``elpd`` with ±1 ``se`` (open
+    circles) and, below the best, its difference to the best with ±1 ``dse`` (the SE of the difference,
+    which is what ranks two models: their own SEs share most of their error), as ArviZ's ``plot_compare``."""
+    import matplotlib.pyplot as plt
+
+    n = len(table)
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.45 * n))
+    y = np.arange(n)[::-1].astype(float)
+    elpd = table["elpd"].to_numpy(dtype=float)
+    ax.errorbar(elpd, y, xerr=table["se"].to_numpy(dtype=float), fmt="o", mfc="white", color="tab:blue",
+                label="elpd ± se")
+    best = elpd[0]
+    diff = best + table["elpd_diff"].to_numpy(dtype=float) * np.where(table["rank"].to_numpy() == 0, 0.0, -1.0)
+    ax.errorbar(diff[1:], y[1:] - 0.25, xerr=table["dse"].to_numpy(dtype=float)[1:], fmt="^", color="0.4",
+                label="difference to the best ± its se")
+    ax.axvline(best, color="0.6", lw=0.8, ls="--")
+    ax.set_yticks(y, [str(v) for v in table.index])
+    ax.set_xlabel(f"ELPD ({table.attrs.get('by', 'LOO')})")
+    ax.set_title(title or "Models ranked by leave-one-out ELPD", loc="left", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -452,4 +452,5 @@ def loo_compare(posteriors: dict, by: str = "observation", reloo: bool = True, *
     elpds = {label: loo(post, by=by, reloo=reloo, **kwargs) for label, post in items}
     table = az.compare(elpds)
     table.attrs["loo"] = elpds
+    table.attrs["by"] = "leave one observation out" if by == "observation" else f"leave one {by} out"
     return table

@@ -22,7 +22,7 @@ from scipy import stats
 from ..scaling import column_frame
 from ..results import is_residual
 
-__all__ = ["lrt", "check_nested"]
+__all__ = ["lrt", "check_nested", "compare_models"]
 
 
 def _n_params(fit):
@@ -146,3 +146,64 @@ def lrt(full, reduced) -> pd.DataFrame:
         p, null = p_naive, f"chi2({df}) (no boundary correction: not a test of one random term)"
     return pd.DataFrame([{"statistic": stat, "df": df, "p_value_naive": p_naive, "p_value": p,
                           "null_distribution": null, "method": full.method}])
+
+
+def compare_models(fits: dict) -> pd.DataFrame:
+    """ML fits of one response compared: a table as :func:`bayesglmm.loo_compare`'s, ranked by AIC.
+
+    Parameters
+    ----------
+    fits : dict
+        ``{label: fit}``, maximum-likelihood fits (``"laplace"``, ``"agq"``, ``"ml"``; ``"reml"`` only among
+        models with the same fixed effects) of one method and the same response data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by label, best first: ``rank``, ``aic``, ``aic_diff`` (to the best), ``bic``, ``loglik``,
+        ``df`` (the parameters: fixed effects, covariance parameters, a residual SD or dispersion),
+        ``weight`` (Akaike weights, exp(−Δ/2) normalised), and, as R's ``anova()`` of nested fits, for
+        each model nested in the next larger one (by ``df``) the likelihood-ratio test of it there:
+        ``lrt_against`` (the larger model), ``statistic``, ``lrt_df``, ``p_value`` (boundary-corrected for
+        one added random term, :func:`lrt`); NaN where the next larger model does not nest it.
+    """
+    if not isinstance(fits, dict) or len(fits) < 2:
+        raise ValueError("compare_models needs a dict of at least two fits, {label: fit}")
+    for label, fit in fits.items():
+        if not np.isfinite(getattr(fit, "loglik", np.nan)):
+            raise ValueError(f"fits[{label!r}] has no likelihood (method {getattr(fit, 'method', '?')!r}): compare "
+                             "fits by 'laplace', 'agq' or 'ml' (posteriors: bg.loo_compare)")
+    methods = {fit.method for fit in fits.values()}
+    if len(methods) > 1:
+        raise ValueError(f"compare fits of one method, got {', '.join(sorted(methods))}: their likelihoods differ "
+                         "by the approximation, not the model")
+    labels = list(fits)
+    ref = fits[labels[0]].model.design
+    for label in labels[1:]:
+        d = fits[label].model.design
+        if d.nobs != ref.nobs or not np.array_equal(d.y, ref.y):
+            raise ValueError(f"fits {labels[0]!r} and {label!r} are not of the same response data: their "
+                             "likelihoods are not comparable")
+    rows = []
+    for label, fit in fits.items():
+        k = int(round((fit.aic + 2 * fit.loglik) / 2))  # the parameters AIC counted
+        rows.append({"label": label, "aic": fit.aic, "bic": fit.bic, "loglik": fit.loglik, "df": k,
+                     "method": fit.method})
+    table = pd.DataFrame(rows).set_index("label")
+    table["aic_diff"] = table["aic"] - table["aic"].min()
+    w = np.exp(-0.5 * table["aic_diff"])
+    table["weight"] = w / w.sum()
+    for col in ("lrt_against", "statistic", "lrt_df", "p_value"):
+        table[col] = np.nan if col != "lrt_against" else None
+    by_size = table.sort_values("df").index.tolist()
+    for small, big in zip(by_size, by_size[1:]):
+        try:
+            test = lrt(fits[big], fits[small]).iloc[0]
+        except ValueError:
+            continue
+        table.loc[small, ["lrt_against", "statistic", "lrt_df", "p_value"]] = [big, test["statistic"], test["df"],
+                                                                                test["p_value"]]
+    table = table.sort_values("aic")
+    table.insert(0, "rank", np.arange(len(table)))
+    return table[["rank", "aic", "aic_diff", "bic", "loglik", "df", "weight", "lrt_against", "statistic", "lrt_df",
+                  "p_value", "method"]]
