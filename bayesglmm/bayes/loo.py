@@ -36,6 +36,8 @@ cross-validation and WAIC. Statistics and Computing 27, 1413–1432.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -127,13 +129,23 @@ class GroupRows:
     the design, ``levels`` the factor's levels, ``terms`` (block, term) pairs."""
 
     def __init__(self, design, factor):
+        from ..design import _group_index
+
         self.blocks = [k for k, b in enumerate(design.random) if b.group == factor]
-        if not self.blocks:
-            raise ValueError(f"by={factor!r} names no grouping factor of the model; its factors are "
-                             f"{', '.join(dict.fromkeys(b.group for b in design.random))} (or by='observation')")
-        first = design.random[self.blocks[0]]
-        self.index, self.levels = np.asarray(first.index), list(first.levels)
-        self.Xr = np.column_stack([design.random[k].Xr for k in self.blocks])
+        if self.blocks:
+            first = design.random[self.blocks[0]]
+            self.index, self.levels = np.asarray(first.index), list(first.levels)
+            self.Xr = np.column_stack([design.random[k].Xr for k in self.blocks])
+        elif all(c in design.data.columns for c in factor.split(":")):
+            # a column the model has no random effects for (complete or no pooling): its groups' rows, whose
+            # log-likelihood has nothing to integrate
+            levels, index = _group_index(design.data, tuple(factor.split(":")))
+            self.index, self.levels = np.asarray(index), list(levels)
+            self.Xr = np.zeros((len(self.index), 0))
+        else:
+            factors = list(dict.fromkeys(b.group for b in design.random))
+            raise ValueError(f"by={factor!r} names no grouping factor of the model ({', '.join(factors) or 'none'}) "
+                             "nor a column of its data (or by='observation')")
         self.sizes = [design.random[k].n_terms for k in self.blocks]
         self.n_levels = len(self.levels)
         self.k = int(sum(self.sizes))
@@ -168,6 +180,9 @@ def marginal_group_loglik(family, y, trials, base, A, rows: GroupRows, nagq: int
 
     J, k = rows.n_levels, rows.k
     idx = rows.index
+    if k == 0:  # no random effect of this factor: the rows' conditional log-likelihood, summed
+        fam = family.with_dispersion(float(second)) if family.has_dispersion else family
+        return rows.sum(fam.loglik_obs(y, fam.link.inverse(base), trials, second if family.has_scale else None))
     if family.has_scale and family.canonical:  # a linear mixed model: the multivariate normal, exactly
         s2 = float(second) ** 2
         r = y - base
@@ -222,7 +237,7 @@ def marginal_group_loglik(family, y, trials, base, A, rows: GroupRows, nagq: int
 def _group_inputs(design, rows: GroupRows, draws: ParameterDraws, s: int):
     """(base, A, second) of draw ``s``: the other factors' effects in the base."""
     base = _eta(design, draws, slice(s, s + 1), skip=set(rows.blocks))[0]
-    A = rows.Xr @ rows.factor(draws, s)
+    A = rows.Xr @ rows.factor(draws, s) if rows.k else rows.Xr
     return base, A, None if draws.second is None else draws.second[s]
 
 
@@ -234,9 +249,9 @@ def choose_group_nagq(post, factor, tol: float = GROUP_NAGQ_TOL) -> int | None:
 
     model = post.model
     design, family = model.design, model.family
-    if family.has_scale and family.canonical:
-        return None
     rows = group_rows(design, factor)
+    if (family.has_scale and family.canonical) or rows.k == 0:
+        return None
     if rows.k > 3:
         raise ValueError(f"the group log-likelihood integrates at most 3 random terms of one factor by quadrature; "
                          f"{factor!r} has {rows.k}")
@@ -274,7 +289,8 @@ def group_loglik(post, factor, nagq: int | None = None) -> xr.DataArray:
                       coords={"chain": np.arange(draws.shape[0]), "draw": np.arange(draws.shape[1]),
                               factor: [str(v) for v in rows.levels]})
     da.attrs["nagq"] = nagq
-    da.attrs["integrated"] = "exact" if nagq is None else f"adaptive Gauss-Hermite, {nagq} nodes per dimension"
+    da.attrs["integrated"] = ("nothing (no random effect of the factor)" if rows.k == 0 else "exact" if nagq is None
+                              else f"adaptive Gauss-Hermite, {nagq} nodes per dimension")
     return da
 
 
@@ -298,7 +314,14 @@ def left_out_group_loglik(post, rows_data: pd.DataFrame, y, trials, factor, nagq
     effects at their draws where their level was fitted, else 0. Returns (S,)."""
     model = post.model
     design, family = model.design, model.family
-    new = design.evaluate_new(rows_data, allow_new_levels=True, random_effects=True)
+    try:
+        new = design.evaluate_new(rows_data, allow_new_levels=True, random_effects=True)
+    except (KeyError, ValueError) as err:
+        from ..results import NotApplicableError
+
+        raise NotApplicableError(f"the model refitted without a {factor} cannot predict it ({err}): with a fixed "
+                                 f"effect per {factor} (no pooling) a new {factor} has no prediction; loo(reloo=False) "
+                                 "keeps PSIS and its Pareto k") from err
     draws = parameter_draws(post)
     mine = [k for k, b in enumerate(design.random) if b.group == factor]
     one = _OneGroup(np.column_stack([new.Xr[k] for k in mine]))
@@ -402,10 +425,13 @@ def loo(post, by: str = "observation", reloo: bool = True, k_threshold: float = 
         da = group_loglik(post, by, nagq=nagq)
         factor = by
     name = post.model.design.response  # the variable (its dims: chain, draw and obs or the factor)
-    result = az.loo(_loglik_tree(post, da, name), var_name=name, pointwise=True)
+    with warnings.catch_warnings():  # ArviZ's warning of high k: said below, once, with what is done about it
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        result = az.loo(_loglik_tree(post, da, name), var_name=name, pointwise=True)
     result.refits, result.compilations = 0, []
     result.by = by
     if factor is None or not reloo or not np.any(np.asarray(result.pareto_k) > k_threshold):
+        _warn_high_k(result, by, k_threshold, refitted=False)
         return result
     from arviz_stats import reloo as arviz_reloo
 
@@ -423,6 +449,19 @@ def loo(post, by: str = "observation", reloo: bool = True, k_threshold: float = 
         bar.close()
     out.refits, out.compilations, out.by = len(wrapper.refits), wrapper.compilations, by
     return out
+
+
+def _warn_high_k(result, by, k_threshold, refitted: bool) -> None:
+    """One warning naming how many Pareto k exceed ``k_threshold`` (PSIS unreliable there) and what to do."""
+    k = np.asarray(result.pareto_k)
+    bad = int(np.sum(k > k_threshold))
+    if not bad:
+        return
+    unit = "observation(s)" if by == "observation" else f"{by} level(s)"
+    how = ("refit without them: loo(reloo=True)" if by != "observation" else
+           "leave whole groups out (by=<factor>), where the marginal likelihood keeps k low, or refit")
+    warnings.warn(f"PSIS-LOO: Pareto k > {k_threshold:g} for {bad} of {k.size} {unit} (max {np.nanmax(k):.2f}): the "
+                  f"importance sampling is unreliable there; {how}", UserWarning, stacklevel=4)
 
 
 def loo_compare(posteriors: dict, by: str = "observation", reloo: bool = True, **kwargs) -> pd.DataFrame:
@@ -450,7 +489,7 @@ def loo_compare(posteriors: dict, by: str = "observation", reloo: bool = True, *
                 raise ValueError(f"posteriors {ref_label!r} and {label!r} group the rows differently by {by!r}: "
                                  "leave-one-group-out ELPDs are not comparable")
     elpds = {label: loo(post, by=by, reloo=reloo, **kwargs) for label, post in items}
-    table = az.compare(elpds)
+    table = az.compare(elpds, round_to="none")  # the numbers, not their display
     table.attrs["loo"] = elpds
     table.attrs["by"] = "leave one observation out" if by == "observation" else f"leave one {by} out"
     return table
