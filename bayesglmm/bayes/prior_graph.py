@@ -192,9 +192,11 @@ def location_prior(name: str, prior_list, dims, families="present", as_data: boo
         values["center"] = np.asarray(center if center is not None else np.zeros(len(prior_list)), dtype=float)
     data = _shared(values, name, as_data)
     inputs = [data["code"], data["nu"], data["mu"], data["sigma"]] + ([data["center"]] if centered else [])
+    # no frame: no transform argument at all (PyMC warns that transform=None "will not have any effect")
+    extra = {} if frame is None else {"transform": frame}
     rv = pm.CustomDist(name, *inputs,
                        logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES)), centered),
-                       random=_location_random, support_point=_location_start, dims=dims, transform=frame)
+                       random=_location_random, support_point=_location_start, dims=dims, **extra)
     return rv
 
 
