@@ -16,8 +16,8 @@ into ``--out``::
 
 Errors in the input (missing file, bad formula, unknown family) end with a
 one-line message and exit status 2, without a traceback; option values (``--draws``,
-``--chains``, ``--tune``, ``--seed``, ``--nagq``, ``--methods``) are checked before anything
-is fitted. ``compare`` exits 1 when every requested method failed or was skipped. The seed
+``--chains``, ``--tune``, ``--seed``, ``--nagq``, ``--methods``, the data, formula and family) are
+checked before anything is fitted or printed. ``compare`` exits 1 when every requested method failed or was skipped. The seed
 is printed (drawn at random when ``--seed`` is not given), so any run can be repeated.
 """
 
@@ -96,7 +96,6 @@ def _check_args(args) -> None:
         if unknown or not methods:
             raise ValueError(f"--methods: unknown method(s) {', '.join(unknown) or repr(args.methods)}; "
                              f"available: {', '.join(ALL_METHODS)}")
-    print(f"seed: {args.seed}", flush=True)
 
 
 def _model(args):
@@ -116,9 +115,13 @@ def _model(args):
         meta = datasets.info(args.dataset or "salamander")
         data = datasets.load(meta.name)
         formula, family = args.formula or meta.formula, args.family or meta.family
-    model = GLMM(formula, data, family=family, link=args.link, missing=args.missing)
+    return GLMM(formula, data, family=family, link=args.link, missing=args.missing)
+
+
+def _announce(model, seed) -> None:
+    """The model and the seed, printed once every option has been checked (nothing before an error)."""
     print(model, flush=True)
-    return model
+    print(f"seed: {seed}", flush=True)
 
 
 def _compare(args) -> int:
@@ -134,6 +137,7 @@ def _compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise ValueError(f"--out {str(out)!r} is not writable")
+    _announce(model, args.seed)
     cmp = compare(model, methods, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                   progressbar=not args.no_progress, nagq=args.nagq, profile=not args.no_profile,
                   report=lambda message: print(message, flush=True))
@@ -160,6 +164,7 @@ def _compare(args) -> int:
 def _sample(args) -> int:
     _check_args(args)
     model = _model(args)
+    _announce(model, args.seed)
     post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                         progressbar=not args.no_progress)
     with pd.option_context("display.width", 140, "display.max_columns", 20, "display.precision", 4):

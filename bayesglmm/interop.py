@@ -30,16 +30,34 @@ __all__ = ["from_bambi"]
 
 
 def _uncorrelated(formula: str) -> str:
-    """Every ``(expr | g)`` bar of a formula as ``(expr || g)``."""
-    out, depth = [], 0
+    """Every ``(expr | g)`` bar of a formula whose ``expr`` has two or more terms as ``(expr || g)`` (bambi's
+    terms are independent); a one-term block, ``(1 | g)`` or ``(0 + x | g)``, keeps its ``|``: it has no
+    correlation to drop, and printing it as ``(1 || g)`` only puzzled."""
+    out, depth, opened = [], 0, []
     for i, ch in enumerate(formula):
-        depth += ch == "("
-        depth -= ch == ")"
+        if ch == "(":
+            depth += 1
+            opened.append(len(out))
+        elif ch == ")":
+            depth -= 1
+            if opened:
+                opened.pop()
         if ch == "|" and depth > 0 and formula[i - 1:i] != "|" and formula[i + 1:i + 2] != "|":
-            out.append("||")
+            start = opened[-1] + 1 if opened else 0
+            out.append("||" if _n_terms("".join(out[start:])) > 1 else "|")
         else:
             out.append(ch)
     return "".join(out)
+
+
+def _n_terms(expr: str) -> int:
+    """The random-effect columns of a bar's left side, roughly: its '+'-separated terms, the intercept
+    counted unless removed by '0' or '-1' (a factor with several levels counts once: enough to tell one
+    term from several)."""
+    parts = [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
+    no_intercept = any(t in ("0", "-1") for t in parts)
+    terms = [t for t in parts if t not in ("0", "1", "-1")]
+    return len(terms) + (0 if no_intercept else 1)
 
 
 def _translate(prior, kinds):

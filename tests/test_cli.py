@@ -93,3 +93,14 @@ def test_bad_input_one_line_no_traceback(args, msg):
     assert proc.returncode == 2
     assert msg in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_nothing_is_printed_before_an_invalid_option_is_refused(capsys):
+    """The seed and the model are printed once every option, the data and the family have been checked."""
+    from bayesglmm.cli import main
+
+    assert main(["sample", "--dataset", "cbpp", "--family", "tweedie"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "unknown family 'tweedie'" in out.err
+    assert main(["compare", "--data", "/no/such.csv", "--formula", "y ~ (1 | g)", "--family", "poisson"]) == 2
+    assert capsys.readouterr().out == ""

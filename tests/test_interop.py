@@ -27,6 +27,9 @@ def test_from_bambi_carries_formula_data_family_link():
 
 def test_bambi_slopes_are_uncorrelated():
     assert _uncorrelated("y ~ x + (1 + x | g) + (1 || h)") == "y ~ x + (1 + x || g) + (1 || h)"
+    # a one-term block has no correlation to drop: its bar is kept as written
+    assert _uncorrelated("y ~ (1 | Female) + (0 + x | g) + (x | s) + (1 | a:b)") == \
+        "y ~ (1 | Female) + (0 + x | g) + (x || s) + (1 | a:b)"
     sleep = bmb.Model("Reaction ~ Days + (1 + Days | Subject)", bg.datasets.load("sleepstudy"))
     assert not bg.from_bambi(sleep).design.random[0].correlated
     assert bg.from_bambi(sleep, correlated=True).design.random[0].has_correlation
