@@ -209,9 +209,11 @@ print(f"coverage of the overdispersed models: {worst.min():.3f} to {worst.max():
 
 # %% [markdown]
 # Over the replications the trend's estimates scatter with the SD in `sd_of_estimates`. The printed
-# line above gives the coverage of the 95% intervals: the two overdispersed models' SEs match that
-# scatter under either truth — the mean–variance relation, which they share, is what the trend's SE
-# depends on — while the plain Poisson model's SEs are too small and its intervals cover too rarely.
+# line above gives the coverage of the 95% intervals: the two overdispersed models' mean SEs come close
+# to that scatter under either truth, so their coverage is within a few MCSE of 95% (a little short
+# under the lognormal truth, where the Laplace SEs are slightly small) — the mean–variance relation,
+# which they share, is what the trend's SE depends on — while the plain Poisson model's SEs are far too
+# small and its intervals cover far too rarely.
 #
 # ## The posterior with the OLRE
 #
