@@ -101,7 +101,8 @@ def test_kernel_codes_name_each_family_and_link_once():
     codes = {(f, link): get_family(f, link).kernel_code for f, links in _ALLOWED.items() for link in links}
     assert codes[("gaussian", "identity")] == codes[("gaussian", "log")] == -1
     assert codes[("bernoulli", "probit")] == codes[("binomial", "probit")] == 1  # one likelihood: n trials
-    assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [0, 1, 2, 3, 4]
+    assert codes[("gamma", "identity")] == -1  # no kernel: a Gamma mean by the identity link
+    assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 
 def test_a_class_per_family_and_link_equal_hashable_and_pickled():
