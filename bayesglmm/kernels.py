@@ -58,7 +58,7 @@ import numpy as np
 __all__ = ["NO_KERNEL", "BINOMIAL_LOGIT", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "POISSON_LOG", "POISSON_IDENTITY",
            "NEGBIN_LOG", "BETABINOMIAL_LOGIT", "BETABINOMIAL_PROBIT", "BETABINOMIAL_CLOGLOG", "GAMMA_LOG",
            "GAMMA_INVERSE", "DISPERSION_CODES", "EPS", "row_terms", "row_kernel", "score_weight", "fused_row",
-           "dispersion_row", "lgamma_ratio", "digamma", "digamma_diff"]
+           "dispersion_row", "dispersion_terms", "dispersion_constant", "dispersion_score_weight", "lgamma_ratio", "digamma", "digamma_diff"]
 
 #: a (family, link) pair without compiled kernels (the Gaussian)
 NO_KERNEL = -1
@@ -203,8 +203,7 @@ def score_weight(eta, y, n, code, phi):
     """κ′(η) and the Fisher weight of one row (:func:`row_kernel`'s last two; one exponential for
     the canonical links: logit y − np and np(1 − p), log y − e^η and e^η)."""
     if code >= NEGBIN_LOG:
-        _, score, w, _ = dispersion_row(eta, y, n, code, phi)
-        return score, w
+        return dispersion_score_weight(eta, y, n, code, phi)
     if code == BINOMIAL_LOGIT:
         t = np.exp(-abs(eta))
         p = 1.0 / (1.0 + t) if eta >= 0.0 else t / (1.0 + t)
@@ -300,6 +299,72 @@ def _probability(code, eta):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def dispersion_terms(eta, y, n, code, phi):
+    """The η-dependent part of :func:`dispersion_row`: (κ − c, κ′, weight, ∂(κ − c)/∂φ) with c the
+    row's η-free terms (:func:`dispersion_constant`), which a quadrature adds once a row rather
+    than once a node (the log-gamma ratios and ψ sums of a count are the costly part of a row).
+    See :func:`dispersion_row` for the formulas."""
+    if code == NEGBIN_LOG:
+        theta = phi
+        mu = np.exp(eta)
+        q = theta + mu
+        l1p = np.log1p(mu / theta)
+        ll = (0.0 if y == 0.0 else y * eta) - (y + theta) * l1p
+        return ll, (y - mu) * theta / q, mu * theta / q, (mu - y) / q - l1p
+    if code <= BETABINOMIAL_CLOGLOG:
+        theta = phi
+        mu, d1 = _probability(code, eta)
+        p = min(max(mu, EPS), 1.0 - EPS)
+        a, b = p * theta, (1.0 - p) * theta
+        ll = (lgamma_ratio(y, a) + lgamma_ratio(n - y, b)
+              + (0.0 if y == 0.0 else y * math.log(p)) + (0.0 if n - y == 0.0 else (n - y) * math.log1p(-p)))
+        da, db = digamma_diff(a, y), digamma_diff(b, n - y)
+        var = max(p * (1.0 - p), 1e-300)
+        weight = n * d1 * d1 / var / (1.0 + (n - 1.0) / (1.0 + theta))
+        return ll, theta * (da - db) * d1, weight, p * da + (1.0 - p) * db
+    k = phi
+    if code == GAMMA_LOG:
+        r = y / np.exp(eta)
+        lr = math.log(r)
+        return k * (lr - r), k * (r - 1.0), k, lr - r
+    if eta <= 0.0:  # GAMMA_INVERSE outside its range
+        return -np.inf, 0.0, k / max(eta * eta, 1e-300), 0.0
+    r = y * eta
+    lr = math.log(r)
+    return k * (lr - r), k * (1.0 / eta - y), k / (eta * eta), lr - r
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def dispersion_constant(y, n, code, phi):
+    """The η-free terms c of a dispersion row's κ and ∂c/∂φ: NB lgr(y, θ) and ψ(y + θ) − ψ(θ);
+    beta-binomial −lgr(n, θ) and −[ψ(n + θ) − ψ(θ)]; Gamma k log k − log Γ(k) and
+    log k + 1 − ψ(k)."""
+    if code == NEGBIN_LOG:
+        return lgamma_ratio(y, phi), digamma_diff(phi, y)
+    if code <= BETABINOMIAL_CLOGLOG:
+        return -lgamma_ratio(n, phi), -digamma_diff(phi, n)
+    return phi * math.log(phi) - math.lgamma(phi), math.log(phi) + 1.0 - digamma(phi)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def dispersion_score_weight(eta, y, n, code, phi):
+    """κ′ and the weight of a dispersion row alone (the Newton steps to a group's mode)."""
+    if code == NEGBIN_LOG:
+        mu = np.exp(eta)
+        q = phi + mu
+        return (y - mu) * phi / q, mu * phi / q
+    if code == GAMMA_LOG:
+        r = y / np.exp(eta)
+        return phi * (r - 1.0), phi
+    if code == GAMMA_INVERSE:
+        if eta <= 0.0:
+            return 0.0, phi / max(eta * eta, 1e-300)
+        return phi * (1.0 / eta - y), phi / (eta * eta)
+    _, score, w, _ = dispersion_terms(eta, y, n, code, phi)
+    return score, w
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def dispersion_row(eta, y, n, code, phi):
     """κ(η; φ), κ′(η), the Fisher weight and ∂κ/∂φ of one row of a dispersion family.
 
@@ -320,31 +385,6 @@ def dispersion_row(eta, y, n, code, phi):
       κ and ∂κ/∂k, κ′ = k(1/η − y), weight k/η²; η ≤ 0 (outside the inverse link's range) gives
       κ = −∞, κ′ = 0, weight k/η² (large), ∂κ/∂k = 0: such a node has no weight.
     """
-    if code == NEGBIN_LOG:
-        theta = phi
-        mu = np.exp(eta)
-        q = theta + mu
-        ll = lgamma_ratio(y, theta) + (0.0 if y == 0.0 else y * eta) - (y + theta) * np.log1p(mu / theta)
-        dphi = digamma_diff(theta, y) - np.log1p(mu / theta) + (mu - y) / q
-        return ll, (y - mu) * theta / q, mu * theta / q, dphi
-    if code <= BETABINOMIAL_CLOGLOG:
-        theta = phi
-        mu, d1 = _probability(code, eta)
-        p = min(max(mu, EPS), 1.0 - EPS)
-        a, b = p * theta, (1.0 - p) * theta
-        ll = (lgamma_ratio(y, a) + lgamma_ratio(n - y, b) - lgamma_ratio(n, theta)
-              + (0.0 if y == 0.0 else y * math.log(p)) + (0.0 if n - y == 0.0 else (n - y) * math.log1p(-p)))
-        da, db = digamma_diff(a, y), digamma_diff(b, n - y)
-        var = max(p * (1.0 - p), 1e-300)
-        weight = n * d1 * d1 / var / (1.0 + (n - 1.0) / (1.0 + theta))
-        return ll, theta * (da - db) * d1, weight, p * da + (1.0 - p) * db - digamma_diff(theta, n)
-    k = phi
-    if code == GAMMA_LOG:
-        r = y / np.exp(eta)
-        lkr = math.log(k * r)
-        return k * lkr - k * r - math.lgamma(k), k * (r - 1.0), k, lkr + 1.0 - r - digamma(k)
-    if eta <= 0.0:  # GAMMA_INVERSE outside its range
-        return -np.inf, 0.0, k / max(eta * eta, 1e-300), 0.0
-    r = y * eta
-    lkr = math.log(k * r)
-    return k * lkr - k * r - math.lgamma(k), k * (1.0 / eta - y), k / (eta * eta), lkr + 1.0 - r - digamma(k)
+    ll, score, weight, dphi = dispersion_terms(eta, y, n, code, phi)
+    c, dc = dispersion_constant(y, n, code, phi)
+    return ll + c, score, weight, dphi + dc

@@ -29,7 +29,8 @@ import numba
 import numpy as np
 
 from ..kernels import (BETABINOMIAL_CLOGLOG, BETABINOMIAL_LOGIT, BETABINOMIAL_PROBIT, BINOMIAL_CLOGLOG, BINOMIAL_LOGIT,
-                       BINOMIAL_PROBIT, GAMMA_LOG, NEGBIN_LOG, POISSON_LOG, dispersion_row, row_kernel, score_weight)
+                       BINOMIAL_PROBIT, GAMMA_LOG, NEGBIN_LOG, POISSON_LOG, dispersion_constant, dispersion_terms,
+                       row_kernel, score_weight)
 from .vexp import exp_into
 
 # the codes and row_kernel are bayesglmm.kernels', importable from here as before
@@ -186,7 +187,7 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
                 if disp:
                     sp = 0.0
                     for i in range(lo, hi):
-                        kap, d1, _, dp = dispersion_row(base[i] + a[i] * node, y[i], n[i], kind, phi)
+                        kap, d1, _, dp = dispersion_terms(base[i] + a[i] * node, y[i], n[i], kind, phi)
                         s += kap
                         sp += dp
                         dk[k, i - lo] = d1
@@ -204,7 +205,13 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
             F[k] = np.exp(F[k] - top)  # F now holds the unnormalised softmax weights
             acc += F[k]
         total += counts[j] * (top + np.log(acc) + HALF_LOG_2_OVER_2PI - np.log(R))
-        if disp:
+        if disp:  # the rows' η-free terms, once a row (the node weights sum to 1), then the nodes'
+            sp = 0.0
+            for i in range(lo, hi):
+                c, dc = dispersion_constant(y[i], n[i], kind, phi)
+                total += counts[j] * c
+                sp += dc
+            gphi += counts[j] * sp
             sp = 0.0
             for k in range(K):
                 if F[k] > 0.0:
@@ -572,7 +579,7 @@ def _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M, phi, Dp):
             for r in range(k):
                 eta += A[i, r] * Ut[r, m]
             if kind >= NEGBIN_LOG:
-                kap, d1, _, dp = dispersion_row(eta, y[i], n[i], kind, phi)
+                kap, d1, _, dp = dispersion_terms(eta, y[i], n[i], kind, phi)
                 Dp[m] += dp
             else:
                 kap, d1, _ = row_kernel(eta, y[i], n[i], kind, phi)
@@ -701,7 +708,11 @@ def agq_vector_kernel(base, A, phi, start, y, n, counts, X, logw, kind):
         total += counts[j] * (top + np.log(acc) + half_k - logdet)
         for m in range(M):  # the weights of the gradient: counts · softmax(F)
             F[m] *= counts[j] / acc
-        if kind >= NEGBIN_LOG:
+        if kind >= NEGBIN_LOG:  # the rows' η-free terms once a row, then the nodes'
+            for i in range(lo, hi):
+                c, dc = dispersion_constant(y[i], n[i], kind, phi)
+                total += counts[j] * c
+                gphi += counts[j] * dc
             for m in range(M):
                 if F[m] > 0.0:
                     gphi += F[m] * Dp[m]
