@@ -7,10 +7,16 @@ compute a row here.
 The codes are :attr:`bayesglmm.families.Family.kernel_code` (the families take them from here):
 :data:`BINOMIAL_LOGIT`, :data:`BINOMIAL_PROBIT`, :data:`BINOMIAL_CLOGLOG` a probability (Bernoulli
 or binomial), :data:`POISSON_LOG`, :data:`POISSON_IDENTITY` a Poisson mean, :data:`NO_KERNEL` a
-pair without one (the Gaussian: its integrals are exact). Each engine takes the codes it has a
-path for: the frequentist AGQ all five, the in-graph AGQ the first four
-(:func:`bayesglmm.bayes.agq_op.agq_kind`), the fused Op the canonical two
-(:data:`bayesglmm.bayes.loglik_op.FUSED_CODES`).
+pair without one (the Gaussian: its integrals are exact). The dispersion families' codes
+(:data:`DISPERSION_CODES`: :data:`NEGBIN_LOG`, :data:`BETABINOMIAL_LOGIT`, :data:`BETABINOMIAL_PROBIT`,
+:data:`BETABINOMIAL_CLOGLOG`, :data:`GAMMA_LOG`, :data:`GAMMA_INVERSE`) take their dispersion φ
+as an argument: :func:`dispersion_row` (κ with every φ term, κ′, the family's Fisher weight,
+∂κ/∂φ), split into :func:`dispersion_terms` and the η-free :func:`dispersion_constant`. Each
+engine takes the codes it has a path for: the frequentist AGQ the first five (its node loop,
+:func:`row_terms`, has no φ: a dispersion family takes its NumPy path), the in-graph AGQ
+:data:`bayesglmm.bayes.quadrature.AGQ_CODES` (the probability and log-Poisson codes, and the
+dispersion codes but the Gamma's inverse link: :func:`bayesglmm.bayes.agq_op.agq_kind`), the fused
+Op the canonical two (:data:`bayesglmm.bayes.loglik_op.FUSED_CODES`).
 
 With κ(η) the row's log-likelihood kernel (the terms free of η dropped), n the trials (1 for a
 Bernoulli or Poisson row), μ = g⁻¹(η), μ′ = dμ/dη and V the variance function:

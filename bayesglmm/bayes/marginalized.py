@@ -38,7 +38,16 @@ the mode equations' Newton step is Fisher scoring, and the fast paths factorise 
 and Bernoulli and binomial with the probit and cloglog links (the direct path: every row at every
 node by the frequentist AGQ's row function, Fisher scoring for the modes and the Fisher weight for
 the curvature, as :func:`bayesglmm.frequentist.agq.agq_loglik` places its nodes; both
-log-likelihoods are log-concave, so the conditional draws are exact as for the logit). A Gaussian response with the identity link (a
+log-likelihoods are log-concave, so the conditional draws are exact as for the logit). The
+dispersion families — negative binomial (log), beta-binomial (logit, probit, cloglog), Gamma
+(log) — take the direct path with their dispersion φ (θ, the shape) as one more input of the Op,
+sampled exactly as the full model samples it (:func:`bayesglmm.bayes.model.dispersion_variable`:
+``dispersion_scale`` = 1/√φ with the prior ``priors.dispersion``, the deterministic ``theta`` or
+``shape``), the value's gradient in φ compiled with the nodes held fixed as for β; the nodes are
+placed by the family's Fisher weight, as the frequentist AGQ places them (the values agree to
+1e-12). The NB and Gamma (log) log-likelihoods are log-concave in η, so their draws are exact; the
+beta-binomial's is not everywhere for n > 1 (the rejection envelope's tangents may then cut the
+conditional). The Gamma's inverse link is refused: η ≤ 0 lies outside its mean's range. A Gaussian response with the identity link (a
 linear mixed model) needs no quadrature: y_j ~ N(X_j β, σ² I + Z_j Σ Z_jᵀ) exactly, evaluated from
 per-group sufficient statistics by k × k matrices (:func:`gaussian_marginal_loglik`; any number of
 terms, any number of rows at the same cost per gradient), NUTS samples (β, SDs, correlation, σ),
