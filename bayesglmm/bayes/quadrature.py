@@ -41,7 +41,9 @@ __all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "AGQ_CODES", "BINOMIAL
 
 #: the :attr:`~bayesglmm.families.Family.kernel_code` values the kernels integrate: logit and log
 #: (canonical: the fast paths), probit and cloglog (the direct path, each row by
-#: :func:`bayesglmm.kernels.row_kernel`)
+#: :func:`bayesglmm.kernels.row_kernel`), and the dispersion families' NB (log), beta-binomial
+#: (logit, probit, cloglog) and Gamma (log) (the direct path, each row by
+#: :func:`bayesglmm.kernels.dispersion_terms` with the φ input, the η-free terms once a row)
 AGQ_CODES = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG, POISSON_LOG, NEGBIN_LOG, BETABINOMIAL_LOGIT,
              BETABINOMIAL_PROBIT, BETABINOMIAL_CLOGLOG, GAMMA_LOG)
 
