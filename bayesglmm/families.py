@@ -104,8 +104,9 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from scipy import special
 
-from .kernels import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, NO_KERNEL, POISSON_IDENTITY,
-                      POISSON_LOG)
+from .kernels import (BETABINOMIAL_CLOGLOG, BETABINOMIAL_LOGIT, BETABINOMIAL_PROBIT, BINOMIAL_CLOGLOG,
+                      BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_INVERSE, GAMMA_LOG, NEGBIN_LOG, NO_KERNEL,
+                      POISSON_IDENTITY, POISSON_LOG)
 
 __all__ = ["Link", "Logit", "Probit", "CLogLog", "Log", "Identity", "Inverse", "Family", "Bernoulli", "Binomial",
            "Poisson", "Gaussian", "NegativeBinomial", "BetaBinomial", "Gamma", "Working", "LINKS", "FAMILIES",
@@ -786,6 +787,7 @@ class NegativeBinomial(Family):
 
     name = "negativebinomial"
     links = (Log,)
+    kernel_codes = {Log: NEGBIN_LOG}
     first_link_canonical = False
     response_kind = "count"
     has_dispersion = True
@@ -858,6 +860,7 @@ class Gamma(Family):
 
     name = "gamma"
     links = (Inverse, Log, Identity)
+    kernel_codes = {Log: GAMMA_LOG, Inverse: GAMMA_INVERSE}
     response_kind = "continuous"
     has_dispersion = True
     dispersion_name = "shape"
@@ -930,7 +933,7 @@ class BetaBinomial(Binomial):
 
     name = "betabinomial"
     links = (Logit, Probit, CLogLog)
-    kernel_codes = {}
+    kernel_codes = {Logit: BETABINOMIAL_LOGIT, Probit: BETABINOMIAL_PROBIT, CLogLog: BETABINOMIAL_CLOGLOG}
     first_link_canonical = False
     has_dispersion = True
     dispersion_name = "theta"

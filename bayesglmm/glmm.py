@@ -300,8 +300,11 @@ class GLMM:
             random effects from their conditional posteriors: the same variables and tables, a
             posterior exact up to the quadrature error (:mod:`bayesglmm.bayes.marginalized`).
             One grouping factor with a random block of up to 3 terms (``(1 | g)``, ``(1 + x | g)``,
-            ``(1 + x || g)``: the product rule); Bernoulli/binomial (logit, probit, cloglog) or
-            log Poisson. A Gaussian identity-link
+            ``(1 + x || g)``: the product rule); Bernoulli/binomial (logit, probit, cloglog),
+            log Poisson, and the dispersion families: negative binomial (log), beta-binomial
+            (logit, probit, cloglog), Gamma (log) — θ or the shape sampled as in the full model
+            (``dispersion_scale``, the same prior), the quadrature's gradient in it compiled. A
+            Gaussian identity-link
             model (a linear mixed model, any number of terms) is integrated exactly, no
             quadrature: NUTS samples (β, SDs, correlation, σ). The few parameters left
             are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's

@@ -161,9 +161,11 @@ def test_kernel_codes_name_each_family_and_link_once():
     assert codes[("gaussian", "identity")] == codes[("gaussian", "log")] == -1
     assert codes[("bernoulli", "probit")] == codes[("binomial", "probit")] == 1  # one likelihood: n trials
     assert sorted({c for (f, _), c in codes.items() if f in ("bernoulli", "binomial", "poisson")}) == [0, 1, 2, 3, 4]
-    # a dispersion family's pair has a code of its own or none
+    # a dispersion family's pair has a code of its own (the Gamma's identity link none)
     own = [c for (f, _), c in codes.items() if get_family(f).has_dispersion and c != -1]
     assert len(own) == len(set(own)) and not set(own) & {0, 1, 2, 3, 4}
+    assert codes[("gamma", "identity")] == -1
+    assert sorted({c for (f, _), c in codes.items() if f != "gaussian"}) == [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 
 def test_a_class_per_family_and_link_equal_hashable_and_pickled():

@@ -393,7 +393,7 @@ def test_conditional_draws_do_not_depend_on_the_threads():
     direct = conditional_draws(np.ascontiguousarray(d.X[rows], dtype=float), d.offset[rows].astype(float),
                                d.random[0].Xr[rows, 0].astype(float), d.y[rows].astype(float), np.ones(len(rows)),
                                start, group_pattern, np.tile(fit.beta, (D, 1)), np.full(D, s),
-                               int(np.random.default_rng(3).integers(2**31 - 1)), agq_kind(m.family))
+                               int(np.random.default_rng(3).integers(2**31 - 1)), agq_kind(m.family), np.ones(D))
     np.testing.assert_array_equal(single, direct)
     c = _correlated_slopes()
     cfit = c.fit("laplace")
@@ -506,8 +506,9 @@ def test_vector_kernel_factorised_path_equals_the_direct_one(kind, k, trials, sh
     counts = rng.integers(1, 3, J).astype(float)
     X, logw = product_rule(7 if k == 3 else 11, k)
     perm = rng.permutation(len(X))
-    fast = agq_vector_kernel(base, A, start, y, n, counts, np.ascontiguousarray(X), np.ascontiguousarray(logw), kind)
-    direct = agq_vector_kernel(base, A, start, y, n, counts, np.ascontiguousarray(X[perm]),
+    fast = agq_vector_kernel(base, A, 1.0, start, y, n, counts, np.ascontiguousarray(X), np.ascontiguousarray(logw),
+                             kind)
+    direct = agq_vector_kernel(base, A, 1.0, start, y, n, counts, np.ascontiguousarray(X[perm]),
                                np.ascontiguousarray(logw[perm]), kind)
     assert np.isfinite(fast[0])
     assert fast[0] == pytest.approx(direct[0], rel=1e-12, abs=1e-9)

@@ -46,10 +46,11 @@ __all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_margi
 
 
 class _FusedAGQ(Op):
-    """The common part of the two fused AGQ Ops: inputs ``base`` and the random-effect
-    coefficients (differentiable), then the constants ``start``, ``y``, ``n``, ``counts``, the
-    nodes and their ``logw``; outputs the value and its gradients in the first two inputs (used by
-    ``pullback`` only: they are not differentiable themselves). ``kernel`` computes all three;
+    """The common part of the two fused AGQ Ops: inputs ``base``, the random-effect
+    coefficients and the dispersion ``phi`` (a scalar: a dispersion family's θ or shape, unused by
+    the others) (differentiable), then the constants ``start``, ``y``, ``n``, ``counts``, the
+    nodes and their ``logw``; outputs the value and its gradients in the first three inputs (used by
+    ``pullback`` only: they are not differentiable themselves; the modes and curvatures held fixed). ``kernel`` computes all three;
     ``kind`` is the family's :attr:`~bayesglmm.families.Family.kernel_code` (:func:`agq_kind`)."""
 
     __props__ = ("kind",)
@@ -58,37 +59,43 @@ class _FusedAGQ(Op):
     def __init__(self, kind: int):
         self.kind = int(kind)
 
-    def make_node(self, base, coef, start, y, n, counts, nodes, logw):
+    def make_node(self, base, coef, phi, start, y, n, counts, nodes, logw):
         base, coef = pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(coef, dtype="float64")
+        phi = pt.as_tensor_variable(phi, dtype="float64")
+        if phi.ndim != 0:
+            raise TypeError("phi must be a scalar")
         start = pt.as_tensor_variable(start, dtype="int64")
         rest = [pt.as_tensor_variable(v, dtype="float64") for v in (y, n, counts, nodes, logw)]
-        return Apply(self, [base, coef, start, *rest], [pt.dscalar(), base.type(), coef.type()])
+        return Apply(self, [base, coef, phi, start, *rest], [pt.dscalar(), base.type(), coef.type(), pt.dscalar()])
 
     def perform(self, node, inputs, output_storage):
-        value, gbase, gcoef = type(self).kernel(*inputs, self.kind)
+        inputs = list(inputs)
+        inputs[2] = float(inputs[2])
+        value, gbase, gcoef, gphi = type(self).kernel(*inputs, self.kind)
         output_storage[0][0] = np.asarray(value)
         output_storage[1][0] = gbase
         output_storage[2][0] = gcoef
+        output_storage[3][0] = np.asarray(gphi)
 
     def connection_pattern(self, node):
-        # only the value is differentiable (its gradient is outputs 1 and 2)
-        return [[True, False, False], [True, False, False]] + [[False, False, False]] * 6
+        # only the value is differentiable (its gradient is outputs 1, 2 and 3)
+        return [[True, False, False, False]] * 3 + [[False, False, False, False]] * 6
 
     def pullback(self, inputs, outputs, output_grads):
         gz = output_grads[0]
-        return [gz * outputs[1], gz * outputs[2]] + [disconnected_type() for _ in range(6)]
+        return [gz * outputs[1], gz * outputs[2], gz * outputs[3]] + [disconnected_type() for _ in range(6)]
 
     def infer_shape(self, node, shapes):
-        return [(), shapes[0], shapes[1]]
+        return [(), shapes[0], shapes[1], ()]
 
 
 class AGQMarginal(_FusedAGQ):
     """Σ_j counts_j · log ∫ Π_{i∈j} p(yᵢ | baseᵢ + aᵢ u) φ(u) du by AGQ, and its gradient.
 
-    Inputs: ``base`` (n,), ``a`` (n,) — differentiable — and the constants ``start`` (J + 1,)
+    Inputs: ``base`` (n,), ``a`` (n,), ``phi`` (a scalar: the dispersion) — differentiable — and the constants ``start`` (J + 1,)
     int64 row offsets of the groups (rows sorted by group), ``y``, ``n`` (trials) (n,),
     ``counts`` (J,), Gauss–Hermite ``x`` (K,, ascending) and ``logw`` = log w + x² (K,).
-    Outputs: the value, d/d base, d/d a (the last two for the gradient only).
+    Outputs: the value, d/d base, d/d a, d/d phi (the last three for the gradient only).
     """
 
     kernel = agq_kernel
@@ -96,8 +103,8 @@ class AGQMarginal(_FusedAGQ):
 
 class AGQVectorMarginal(_FusedAGQ):
     """:class:`AGQMarginal` for a k-vector random effect per group (the product rule): inputs
-    ``base`` (n,) and ``A`` (n, k) — differentiable — then ``start``, ``y``, ``n``, ``counts``,
-    the product nodes ``X`` (M, k) and ``logw`` (M,); outputs the value, d/d base, d/d A."""
+    ``base`` (n,), ``A`` (n, k) and ``phi`` — differentiable — then ``start``, ``y``, ``n``, ``counts``,
+    the product nodes ``X`` (M, k) and ``logw`` (M,); outputs the value, d/d base, d/d A, d/d phi."""
 
     kernel = agq_vector_kernel
 
@@ -123,25 +130,26 @@ def _numba_funcify_agq(op, node=None, **kwargs):
     kind, kernel = op.kind, type(op).kernel
 
     @numba.njit
-    def fused_agq_numba(base, coef, start, y, n, counts, nodes, logw):
-        value, gbase, gcoef = kernel(base, coef, start, y, n, counts, nodes, logw, kind)
-        return np.asarray(value), gbase, gcoef
+    def fused_agq_numba(base, coef, phi, start, y, n, counts, nodes, logw):
+        value, gbase, gcoef, gphi = kernel(base, coef, phi.item(), start, y, n, counts, nodes, logw, kind)
+        return np.asarray(value), gbase, gcoef, np.asarray(gphi)
 
     return fused_agq_numba, source_salt()
 
 
-def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int):
-    """The AGQ marginal log-likelihood as a PyTensor scalar (see :class:`AGQMarginal`)."""
+def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int, phi=1.0):
+    """The AGQ marginal log-likelihood as a PyTensor scalar (see :class:`AGQMarginal`); ``phi`` a
+    dispersion family's θ or shape (a scalar tensor; unused by the others)."""
     x, w = np.polynomial.hermite.hermgauss(nagq)
-    return AGQMarginal(kind)(base, a, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
+    return AGQMarginal(kind)(base, a, phi, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
                              np.asarray(counts, float), x, np.log(w) + x**2)[0]
 
 
-def agq_vector_marginal(kind: int, base, A, k: int, start, y, n, counts, nagq: int):
+def agq_vector_marginal(kind: int, base, A, k: int, start, y, n, counts, nagq: int, phi=1.0):
     """The product-rule AGQ marginal log-likelihood of a k-vector random effect (``A`` (n, k)) as
     a PyTensor scalar (see :class:`AGQVectorMarginal`); ``nagq`` nodes per dimension."""
     from ..frequentist.agq import product_rule
 
     X, logw = product_rule(nagq, k)
-    return AGQVectorMarginal(kind)(base, A, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
+    return AGQVectorMarginal(kind)(base, A, phi, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
                                    np.asarray(counts, float), X, logw)[0]

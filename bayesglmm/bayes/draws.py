@@ -16,7 +16,7 @@ __all__ = ["conditional_draws", "conditional_draws_vector"]
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed, kind):
+def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed, kind, phi):
     """Exact draws of each group's standardised effect u_j from p(u_j | y, β_d, s_d), one per
     (β, s) draw, by rejection from a piecewise-exponential envelope.
 
@@ -31,7 +31,10 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
     rows sorted by pattern, pattern p's rows ``start[p]:start[p+1]``; ``group_pattern[j]`` is the
     pattern of group j. Groups of one pattern share the envelope (built once per pattern and
     draw); Numba's generator (the calling thread's: the GIL is released, so chunks of the draws can
-    run in threads) is seeded with ``seed``. Returns an array (D, J)."""
+    run in threads) is seeded with ``seed``. ``phi`` (D,): a dispersion family's φ per draw (else
+    unused). The negative binomial (log link) and the Gamma (log) are log-concave in η as well; the
+    beta-binomial with n > 1 is not everywhere, and its draws are exact only where the tangents bound
+    the conditional. Returns an array (D, J)."""
     np.random.seed(seed)
     D = beta.shape[0]
     Q = start.shape[0] - 1
@@ -57,13 +60,13 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
             Bp = B[lo:hi]
             f = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_exponentials(base, a, lo, hi, Bp)
             fast[p] = f
-            m, h = group_mode(base, a, y, n, lo, hi, kind, Bp, f)
-            hm = group_logf(base, a, y, n, lo, hi, kind, Bp, f, m)
+            m, h = group_mode(base, a, y, n, lo, hi, kind, Bp, f, phi[d])
+            hm = group_logf(base, a, y, n, lo, hi, kind, Bp, f, m, phi[d])
             delta = 1.0 / np.sqrt(h)
             while True:  # tangents at m ± δ with slopes of the right signs (δ grows if too flat)
                 x1, x3 = m - delta, m + delta
-                h1, g1 = group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x1)
-                h3, g3 = group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x3)
+                h1, g1 = group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x1, phi[d])
+                h3, g3 = group_logf_grad(base, a, y, n, lo, hi, kind, Bp, f, x3, phi[d])
                 if g1 > 1e-8 and g3 < -1e-8:
                     break
                 delta *= 2.0
@@ -92,14 +95,14 @@ def conditional_draws(X, offset, xr, y, n, start, group_pattern, beta, sd, seed,
                 else:  # ∝ exp(g3 (u − z2)) on [z2, ∞)
                     u = z2 + np.log(1.0 - np.random.random()) / g3
                     top = hm + g3 * (u - z2)
-                if np.log(1.0 - np.random.random()) <= group_logf(base, a, y, n, lo, hi, kind, Bp, fast[p], u) - top:
+                if np.log(1.0 - np.random.random()) <= group_logf(base, a, y, n, lo, hi, kind, Bp, fast[p], u, phi[d]) - top:
                     break
             out[d, j] = u
     return out
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _log_conditional(base, A, y, n, lo, hi, kind, u, k):
+def _log_conditional(base, A, y, n, lo, hi, kind, u, k, phi):
     """log p(u | y) + const of one group: Σᵢ κ(ηᵢ) − ‖u‖²/2, ηᵢ = baseᵢ + Aᵢ·u. For the logit,
     κ = y η − n max(η, 0) − n log(1 + e^(−|η|)) with the logarithms of the Bernoulli rows taken of
     a running product (each factor in (1, 2]; one logarithm per 512 rows, not one per row)."""
@@ -128,13 +131,13 @@ def _log_conditional(base, A, y, n, lo, hi, kind, u, k):
         eta = base[i]
         for r in range(k):
             eta += A[i, r] * u[r]
-        kap, _, _ = row_kernel(eta, y[i], n[i], kind)
+        kap, _, _ = row_kernel(eta, y[i], n[i], kind, phi)
         lf += kap
     return lf
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, seed, kind, steps, max_scale):
+def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, Lam, seed, kind, steps, max_scale, phi):
     """Draws of each group's standardised k-vector u_j from p(u_j | y, β_d, Λ_d), Λ = diag(sd) L
     (ηᵢ = baseᵢ + xrᵢᵀ Λ u). The log conditional is strongly concave with −∇² ⪰ I (the prior's
     curvature; the canonical links' likelihoods are log-concave), so at its mode û (gradient g ≈ 0)
@@ -144,7 +147,8 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
     multivariate t(4) proposal at û with scale L_H⁻ᵀ (H = L_H L_Hᵀ) instead, started from a
     proposal draw; so is a draw whose rejection has not accepted within 50 · max_scale tries.
     The data are one group per pattern as in :func:`conditional_draws`; Numba's generator (the
-    calling thread's) is seeded with ``seed``. Returns an array (D, J, k)."""
+    calling thread's) is seeded with ``seed``; ``phi`` (D,) a dispersion family's φ per draw (else
+    unused). Returns an array (D, J, k)."""
     np.random.seed(seed)
     D = beta.shape[0]
     Q = start.shape[0] - 1
@@ -184,11 +188,11 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
                     acc += Xr[i, c] * Lam[d, c, r]
                 A[i, r] = acc
         for p in range(Q):
-            u = vector_mode(base, A, y, n, start[p], start[p + 1], kind, k, H, Lh, g, step, Eta, Exp, Bits)
+            u = vector_mode(base, A, y, n, start[p], start[p + 1], kind, k, H, Lh, g, step, Eta, Exp, Bits, phi[d])
             modes[p] = u
             grads[p] = g  # the gradient at the returned mode
             chols[p] = Lh
-            top[p] = _log_conditional(base, A, y, n, start[p], start[p + 1], kind, u, k)
+            top[p] = _log_conditional(base, A, y, n, start[p], start[p + 1], kind, u, k, phi[d])
             det = 1.0
             for r in range(k):
                 det *= Lh[r, r]
@@ -205,7 +209,7 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
                         cand[r] = modes[p, r] + step[r]
                         sq += step[r] * step[r]
                         lin += grads[p, r] * step[r]
-                    lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k)
+                    lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k, phi[d])
                     if -np.random.standard_exponential() < lf - (top[p] + lin - 0.5 * sq):
                         for r in range(k):
                             out[d, j, r] = cand[r]
@@ -229,7 +233,7 @@ def conditional_draws_vector(X, offset, Xr, y, n, start, group_pattern, beta, La
                     step[r] = v / chols[p, r, r]
                 for r in range(k):
                     cand[r] = modes[p, r] + step[r]
-                lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k)
+                lf = _log_conditional(base, A, y, n, lo, hi, kind, cand, k, phi[d])
                 if s_ == 0 or -np.random.standard_exponential() < (lf - cur_lf) - (lq - cur_lq):
                     for r in range(k):
                         cur[r] = cand[r]

@@ -38,7 +38,16 @@ the mode equations' Newton step is Fisher scoring, and the fast paths factorise 
 and Bernoulli and binomial with the probit and cloglog links (the direct path: every row at every
 node by the frequentist AGQ's row function, Fisher scoring for the modes and the Fisher weight for
 the curvature, as :func:`bayesglmm.frequentist.agq.agq_loglik` places its nodes; both
-log-likelihoods are log-concave, so the conditional draws are exact as for the logit). A Gaussian response with the identity link (a
+log-likelihoods are log-concave, so the conditional draws are exact as for the logit). The
+dispersion families — negative binomial (log), beta-binomial (logit, probit, cloglog), Gamma
+(log) — take the direct path with their dispersion φ (θ, the shape) as one more input of the Op,
+sampled exactly as the full model samples it (:func:`bayesglmm.bayes.model.dispersion_variable`:
+``dispersion_scale`` = 1/√φ with the prior ``priors.dispersion``, the deterministic ``theta`` or
+``shape``), the value's gradient in φ compiled with the nodes held fixed as for β; the nodes are
+placed by the family's Fisher weight, as the frequentist AGQ places them (the values agree to
+1e-12). The NB and Gamma (log) log-likelihoods are log-concave in η, so their draws are exact; the
+beta-binomial's is not everywhere for n > 1 (the rejection envelope's tangents may then cut the
+conditional). The Gamma's inverse link is refused: η ≤ 0 lies outside its mean's range. A Gaussian response with the identity link (a
 linear mixed model) needs no quadrature: y_j ~ N(X_j β, σ² I + Z_j Σ Z_jᵀ) exactly, evaluated from
 per-group sufficient statistics by k × k matrices (:func:`gaussian_marginal_loglik`; any number of
 terms, any number of rows at the same cost per gradient), NUTS samples (β, SDs, correlation, σ),
@@ -126,9 +135,12 @@ def check_marginalizable(design, family) -> None:
                          f"(1 + x | g), or uncorrelated blocks of it, (1 + x || g); this model has {blocks}")
     if exact_marginal(family):
         return
-    if family.has_scale or family.has_dispersion or not (family.counts_successes or family.canonical):
-        raise NotApplicableError(f"marginalize=True is available for bernoulli/binomial (logit, probit, cloglog), poisson "
-                         f"(log) and gaussian (identity) models, not {family.name} with the {family.link.name} link")
+    from .quadrature import AGQ_CODES
+
+    if family.has_scale or family.kernel_code not in AGQ_CODES:
+        raise NotApplicableError(f"marginalize=True is available for bernoulli/binomial and betabinomial (logit, probit, "
+                         f"cloglog), poisson and negativebinomial (log), gamma (log) and gaussian (identity) models, "
+                         f"not {family.name} with the {family.link.name} link")
     if merged.random[0].n_terms > MAX_TERMS:
         raise NotApplicableError(f"marginalize=True integrates a {family.name} model's random block by quadrature, for at most "
                          f"{MAX_TERMS} terms (the product rule's nodes grow as nagq ** terms); this model has {blocks}")
@@ -194,11 +206,14 @@ def nagq_settling(model, tol: float = NAGQ_TOL, fit=None) -> tuple[int, float]:
     else:
         theta = np.asarray(fit.theta, float)
         thetas, candidates = [theta, 1.5 * theta], NAGQ_CANDIDATES_VECTOR[k]
-    points = [(block_diag(*tmap.factors(th)), _merged_modes(model.design, dev.state(np.r_[th, fit.beta]).u))
+    family, extra = model.family, []
+    if family.has_dispersion:  # at the fit's θ or shape (the deviance's last parameter is its log)
+        family, extra = family.with_dispersion(float(fit.dispersion)), [np.log(float(fit.dispersion))]
+    points = [(block_diag(*tmap.factors(th)), _merged_modes(model.design, dev.state(np.r_[th, fit.beta, extra]).u))
               for th in thetas]
 
     def values(q):
-        return [agq_loglik(design, model.family, L, fit.beta, u, q) for L, u in points]
+        return [agq_loglik(design, family, L, fit.beta, u, q) for L, u in points]
 
     return settle_nagq(values, candidates, tol)
 
@@ -287,7 +302,7 @@ def _group_sum(values, index, n_groups):
     return pt.inc_subtensor(pt.zeros(shape)[index], values)
 
 
-def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None):
+def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None, phi=None):
     """The AGQ marginal log-likelihood (parameter-free constants dropped) as a PyTensor scalar,
     each distinct group pattern computed once (:func:`distinct_groups`), in one fused Op
     (:class:`bayesglmm.bayes.agq_op.AGQMarginal`: modes by Newton to 1e-12, nodes and gradient in
@@ -295,7 +310,11 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     with ``chol`` the Cholesky factor of their correlation or None: the product rule,
     :class:`~bayesglmm.bayes.agq_op.AGQVectorMarginal`). ``mode_steps`` instead composes the
     one-term rule of PyTensor's own ops with that many Newton steps in a ``scan`` (the reference
-    the Op is tested against)."""
+    the Op is tested against; canonical links only). ``phi``: a dispersion family's θ or shape (a
+    scalar tensor, differentiable: the Ops' gradient in it), required for such a family."""
+    if family.has_dispersion and phi is None:
+        raise ValueError(f"the {family.name} family's marginal log-likelihood needs its {family.dispersion_name} (phi)")
+    phi = 1.0 if phi is None else phi
     if mode_steps is not None:
         return _marginal_loglik_composed(design, family, beta, sd, nagq, mode_steps)
     from .agq_op import agq_kind, agq_marginal, agq_vector_marginal
@@ -312,12 +331,12 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     y = design.y[rows].astype(float)
     k = design.random[0].n_terms
     if k == 1:
-        return agq_marginal(kind, base, sd * design.random[0].Xr[rows, 0], start, y, n, counts, nagq)
+        return agq_marginal(kind, base, sd * design.random[0].Xr[rows, 0], start, y, n, counts, nagq, phi)
     # η_i = base_i + xr_iᵀ diag(sd) L u_j = base_i + A_i·u_j with A = (Xr ⊙ sd) L
     A = pt.as_tensor_variable(design.random[0].Xr[rows]) * sd[None, :]
     if chol is not None:
         A = pt.dot(A, chol)
-    return agq_vector_marginal(kind, base, A, k, start, y, n, counts, nagq)
+    return agq_vector_marginal(kind, base, A, k, start, y, n, counts, nagq, phi)
 
 
 def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: int):
@@ -472,7 +491,7 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
     linear frame (:func:`beta_frame`), else as it is; ``knee``: the SDs are sampled by
     :class:`~bayesglmm.bayes.prior_graph.SoftplusScale` with that knee (:func:`sd_knee`), else on log s.
     """
-    from .model import block_coords, block_scale
+    from .model import block_coords, block_scale, dispersion_variable
 
     check_marginalizable(design, family)
     merged = merged_design(design)
@@ -495,7 +514,10 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
             pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(merged), beta, Lam, sigma))
             return model
         sd = sd[0] if k == 1 else sd
-        pm.Potential("marginal_loglik", marginal_loglik(merged, family, beta, sd, nagq, chol=chol))
+        # a dispersion family's θ or shape: the full model's variables (dispersion_scale, its prior, the
+        # deterministic named family.dispersion_name), so that the two posteriors are one
+        phi = dispersion_variable(family, priors, "present", as_data) if family.has_dispersion else None
+        pm.Potential("marginal_loglik", marginal_loglik(merged, family, beta, sd, nagq, chol=chol, phi=phi))
     return model
 
 
@@ -508,7 +530,7 @@ VECTOR_REJECTION_MAX = 8.0
 
 
 def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=None, chunks: int = 1,
-                        workers: int = 1) -> np.ndarray:
+                        workers: int = 1, phi_draws=None) -> np.ndarray:
     """Draws of u (standardised effects) from their conditional posterior given each draw of β
     and the SD(s). One term: exact draws, shape (draws, J), by rejection from a
     piecewise-exponential envelope of the log-concave conditional
@@ -521,7 +543,8 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     (:func:`~bayesglmm.bayes.agq_op.conditional_draws_vector`). Random numbers from ``rng``: one
     seed for each of ``chunks`` consecutive slices of the draws (:func:`sample_marginalized`: one a
     chain), so the draws do not depend on ``workers``, the threads the slices run in (the kernels
-    release the GIL; timings in docs/performance.md, "Measurements behind the design")."""
+    release the GIL; timings in docs/performance.md, "Measurements behind the design"). ``phi_draws``
+    (draws,): a dispersion family's θ or shape at each draw (required for one)."""
     from .agq_op import agq_kind, conditional_draws, conditional_draws_vector
 
     rows, idx, _, group_pattern = distinct_groups(design, with_groups=True)
@@ -532,6 +555,9 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     kind = agq_kind(family)
     beta_draws, sd_draws = np.asarray(beta_draws, float), np.asarray(sd_draws, float)
     D = len(sd_draws)
+    if family.has_dispersion and phi_draws is None:
+        raise ValueError(f"the {family.name} family's random effects need draws of its {family.dispersion_name}")
+    phi_draws = np.ones(D) if phi_draws is None else np.ascontiguousarray(np.asarray(phi_draws, float).reshape(D))
     beta_draws = np.ascontiguousarray(beta_draws.reshape(D, -1))
     X, offset, y = np.ascontiguousarray(design.X[rows], dtype=float), design.offset[rows].astype(float), \
         design.y[rows].astype(float)
@@ -543,7 +569,7 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
 
         def run(part, seed):
             return conditional_draws(X, offset, xr, y, n, start, group_pattern, beta_draws[part], sd_draws[part], seed,
-                                     kind)
+                                     kind, phi_draws[part])
     else:
         xr = np.ascontiguousarray(design.random[0].Xr[rows], dtype=float)
         sd_draws = sd_draws.reshape(D, k)
@@ -552,7 +578,7 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
 
         def run(part, seed):
             return conditional_draws_vector(X, offset, xr, y, n, start, group_pattern, beta_draws[part], Lam[part],
-                                            seed, kind, VECTOR_MH_STEPS, VECTOR_REJECTION_MAX)
+                                            seed, kind, VECTOR_MH_STEPS, VECTOR_REJECTION_MAX, phi_draws[part])
     if workers > 1 and len(seeds) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -613,8 +639,9 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
         Lam = sd[:, :, None] * (chol if chol is not None else np.eye(k))
         u = draw_gaussian_effects(gaussian_statistics(merged), beta, Lam, post["sigma"].values.reshape(D), rng)
     else:
+        phi = post[family.dispersion_name].values.reshape(D) if family.has_dispersion else None
         u = draw_random_effects(merged, family, beta, sd if k > 1 else sd[:, 0], rng, chol, chunks=n_chain,
-                                workers=cores).reshape(D, -1, k)
+                                workers=cores, phi_draws=phi).reshape(D, -1, k)
     b = np.einsum("dab,djb->dja", chol, u) if chol is not None else u  # b_j = diag(sd) L u_j
     b = b * sd[:, None, :]
     pos = 0

@@ -28,7 +28,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..kernels import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG, row_kernel, score_weight
+from ..kernels import (BETABINOMIAL_CLOGLOG, BETABINOMIAL_LOGIT, BETABINOMIAL_PROBIT, BINOMIAL_CLOGLOG, BINOMIAL_LOGIT,
+                       BINOMIAL_PROBIT, GAMMA_LOG, NEGBIN_LOG, POISSON_LOG, dispersion_constant, dispersion_terms,
+                       row_kernel, score_weight)
 from .vexp import exp_into
 
 # the codes and row_kernel are bayesglmm.kernels', importable from here as before
@@ -39,14 +41,18 @@ __all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "AGQ_CODES", "BINOMIAL
 
 #: the :attr:`~bayesglmm.families.Family.kernel_code` values the kernels integrate: logit and log
 #: (canonical: the fast paths), probit and cloglog (the direct path, each row by
-#: :func:`bayesglmm.kernels.row_kernel`)
-AGQ_CODES = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG, POISSON_LOG)
+#: :func:`bayesglmm.kernels.row_kernel`), and the dispersion families' NB (log), beta-binomial
+#: (logit, probit, cloglog) and Gamma (log) (the direct path, each row by
+#: :func:`bayesglmm.kernels.dispersion_terms` with the φ input, the η-free terms once a row)
+AGQ_CODES = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG, POISSON_LOG, NEGBIN_LOG, BETABINOMIAL_LOGIT,
+             BETABINOMIAL_PROBIT, BETABINOMIAL_CLOGLOG, GAMMA_LOG)
 
 
 def agq_kind(family) -> int:
     """The kernels' ``kind`` of a family: its :attr:`~bayesglmm.families.Family.kernel_code` when
     the kernels take it (:data:`AGQ_CODES`); ValueError for the others (a Gaussian integrates
-    exactly, a Poisson identity link has no log-concave likelihood on all of η)."""
+    exactly, a Poisson identity link has no log-concave likelihood on all of η, nor a Gamma inverse
+    link: its η ≤ 0 is outside the mean's range)."""
     if family.kernel_code not in AGQ_CODES:
         raise ValueError(f"no AGQ kernel for {family.name} with the {family.link.name} link")
     return family.kernel_code
@@ -56,7 +62,7 @@ HALF_LOG_2_OVER_2PI = 0.5 * np.log(2.0) - 0.5 * np.log(2.0 * np.pi)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def group_mode(base, a, y, n, lo, hi, kind, B, fast):
+def group_mode(base, a, y, n, lo, hi, kind, B, fast, phi):
     """The conditional mode û and the curvature R² of one group (Newton steps capped at 1, to 1e-12).
     ``fast``: a is one value over the group and B = exp(base), so exp(base + a u) = B·exp(a u)."""
     u = 0.0
@@ -82,7 +88,7 @@ def group_mode(base, a, y, n, lo, hi, kind, B, fast):
                 h += a[lo] * a[lo] * e * sb
         else:
             for i in range(lo, hi):
-                d1, w = score_weight(base[i] + a[i] * u, y[i], n[i], kind)
+                d1, w = score_weight(base[i] + a[i] * u, y[i], n[i], kind, phi)
                 g += a[i] * d1
                 h += a[i] * a[i] * w
         if it == 100:
@@ -112,9 +118,11 @@ def intercept_exponentials(base, a, lo, hi, B):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
-    """The value and its gradient in ``base`` and ``a`` (see the module docstring); rows of group j
-    are ``start[j]:start[j + 1]``."""
+def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
+    """The value and its gradient in ``base``, ``a`` and the dispersion ``phi`` (see the module
+    docstring; ``phi`` is unused, its gradient 0, for a family without one); rows of group j are
+    ``start[j]:start[j + 1]``. The φ-derivative, like the others, holds the modes and curvatures
+    fixed: Σ_j counts_j Σ_k softmax(F_j)_k Σ_{i∈j} ∂κ/∂φ at the node."""
     K = x.shape[0]
     J = counts.shape[0]
     gbase = np.zeros_like(base)
@@ -126,6 +134,9 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
         longest = max(longest, start[j + 1] - start[j])
     dk = np.empty((K, longest))  # κ′ at each node and row of the group (slow path), for the gradient
     B = np.empty(longest)
+    Dp = np.zeros(K)  # Σᵢ ∂κ/∂φ at each node of the group (a dispersion family)
+    disp = kind >= NEGBIN_LOG
+    gphi = 0.0
     xmax = 0.0
     for k in range(K):
         xmax = max(xmax, abs(x[k]))
@@ -133,7 +144,7 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
     for j in range(J):
         lo, hi = start[j], start[j + 1]
         fast = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_exponentials(base, a, lo, hi, B)
-        u, h = group_mode(base, a, y, n, lo, hi, kind, B, fast)
+        u, h = group_mode(base, a, y, n, lo, hi, kind, B, fast, phi)
         R = np.sqrt(h)
         scale = np.sqrt(2.0) / R
         fast = fast and abs(a[lo]) * (abs(u) + scale * xmax) < 300.0
@@ -175,10 +186,19 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
                     s -= e * sb
             else:
                 s = 0.0
-                for i in range(lo, hi):
-                    kap, d1, _ = row_kernel(base[i] + a[i] * node, y[i], n[i], kind)
-                    s += kap
-                    dk[k, i - lo] = d1
+                if disp:
+                    sp = 0.0
+                    for i in range(lo, hi):
+                        kap, d1, _, dp = dispersion_terms(base[i] + a[i] * node, y[i], n[i], kind, phi)
+                        s += kap
+                        sp += dp
+                        dk[k, i - lo] = d1
+                    Dp[k] = sp
+                else:
+                    for i in range(lo, hi):
+                        kap, d1, _ = row_kernel(base[i] + a[i] * node, y[i], n[i], kind, phi)
+                        s += kap
+                        dk[k, i - lo] = d1
             f = logw[k] + s - 0.5 * node * node
             F[k] = f
             top = max(top, f)
@@ -187,6 +207,18 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
             F[k] = np.exp(F[k] - top)  # F now holds the unnormalised softmax weights
             acc += F[k]
         total += counts[j] * (top + np.log(acc) + HALF_LOG_2_OVER_2PI - np.log(R))
+        if disp:  # the rows' η-free terms, once a row (the node weights sum to 1), then the nodes'
+            sp = 0.0
+            for i in range(lo, hi):
+                c, dc = dispersion_constant(y[i], n[i], kind, phi)
+                total += counts[j] * c
+                sp += dc
+            gphi += counts[j] * sp
+            sp = 0.0
+            for k in range(K):
+                if F[k] > 0.0:
+                    sp += F[k] * Dp[k]
+            gphi += counts[j] * sp / acc
         # gradient: softmax(F)-weighted κ′ (and κ′·node), nodes and R held fixed
         if fast and kind == POISSON_LOG:
             pe = 0.0
@@ -217,11 +249,11 @@ def agq_kernel(base, a, start, y, n, counts, x, logw, kind):
                     d1 = dk[k, i - lo]
                     gbase[i] += pk * d1
                     ga[i] += pk * d1 * node
-    return total, gbase, ga
+    return total, gbase, ga, gphi
 
 
 @numba.njit(cache=True, error_model="numpy")
-def group_logf(base, a, y, n, lo, hi, kind, B, fast, u):
+def group_logf(base, a, y, n, lo, hi, kind, B, fast, u, phi):
     """log p(y_j | u) + log φ(u) up to a constant: Σ κ(baseᵢ + aᵢ u) − u²/2 (fast path as in
     :func:`agq_kernel`)."""
     au = a[lo] * u
@@ -246,13 +278,13 @@ def group_logf(base, a, y, n, lo, hi, kind, B, fast, u):
                 s -= B[i - lo] * e
         return s - np.log(prod)
     for i in range(lo, hi):
-        kap, _, _ = row_kernel(base[i] + a[i] * u, y[i], n[i], kind)
+        kap, _, _ = row_kernel(base[i] + a[i] * u, y[i], n[i], kind, phi)
         s += kap
     return s
 
 
 @numba.njit(cache=True, error_model="numpy")
-def group_logf_grad(base, a, y, n, lo, hi, kind, B, fast, u):
+def group_logf_grad(base, a, y, n, lo, hi, kind, B, fast, u, phi):
     """:func:`group_logf` and its derivative in u: Σ aᵢ κ′(baseᵢ + aᵢ u) − u."""
     g = -u
     au = a[lo] * u
@@ -264,9 +296,9 @@ def group_logf_grad(base, a, y, n, lo, hi, kind, B, fast, u):
             g += a[i] * d1
     else:
         for i in range(lo, hi):
-            _, d1, _ = row_kernel(base[i] + a[i] * u, y[i], n[i], kind)
+            _, d1, _ = row_kernel(base[i] + a[i] * u, y[i], n[i], kind, phi)
             g += a[i] * d1
-    return group_logf(base, a, y, n, lo, hi, kind, B, fast, u), g
+    return group_logf(base, a, y, n, lo, hi, kind, B, fast, u, phi), g
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -283,7 +315,7 @@ def chol_lower(H, k, L):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits):
+def vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits, phi):
     """Conditional mode û (returned) of one group's k-vector u and the Cholesky factor L of the
     curvature H = I + Σ wᵢ Aᵢ Aᵢᵀ there: Newton steps, each shrunk so that no coordinate moves by
     more than 1, to 1e-12. The last pass (at û) leaves ηᵢ = baseᵢ + Aᵢ·û in ``Eta[i − lo]`` and, for
@@ -331,7 +363,7 @@ def vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits):
                     d1, w = y[i] - t, t
                 else:
                     t = 0.0
-                    d1, w = score_weight(eta, y[i], n[i], kind)
+                    d1, w = score_weight(eta, y[i], n[i], kind, phi)
                 Eta[i - lo] = eta
                 Exp[i - lo] = t
                 for r in range(k):
@@ -536,16 +568,23 @@ def _fast_rows(y, n, lo, hi, k, kind, ones, C, Span, D, Exp, E, q, T, S, P, F, X
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M):
+def _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M, phi, Dp):
     """The rows' terms at every node by the kernel itself (off a product grid, |η| ≥ 300, or the
-    probit and cloglog links): κ into F, κ′ into ``dk``."""
+    probit and cloglog links, or a dispersion family): κ into F, κ′ into ``dk``, and for a
+    dispersion family Σᵢ ∂κ/∂φ into ``Dp``."""
+    for m in range(M):
+        Dp[m] = 0.0
     for i in range(lo, hi):
         row = dk[i - lo]
         for m in range(M):
             eta = base[i]
             for r in range(k):
                 eta += A[i, r] * Ut[r, m]
-            kap, d1, _ = row_kernel(eta, y[i], n[i], kind)
+            if kind >= NEGBIN_LOG:
+                kap, d1, _, dp = dispersion_terms(eta, y[i], n[i], kind, phi)
+                Dp[m] += dp
+            else:
+                kap, d1, _ = row_kernel(eta, y[i], n[i], kind, phi)
             F[m] += kap
             row[m] = d1
 
@@ -612,11 +651,11 @@ def _accumulate_gradient(F, dk, Ut, lo, hi, k, M, gbase, gA):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
+def agq_vector_kernel(base, A, phi, start, y, n, counts, X, logw, kind):
     """The product-rule AGQ of a k-vector random effect per group (k = A.shape[1]): the value and
     its gradient in ``base`` (n,) and ``A`` (n, k), ηᵢ = baseᵢ + Aᵢ·u, nodes u = û + √2 L⁻ᵀ x for
     H = L Lᵀ, the modes and L held fixed in the gradient; ``X`` (M, k) the product nodes, ``logw``
-    their log weights + ‖x‖².
+    their log weights + ‖x‖²; ``phi`` a dispersion family's φ (else unused), with its gradient.
 
     On a product grid ηᵢ at node x is cᵢ + Σ_r Dᵢᵣ x_r with cᵢ = baseᵢ + Aᵢ·û and Dᵢ = √2 L⁻¹Aᵢ, so
     exp(ηᵢ) at all M nodes is the outer product exp(cᵢ) ⊗_r exp(Dᵢᵣ x1): k·q exponentials per row
@@ -631,7 +670,8 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     for j in range(J):
         longest = max(longest, start[j + 1] - start[j])
     dk = np.empty((longest, M))  # κ′ at each row and node of the group, for the gradient
-    F, S, P, T = np.empty(M), np.empty(M), np.empty(M), np.empty(M)
+    F, S, P, T, Dp = np.empty(M), np.empty(M), np.empty(M), np.empty(M), np.zeros(M)
+    gphi = 0.0
     Ut = np.empty((k, M))  # the nodes, coordinate-major
     H, L, Q = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
     g, step, lin_d = np.empty(k), np.empty(k), np.empty(k)
@@ -651,7 +691,7 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
     half_k = 0.5 * k * (np.log(2.0) - np.log(2.0 * np.pi))
     for j in range(J):
         lo, hi = start[j], start[j + 1]
-        u = vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits)
+        u = vector_mode(base, A, y, n, lo, hi, kind, k, H, L, g, step, Eta, Exp, Bits, phi)
         logdet = _group_nodes(u, L, Q, Xt, logw, F, S, P, Ut, k, M)
         fast, ones = _row_coefficients(A, L, n, lo, hi, k, Eta, C, Span, D, xmax, q)
         if fast:
@@ -661,7 +701,7 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
                 for m in range(M):
                     F[m] = S[m]
         else:
-            _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M)
+            _direct_rows(base, A, y, n, lo, hi, k, kind, Ut, F, dk, M, phi, Dp)
         fast_logit = fast and kind == BINOMIAL_LOGIT and ones
         if fast_logit:
             top, acc = _softmax(F, S, P, T, Bits, M, True)
@@ -670,5 +710,13 @@ def agq_vector_kernel(base, A, start, y, n, counts, X, logw, kind):
         total += counts[j] * (top + np.log(acc) + half_k - logdet)
         for m in range(M):  # the weights of the gradient: counts · softmax(F)
             F[m] *= counts[j] / acc
+        if kind >= NEGBIN_LOG:  # the rows' η-free terms once a row, then the nodes'
+            for i in range(lo, hi):
+                c, dc = dispersion_constant(y[i], n[i], kind, phi)
+                total += counts[j] * c
+                gphi += counts[j] * dc
+            for m in range(M):
+                if F[m] > 0.0:
+                    gphi += F[m] * Dp[m]
         _accumulate_gradient(F, dk, Ut, lo, hi, k, M, gbase, gA)
-    return total, gbase, gA
+    return total, gbase, gA, gphi

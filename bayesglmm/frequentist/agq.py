@@ -199,7 +199,7 @@ def agq_loglik(design, family, L, beta, u_hat, nagq, data: GroupData | None = No
     eta = base + np.einsum("ik,ik->i", a, U[data.index])
     wk = family.working(eta, data.y, data.trials)
     R = np.linalg.cholesky(_level_outer(data, wk.weight, a))  # H_j = R_j R_jᵀ
-    if compiled and family.kernel_code >= 0:
+    if compiled and family.kernel_code >= 0 and not family.has_dispersion:  # agq_nodes has no φ
         lse = _compiled_nodes(data, family, a, eta, U, R, nagq, with_grad=False)[0]
     else:
         lse = logsumexp(np.vstack([chunk[-1] for chunk in _node_batches(data, family, a, eta, U, R, nagq)]), axis=0)
@@ -349,7 +349,7 @@ def agq_value_and_grad(design, family, L, positions, beta, u_hat, nagq, data: Gr
     dRinv_T = -(Rinv_T[:, None] @ np.swapaxes(dR, -1, -2) @ Rinv_T[:, None])
     half_tr = 0.5 * np.einsum("jab,jpba->jp", Rinv_T @ Rinv, dH)  # d log|R_j|
 
-    if compiled and family.kernel_code >= 0:
+    if compiled and family.kernel_code >= 0 and not family.has_dispersion:  # agq_nodes has no φ
         lse, s1, Vx, pc, Cx = _compiled_nodes(data, family, a, eta, U, R, nagq, with_grad=True)
     else:
         lse, s1, Vx, pc, Cx = _numpy_nodes(data, family, a, eta, U, R, nagq, per_level)
