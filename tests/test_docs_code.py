@@ -62,3 +62,17 @@ def test_python_blocks_run_as_written(page, fast_mode):
                 exec(compile(block, f"{page.name}, block {i + 1}", "exec"), namespace)
             except Exception as err:  # noqa: BLE001 — name the page and block in the failure
                 pytest.fail(f"{page.name}, python block {i + 1} failed: {type(err).__name__}: {err}")
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "case_studies").glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebook_outputs_are_clean(notebook):
+    """What a reader of a committed case study sees: no stderr stream, no warning, no machine path."""
+    import nbformat
+
+    nb = nbformat.read(notebook, 4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+            assert out.get("name") != "stderr", f"{notebook.name}, cell {i}: stderr output {text[:200]!r}"
+            for bad in ("Warning:", "/work/", "/home/", "/tmp/"):
+                assert bad not in text, f"{notebook.name}, cell {i}: {bad!r} in its output {text[:200]!r}"
