@@ -152,8 +152,9 @@ def test_bundled_data_designs():
                 bg.datasets.load("cbpp"), family="binomial").design
     assert d.nobs == 56 and d.fixed_names == ("(Intercept)", "period[2]", "period[3]", "period[4]")
     assert d.random[0].n_levels == 15
-    assert sorted(bg.datasets.list_datasets()) == ["bacteria", "cbpp", "epil", "milk", "ohio",
-                                                   "salamander", "sleepstudy"]
+    assert sorted(bg.datasets.list_datasets()) == ["bacteria", "cbpp", "epil", "gamma_sim", "milk", "nb_offset_sim",
+                                                   "nb_slope_sim", "ohio", "salamander", "salamander_counts",
+                                                   "sleepstudy"]
     with pytest.raises(KeyError, match="unknown data set"):
         bg.datasets.load("iris")
 

@@ -195,6 +195,7 @@ def test_every_fit_loads_without_pickle(tmp_path, no_pickle):
     _same_tables(fit, back)
 
 
+@pytest.mark.filterwarnings("ignore:singular fit:bayesglmm.results.ConvergenceWarning")  # the data, not the fit, are tested
 def test_the_data_round_trip_keeps_dtypes_names_and_index(tmp_path):
     """Columns of every kind a model's data may hold come back as they were: a Categorical grouping
     factor (its category order), strings with a missing value, booleans, nullable integers, dates,

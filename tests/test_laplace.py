@@ -198,6 +198,7 @@ def test_factor_kinds_agree_with_dense_algebra(formula, force_schur):
         np.testing.assert_allclose(factor.inverse_entries(*pairs), Hinv[pairs], rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore:singular fit:bayesglmm.results.ConvergenceWarning")  # a singular fit is incidental here
 def test_random_effect_ses_are_the_conditional_covariance_diagonal():
     """BLUP SEs from H⁻¹'s diagonal blocks equal sqrt(diag(Λ H⁻¹ Λᵀ)) formed densely."""
     m = bg.GLMM("y ~ x + (1 + x | g)", _grad_df(), family="bernoulli")
@@ -214,6 +215,7 @@ def _counts(scale, seed=5, J=20, m=6):
     return pd.DataFrame({"y": rng.poisson(np.exp(scale + 0.1 * x + rng.normal(0, 0.05, J)[g])), "x": x, "g": g})
 
 
+@pytest.mark.filterwarnings("ignore:pql fit did not converge:bayesglmm.results.ConvergenceWarning")  # beside the separation
 def test_every_count_zero_is_flagged_by_every_method():
     """All-zero Poisson counts: Laplace gave intercept −52.3 (SE 2.3e10) and the SD at its start
     value with no flag; GEE a raw statsmodels error. The intercept has no finite MLE."""

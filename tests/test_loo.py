@@ -160,6 +160,7 @@ def test_dispersion_family_group_loglik(cbpp):
     assert ll.values.reshape(draws.n, -1)[s, j] == pytest.approx(exact, abs=1e-5)  # nodes settled to 1e-4 a sum
 
 
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning")  # ArviZ's own, called directly
 def test_loo_by_group_is_arviz_loo_on_the_group_matrix(cbpp):
     import arviz as az
 
