@@ -154,7 +154,11 @@ def reference(name: str) -> dict:
         Laplace scale) and ``seconds`` (machine-dependent: compare ratios measured in one run).
     """
     meta = info(name)
-    raw = _read_json(name)
+    try:
+        raw = _read_json(name)
+    except FileNotFoundError:
+        raise KeyError(f"data set {name!r} has no reference file of its own: the dispersion families' R fits of it "
+                       "are in dispersion_reference()") from None
     out = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     for method, fit in raw.items():
         if not isinstance(fit, dict):
