@@ -34,6 +34,7 @@ bench: $(STAMP)
 bench-ml: $(STAMP)
 	$(PY) benchmarks/ml_vs_r.py
 	$(PY) benchmarks/laplace_scale.py
+	$(PY) benchmarks/dispersion_vs_glmmtmb.py
 	-$(PY) benchmarks/ml_structures.py
 
 # the six case studies in fast mode (BAYESGLMM_FAST=1); fails on a failing cell or a notebook over budget
