@@ -282,9 +282,21 @@ def group_loglik(post, factor, nagq: int | None = None) -> xr.DataArray:
         nagq = choose_group_nagq(post, factor)
     draws = parameter_draws(post)
     out = np.empty((draws.n, rows.n_levels))
+    y, trials, sel, pattern, patterns = design.y, design.trials, None, None, rows
+    if rows.k and len(design.random) == 1:
+        # groups with identical data have identical marginal likelihoods: each pattern once (ohio: 537
+        # children, 32 patterns), as the frequentist AGQ and marginalize=True do
+        from ..design import distinct_groups
+
+        sel, index, _, pattern = distinct_groups(design, with_groups=True)
+        patterns = _Rows(index, int(pattern.max()) + 1, rows.Xr[sel])
+        y, trials = y[sel], None if trials is None else trials[sel]
     for s in range(draws.n):
         base, A, second = _group_inputs(design, rows, draws, s)
-        out[s] = marginal_group_loglik(family, design.y, design.trials, base, A, rows, nagq, second)
+        if sel is None:
+            out[s] = marginal_group_loglik(family, y, trials, base, A, rows, nagq, second)
+        else:
+            out[s] = marginal_group_loglik(family, y, trials, base[sel], A[sel], patterns, nagq, second)[pattern]
     da = xr.DataArray(out.reshape(draws.shape + (rows.n_levels,)), dims=("chain", "draw", factor),
                       coords={"chain": np.arange(draws.shape[0]), "draw": np.arange(draws.shape[1]),
                               factor: [str(v) for v in rows.levels]})
@@ -294,18 +306,17 @@ def group_loglik(post, factor, nagq: int | None = None) -> xr.DataArray:
     return da
 
 
-class _OneGroup:
-    """A :class:`GroupRows` of one level: the rows of a group left out of a refit."""
+class _Rows:
+    """The minimal :class:`GroupRows` that :func:`marginal_group_loglik` reads: rows' ``index`` into
+    ``n_levels`` groups, their columns ``Xr``, the per-group sums."""
 
-    def __init__(self, Xr):
-        n = Xr.shape[0]
-        self.index = np.zeros(n, dtype=int)
-        self.Xr = Xr
-        self.n_levels, self.k = 1, Xr.shape[1]
-        self.summer = sparse.csr_matrix(np.ones((1, n)))
+    def __init__(self, index, n_levels, Xr):
+        self.index, self.n_levels, self.Xr, self.k = np.asarray(index), n_levels, Xr, Xr.shape[1]
+        n = len(self.index)
+        self.summer = sparse.csr_matrix((np.ones(n), (self.index, np.arange(n))), shape=(n_levels, n))
 
     def sum(self, v):
-        return np.asarray(self.summer @ v.reshape(v.shape[0], -1)).reshape((1,) + v.shape[1:])
+        return np.asarray(self.summer @ v.reshape(v.shape[0], -1)).reshape((self.n_levels,) + v.shape[1:])
 
 
 def left_out_group_loglik(post, rows_data: pd.DataFrame, y, trials, factor, nagq) -> np.ndarray:
@@ -324,7 +335,8 @@ def left_out_group_loglik(post, rows_data: pd.DataFrame, y, trials, factor, nagq
                                  "keeps PSIS and its Pareto k") from err
     draws = parameter_draws(post)
     mine = [k for k, b in enumerate(design.random) if b.group == factor]
-    one = _OneGroup(np.column_stack([new.Xr[k] for k in mine]))
+    Xr = np.column_stack([new.Xr[k] for k in mine])
+    one = _Rows(np.zeros(len(Xr), dtype=int), 1, Xr)  # the left-out group's rows, one group
     out = np.empty(draws.n)
     y = np.asarray(y, dtype=float)
     for s in range(draws.n):
