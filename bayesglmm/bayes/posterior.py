@@ -30,6 +30,24 @@ MAX_TREEDEPTH_SHARE = 0.01
 
 
 
+def _quiet_pymc_log():
+    """PyMC's INFO log lines ("Sampling: [y]") off inside the block: nothing printed that the user did not ask for."""
+    import logging
+    from contextlib import contextmanager
+
+    @contextmanager
+    def quiet():
+        log = logging.getLogger("pymc")
+        level = log.level
+        log.setLevel(max(level, logging.WARNING))
+        try:
+            yield
+        finally:
+            log.setLevel(level)
+
+    return quiet()
+
+
 def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:
     """Summaries of draws shaped (chain, draw, *shape), each with shape ``shape``.
 
@@ -318,7 +336,7 @@ class Posterior(ResultDisplay):
         The draws are added to ``idata`` (group ``posterior_predictive``, variable ``y``) and returned.
         """
         if "posterior_predictive" not in self.idata.children:
-            with self.model.pymc_model() as pm_model:
+            with self.model.pymc_model() as pm_model, _quiet_pymc_log():
                 # the priors' hyperparameters are data in the graph (prior_graph): the parameters
                 # upstream of them are the posterior's draws, kept as they are, only y is drawn
                 pp = pm.sample_posterior_predictive(self.idata, random_seed=random_seed, progressbar=progressbar,
