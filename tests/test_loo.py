@@ -218,7 +218,8 @@ def test_sampled_log_likelihood_feeds_arviz_and_loo_compare_ranks_a_random_slope
     import arviz as az
 
     d = bg.datasets.load("sleepstudy")
-    kw = dict(draws=400, tune=400, chains=2, random_seed=3, progressbar=False, nuts_sampler="nutpie")
+    # diagnose=False: this tests LOO, not the short runs' R-hat and ESS (their SamplingWarning is an error here)
+    kw = dict(draws=400, tune=400, chains=2, random_seed=3, progressbar=False, nuts_sampler="nutpie", diagnose=False)
     slope = bg.GLMM("Reaction ~ Days + (Days | Subject)", d).sample(log_likelihood=True, **kw)
     intercept = bg.GLMM("Reaction ~ Days + (1 | Subject)", d).sample(**kw)
     assert "Reaction" in slope.idata["log_likelihood"].data_vars
@@ -236,7 +237,8 @@ def test_psis_by_group_agrees_with_exact_leave_one_group_out_refits():
     15 refits); the totals within the PSIS estimate's SE, and each herd within 0.5."""
     model = bg.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", bg.datasets.load("cbpp"),
                     family="binomial")
-    post = model.sample(draws=500, tune=500, chains=2, random_seed=5, progressbar=False, nuts_sampler="nutpie")
+    post = model.sample(draws=500, tune=500, chains=2, random_seed=5, progressbar=False, nuts_sampler="nutpie",
+                        diagnose=False)
     psis = post.loo(by="herd", reloo=False)
     exact = post.loo(by="herd", k_threshold=-np.inf, random_seed=6, progress=False)
     assert exact.refits == 15 and float(np.max(exact.pareto_k.values)) == 0.0
