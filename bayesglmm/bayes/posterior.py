@@ -402,7 +402,10 @@ class Posterior(ResultDisplay):
         rmax, rname, emin, ename = -np.inf, None, np.inf, None
         for name in (v.name for v in self.model.pymc_model().free_RVs):
             stats = summarize_draws(post[name].values)
-            r, e = np.nanmax(np.atleast_1d(stats["r_hat"])), np.nanmin(np.atleast_1d(stats["ess_bulk"]))
+            rh, es = np.atleast_1d(stats["r_hat"]), np.atleast_1d(stats["ess_bulk"])
+            # all NaN (one chain has no R-hat; a constant draw): nothing to report, and no NumPy warning
+            r = np.nanmax(rh) if np.isfinite(rh).any() else np.nan
+            e = np.nanmin(es) if np.isfinite(es).any() else np.nan
             if r > rmax:
                 rmax, rname = float(r), name
             if e < emin:
