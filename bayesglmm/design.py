@@ -470,7 +470,7 @@ def _part_label(label: str) -> str:
     return "`" + label.replace("`", "``") + "`" if ":" in label or "`" in label else label
 
 
-def _group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def group_index(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Level labels in natural order (see :class:`RandomBlock`) and each row's level.
 
     An interaction ``a:b`` (and nesting ``a/b``) has a level per distinct pair of values, ordered by
@@ -730,7 +730,7 @@ def make_design(formula: str, data: pd.DataFrame, family: Family, missing: str =
     # random effects
     blocks, seen = [], set()
     for term in spec.random:
-        levels, index = _group_index(data, term.group)
+        levels, index = group_index(data, term.group)
         if len(levels) < 2:
             raise ValueError(f"grouping factor {term.group_label!r} has a single level "
                              f"({levels[0]!r}); a random effect needs at least two")

@@ -931,8 +931,7 @@ class BetaBinomial(Binomial):
     none of them canonical (the beta-binomial is not an exponential family): its score and
     weights are the family's own."""
 
-    name = "betabinomial"
-    links = (Logit, Probit, CLogLog)
+    name = "betabinomial"  # its links, the binomial's; log C(n, y), the binomial's constant
     kernel_codes = {Logit: BETABINOMIAL_LOGIT, Probit: BETABINOMIAL_PROBIT, CLogLog: BETABINOMIAL_CLOGLOG}
     first_link_canonical = False
     has_dispersion = True
@@ -992,11 +991,6 @@ class BetaBinomial(Binomial):
 
     def loglik_relative(self, y, mu, trials=None):
         return self.loglik_kernel(y, mu, trials) - self.loglik_kernel(y, self.saturated_mean(y, trials), trials)
-
-    def loglik_constant(self, y, trials=None):
-        y = np.asarray(y, dtype=float)
-        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
-        return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
 
     def dispersion_start(self, y, mu, trials=None):
         y = np.asarray(y, dtype=float)

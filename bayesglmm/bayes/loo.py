@@ -129,7 +129,7 @@ class GroupRows:
     the design, ``levels`` the factor's levels, ``terms`` (block, term) pairs."""
 
     def __init__(self, design, factor):
-        from ..design import _group_index
+        from ..design import group_index
 
         self.blocks = [k for k, b in enumerate(design.random) if b.group == factor]
         if self.blocks:
@@ -139,7 +139,7 @@ class GroupRows:
         elif all(c in design.data.columns for c in factor.split(":")):
             # a column the model has no random effects for (complete or no pooling): its groups' rows, whose
             # log-likelihood has nothing to integrate
-            levels, index = _group_index(design.data, tuple(factor.split(":")))
+            levels, index = group_index(design.data, tuple(factor.split(":")))
             self.index, self.levels = np.asarray(index), list(levels)
             self.Xr = np.zeros((len(self.index), 0))
         else:
