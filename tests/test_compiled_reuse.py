@@ -1,4 +1,4 @@
-"""nutpie's compiled model reused by structure (bayesglmm.bayes.compilation): a second model of the
+"""nutpie's compiled model reused by structure (bayesglmm.bayes.compilation): a later model of the
 same structure samples without compiling and gets exactly the draws a fresh compile gives it."""
 
 import numpy as np
@@ -19,41 +19,37 @@ def _draws(post, names):
 @pytest.mark.slow
 @pytest.mark.parametrize("marginalize", [False, True], ids=["full", "marginalized"])
 def test_reused_compiled_model_gives_a_fresh_compiles_draws(small_df, marginalize):
-    """The first model of a structure compiles a graph of constants, kept for that very model; the
-    second model of the structure compiles the shared-data graph, and every later one reuses it
+    """The first model of a structure compiles its shared-data graph; every later one reuses it
     with its own data and start points swapped in: the draws equal those of its own fresh compile.
-    Model B differs from A and C in its priors (and, full graph, its response)."""
+    Model B differs from A in its priors and its response (marginalized: so its distinct groups,
+    its frame and its knee differ too)."""
     f = "y ~ x + (1 | g)"
     a = bg.GLMM(f, small_df, family="bernoulli")
-    flipped = small_df if marginalize else small_df.assign(y=1 - small_df["y"])
+    rng = np.random.default_rng(0)
+    flipped = small_df.assign(y=np.where(rng.uniform(size=len(small_df)) < 0.3, 1 - small_df["y"], small_df["y"]))
     b = bg.GLMM(f, flipped, family="bernoulli", priors={"sd": P.HalfNormal(0.6), "x": P.Normal(0.4, 1.5)})
-    c = bg.GLMM(f, small_df, family="bernoulli", priors={"sd": P.HalfNormal(2.5), "x": P.Normal(-1.0, 3.0)})
     kw = dict(KW, marginalize=marginalize, **({"nagq": 7} if marginalize else {}))
     names = ["beta", "1|g_sd", "1|g"]
 
     compiled_models.clear()
-    first_a = _draws(a.sample(**kw), names)              # constants, kept for A
-    assert len(compiled_models) == 1 and len(compiled_models.seen) == 1
-    fresh = _draws(b.sample(**kw), names)                # the structure's second model: the shared-data graph
-    assert len(compiled_models) == 2
+    fresh = _draws(b.sample(**kw), names)                # B's own compile
     compiled_models.clear()
-    a.sample(**kw)
-    c.sample(**kw)                                       # compiles the shared-data graph with C's data
-    hits = compiled_models.hits
-    reused = _draws(b.sample(**kw), names)               # B reuses it
-    again_a = _draws(a.sample(**kw), names)              # A reuses its own graph of constants
-    assert compiled_models.hits == hits + 2 and len(compiled_models) == 2
+    first_a = _draws(a.sample(**kw), names)              # A's compile, kept
+    misses, hits = compiled_models.misses, compiled_models.hits
+    reused = _draws(b.sample(**kw), names)               # B reuses A's compiled model
+    again_a = _draws(a.sample(**kw), names)
+    assert (compiled_models.misses, compiled_models.hits) == (misses, hits + 2) and len(compiled_models) == 1
     for n in names:
         np.testing.assert_array_equal(reused[n], fresh[n], err_msg=n)
         np.testing.assert_array_equal(again_a[n], first_a[n], err_msg=n)
-    # and B's posterior is not A's: the priors (and, full graph, the response) did change
+    # and B's posterior is not A's: the priors and the response did change
     assert not np.allclose(first_a["beta"], reused["beta"])
 
 
 @pytest.mark.slow
-def test_a_sweep_compiles_the_shared_data_graph_at_once(small_df):
-    """A study that will refit (``data_graph=True``: prior sweeps) compiles the shared-data graph
-    for its first model, so the second refit reuses it."""
+def test_a_sweep_reuses_one_compiled_model(small_df):
+    """A prior sweep's graphs (``families="all"``) are one structure: the second refit, with
+    another prior family, reuses the first one's compiled model."""
     from bayesglmm.bayes.posterior import sample_model
 
     m = bg.GLMM("y ~ x + (1 | g)", small_df, family="bernoulli")
@@ -63,6 +59,27 @@ def test_a_sweep_compiles_the_shared_data_graph_at_once(small_df):
     other = m.update(priors={"sd": P.Exponential(2.0)})
     sample_model(other, families="all", **{k: v for k, v in KW.items() if k != "diagnose"})
     assert compiled_models.hits == hits + 1 and len(compiled_models) == 1
+
+
+def test_marginal_structure_key_ignores_the_data(small_df):
+    """The marginal graph holds its data (response, distinct groups, frame, knee) as shared
+    variables: another response or covariate values give the same key; the formula, the family
+    or a prior family do not."""
+    from bayesglmm.bayes.marginalized import marginal_structure_key
+
+    def key(formula="y ~ x + (1 | g)", data=small_df, framed=True, **kw):
+        m = bg.GLMM(formula, data, **{"family": "bernoulli", **kw})
+        return marginal_structure_key(m.design, m.family, m.priors, framed)
+
+    base = key()
+    assert key(data=small_df.assign(y=1 - small_df["y"], x=small_df["x"] * 3)) == base
+    assert key(data=small_df.iloc[: len(small_df) // 2]) == base
+    assert key(priors={"sd": P.HalfNormal(0.3)}) == base
+    assert key(framed=False) != base
+    assert key(link="probit") != base
+    assert key(priors={"sd": P.HalfCauchy(1.0)}) != base
+    assert key("y ~ 1 + (1 | g)") != base
+    assert key("y ~ x + (1 + x | g)") != key("y ~ x + (1 + x || g)")
 
 
 def test_structure_key_separates_what_the_graph_holds(small_df):

@@ -39,7 +39,8 @@ from . import quadrature, vexp
 from .draws import conditional_draws, conditional_draws_vector
 from .quadrature import agq_kernel, agq_kind, agq_vector_kernel
 
-__all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "source_salt",
+__all__ = ["AGQMarginal", "AGQVectorMarginal", "agq_marginal", "agq_vector_marginal", "gauss_hermite_rule",
+           "source_salt",
            # the kernels and draws the Ops are made of, importable from here as before
            "agq_vector_kernel", "conditional_draws_vector", "agq_kernel", "conditional_draws", "agq_kind",
            "BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG"]
@@ -137,19 +138,34 @@ def _numba_funcify_agq(op, node=None, **kwargs):
     return fused_agq_numba, source_salt()
 
 
-def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int, phi=1.0):
-    """The AGQ marginal log-likelihood as a PyTensor scalar (see :class:`AGQMarginal`); ``phi`` a
-    dispersion family's θ or shape (a scalar tensor; unused by the others)."""
-    x, w = np.polynomial.hermite.hermgauss(nagq)
-    return AGQMarginal(kind)(base, a, phi, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
-                             np.asarray(counts, float), x, np.log(w) + x**2)[0]
-
-
-def agq_vector_marginal(kind: int, base, A, k: int, start, y, n, counts, nagq: int, phi=1.0):
-    """The product-rule AGQ marginal log-likelihood of a k-vector random effect (``A`` (n, k)) as
-    a PyTensor scalar (see :class:`AGQVectorMarginal`); ``nagq`` nodes per dimension."""
+def gauss_hermite_rule(nagq: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes and log weights the fused Ops take: ``x`` (nagq,) and log w + x² for one term,
+    the product rule's ``X`` (nagq^k, k) and its log weights for a block of k terms."""
+    if k == 1:
+        x, w = np.polynomial.hermite.hermgauss(nagq)
+        return x, np.log(w) + x**2
     from ..frequentist.agq import product_rule
 
-    X, logw = product_rule(nagq, k)
-    return AGQVectorMarginal(kind)(base, A, phi, np.asarray(start, np.int64), np.asarray(y, float), np.asarray(n, float),
-                                   np.asarray(counts, float), X, logw)[0]
+    return product_rule(nagq, k)
+
+
+def agq_marginal(kind: int, base, a, start, y, n, counts, nagq: int, phi=1.0, data=None):
+    """The AGQ marginal log-likelihood as a PyTensor scalar (see :class:`AGQMarginal`); ``phi`` a
+    dispersion family's θ or shape (a scalar tensor; unused by the others). ``data(name, array)``
+    puts each constant into the graph (default: as a constant; a shared variable makes it data)."""
+    data = data or (lambda name, value: value)
+    x, logw = gauss_hermite_rule(nagq)
+    return AGQMarginal(kind)(base, a, phi, data("start", np.asarray(start, np.int64)), data("y", np.asarray(y, float)),
+                             data("n", np.asarray(n, float)), data("counts", np.asarray(counts, float)),
+                             data("nodes", x), data("logw", logw))[0]
+
+
+def agq_vector_marginal(kind: int, base, A, k: int, start, y, n, counts, nagq: int, phi=1.0, data=None):
+    """The product-rule AGQ marginal log-likelihood of a k-vector random effect (``A`` (n, k)) as
+    a PyTensor scalar (see :class:`AGQVectorMarginal`); ``nagq`` nodes per dimension; ``data`` as
+    in :func:`agq_marginal`."""
+    data = data or (lambda name, value: value)
+    X, logw = gauss_hermite_rule(nagq, k)
+    return AGQVectorMarginal(kind)(base, A, phi, data("start", np.asarray(start, np.int64)),
+                                   data("y", np.asarray(y, float)), data("n", np.asarray(n, float)),
+                                   data("counts", np.asarray(counts, float)), data("nodes", X), data("logw", logw))[0]

@@ -6,9 +6,11 @@ a miss; :func:`count_compilations` counts the misses, through Numba's ``"numba:c
 It sees compilations in this process: chains sampled in worker processes load what the parent
 compiled.
 
-nutpie compiles its own copy of a graph on every ``compile_pymc_model`` call; :class:`CompiledCache`
-keeps its compiled models by structure key so that a second model of the same structure (other
-priors, another response) samples without compiling (:func:`bayesglmm.bayes.nuts.sample_nutpie`).
+nutpie's compiled models are built by :func:`bayesglmm.bayes.nutpie_compile.compile_nutpie`
+(Numba's on-disk cache: nothing compiles for a structure compiled before on this machine);
+:class:`CompiledCache` keeps them by structure key within a process, so that a later model of the
+same structure (other priors, another response) samples without even building one
+(:func:`bayesglmm.bayes.nuts.sample_nutpie`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ __all__ = ["CompileCount", "count_compilations", "CompiledCache", "compiled_mode
 
 @dataclass
 class CompileCount:
-    """Compilations seen so far inside :func:`count_compilations`."""
+    """Compilations seen so far inside :func:`count_compilations`: how many, and the qualified
+    names of the functions compiled (``names``)."""
 
     n: int = 0
+    names: list = field(default_factory=list)
 
 
 @contextmanager
@@ -52,6 +56,8 @@ def count_compilations():
     class _Listener(event.Listener):
         def on_start(self, ev):
             count.n += 1
+            func = getattr(ev.data.get("dispatcher"), "py_func", None)
+            count.names.append(f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '?')}")
 
         def on_end(self, ev):
             pass
@@ -82,28 +88,24 @@ def array_digest(*parts) -> str:
 class CompiledCache:
     """nutpie's compiled models, kept for reuse within a process.
 
-    nutpie compiles the log density and its gradient on every ``compile_pymc_model`` call (1–2 s
-    even when Numba's on-disk cache has the code, more than sampling a small model takes). Two
-    kinds of entries (see :func:`bayesglmm.bayes.nuts.sample_nutpie`):
+    Building nutpie's compiled model costs about a second even when nothing compiles (PyTensor
+    rewrites the graph, Numba loads the code from its on-disk cache:
+    :mod:`bayesglmm.bayes.nutpie_compile`), more than sampling a small model takes. The entries are
+    graphs whose data — hyperparameters, response and whatever else a builder makes data
+    (:mod:`bayesglmm.bayes.prior_graph`, :func:`bayesglmm.bayes.marginalized.build_marginal_model`)
+    — are shared variables, by ``structure`` key (digested by :func:`array_digest`): a later model
+    of the structure gets its own data swapped in (``CompiledPyMCModel.with_data``), so a prior sweep
+    or a simulation study builds one compiled model (:func:`bayesglmm.bayes.nuts.sample_nutpie`).
 
-    * a graph of constants, by the digest of everything in it (``exact`` key): the quickest to
-      compile, reused when the very same model is sampled again;
-    * a graph whose hyperparameters and response are shared variables
-      (:mod:`bayesglmm.bayes.prior_graph`), by ``structure`` key (design, family, link, prior
-      families, digested by :func:`array_digest`): compiled once a second model of a structure
-      arrives, and then reused by every later one with its own data swapped in
-      (``CompiledPyMCModel.with_data``) — a prior sweep or a simulation study compiles twice at most.
-
-    ``seen`` holds the structures sampled so far. Least-recently-used entries beyond ``maxsize``
-    are dropped; ``maxsize=0`` disables reuse. ``hits`` and ``misses`` count lookups. The one
-    instance used by :meth:`bayesglmm.GLMM.sample` is :data:`compiled_models`.
+    Least-recently-used entries beyond ``maxsize`` are dropped; ``maxsize=0`` disables reuse.
+    ``hits`` and ``misses`` count lookups. The one instance used by :meth:`bayesglmm.GLMM.sample`
+    is :data:`compiled_models`.
     """
 
     maxsize: int = 32
     hits: int = 0
     misses: int = 0
     entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    seen: set = field(default_factory=set, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def lookup(self, key: str):
@@ -134,10 +136,9 @@ class CompiledCache:
         return compiled, False
 
     def clear(self) -> None:
-        """Drop every compiled model and forget the structures seen (the counters stay)."""
+        """Drop every compiled model (the counters stay)."""
         with self.lock:
             self.entries.clear()
-            self.seen.clear()
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -302,7 +302,18 @@ def _group_sum(values, index, n_groups):
     return pt.inc_subtensor(pt.zeros(shape)[index], values)
 
 
-def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None, phi=None):
+def graph_data(as_data: bool):
+    """``data(name, array)``: an array of the marginal model into its graph, as the shared variable
+    ``marginal.{name}`` (``as_data``: models of one structure with other data — another response,
+    its distinct groups, another frame — share compiled code, in this process and, from Numba's
+    on-disk cache, in later ones) or as a constant."""
+    if not as_data:
+        return lambda name, value: pt.as_tensor_variable(np.asarray(value))
+    return lambda name, value: pytensor.shared(np.array(value), name=f"marginal.{name}")
+
+
+def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None = None, chol=None, phi=None,
+                    as_data: bool = False):
     """The AGQ marginal log-likelihood (parameter-free constants dropped) as a PyTensor scalar,
     each distinct group pattern computed once (:func:`distinct_groups`), in one fused Op
     (:class:`bayesglmm.bayes.agq_op.AGQMarginal`: modes by Newton to 1e-12, nodes and gradient in
@@ -311,7 +322,9 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     :class:`~bayesglmm.bayes.agq_op.AGQVectorMarginal`). ``mode_steps`` instead composes the
     one-term rule of PyTensor's own ops with that many Newton steps in a ``scan`` (the reference
     the Op is tested against; canonical links only). ``phi``: a dispersion family's θ or shape (a
-    scalar tensor, differentiable: the Ops' gradient in it), required for such a family."""
+    scalar tensor, differentiable: the Ops' gradient in it), required for such a family.
+    ``as_data``: the data arrays (the distinct groups' rows, the response, the nodes) enter as
+    shared variables (:func:`graph_data`), else as constants."""
     if family.has_dispersion and phi is None:
         raise ValueError(f"the {family.name} family's marginal log-likelihood needs its {family.dispersion_name} (phi)")
     phi = 1.0 if phi is None else phi
@@ -324,19 +337,21 @@ def marginal_loglik(design, family, beta, sd, nagq: int, mode_steps: int | None 
     rows, idx = rows[order], idx[order]
     start = np.searchsorted(idx, np.arange(len(counts) + 1))
     n = np.ones(len(rows)) if design.trials is None else design.trials[rows].astype(float)
-    base = pt.as_tensor_variable(design.offset[rows])
+    data = graph_data(as_data)
+    base = data("offset", design.offset[rows].astype(float))
     if design.X.shape[1]:
-        base = base + pt.dot(pt.as_tensor_variable(design.X[rows]), beta)
+        base = base + pt.dot(data("X", design.X[rows].astype(float)), beta)
     kind = agq_kind(family)
     y = design.y[rows].astype(float)
     k = design.random[0].n_terms
     if k == 1:
-        return agq_marginal(kind, base, sd * design.random[0].Xr[rows, 0], start, y, n, counts, nagq, phi)
+        return agq_marginal(kind, base, sd * data("xr", design.random[0].Xr[rows, 0].astype(float)), start, y, n,
+                            counts, nagq, phi, data=data)
     # η_i = base_i + xr_iᵀ diag(sd) L u_j = base_i + A_i·u_j with A = (Xr ⊙ sd) L
-    A = pt.as_tensor_variable(design.random[0].Xr[rows]) * sd[None, :]
+    A = data("Xr", design.random[0].Xr[rows].astype(float)) * sd[None, :]
     if chol is not None:
         A = pt.dot(A, chol)
-    return agq_vector_marginal(kind, base, A, k, start, y, n, counts, nagq, phi)
+    return agq_vector_marginal(kind, base, A, k, start, y, n, counts, nagq, phi, data=data)
 
 
 def _marginal_loglik_composed(design, family, beta, sd, nagq: int, mode_steps: int):
@@ -428,7 +443,7 @@ def _batched_cholesky_solve(P, c):
     return logdet, quad
 
 
-def gaussian_marginal_loglik(stats: GaussianStatistics, beta, Lam, sigma):
+def gaussian_marginal_loglik(stats: GaussianStatistics, beta, Lam, sigma, as_data: bool = False):
     """The exact marginal log-likelihood of a linear mixed model with one random block, as a
     PyTensor scalar (constants included: the log density of y):
 
@@ -437,21 +452,25 @@ def gaussian_marginal_loglik(stats: GaussianStatistics, beta, Lam, sigma):
     by the k × k matrices P_j = I + Λᵀ Z_jᵀZ_j Λ / σ² (the determinant lemma and Woodbury's
     identity: log|V_j| = n_j log σ² + log|P_j|, r_jᵀV_j⁻¹r_j = (r_jᵀr_j − c_jᵀP_j⁻¹c_j / σ²) / σ²
     with c_j = Λᵀ Z_jᵀ r_j), from the sufficient statistics ``stats`` (:func:`gaussian_statistics`).
-    ``beta`` (p,) or None, ``Lam`` (k, k), ``sigma`` a scalar."""
+    ``beta`` (p,) or None, ``Lam`` (k, k), ``sigma`` a scalar; ``as_data``: the statistics as
+    shared variables (:func:`graph_data`), else constants."""
     J, k, p = stats.ZtX.shape
-    t = pt.as_tensor_variable(stats.Ztr0)
-    rr = pt.as_tensor_variable(stats.r0r0)
+    data = graph_data(as_data)
+    J_ = data("n_groups", np.asarray(J, np.int64))  # the groups' count as data too: (J, k) reshapes
+    t = data("Ztr0", stats.Ztr0)
+    rr = data("r0r0", np.asarray(stats.r0r0, float))
     if p:
-        delta = beta - stats.beta0
-        t = t - pt.dot(pt.as_tensor_variable(stats.ZtX.reshape(J * k, p)), delta).reshape((J, k))
-        rr = rr - 2.0 * pt.dot(delta, stats.Xtr0) + pt.dot(delta, pt.dot(stats.XtX, delta))
-    SL = pt.dot(pt.as_tensor_variable(stats.ZtZ.reshape(J * k, k)), Lam).reshape((J, k, k))  # Z'Z Λ
+        delta = beta - data("beta0", stats.beta0)
+        t = t - pt.dot(data("ZtX", stats.ZtX.reshape(J * k, p)), delta).reshape((J_, k))
+        rr = rr - 2.0 * pt.dot(delta, data("Xtr0", stats.Xtr0)) + pt.dot(delta, pt.dot(data("XtX", stats.XtX), delta))
+    SL = pt.dot(data("ZtZ", stats.ZtZ.reshape(J * k, k)), Lam).reshape((J_, k, k))  # Z'Z Λ
     A = pt.tensordot(Lam, SL, axes=[[0], [1]])  # (i, J, j): Λᵀ Z'Z Λ
     c = pt.dot(t, Lam)  # (J, k): Λᵀ Z'r
     s2 = sigma**2
     P = [[(1.0 if i == j else 0.0) + A[i, :, j] / s2 for j in range(k)] for i in range(k)]
     logdet, quad = _batched_cholesky_solve(P, [c[:, i] for i in range(k)])
-    return (-0.5 * stats.nobs * np.log(2 * np.pi) - stats.nobs * pt.log(sigma) - pt.sum(logdet)
+    nobs = data("nobs", np.asarray(float(stats.nobs)))
+    return (-0.5 * nobs * np.log(2 * np.pi) - nobs * pt.log(sigma) - pt.sum(logdet)
             - (rr - pt.sum(quad) / s2) / (2.0 * s2))
 
 
@@ -501,6 +520,8 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
         coords.pop(f"{block.group}_level")
     k = merged.random[0].n_terms
     with pm.Model(coords=coords) as model:
+        if frame is not None and as_data:
+            frame = frame.as_data("beta")
         beta = location_prior("beta", priors.fixed, "fixed", "present", as_data, frame=frame,
                               center=priors.center) \
             if design.X.shape[1] else None
@@ -511,13 +532,15 @@ def build_marginal_model(design, family, priors, nagq: int = 15, as_data: bool =
         if exact_marginal(family):
             sigma = scale_prior("sigma", priors.sigma, None, "present", as_data)
             Lam = sd[:, None] * (chol if chol is not None else np.eye(k))
-            pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(merged), beta, Lam, sigma))
+            pm.Potential("marginal_loglik", gaussian_marginal_loglik(gaussian_statistics(merged), beta, Lam, sigma,
+                                                                     as_data))
             return model
         sd = sd[0] if k == 1 else sd
         # a dispersion family's θ or shape: the full model's variables (dispersion_scale, its prior, the
         # deterministic named family.dispersion_name), so that the two posteriors are one
         phi = dispersion_variable(family, priors, "present", as_data) if family.has_dispersion else None
-        pm.Potential("marginal_loglik", marginal_loglik(merged, family, beta, sd, nagq, chol=chol, phi=phi))
+        pm.Potential("marginal_loglik", marginal_loglik(merged, family, beta, sd, nagq, chol=chol, phi=phi,
+                                                        as_data=as_data))
     return model
 
 
@@ -587,6 +610,23 @@ def draw_random_effects(design, family, beta_draws, sd_draws, rng, chol_draws=No
     return np.concatenate([run(part, seed) for part, seed in zip(parts, seeds)])
 
 
+def marginal_structure_key(design, family, priors, framed: bool) -> str:
+    """What the graph of :func:`build_marginal_model` (``as_data=True``) holds besides its data:
+    family and link, β's coordinates and whether they are sampled in a frame, the blocks' labels,
+    terms and correlations, the prior families. Everything else — the response, the design's rows
+    (the distinct groups), the nodes, the frame, the knee, the hyperparameters — is shared data,
+    so models of one structure fitted to other data share compiled code
+    (:func:`bayesglmm.bayes.nuts.sample_nutpie`)."""
+    from .compilation import array_digest
+    from .model import prior_kinds
+
+    parts = [family.name, family.link.name, "marginal", exact_marginal(family), design.fixed_names, framed,
+             merged_design(design).random[0].n_terms]
+    for block in design.random:
+        parts += [block.label, block.terms, block.has_correlation]
+    return array_digest(*parts, *prior_kinds(priors))
+
+
 def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, cores=2, random_seed=None,
                         target_accept=0.9, nuts_sampler="pymc", progressbar=True, fit=None, **kwargs):
     """NUTS on the marginal model, then the random effects drawn from their conditionals; returns
@@ -600,13 +640,10 @@ def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, 
     merged = merged_design(design)
     fit = reference_fit(model) if fit is None else fit
     frame, knee = beta_frame(fit), sd_knee(design, family, fit)
-    framing = (knee,) if frame is None else (knee, frame.shift, frame.chol)
     if nuts_sampler == "nutpie":
         from .nuts import sample_nutpie
-        from .model import structure_key
 
-        # the response is a constant of this graph (the distinct group patterns come from it)
-        key = structure_key(design, family, model.priors, "present", "marginal", nagq, design.y, *framing)
+        key = marginal_structure_key(design, family, model.priors, frame is not None)
         # a handful of parameters, correlated (intercept and its SD, β's of group-level covariates):
         # nutpie's low-rank mass matrix takes 5-6 leapfrog steps a draw where the diagonal one
         # takes 6-9, for 1.6-2x the ESS per second on bacteria and ohio (and steady over 40 short

@@ -176,11 +176,16 @@ def structure_key(design: Design, family: Family, priors: ResolvedPriors, famili
     for block in design.random:
         parts += [block.label, block.terms, block.levels, block.index, block.Xr, block.has_correlation]
     if families == "present":
-        kinds = [priors.fixed, *priors.sd, (priors.sigma,) if priors.sigma is not None else (),
-                 (priors.dispersion,) if getattr(priors, "dispersion", None) is not None else ()]
-        parts += [tuple(sorted({type(p).__name__ for p in kind})) for kind in kinds]
-        parts += [c is not None for c in priors.corr]
+        parts += prior_kinds(priors)
     return array_digest(*parts, *extra)
+
+
+def prior_kinds(priors: ResolvedPriors) -> list:
+    """Which prior families each prior vector uses and which blocks have a correlation prior: what a
+    graph with ``families="present"`` holds of the priors besides their hyperparameters (data)."""
+    kinds = [priors.fixed, *priors.sd, (priors.sigma,) if priors.sigma is not None else (),
+             (priors.dispersion,) if getattr(priors, "dispersion", None) is not None else ()]
+    return [tuple(sorted({type(p).__name__ for p in kind})) for kind in kinds] + [c is not None for c in priors.corr]
 
 
 def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, families: str = "present",

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .compilation import CompiledCache, array_digest, compiled_models, shared_values, start_points
+from .compilation import CompiledCache, compiled_models, shared_values, start_points
 
 __all__ = ["sample_pymc", "sample_nutpie"]
 
@@ -36,17 +36,17 @@ def sample_pymc(pymc_model, draws: int, tune: int, chains: int, cores: int, rand
 
 def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tune: int, chains: int, cores: int,
                   random_seed, target_accept: float, progressbar: bool, cache: CompiledCache | None = None,
-                  data_graph: bool = False, **kwargs):
+                  **kwargs):
     """Sample by nutpie the model ``build(as_data)`` builds, reusing a compiled model where one fits.
 
-    ``key`` is the structure key of ``build``'s graphs (None: compile ``build(False)``, keep
-    nothing). In order: a kept graph of constants of this very model is reused as it is; else a
-    kept shared-data graph of the structure gets this model's data (``with_data``) and start
-    points (:func:`start_points`), so its draws are those of a fresh compile of it; else the
-    structure's second model (or the first, with ``data_graph=True``: a prior sweep, a simulation
-    study) compiles the shared-data graph and keeps it; else the first model of a structure
-    compiles the graph of constants (faster to compile than the shared-data graph) and keeps that. Returns the DataTree of ``pm.sample(nuts_sampler="nutpie")``: posterior,
-    sample_stats, observed and constant data.
+    ``key`` is the structure key of ``build(True)``'s graph, whose data (hyperparameters, response,
+    and whatever else the builder makes data) are shared variables: a compiled model kept under it
+    gets this model's data (``with_data``) and start points (:func:`start_points`), so its draws are
+    those of a fresh compile of this model (tested); else the graph is compiled
+    (:func:`~bayesglmm.bayes.nutpie_compile.compile_nutpie`: from Numba's on-disk cache when this
+    structure was compiled before on this machine, in any process) and kept. ``key=None`` compiles
+    ``build(False)`` and keeps nothing (a graph given by the user). Returns the DataTree of
+    ``pm.sample(nuts_sampler="nutpie")``: posterior, sample_stats, observed and constant data.
     """
     import time
 
@@ -54,35 +54,23 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
+    from .nutpie_compile import compile_nutpie
+
     cache = compiled_models if cache is None else cache
-    if key is None:
-        pymc_model = build(False)
-        compiled = nutpie.compile_pymc_model(pymc_model)
-    else:
-        pymc_model = build(True)
+    pymc_model = build(key is not None)
+    compiled = cache.lookup(key) if key is not None else None
+    if compiled is not None:  # the structure's graph: this model's data swapped in
         data = shared_values(pymc_model)
-        exact = array_digest(key, *(x for name in sorted(data) for x in (name, data[name])))
-        compiled = cache.lookup(exact)  # this very model, compiled as constants before: as it is
-        if compiled is None:
-            compiled = cache.lookup(key)
-            if compiled is not None:  # the structure's shared-data graph: this model's data swapped in
-                known = {var.name for var in compiled.shared_var_keys}
-                missing = known - set(data)
-                if missing:  # never sample with another model's data
-                    raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
-                compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
-                compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
-            else:
-                with cache.lock:
-                    second = key in cache.seen
-                    cache.seen.add(key)
-                if second or data_graph:
-                    compiled = nutpie.compile_pymc_model(pymc_model)
-                    cache.keep(key, compiled)
-                else:
-                    pymc_model = build(False)
-                    compiled = nutpie.compile_pymc_model(pymc_model)
-                    cache.keep(exact, compiled)
+        known = {var.name for var in compiled.shared_var_keys}
+        missing = known - set(data)
+        if missing:  # never sample with another model's data
+            raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
+        compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
+        compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
+    else:
+        compiled = compile_nutpie(pymc_model)
+        if key is not None:
+            cache.keep(key, compiled)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     if tune == 0:
         tune = 1  # nuts-rs needs one tuning step

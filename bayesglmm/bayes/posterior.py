@@ -580,8 +580,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         else:
             build, key = (lambda as_data: pymc_model), None
         idata = sample_nutpie(build, key, draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
-                              data_graph=families == "all", **kwargs)
+                              random_seed=random_seed, target_accept=target_accept, progressbar=progressbar, **kwargs)
         return Posterior(model, with_observed_data(idata, model))
     if pymc_model is None and families != "present":
         pymc_model = build_pymc_model(model.design, model.family, model.priors, families=families)

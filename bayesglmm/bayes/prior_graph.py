@@ -155,10 +155,18 @@ class LinearFrame(Transform):
     a diagonal mass matrix cannot undo; with C the frame A of :func:`bayesglmm.scaling.column_frame`,
     ``w`` are the coefficients of X's orthonormal columns, whatever the units and origins of X's. A
     multivariate transform of a vector of independent priors: PyMC sums their log densities before
-    adding the Jacobian."""
+    adding the Jacobian.
+
+    :meth:`as_data` gives the same frame with its arrays as data: they enter the graph as the last
+    inputs of the prior (:attr:`data_inputs`, which :func:`location_prior` appends), since PyMC
+    passes a transform only its variable's inputs; as columns, each of β's length, so that the
+    prior stays elementwise."""
 
     name = "linearframe"  # no underscore: PyMC strips "_{name}__" to find the variable
     ndim_supp = 1
+    #: the columns of [shift, C, C⁻¹, log |det C|] (a shared matrix, p × (2p + 2)) the prior takes as
+    #: its last inputs; () when the arrays are constants of the graph
+    data_inputs: tuple = ()
 
     def __init__(self, shift, chol, log_det: float | None = None):
         self.shift = np.asarray(shift, dtype=float)
@@ -166,14 +174,44 @@ class LinearFrame(Transform):
         self.inverse = np.linalg.inv(self.chol)
         self.log_det = float(np.linalg.slogdet(self.chol)[1]) if log_det is None else float(log_det)
 
+    def as_data(self, name: str) -> "LinearFrame":
+        """This frame with its arrays as shared variables named ``{name}.frame.*`` (see the class
+        docstring): models of one structure with other frames (another data set's fit) share
+        compiled code."""
+        out = LinearFrame(self.shift, self.chol, self.log_det)
+        p = len(self.shift)
+        matrix = np.column_stack([self.shift, self.chol, self.inverse, np.full(p, self.log_det)])
+        out.data_inputs = tuple(pytensor.shared(np.ascontiguousarray(matrix[:, j]), name=f"{name}.frame.{j}")
+                                for j in range(2 * p + 2))
+        return out
+
+    def _arrays(self, inputs):
+        if not self.data_inputs:
+            return self.shift, self.chol, self.inverse, self.log_det
+        p = len(self.shift)
+        cols = inputs[len(inputs) - (2 * p + 2):]
+        return cols[0], pt.stack(cols[1:p + 1], axis=1), pt.stack(cols[p + 1:2 * p + 1], axis=1), cols[-1][0]
+
     def forward(self, value, *inputs):
-        return pt.dot(value - self.shift, self.inverse.T)
+        shift, _, inverse, _ = self._arrays(inputs)
+        return pt.dot(value - shift, inverse.T)
 
     def backward(self, value, *inputs):
-        return self.shift + pt.dot(value, self.chol.T)
+        shift, chol, _, _ = self._arrays(inputs)
+        return shift + pt.dot(value, chol.T)
 
     def log_jac_det(self, value, *inputs):
-        return pt.zeros(value.shape[:-1]) + self.log_det
+        return pt.zeros(value.shape[:-1]) + self._arrays(inputs)[3]
+
+
+def _ignoring_last(k: int, logp, random, support_point) -> tuple:
+    """A :class:`pymc.CustomDist`'s functions for a distribution given ``k`` more inputs at the end
+    (a transform's data), which they ignore."""
+    if not k:
+        return logp, random, support_point
+    return (lambda value, *params: logp(value, *params[:-k]),
+            lambda *params, rng=None, size=None: random(*params[:-k], rng=rng, size=size),
+            lambda rv, size, *params: support_point(rv, size, *params[:-k]))
 
 
 def location_prior(name: str, prior_list, dims, families="present", as_data: bool = True,
@@ -194,10 +232,10 @@ def location_prior(name: str, prior_list, dims, families="present", as_data: boo
     inputs = [data["code"], data["nu"], data["mu"], data["sigma"]] + ([data["center"]] if centered else [])
     # no frame: no transform argument at all (PyMC warns that transform=None "will not have any effect")
     extra = {} if frame is None else {"transform": frame}
-    rv = pm.CustomDist(name, *inputs,
-                       logp=_location_logp_for(_codes(values, families, len(LOCATION_FAMILIES)), centered),
-                       random=_location_random, support_point=_location_start, dims=dims, **extra)
-    return rv
+    tail = list(frame.data_inputs) if frame is not None else []
+    logp, random, start = _ignoring_last(len(tail), _location_logp_for(_codes(values, families, len(LOCATION_FAMILIES)),
+                                                                       centered), _location_random, _location_start)
+    return pm.CustomDist(name, *inputs, *tail, logp=logp, random=random, support_point=start, dims=dims, **extra)
 
 
 # --- scale: HalfNormal / HalfStudentT / HalfCauchy / Exponential / Uniform(0, U) / InverseGamma
@@ -266,22 +304,26 @@ class SoftplusScale(Transform):
     — the prior's density near 0 times an almost flat likelihood makes an exponential left tail
     (Contraception's urban slope SD: skewness −1.3, excess kurtosis 5 in log s) — and close to
     normal in s itself away from 0 (−0.04 and 0.7 in this y with c = 0.25); ``c`` (an array, one
-    per element) sets where the two meet."""
+    per element) sets where the two meet. ``knee=None``: c is the prior's last input (data, see
+    :func:`scale_prior`)."""
 
     name = "softplus"  # no underscore: PyMC strips "_{name}__" to find the variable
     ndim_supp = 0
 
     def __init__(self, knee):
-        self.knee = np.asarray(knee, dtype=float)
+        self.knee = None if knee is None else np.asarray(knee, dtype=float)
+
+    def _knee(self, inputs):
+        return inputs[-1] if self.knee is None else self.knee
 
     def forward(self, value, *inputs):
-        return pt.log(pt.expm1(value / self.knee))
+        return pt.log(pt.expm1(value / self._knee(inputs)))
 
     def backward(self, value, *inputs):
-        return self.knee * pt.softplus(value)
+        return self._knee(inputs) * pt.softplus(value)
 
     def log_jac_det(self, value, *inputs):
-        return np.log(self.knee) - pt.softplus(-value)
+        return pt.log(self._knee(inputs)) - pt.softplus(-value)
 
 
 def scale_prior(name: str, prior_list, dims, families="present", as_data: bool = True, knee=None):
@@ -291,17 +333,20 @@ def scale_prior(name: str, prior_list, dims, families="present", as_data: bool =
     log s, or by :class:`BoundedLog` when a Uniform is among them); ``"all"`` puts every family and
     the bounded transform there, so that any other SD prior gives the same graph (prior sweeps).
     ``knee`` (no Uniform among the priors): sampled by :class:`SoftplusScale` with that knee instead
-    of on log s."""
+    of on log s (the knee is data too with ``as_data``)."""
     values = prior_values(prior_list, "scale")
     codes = _codes(values, families, len(SCALE_FAMILIES))
     data = _shared(values, name, as_data)
-    transform = BoundedLog() if 4 in codes else pm.distributions.transforms.log
+    transform, tail = BoundedLog() if 4 in codes else pm.distributions.transforms.log, []
     if knee is not None and 4 not in codes:
-        transform = SoftplusScale(np.broadcast_to(np.asarray(knee, dtype=float), np.shape(values["a"])))
-    rv = pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"],
-                       logp=_scale_logp_for(codes), random=_scale_random, support_point=_scale_start,
-                       transform=transform, dims=dims)
-    return rv
+        knee = np.array(np.broadcast_to(np.asarray(knee, dtype=float), np.shape(values["a"])))
+        if as_data:  # the knee as the prior's last input (BoundedLog's log_c stays inputs[-2] without a knee)
+            transform, tail = SoftplusScale(None), [pytensor.shared(knee, name=f"{name}.knee")]
+        else:
+            transform = SoftplusScale(knee)
+    logp, random, start = _ignoring_last(len(tail), _scale_logp_for(codes), _scale_random, _scale_start)
+    return pm.CustomDist(name, data["code"], data["a"], data["b"], data["log_c"], data["start"], *tail,
+                         logp=logp, random=random, support_point=start, transform=transform, dims=dims)
 
 
 def lkj_eta(name: str, prior, as_data: bool = True):

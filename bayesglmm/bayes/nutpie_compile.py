@@ -1,0 +1,159 @@
+"""nutpie's compiled model with C entry points Numba keeps on disk: a structure compiled once on a
+machine samples in a new process without compiling.
+
+``nutpie.compile_pymc_model`` compiles the log density and its gradient in two steps: PyTensor
+turns the graph into a Numba function (kept in PyTensor's on-disk cache, keyed by the graph), and
+nutpie wraps it in a ``numba.cfunc`` with a C signature for its Rust sampler. The wrapper closes
+over the model's shared arrays (Numba's "dynamic globals"), so Numba never caches it: every new
+process compiles it again, 6–9 s on two cores, most of a first ``sample()`` (Numba's typing of its
+own overloads, 45 dispatchers; measured in docs/performance.md).
+
+:func:`compile_nutpie` builds the same :class:`nutpie.compile_pymc.CompiledPyMCModel` from the same
+PyTensor functions (nutpie's ``_make_functions``) with wrappers of its own that read the shared
+arrays through nutpie's user-data record (pointers, sizes and shapes, written by nutpie) instead of
+closing over them. Their source is generated per layout and registered with PyTensor's cache
+locator under a key made of the inner function's PyTensor key and the wrapper's source, so Numba
+stores them and a later process loads them (about 0.3 s) instead of compiling. The sampler,
+``with_data`` and the draws are nutpie's own: the density is the same function, so the draws
+equal those of ``nutpie.compile_pymc_model`` at the same seed (tested).
+
+This leans on nutpie's internals (``_make_functions``, ``make_user_data``, the user-data record
+layout, ``CompiledPyMCModel``): the dependency is pinned to nutpie 0.16.x, and a graph whose
+PyTensor function has no cache key falls back to ``nutpie.compile_pymc_model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numba
+import numpy as np
+from numba.extending import intrinsic
+
+__all__ = ["compile_nutpie", "wrapper_source"]
+
+#: bump to invalidate every wrapper kept on disk (a change of the generated code's meaning that
+#: its source does not show)
+WRAPPER_VERSION = 1
+
+
+@intrinsic
+def _void_ptr(typingctx, address):
+    """The integer ``address`` as a ``void*`` (nutpie's user data holds the arrays' addresses)."""
+    from numba.core import cgutils, types
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+def _signatures():
+    from numba import types
+
+    double_ptr = types.CPointer(types.double)
+    logp = types.int64(types.uint64, double_ptr, double_ptr, double_ptr, types.voidptr)
+    expand = types.int64(types.uint64, types.uint64, double_ptr, double_ptr, types.voidptr)
+    return logp, expand
+
+
+def wrapper_source(kind: str, n_dim: int, n_out: int | None, layout: list[tuple[int, str]], use: list[int]) -> str:
+    """The Python source of a C entry point for nutpie: ``kind`` ``"logp"`` (value and gradient) or
+    ``"expand"`` (the draws' stored values, ``n_out`` of them), for ``n_dim`` parameters.
+
+    ``layout`` is nutpie's user-data record as (ndim, dtype name) per shared array, in its order: all
+    pointers (uint64), then all sizes, then each array's shape; ``use`` the positions of the arrays
+    the inner function takes, in its argument order. The inner function is the global ``inner``;
+    the return codes are nutpie's (0 ok, −1 wrong sizes, 3 and 4 a non-finite gradient or value, 1
+    and −2 an exception).
+    """
+    m = len(layout)
+    total = 2 * m + sum(ndim for ndim, _ in layout)
+    offsets, off = [], 2 * m
+    for ndim, _ in layout:
+        offsets.append(off)
+        off += ndim
+    if kind == "logp":
+        lines = [f"def nutpie_{kind}(dim, x_, out_, logp_, user_data_):",
+                 f"    if dim != {n_dim}:", "        return -1"]
+    elif kind == "expand":
+        lines = [f"def nutpie_{kind}(dim, expanded, x_, out_, user_data_):",
+                 f"    if dim != {n_dim} or expanded != {n_out}:", "        return -1"]
+    else:
+        raise ValueError(f"kind must be 'logp' or 'expand', got {kind!r}")
+    body = [f"ud = numba.carray(user_data_, ({max(total, 1)},), np.uint64)"]
+    args = ["x"]
+    for i in use:
+        ndim, dtype = layout[i]
+        shape = "(" + "".join(f"ud[{offsets[i] + j}], " for j in range(ndim)) + ")"
+        body.append(f"a{i} = numba.carray(_void_ptr(ud[{i}]), (ud[{m + i}],), np.{np.dtype(dtype).name}).reshape({shape})")
+        args.append(f"a{i}")
+    body.append(f"x = numba.carray(x_, ({n_dim},))")
+    if kind == "logp":
+        body += [f"out = numba.carray(out_, ({n_dim},))", "logp = numba.carray(logp_, ())",
+                 f"logp_val, grad = inner({', '.join(args)})", "logp[()] = logp_val", "out[...] = grad",
+                 "if not np.all(np.isfinite(out)):", "    return 3", "if not np.isfinite(logp_val):", "    return 4"]
+        failed = 1
+    else:
+        body += [f"out = numba.carray(out_, ({n_out},))", f"(values,) = inner({', '.join(args)})", "out[...] = values"]
+        failed = -2
+    lines += ["    try:", *("        " + line for line in body), "    except Exception:", f"        return {failed}",
+              "    return 0"]
+    return "\n".join(lines) + "\n"
+
+
+def _cached_cfunc(inner, signature, kind, n_dim, n_out, layout, use):
+    """The C entry point around the PyTensor Numba function ``inner``, loaded from Numba's on-disk
+    cache when a process built it before (None when ``inner`` has no PyTensor cache key)."""
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+    inner_key = CACHED_SRC_FUNCTIONS.get(getattr(inner, "py_func", None))
+    if inner_key is None:
+        return None
+    src = wrapper_source(kind, n_dim, n_out, layout, use)
+    key = hashlib.sha256(f"{WRAPPER_VERSION}|{numba.__version__}|{inner_key}|{src}".encode()).hexdigest()
+    # this module's globals: Numba rebuilds a cached function's environment by importing __name__
+    fn = compile_numba_function_src(src, f"nutpie_{kind}", globals() | {"inner": inner}, cache_key=key)
+    return numba.cfunc(signature, cache=True)(fn)
+
+
+def compile_nutpie(pymc_model):
+    """``nutpie.compile_pymc_model(pymc_model)`` (Numba backend, PyMC's jittered support points as
+    start), with C entry points kept in Numba's on-disk cache (see the module docstring).
+
+    Returns
+    -------
+    nutpie.compile_pymc.CompiledPyMCModel
+    """
+    import nutpie
+    import nutpie.compile_pymc as ncp
+    from pymc.initial_point import make_initial_point_fn
+
+    initial_point_fn = ncp._wrap_with_lock(make_initial_point_fn(
+        model=pymc_model, default_strategy="support_point", jitter_rvs=set(pymc_model.free_RVs),
+        return_transformed=True))
+    n_dim, n_expanded, logp_pt, expand_pt, start_fn, shape_info, reparameterized = ncp._make_functions(
+        pymc_model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=initial_point_fn,
+        var_names=None)
+    keys, shared_data = {}, {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if var not in keys:  # deterministic field names (nutpie's are random): the record's layout is in the key
+            keys[var] = f"s{len(keys)}"
+            shared_data[keys[var]] = np.array(var.get_value(), order="C", copy=True)
+            shared_data[keys[var]].flags.writeable = False
+    order = list(keys)
+    layout = [(shared_data[keys[var]].ndim, shared_data[keys[var]].dtype.name) for var in order]
+    logp_sig, expand_sig = _signatures()
+    logp_c = _cached_cfunc(logp_pt.vm.jit_fn, logp_sig, "logp", n_dim, None, layout,
+                           [order.index(var) for var in logp_pt.get_shared()])
+    expand_c = _cached_cfunc(expand_pt.vm.jit_fn, expand_sig, "expand", n_dim, n_expanded, layout,
+                             [order.index(var) for var in expand_pt.get_shared()])
+    if logp_c is None or expand_c is None:  # a graph PyTensor does not cache: nutpie's own wrappers
+        return nutpie.compile_pymc_model(pymc_model)
+    dims, coords = ncp._prepare_dims_and_coords(pymc_model, shape_info, reparameterized)
+    return ncp.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords, _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=start_fn,
+        shared_data=shared_data, shared_var_keys=keys, user_data=ncp.make_user_data(keys, shared_data),
+        n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt,
+        reparameterized_names=reparameterized)
