@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .compilation import CompiledCache, compiled_models, shared_values, start_points
+from .compilation import CompiledCache, StartPoints, compiled_models, shared_values
 
 __all__ = ["sample_pymc", "sample_nutpie"]
 
@@ -41,7 +41,7 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
 
     ``key`` is the structure key of ``build(True)``'s graph, whose data (hyperparameters, response,
     and whatever else the builder makes data) are shared variables: a compiled model kept under it
-    gets this model's data (``with_data``) and start points (:func:`start_points`), so its draws are
+    gets this model's data (``with_data``) and start points (:class:`StartPoints`), so its draws are
     those of a fresh compile of this model (tested); else the graph is compiled
     (:func:`~bayesglmm.bayes.nutpie_compile.compile_nutpie`: from Numba's on-disk cache when this
     structure was compiled before on this machine, in any process) and kept. ``key=None`` compiles
@@ -58,19 +58,20 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
 
     cache = compiled_models if cache is None else cache
     pymc_model = build(key is not None)
-    compiled = cache.lookup(key) if key is not None else None
-    if compiled is not None:  # the structure's graph: this model's data swapped in
+    kept = cache.lookup(key) if key is not None else None
+    if kept is not None:  # the structure's graph: this model's data swapped in
+        compiled, starts = kept
         data = shared_values(pymc_model)
         known = {var.name for var in compiled.shared_var_keys}
         missing = known - set(data)
         if missing:  # never sample with another model's data
             raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
         compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
-        compiled = dataclasses.replace(compiled, initial_point_func=start_points(pymc_model, compiled.n_dim))
+        compiled = dataclasses.replace(compiled, initial_point_func=starts(data))
     else:
         compiled = compile_nutpie(pymc_model)
         if key is not None:
-            cache.keep(key, compiled)
+            cache.keep(key, (compiled, StartPoints(pymc_model, compiled.n_dim)))
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     if tune == 0:
         tune = 1  # nuts-rs needs one tuning step
