@@ -17,16 +17,30 @@ __all__ = ["GLMM"]
 def check_sampler_kwargs(kwargs: dict, nuts_sampler: str) -> None:
     """Refuse a keyword argument of :meth:`GLMM.sample` that neither it nor the sampler takes, naming the
     accepted ones: PyMC's ``pm.sample`` and its NUTS step's (``max_treedepth``, ``step_scale``, …), or
-    nutpie's ``sample`` and its settings (which nutpie checks itself)."""
+    nutpie's ``sample`` and its settings (``maxdepth``, …: checked by nutpie's own settings object)."""
     import inspect
 
-    if not kwargs or nuts_sampler == "nutpie":
+    if not kwargs:
+        return
+    ours = {"draws", "tune", "chains", "random_seed", "cores", "target_accept", "nuts_sampler", "progressbar",
+            "diagnose", "marginalize", "nagq", "log_likelihood"}
+    if nuts_sampler == "nutpie":
+        import nutpie
+        from nutpie import _lib
+
+        params = {p.name for p in inspect.signature(nutpie.sample).parameters.values()
+                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"compiled_model", "seed", "progress_bar"}
+        settings = {k: v for k, v in kwargs.items() if k not in params}
+        try:  # nutpie passes the other names to its settings, which refuse what they do not have
+            _lib.PyNutsSettings.Diag(0).update(settings)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise TypeError(f"sample() got unexpected keyword argument(s) {', '.join(map(repr, sorted(settings)))}: not "
+                            f"sample()'s ({', '.join(sorted(ours))}) nor nutpie.sample's "
+                            f"({', '.join(sorted(params))}) or its settings ({err})") from None
         return
     import pymc as pm
     from pymc.step_methods.hmc.base_hmc import BaseHMC
 
-    ours = {"draws", "tune", "chains", "random_seed", "cores", "target_accept", "nuts_sampler", "progressbar",
-            "diagnose", "marginalize", "nagq", "log_likelihood"}
     accepted = set()
     for fn in (pm.sample, pm.NUTS.__init__, BaseHMC.__init__):
         accepted |= {p.name for p in inspect.signature(fn).parameters.values()
@@ -266,8 +280,8 @@ class GLMM:
         return model_deviance(self, method, nagq)
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
-               cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "pymc",
-               progressbar: bool = True, diagnose: bool = True, marginalize: bool = False,
+               cores: int | None = None, target_accept: float = 0.9, nuts_sampler: str = "nutpie",
+               progressbar: bool = True, diagnose: bool = True, marginalize: bool | str = "auto",
                nagq: int | None = None, log_likelihood: bool = False, **kwargs):
         """Sample the posterior by NUTS.
 
@@ -283,18 +297,21 @@ class GLMM:
             depend on it).
         target_accept : float
             NUTS target acceptance (0.9 by default: random-effect funnels need small steps).
-        nuts_sampler : {"pymc", "nutpie"}
-            PyMC's NUTS (the default) or nutpie's, about ten times faster per gradient. nutpie's
-            compiled model is kept by structure for the rest of the process
-            (:data:`bayesglmm.bayes.compilation.compiled_models`): a later model that differs only
-            in its priors' hyperparameters or its response samples without compiling. Its graph
-            takes a canonical-link binomial or Poisson log-likelihood as one fused Op
-            (:mod:`bayesglmm.bayes.loglik_op`: the same density, a third of the time per gradient
-            on ohio); PyMC's NUTS samples :meth:`pymc_model` as it is.
+        nuts_sampler : {"nutpie", "pymc"}
+            nutpie's NUTS (the default: the fastest measured, docs/performance.md) or PyMC's.
+            nutpie samples a graph of the package's own, whose canonical-link binomial or Poisson
+            log-likelihood is one fused Op (:mod:`bayesglmm.bayes.loglik_op`: the same density, a
+            third of the time per gradient on ohio); its compiled code is kept on disk by
+            structure (:mod:`bayesglmm.bayes.nutpie_compile`: a model compiled before on this
+            machine compiles nothing in a new process) and its compiled model in the process
+            (:data:`bayesglmm.bayes.compilation.compiled_models`: a later model that differs only
+            in its data or its priors' hyperparameters samples without building one). PyMC's NUTS
+            samples :meth:`pymc_model` as it is (which may be extended; its leapfrog steps run in
+            Python: several times slower).
         progressbar : bool
         diagnose : bool
             Run :meth:`Posterior.diagnostics` and warn if divergences, R-hat or ESS are bad.
-        marginalize : bool
+        marginalize : bool or "auto"
             Sample (β, SD) by NUTS on the marginal likelihood, each group's random effect
             integrated out by adaptive Gauss–Hermite quadrature inside the graph, then draw the
             random effects from their conditional posteriors: the same variables and tables, a
@@ -309,7 +326,9 @@ class GLMM:
             quadrature: NUTS samples (β, SDs, correlation, σ). The few parameters left
             are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's
             NUTS, ``adaptation="low_rank"`` with nutpie for one term (either overridden by passing
-            it).
+            it). ``"auto"`` (the default): True where the integral is exact — a linear mixed model
+            of one grouping factor, 10-50x the ESS per second of the full model
+            (docs/performance.md) — and where ``nagq`` is given; False otherwise.
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
             log-likelihood settles to 1e-4 at the Laplace estimate and 3 SEs above it
@@ -341,10 +360,10 @@ class GLMM:
                             cores=cores, target_accept=target_accept, nuts_sampler=nuts_sampler,
                             progressbar=progressbar, marginalize=marginalize, nagq=nagq, **kwargs)
         # what a refit without some rows (leave-one-group-out) repeats
-        post.idata["posterior"].attrs.update(bayesglmm_draws=int(draws), bayesglmm_tune=int(tune),
-                                             bayesglmm_chains=int(chains), bayesglmm_nuts_sampler=str(nuts_sampler),
-                                             bayesglmm_target_accept=float(target_accept),
-                                             bayesglmm_marginalize=int(bool(marginalize)))
+        attrs = post.idata["posterior"].attrs
+        attrs.update(bayesglmm_draws=int(draws), bayesglmm_tune=int(tune), bayesglmm_chains=int(chains),
+                     bayesglmm_nuts_sampler=str(nuts_sampler), bayesglmm_target_accept=float(target_accept),
+                     bayesglmm_marginalize=int("marginalized" in attrs))
         if log_likelihood:
             post.add_log_likelihood()
         if diagnose:

@@ -167,7 +167,7 @@ def _with_set(model, prior_set: dict) -> dict:
 
 
 def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progressbar,
-           nuts_sampler="pymc") -> PriorSensitivity:
+           nuts_sampler="nutpie") -> PriorSensitivity:
     from .bayes.compilation import count_compilations
     from .bayes.posterior import sample_model
 
@@ -208,7 +208,7 @@ def _refit(model, priors, reference, draws, tune, chains, random_seed, ci, progr
 def prior_sensitivity(model_or_posterior, priors: dict | None = None, method: str = "power", *,
                       draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None, ci: float = 0.95,
                       threshold: float = 0.05, progressbar: bool = False,
-                      nuts_sampler: str = "pymc") -> PriorSensitivity:
+                      nuts_sampler: str = "nutpie") -> PriorSensitivity:
     """How much the posterior depends on the priors.
 
     Parameters

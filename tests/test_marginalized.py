@@ -269,7 +269,9 @@ def test_marginalize_refuses_what_it_cannot_integrate():
     with pytest.raises(ValueError, match="not poisson with the identity link"):
         identity.sample(draws=10, tune=10, chains=1, marginalize=True)
     with pytest.raises(ValueError, match="nagq applies to marginalize=True"):
-        _model("cbpp").sample(draws=10, tune=10, chains=1, nagq=5)
+        _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize=False, nagq=5)
+    with pytest.raises(ValueError, match="marginalize must be True, False or 'auto'"):
+        _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize="yes")
     with pytest.raises(ValueError, match="nagq must be an integer from 1 to"):
         _model("cbpp").sample(draws=10, tune=10, chains=1, marginalize=True, nagq=0)
 

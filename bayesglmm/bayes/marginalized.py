@@ -628,7 +628,7 @@ def marginal_structure_key(design, family, priors, framed: bool) -> str:
 
 
 def sample_marginalized(model, nagq: int = 25, draws=1000, tune=1000, chains=4, cores=2, random_seed=None,
-                        target_accept=0.9, nuts_sampler="pymc", progressbar=True, fit=None, **kwargs):
+                        target_accept=0.9, nuts_sampler="nutpie", progressbar=True, fit=None, **kwargs):
     """NUTS on the marginal model, then the random effects drawn from their conditionals; returns
     the DataTree with ``beta``, ``{label}_sd``, ``{label}_z`` and ``{label}`` (and ``sigma``) in its
     posterior. ``nagq`` is unused for a Gaussian response (exact). β is sampled in the frame of

@@ -501,9 +501,33 @@ def warn_uncentred_slopes(design) -> list[str]:
     return named
 
 
+def resolve_marginalize(model, marginalize, nagq=None, pymc_model=None, families: str = "present") -> bool:
+    """``marginalize`` as :meth:`bayesglmm.GLMM.sample` reads it: True or False as given; ``"auto"``
+    is True where the integral is exact (a linear mixed model of one grouping factor: no
+    quadrature, many times the ESS per second) or ``nagq`` is given, False otherwise (and for a
+    ``pymc_model`` given, or a prior sweep's graph of all families)."""
+    if isinstance(marginalize, bool):
+        return marginalize
+    if not isinstance(marginalize, str) or marginalize != "auto":
+        raise ValueError(f"marginalize must be True, False or 'auto', got {marginalize!r}")
+    if pymc_model is not None or families != "present":
+        return False
+    if nagq is not None:
+        return True
+    from .marginalized import check_marginalizable, exact_marginal
+
+    if not exact_marginal(model.family):
+        return False
+    try:
+        check_marginalizable(model.design, model.family)
+    except NotApplicableError:
+        return False
+    return True
+
+
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
-                 target_accept=0.9, nuts_sampler="pymc", progressbar=True, pymc_model=None,
-                 marginalize: bool = False, nagq: int | None = None, families: str = "present",
+                 target_accept=0.9, nuts_sampler="nutpie", progressbar=True, pymc_model=None,
+                 marginalize: bool | str = "auto", nagq: int | None = None, families: str = "present",
                  **kwargs) -> Posterior:
     """Run NUTS on ``model.pymc_model()`` (or on ``pymc_model``, a graph of the same model built
     otherwise; or on a graph holding the prior ``families`` given, ``"all"`` for prior sweeps:
@@ -530,6 +554,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
     warn_uncentred_slopes(model.design)
+    marginalize = resolve_marginalize(model, marginalize, nagq, pymc_model, families)
     if nagq is not None and not marginalize:
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
     if marginalize:
