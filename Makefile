@@ -27,6 +27,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q
 
 bench: $(STAMP)
+	$(PY) benchmarks/nuts_vs_bambi.py --fresh
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler nutpie --warm --marginalize --rstanarm
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler nutpie --marginalize
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler pymc --warm --marginalize --cases cbpp bacteria ohio epil salamander

@@ -326,9 +326,14 @@ class GLMM:
             quadrature: NUTS samples (β, SDs, correlation, σ). The few parameters left
             are correlated, so the mass matrix is dense: ``init="jitter+adapt_full"`` with PyMC's
             NUTS, ``adaptation="low_rank"`` with nutpie for one term (either overridden by passing
-            it). ``"auto"`` (the default): True where the integral is exact — a linear mixed model
-            of one grouping factor, 10-50x the ESS per second of the full model
-            (docs/performance.md) — and where ``nagq`` is given; False otherwise.
+            it). ``"auto"`` (the default): True where the marginal model is exact and faster
+            (docs/performance.md) — a linear mixed model of one grouping factor (integrated
+            exactly: 10-50x the full model's ESS per second), or one scalar random term of a
+            logit binomial or log Poisson response whose quadrature settles to 1e-4 (else the
+            full model, with no warning) — and where ``nagq`` is given; False otherwise: several
+            grouping factors, correlated blocks, the dispersion families, other links. The
+            posterior says which (``post.idata["posterior"].attrs["marginalized"]``, the
+            summary's header).
         nagq : int, optional
             Quadrature nodes with ``marginalize=True``; by default the fewest whose marginal
             log-likelihood settles to 1e-4 at the Laplace estimate and 3 SEs above it

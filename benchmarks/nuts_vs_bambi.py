@@ -16,6 +16,14 @@ nutpie's compiled model of that structure (``bayesglmm.bayes.compilation.compile
 bambi compiles again (it has no such reuse), PyMC's NUTS loads both packages' Numba code from the
 on-disk cache.
 
+With ``--fresh`` every variant runs in processes of its own, as a user meets it after a kernel
+restart: bayesglmm's defaults (``sample()``: nutpie, ``marginalize="auto"``), bayesglmm's
+``marginalize=True``, bambi with PyMC's NUTS and with nutpie; each first compiled by one untimed
+process of its own (bayesglmm keeps its compiled code on disk: ``bayesglmm.bayes.nutpie_compile``;
+bambi's PyMC graph is in PyTensor's on-disk cache too), then timed on its first and second call in
+a new process. The ratios are against bambi's faster sampler of that run, call by call; the cold
+column is bayesglmm's first call with empty compile caches (a machine that never compiled).
+
 With ``--rstanarm`` (and ``Rscript`` with rstanarm installed; Debian: ``apt-get install
 r-cran-rstanarm``) rstanarm's ``stan_glmer`` samples the same cases in the same run, before the
 Python side (2 cores, ``adapt_delta`` 0.9, the same draws): its ESS/s of the group SDs (bulk ESS
@@ -107,12 +115,14 @@ CROSSED = {"salamander"}
 
 
 def run_bayesglmm(name, draws, tune, chains, seed, sampler="pymc", marginalize=False, nagq=None):
+    """bayesglmm's seconds and smallest bulk ESS of the group SDs; ``marginalize=False`` samples the
+    full model, ``"auto"`` what ``sample()`` chooses by default."""
     formula, _, family, group = {**CASES, **WARM_UP}[name]
     t0 = time.perf_counter()
     model = bg.GLMM(formula, load(name), family=family)
     post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=False,
                         diagnose=False, nuts_sampler=sampler, marginalize=marginalize,
-                        nagq=nagq if marginalize and family != "gaussian" else None)
+                        nagq=nagq if marginalize is True and family != "gaussian" else None)
     secs = time.perf_counter() - t0
     groups = group.split()
     ess = float(post.variance_components().query("group in @groups and kind == 'sd'")["ess_bulk"].min())
@@ -179,6 +189,86 @@ def run_bambi(name, draws, tune, chains, seed, sampler="pymc"):
     return secs, ess
 
 
+#: the variants --fresh times, each in processes of its own: (label, package, sampler, marginalize)
+FRESH = {"ours": ("bayesglmm", "nutpie", "auto"), "ours-marg": ("bayesglmm", "nutpie", True),
+         "bambi-pymc": ("bambi", "pymc", None), "bambi-nutpie": ("bambi", "nutpie", None)}
+
+
+def worker(kind, name, a):
+    """One fresh process's part of --fresh: two calls of ``kind`` on case ``name`` (the second a new
+    model of the same data: what a session's later call pays), printed as JSON."""
+    import json
+
+    import nutpie  # noqa: F401  (imported before the clock, as bambi's import brings PyMC and ArviZ)
+    import pymc  # noqa: F401
+
+    package, sampler, marginalize = FRESH[kind]
+    out = []
+    for _ in range(2):
+        if package == "bambi":
+            out.append(run_bambi(name, a.draws, a.tune, a.chains, a.seed, sampler))
+        else:
+            out.append(run_bayesglmm(name, a.draws, a.tune, a.chains, a.seed, sampler, marginalize, a.nagq))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def fresh_process(kind, name, a, cold=False):
+    """Run :func:`worker` in a new Python process ([[s1, ess1], [s2, ess2]]); ``cold``: with empty
+    compile caches (PyTensor's and Numba's in a temporary directory: a machine that never compiled)."""
+    import json
+    import os
+    import sys
+    import tempfile
+
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        if cold:
+            env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp}/pytensor"
+            env["NUMBA_CACHE_DIR"] = f"{tmp}/numba"
+        cmd = [sys.executable, __file__, "--worker", kind, "--cases", name, "--draws", str(a.draws), "--tune",
+               str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed)] + (["--nagq", str(a.nagq)] if a.nagq else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    lines = [line for line in res.stdout.splitlines() if line.startswith("RESULT ")]
+    if res.returncode or not lines:
+        raise RuntimeError(f"{kind} on {name} failed:\n{res.stderr[-2000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def run_fresh(a):
+    """--fresh: every variant's first and second sample() in a new process, after one untimed process
+    has compiled the case on this machine (bayesglmm keeps compiled code on disk; bambi's PyMC graph is
+    in PyTensor's cache too), and bayesglmm's default with empty caches (the cold first call)."""
+    print(f"fresh processes, {a.chains} chains × ({a.tune} + {a.draws}); ESS/s of the smallest group SD over the "
+          "whole call; ratios ÷ bambi's faster sampler in this run (first | second call)")
+    print(f"{'case':12s} {'bambi best':>18s} {'ours 1st':>9s} {'ratio':>6s} {'ours 2nd':>9s} {'ratio':>6s} "
+          f"{'marg 1st':>9s} {'ratio':>6s} {'marg 2nd':>9s} {'ratio':>6s} {'cold s':>7s} {'cold ratio':>10s}")
+    for name in a.cases:
+        kinds = ["ours", "bambi-pymc", "bambi-nutpie"] + (["ours-marg"] if name not in CROSSED else [])
+        for kind in kinds:  # compile what each variant needs, untimed
+            fresh_process(kind, name, argparse.Namespace(**{**vars(a), "draws": 50, "tune": 50}))
+        got = {kind: fresh_process(kind, name, a) for kind in kinds}
+        cold = fresh_process("ours", name, a, cold=True)[0]
+
+        def rate(call):
+            return call[1] / call[0]
+
+        best = {i: max(rate(got[k][i]) for k in ("bambi-pymc", "bambi-nutpie")) for i in (0, 1)}
+        which = "pymc" if rate(got["bambi-pymc"][0]) >= rate(got["bambi-nutpie"][0]) else "nutpie"
+        line = (f"{name:12s} {best[0]:7.1f} | {best[1]:6.1f} {which:>3s} {rate(got['ours'][0]):9.1f} "
+                f"{rate(got['ours'][0]) / best[0]:6.2f} {rate(got['ours'][1]):9.1f} {rate(got['ours'][1]) / best[1]:6.2f}")
+        if "ours-marg" in got:
+            m = got["ours-marg"]
+            line += f" {rate(m[0]):9.1f} {rate(m[0]) / best[0]:6.2f} {rate(m[1]):9.1f} {rate(m[1]) / best[1]:6.2f}"
+        else:
+            line += f" {'crossed: one grouping factor needed':>35s}"
+        line += f" {cold[0]:7.1f} {rate(cold) / best[0]:10.2f}"
+        print(line, flush=True)
+        print(f"{'':12s} seconds: ours {got['ours'][0][0]:.1f} | {got['ours'][1][0]:.1f}; bambi pymc "
+              f"{got['bambi-pymc'][0][0]:.1f} | {got['bambi-pymc'][1][0]:.1f}; bambi nutpie {got['bambi-nutpie'][0][0]:.1f}"
+              f" | {got['bambi-nutpie'][1][0]:.1f}" + (f"; marg {got['ours-marg'][0][0]:.1f} | {got['ours-marg'][1][0]:.1f}"
+                                                       if "ours-marg" in got else ""), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
@@ -196,9 +286,17 @@ def main():
                         "that very graph: what a second sample() of the same structure in a session pays)")
     p.add_argument("--rstanarm", action="store_true",
                    help="also time rstanarm's stan_glmer on the cases (Rscript with rstanarm installed)")
+    p.add_argument("--fresh", action="store_true",
+                   help="each package's first and second sample() in new processes (bayesglmm's defaults, "
+                        "marginalized, bambi's PyMC and nutpie), and bayesglmm's with empty compile caches")
+    p.add_argument("--worker", choices=list(FRESH), help=argparse.SUPPRESS)
     a = p.parse_args()
     warnings.filterwarnings("ignore")
+    if a.worker:
+        return worker(a.worker, a.cases[0], a)
     a.cases = [c for c in a.cases if load(c) is not None or print(f"  ({c}: skipped, R cannot export its data)")]
+    if a.fresh:
+        return run_fresh(a)
     # warm-up: pay one-off imports for both packages, on a model outside the cases (so that a
     # case's first timed call without --warm is a first call: no compiled model of it is kept)
     run_bayesglmm("warm-up", 50, 50, a.chains, 0, a.sampler)

@@ -176,12 +176,13 @@ class StartPoints:
     of the new model would (tested: identical draws).
     """
 
-    def __init__(self, pymc_model, n_dim: int):
+    def __init__(self, pymc_model):
         from pymc.initial_point import make_initial_point_fn
 
-        self.fn = make_initial_point_fn(model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True)
+        #: PyMC's start-point function of the first model (seed → values by name), as nutpie's own
+        self.fn = make_initial_point_fn(model=pymc_model, default_strategy="support_point",
+                                        jitter_rvs=set(pymc_model.free_RVs), return_transformed=True)
         self.names = [pymc_model.rvs_to_values[rv].name for rv in pymc_model.free_RVs]
-        self.n_dim = n_dim
         self.shared = {var.name: var for var in self.fn.__wrapped__.get_shared()
                        if var.name and not var.name.startswith("rng")}
         self.lock = threading.Lock()
@@ -198,10 +199,7 @@ class StartPoints:
                     for name, var in self.shared.items():
                         var.set_value(data[name], borrow=True)
                 point = self.fn(seed)
-            flat = np.ascontiguousarray(np.concatenate([np.asarray(point[n], dtype="float64").ravel()
+            return np.ascontiguousarray(np.concatenate([np.asarray(point[n], dtype="float64").ravel()
                                                         for n in self.names]))
-            if flat.size != self.n_dim:
-                raise ValueError(f"the start point has {flat.size} values, the compiled model {self.n_dim}")
-            return flat
 
         return start

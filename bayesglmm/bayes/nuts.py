@@ -5,6 +5,7 @@ the full model (:func:`bayesglmm.bayes.posterior.sample_model`) and the marginal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import Callable
@@ -12,7 +13,25 @@ from typing import Any
 
 from .compilation import CompiledCache, StartPoints, compiled_models, shared_values
 
-__all__ = ["sample_pymc", "sample_nutpie"]
+__all__ = ["sample_pymc", "sample_nutpie", "quiet_pymc_log"]
+
+
+def quiet_pymc_log():
+    """PyMC's INFO log lines ("Sampling: [y]") off inside the block: nothing printed that the user did not ask for."""
+    import logging
+    from contextlib import contextmanager
+
+    @contextmanager
+    def quiet():
+        log = logging.getLogger("pymc")
+        level = log.level
+        log.setLevel(max(level, logging.WARNING))
+        try:
+            yield
+        finally:
+            log.setLevel(level)
+
+    return quiet()
 
 
 def sample_pymc(pymc_model, draws: int, tune: int, chains: int, cores: int, random_seed, target_accept: float,
@@ -22,7 +41,8 @@ def sample_pymc(pymc_model, draws: int, tune: int, chains: int, cores: int, rand
     dispatches to (numpyro, blackjax: ``target_accept`` through ``nuts={...}``). Returns the DataTree."""
     import pymc as pm
 
-    with pymc_model:
+    # PyMC's INFO lines ("Initializing NUTS ...", "Sampling 2 chains ...") only beside its progress bar
+    with pymc_model, (quiet_pymc_log() if not progressbar else contextlib.nullcontext()):
         if nuts_sampler == "pymc":
             with warnings.catch_warnings():  # a dense mass matrix is our default choice (marginalized), not the user's
                 warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
@@ -69,9 +89,10 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
         compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
         compiled = dataclasses.replace(compiled, initial_point_func=starts(data))
     else:
-        compiled = compile_nutpie(pymc_model)
+        starts = StartPoints(pymc_model)
+        compiled = compile_nutpie(pymc_model, starts.fn)
         if key is not None:
-            cache.keep(key, (compiled, StartPoints(pymc_model, compiled.n_dim)))
+            cache.keep(key, (compiled, starts))
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     if tune == 0:
         tune = 1  # nuts-rs needs one tuning step

@@ -16,6 +16,7 @@ from ..report import ResultDisplay, posterior_sd_table, posterior_table
 from ..results import (DEFAULT_CI, FIXED_COLUMNS, RE_COLUMNS, RESIDUAL, VC_COLUMNS, CentringWarning, Flag,
                        NotApplicableError, SamplingWarning, check_ci, summary_table, tidy_frame)
 from .convergence import rhat_and_ess
+from .nuts import quiet_pymc_log
 
 __all__ = ["Posterior", "sample_model", "summarize_draws", "SamplingWarning"]
 
@@ -30,22 +31,6 @@ MAX_TREEDEPTH_SHARE = 0.01
 
 
 
-def _quiet_pymc_log():
-    """PyMC's INFO log lines ("Sampling: [y]") off inside the block: nothing printed that the user did not ask for."""
-    import logging
-    from contextlib import contextmanager
-
-    @contextmanager
-    def quiet():
-        log = logging.getLogger("pymc")
-        level = log.level
-        log.setLevel(max(level, logging.WARNING))
-        try:
-            yield
-        finally:
-            log.setLevel(level)
-
-    return quiet()
 
 
 def summarize_draws(draws: np.ndarray, ci: float = 0.95) -> dict:
@@ -133,8 +118,13 @@ class Posterior(ResultDisplay):
     def _summary_status(self) -> list[str]:
         d = self.diagnostics(warn=False)
         post = self.idata["posterior"]
-        return [f"Sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws; {d['divergences']} "
-                f"divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}"]
+        sampler = post.attrs.get("bayesglmm_nuts_sampler")
+        how = {"exact": "; random effects integrated out exactly, then drawn",
+               "quadrature": f"; random effects integrated out by AGQ ({post.attrs.get('marginalized_nagq')} nodes), "
+                             "then drawn"}.get(post.attrs.get("marginalized"), "")
+        return [f"Sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
+                + (f" ({sampler}'s NUTS{how})" if sampler else how.replace("; ", " (", 1) + (")" if how else ""))
+                + f"; {d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}"]
 
     # -- tidy tables
     def fixed_effects(self, ci: float | None = None) -> pd.DataFrame:
@@ -336,7 +326,7 @@ class Posterior(ResultDisplay):
         The draws are added to ``idata`` (group ``posterior_predictive``, variable ``y``) and returned.
         """
         if "posterior_predictive" not in self.idata.children:
-            with self.model.pymc_model() as pm_model, _quiet_pymc_log():
+            with self.model.pymc_model() as pm_model, quiet_pymc_log():
                 # the priors' hyperparameters are data in the graph (prior_graph): the parameters
                 # upstream of them are the posterior's draws, kept as they are, only y is drawn
                 pp = pm.sample_posterior_predictive(self.idata, random_seed=random_seed, progressbar=progressbar,
@@ -502,10 +492,13 @@ def warn_uncentred_slopes(design) -> list[str]:
 
 
 def resolve_marginalize(model, marginalize, nagq=None, pymc_model=None, families: str = "present") -> bool:
-    """``marginalize`` as :meth:`bayesglmm.GLMM.sample` reads it: True or False as given; ``"auto"``
-    is True where the integral is exact (a linear mixed model of one grouping factor: no
-    quadrature, many times the ESS per second) or ``nagq`` is given, False otherwise (and for a
-    ``pymc_model`` given, or a prior sweep's graph of all families)."""
+    """``marginalize`` as :meth:`bayesglmm.GLMM.sample` reads it: True or False as given. ``"auto"``
+    is True where the marginal model is exact and faster (docs/performance.md): a linear mixed
+    model of one grouping factor (integrated exactly), or one scalar random term of a
+    canonical-link binomial or Poisson response (AGQ, whose nodes must then settle to the
+    quadrature tolerance: :func:`sample_model` samples the full model when they do not); and
+    where ``nagq`` is given. False otherwise, and for a ``pymc_model`` given or a prior sweep's
+    graph of all families."""
     if isinstance(marginalize, bool):
         return marginalize
     if not isinstance(marginalize, str) or marginalize != "auto":
@@ -514,15 +507,18 @@ def resolve_marginalize(model, marginalize, nagq=None, pymc_model=None, families
         return False
     if nagq is not None:
         return True
-    from .marginalized import check_marginalizable, exact_marginal
+    from .marginalized import check_marginalizable, exact_marginal, merged_design
+    from .model import fused_likelihood
 
-    if not exact_marginal(model.family):
-        return False
     try:
         check_marginalizable(model.design, model.family)
     except NotApplicableError:
         return False
-    return True
+    if exact_marginal(model.family):
+        return True
+    # the kernels' fast path (one exponential a node and group); the dispersion families and the
+    # product rule of a correlated block are not faster than the full model on every case measured
+    return fused_likelihood(model.family) and merged_design(model.design).random[0].n_terms == 1
 
 
 def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores=None,
@@ -554,6 +550,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
             raise ValueError(f"random_seed must be None or a non-negative integer, got {random_seed!r}") from None
     cores = min(chains, 2) if cores is None else cores
     warn_uncentred_slopes(model.design)
+    auto = isinstance(marginalize, str) and marginalize == "auto"
     marginalize = resolve_marginalize(model, marginalize, nagq, pymc_model, families)
     if nagq is not None and not marginalize:
         raise ValueError("nagq applies to marginalize=True (the quadrature that integrates the random effects out)")
@@ -573,7 +570,9 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         fit = reference_fit(model)  # one fit: the quadrature is chosen and β's frame centred at it
         if not exact and nagq is None:
             nagq, change = nagq_settling(model, fit=fit)
-            if change >= NAGQ_TOL:
+            if change >= NAGQ_TOL and auto:  # marginalize="auto": the full model, exact, instead
+                marginalize = False
+            elif change >= NAGQ_TOL:
                 warnings.warn(f"marginalize=True: the quadrature did not settle (the marginal log-likelihood moved by "
                               f"{change:.2g} between the two largest rules, {nagq} nodes a dimension): the sampled "
                               "density is off by about that much; sample the full model (marginalize=False) or "
@@ -581,6 +580,7 @@ def sample_model(model, draws=1000, tune=1000, chains=4, random_seed=None, cores
         if not exact and (isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer))
                           or not 1 <= nagq <= MAX_NAGQ):
             raise ValueError(f"nagq must be an integer from 1 to {MAX_NAGQ}, got {nagq!r}")
+    if marginalize:
         idata = sample_marginalized(model, nagq=nagq, draws=draws, tune=tune, chains=chains, cores=cores,
                                     random_seed=random_seed, target_accept=target_accept,
                                     nuts_sampler=nuts_sampler, progressbar=progressbar, fit=fit, **kwargs)
