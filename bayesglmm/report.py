@@ -85,10 +85,11 @@ def display_table(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         col = out[c]
         if col.dtype == bool or not (pd.api.types.is_numeric_dtype(col) or col.map(_is_number).all()):
             continue
-        if c in _INTEGER_COLUMNS:
+        name = c[-1] if isinstance(c, tuple) else c  # ("full", "ess_bulk") in a concatenated table
+        if name in _INTEGER_COLUMNS:
             out[c] = col.map(lambda x: "" if pd.isna(x) else f"{float(x):.0f}")
-        elif c in _DECIMAL_COLUMNS:
-            out[c] = col.map(lambda x, d=_DECIMAL_COLUMNS[c]: "" if pd.isna(x) else f"{float(x):.{d}f}")
+        elif name in _DECIMAL_COLUMNS:
+            out[c] = col.map(lambda x, d=_DECIMAL_COLUMNS[name]: "" if pd.isna(x) else f"{float(x):.{d}f}")
         elif pd.api.types.is_integer_dtype(col):
             out[c] = col.map(lambda x: "" if pd.isna(x) else str(int(x)))
         else:

@@ -24,6 +24,8 @@ def test_display_drops_empty_columns_and_rounds():
     assert shown["p_value"].tolist() == ["3.1e-07", "0.5000"]
     assert display_table(pd.DataFrame({"x": [12345.67]}))["x"].tolist() == ["12346"]  # not 1.235e+04
     assert display_table(_vc(), digits=2)["estimate"].tolist() == ["1.3", "0.012"]
+    both = pd.concat({"full": _vc()[["estimate", "ess_bulk"]]}, axis=1)  # the column name is the last level
+    assert display_table(both)[("full", "ess_bulk")].tolist() == ["1127", "87"]
 
 
 def test_display_leaves_the_table_unchanged():
