@@ -14,6 +14,7 @@ from .families import Family, Link, get_family
 from .formula import FormulaError, parse_formula
 from .frequentist.fit import ConvergenceWarning, SeparationWarning
 from .results import CentringWarning
+from .report import display_table
 from .frequentist.lrt import compare_models, lrt
 from .glmm import GLMM
 from .interop import from_bambi
@@ -40,4 +41,4 @@ def loo_compare(posteriors: dict, by: str = "observation", reloo: bool = True, *
 __all__ = ["GLMM", "Design", "RandomBlock", "make_design", "Family", "Link", "get_family",
            "FormulaError", "parse_formula", "datasets", "priors", "plots", "lrt",
            "compare", "Comparison", "rank_levels", "from_bambi", "save", "load",
-           "ConvergenceWarning", "SeparationWarning", "CentringWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "prior_sensitivity", "compare_models", "loo_compare", "__version__"]
+           "ConvergenceWarning", "SeparationWarning", "CentringWarning", "simulation_study", "bootstrap_lrt", "pooling", "naive_vs_clustered", "prior_sensitivity", "compare_models", "loo_compare", "display_table", "__version__"]

@@ -21,8 +21,84 @@ import pandas as pd
 
 from .results import is_residual
 
-__all__ = ["summary_text", "summary_html", "model_text", "model_html", "ResultDisplay", "StudyDisplay",
-           "criteria_lines", "variance_table", "posterior_sd_table", "wald_table", "posterior_table"]
+__all__ = ["display_table", "summary_text", "summary_html", "model_text", "model_html", "ResultDisplay",
+           "StudyDisplay", "criteria_lines", "variance_table", "posterior_sd_table", "wald_table", "posterior_table"]
+
+
+#: columns shown with three decimals (a convergence diagnostic: 1.004, not 1.00436)
+_DECIMAL_COLUMNS = {"r_hat": 3, "R-hat": 3}
+#: columns shown as whole numbers (effective sample sizes)
+_INTEGER_COLUMNS = {"ess_bulk", "ess_tail", "ESS", "ess"}
+
+
+def _number(x, digits: int) -> str:
+    """``x`` to ``digits`` significant digits, in fixed notation from 1e-4 up (an estimate of 1234.5 is
+    ``1235``, not ``1.234e+03``), in scientific notation below (a p-value of 3.1e-07)."""
+    if pd.isna(x):
+        return ""
+    x = float(x)
+    if x == 0 or not np.isfinite(x):
+        return f"{x:g}"
+    if abs(x) < 1e-4:
+        return f"{x:.{digits}g}"
+    magnitude = int(np.floor(np.log10(abs(float(f"{x:.{digits - 1}e}")))))  # after rounding: 0.99996 is 1.000
+    return f"{x:.{max(digits - 1 - magnitude, 0)}f}"
+
+
+def display_table(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A tidy table formatted for reading: what a notebook or the HTML summaries show of one.
+
+    The numbers become text: ``digits`` significant digits (fixed notation, scientific only below
+    1e-4), R-hat with three decimals, effective sample sizes as whole numbers; NaN an empty cell. The
+    columns with no value at all (all None or NaN, e.g. ``term2`` in ``variance_components()`` of a
+    model without correlations) are left out. The table given is not changed: compute on it, show this.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Any table, e.g. ``fixed_effects()``, ``variance_components()``, ``summary()`` or
+        :func:`bayesglmm.lrt`'s.
+    digits : int, default 4
+        Significant digits of the numbers (other than R-hat and ESS).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new table of text cells with the same index, for display only (``print`` it, or let the
+        notebook show it).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesglmm.report import display_table
+    >>> vc = pd.DataFrame({"group": ["herd"], "term": ["(Intercept)"], "term2": [None],
+    ...                    "estimate": [0.6423517], "r_hat": [1.00213], "ess_bulk": [1126.761041]})
+    >>> display_table(vc)
+      group         term estimate  r_hat ess_bulk
+    0  herd  (Intercept)   0.6424  1.002     1127
+    """
+    if digits < 1:
+        raise ValueError(f"digits must be at least 1; got {digits!r}")
+    keep = [c for c in frame.columns if not frame[c].isna().all()] if len(frame) else list(frame.columns)
+    out = frame[keep].copy()
+    for c in out.columns:
+        col = out[c]
+        if col.dtype == bool or not (pd.api.types.is_numeric_dtype(col) or col.map(_is_number).all()):
+            continue
+        name = c[-1] if isinstance(c, tuple) else c  # ("full", "ess_bulk") in a concatenated table
+        if name in _INTEGER_COLUMNS:
+            out[c] = col.map(lambda x: "" if pd.isna(x) else f"{float(x):.0f}")
+        elif name in _DECIMAL_COLUMNS:
+            out[c] = col.map(lambda x, d=_DECIMAL_COLUMNS[name]: "" if pd.isna(x) else f"{float(x):.{d}f}")
+        elif pd.api.types.is_integer_dtype(col):
+            out[c] = col.map(lambda x: "" if pd.isna(x) else str(int(x)))
+        else:
+            out[c] = col.map(lambda x: _number(x, digits))
+    return out
+
+
+def _is_number(x) -> bool:
+    return x is None or (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool))
 
 
 def _groups_line(design) -> str:
@@ -130,7 +206,8 @@ def summary_text(result, digits: int = 4) -> str:
 
 
 def summary_html(result, digits: int = 4) -> str:
-    """The same summary as HTML tables, for a notebook's ``_repr_html_``."""
+    """The same summary as HTML tables, for a notebook's ``_repr_html_``, the numbers as
+    :func:`display_table` shows them."""
     rand, fixed = _parts(result)
     esc = html.escape
     head = _header(result)
@@ -138,10 +215,9 @@ def summary_html(result, digits: int = 4) -> str:
     if len(head) > 3:
         out.append(f"<pre>{esc(chr(10).join(head[3:]).strip())}</pre>")
     out.append(f"<p>{esc(_groups_line(result.model.design))}</p>")
-    fmt = f"{{:.{digits}g}}".format
     if rand is not None:
-        out.append("<p><b>Random effects</b></p>" + rand.to_html(index=False, float_format=fmt))
-    out.append("<p><b>Fixed effects</b></p>" + fixed.to_html(float_format=fmt))
+        out.append("<p><b>Random effects</b></p>" + display_table(rand, digits).to_html(index=False))
+    out.append("<p><b>Fixed effects</b></p>" + display_table(fixed, digits).to_html())
     out.append("<p>" + "<br>".join(esc(x) for x in _footer(result)) + "</p>")
     return "\n".join(out)
 
@@ -236,5 +312,5 @@ class StudyDisplay:
     def _repr_html_(self):
         head = "<br>".join(html.escape(x) for x in self._title())
         flags = "<br>".join(html.escape(str(f)) for f in self.flags) or "flags: none"
-        return (f"<p>{head}</p>" + self._display_table().to_html(index=False, float_format="{:.4g}".format)
+        return (f"<p>{head}</p>" + display_table(self._display_table()).to_html(index=False)
                 + f"<p>{flags}</p>")

@@ -151,7 +151,7 @@ pd.DataFrame({"level": labels, "posterior mean share": share.mean(axis=0),
 
 # %%
 farm_only = bg.GLMM("phf ~ age + creek + fly_control + night_pasture + (1 | farm)", horses, family="bernoulli")
-bg.lrt(cmp.results["laplace"], farm_only.fit("laplace"))
+bg.display_table(bg.lrt(cmp.results["laplace"], farm_only.fit("laplace")))
 
 # %% [markdown]
 # ## How good are the SD estimators? A simulation study

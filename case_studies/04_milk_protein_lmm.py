@@ -76,7 +76,7 @@ for method, key in (("reml", "lmer_reml"), ("ml", "lmer_ml")):
     for p, v in lme4.items():
         rows.append({"method": method, "parameter": p, "bayesglmm": est[p], "lme4::lmer": v,
                      "difference": est[p] - v})
-pd.DataFrame(rows).set_index(["method", "parameter"])
+bg.display_table(pd.DataFrame(rows).set_index(["method", "parameter"]))
 
 # %%
 cmp = bg.compare(model, methods=("nuts", "reml", "ml"), draws=DRAWS, tune=TUNE, chains=CHAINS,
@@ -99,11 +99,11 @@ cmp.formatted(4)
 # the comparison above share their intervals, centred a little differently from REML's estimate.
 
 # %%
-reml.variance_components(profile=True)[["group", "term", "estimate", "conf_low", "conf_high"]]
+bg.display_table(reml.variance_components(profile=True)[["group", "term", "estimate", "conf_low", "conf_high"]])
 
 # %%
 post = cmp.results["nuts"]
-post.variance_components()[["group", "term", "estimate", "median", "conf_low", "conf_high"]]
+bg.display_table(post.variance_components()[["group", "term", "estimate", "median", "conf_low", "conf_high"]])
 
 # %% [markdown]
 # ## The cow effects integrated out
@@ -128,13 +128,13 @@ both = pd.concat({name: p.variance_components().set_index(["group", "term"])[["e
                                                                                  "ess_bulk"]]
                   for name, p in (("full", full), ("marginalized", marg))}, axis=1)
 print(f"seconds: full model {t_full:.1f}, marginalized {t_marg:.1f} (compilation included)")
-both.round(4)
+bg.display_table(both)
 
 # %%
 effects = pd.DataFrame({name: p.random_effects().set_index("level")["estimate"]
                         for name, p in (("full", full), ("marginalized", marg))})
 print("largest difference of a cow's posterior mean:", float((effects["full"] - effects["marginalized"]).abs().max()))
-effects.head()
+bg.display_table(effects.head())
 
 # %% [markdown]
 # ## The diet effect
@@ -147,7 +147,7 @@ beta = post.draws("beta")
 names = list(model.design.fixed_names)
 lupins = beta[..., names.index("Diet[lupins]")]
 print(f"P(lupins < barley) = {(lupins < 0).mean():.3f};  P(lupins < barley - 0.1) = {(lupins < -0.1).mean():.3f}")
-reml.fixed_effects()
+bg.display_table(reml.fixed_effects())
 
 # %% [markdown]
 # ## Is one intercept per cow enough?
@@ -160,20 +160,21 @@ reml.fixed_effects()
 
 # %%
 slopes = bg.GLMM("protein ~ Diet + Time + (1 + Time | Cow)", milk)
-bg.lrt(slopes.fit("ml"), model.fit("ml"))
+bg.display_table(bg.lrt(slopes.fit("ml"), model.fit("ml")))
 
 # %% [markdown]
 # The random slope is strongly supported: a compound-symmetric correlation is too simple for
 # these data (Diggle et al. model a serial correlation too). The diet effects barely move:
 
 # %%
-pd.concat({"(1 | Cow)": model.fit("reml").fixed_effects().set_index("term")["estimate"],
-           "(1 + Time | Cow)": slopes.fit("reml").fixed_effects().set_index("term")["estimate"]}, axis=1)
+bg.display_table(pd.concat({"(1 | Cow)": model.fit("reml").fixed_effects().set_index("term")["estimate"],
+                            "(1 + Time | Cow)": slopes.fit("reml").fixed_effects().set_index("term")["estimate"]},
+                           axis=1))
 
 # %% [markdown]
 # ## Summary
 #
-# * REML and ML match `lmer` to about 1e-6; REML's cow SD is larger than ML's, as it should be.
+# * REML and ML match `lmer` to 1e-8; REML's cow SD is larger than ML's, as it should be.
 # * Profile intervals for SDs, as lme4's `confint()`; the posterior's interval is similar here.
 # * `marginalize=True` integrates a linear mixed model's random effects out exactly: the same
 #   posterior from a handful of parameters.

@@ -114,7 +114,7 @@ mu = fit_p.predict(kind="mean")["estimate"].to_numpy()
 y = bbs["count"].to_numpy()
 n_par = len(poisson.design.fixed_names) + len(poisson.design.random)
 print(f"Pearson chi2 / df without the OLRE: {np.sum((y - mu) ** 2 / mu) / (len(y) - n_par):.2f}")
-bg.lrt(fit_o, fit_p)
+bg.display_table(bg.lrt(fit_o, fit_p))
 
 # %% [markdown]
 # The ratio is well above 1 and the likelihood-ratio test (boundary mixture) rejects a zero

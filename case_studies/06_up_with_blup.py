@@ -164,7 +164,7 @@ bg.naive_vs_clustered(slopes)
 # %%
 full = bg.GLMM("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep).fit("ml")
 reduced = bg.GLMM("Reaction ~ Days + (1 | Subject)", sleep).fit("ml")
-bg.lrt(full, reduced)
+bg.display_table(bg.lrt(full, reduced))
 
 # %% [markdown]
 # The parametric bootstrap needs no asymptotics: simulate data sets from the *reduced* fit (slope

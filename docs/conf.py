@@ -61,9 +61,8 @@ html_theme = "pydata_sphinx_theme"
 html_title = "bayesglmm"
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]      # wide tables and code scroll inside their box
-# every guide page is a top-level entry of the header: the left "Section Navigation" had nothing to
-# list, so it is dropped and the article gets its width
-html_sidebars = {"**": []}
+# the header lists the three sections of index.md's toctree (user guide, case studies, reference);
+# the theme's left "Section Navigation" lists the pages of the current one (its default sidebar)
 html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False,
                       "footer_start": ["copyright"], "footer_end": []}
 suppress_warnings = ["mystnb.unknown_mime_type"]
