@@ -41,7 +41,7 @@ import bayesglmm as bg
 logging.getLogger("pymc").setLevel(logging.WARNING)
 # Fast mode (CI, BAYESGLMM_FAST=1): fewer draws and replications. The committed notebook ran in full mode.
 FAST = os.environ.get("BAYESGLMM_FAST") == "1"
-DRAWS, TUNE, CHAINS = (150, 150, 2) if FAST else (1000, 1000, 4)
+DRAWS, TUNE, CHAINS = (150, 150, 2) if FAST else (2000, 1000, 4)
 N_REPS = 4 if FAST else 200
 SEED = 20261125
 
