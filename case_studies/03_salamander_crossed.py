@@ -123,7 +123,8 @@ power.table()
 # the inverse-gamma(ε, ε) on the variance once popular in BUGS — shows the shift of every
 # posterior median in units of the reference posterior SD. All prior sets share one compiled
 # graph (the priors are data in the PyMC graph), so at most the first refit pays for compilation
-# (the `compilations` column: none here, the graph was already in the compile cache).
+# (the `compilations` column: the first refit's compile events — none on a machine that compiled this
+# structure before — then none for every later prior set).
 
 # %%
 refit = bg.prior_sensitivity(model, method="refit", draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED)

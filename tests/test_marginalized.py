@@ -568,3 +568,33 @@ def test_an_unsettled_choice_warns_and_flags_the_posterior(monkeypatch):
                      marginalize=True, nagq=11)
     assert not [f for f in given.flags if f.kind == "quadrature"]
     assert given.idata["posterior"].attrs["marginalized_nagq"] == 11
+
+
+def test_marginalize_auto_picks_the_exact_and_faster_cases():
+    """``marginalize="auto"`` (the default) integrates out where the marginal model is exact and
+    faster — a one-factor LMM, one scalar random term of a logit binomial or log Poisson — and
+    samples the full model for crossed factors, correlated blocks, other links and dispersion
+    families; a given ``nagq`` asks for it; a graph given or a sweep's graph keeps the full model."""
+    from bayesglmm.bayes.posterior import resolve_marginalize
+
+    sleep = bg.GLMM("Reaction ~ Days + (Days | Subject)", bg.datasets.load("sleepstudy"))
+    cbpp, epil = _model("cbpp"), _model("epil")
+    assert resolve_marginalize(sleep, "auto") and resolve_marginalize(cbpp, "auto")
+    assert resolve_marginalize(epil, "auto")
+    salamander = bg.GLMM("Mate ~ WSf * WSm + (1 | Female) + (1 | Male)", bg.datasets.load("salamander"),
+                         family="bernoulli")
+    slope = bg.GLMM("resp ~ age + smoke + (1 + age | id)", bg.datasets.load("ohio"), family="bernoulli")
+    probit = bg.GLMM("resp ~ age + smoke + (1 | id)", bg.datasets.load("ohio"), family="bernoulli", link="probit")
+    nb = bg.GLMM("y ~ lbase * trt + lage + V4 + (1 | subject)", bg.datasets.load("epil"), family="negativebinomial")
+    for model in (salamander, slope, probit, nb):
+        assert not resolve_marginalize(model, "auto"), model.formula
+    glm = bg.GLMM("cbind(incidence, size - incidence) ~ period", bg.datasets.load("cbpp"), family="binomial")
+    assert not resolve_marginalize(glm, "auto")  # no random effects: nothing to integrate
+    with pytest.raises(ValueError, match="this model has none"):
+        glm.sample(draws=10, tune=10, chains=1, marginalize=True)
+    assert resolve_marginalize(slope, "auto", nagq=7)
+    assert not resolve_marginalize(cbpp, "auto", pymc_model=object())
+    assert not resolve_marginalize(cbpp, "auto", families="all")
+    assert resolve_marginalize(salamander, True) and not resolve_marginalize(cbpp, False)
+    with pytest.raises(ValueError, match="marginalize must be True, False or 'auto'"):
+        resolve_marginalize(cbpp, "always")

@@ -128,6 +128,9 @@ def _merged_modes(design, u):
 
 def check_marginalizable(design, family) -> None:
     """Raise ValueError naming what stands in the way of ``marginalize=True``."""
+    if not design.random:
+        raise NotApplicableError("marginalize=True integrates random effects out, and this model has none "
+                                 "(a GLM: sample it with marginalize=False)")
     blocks = ', '.join(f'{b.label} ({b.n_terms} terms)' for b in design.random)
     merged = merged_design(design)
     if merged is None:
