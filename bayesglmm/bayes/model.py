@@ -202,8 +202,8 @@ def build_pymc_model(design: Design, family: Family, priors: ResolvedPriors, fam
         priors use, or all (the same graph under any prior set: prior sweeps).
     as_data : bool
         Hyperparameters and response as shared variables (True), so that models differing only in
-        them share compiled code; False makes them constants, for samplers such as nutpie that
-        compile their own copy of the graph on every call and cache only constant graphs.
+        them share compiled code (PyTensor's and nutpie's: :func:`bayesglmm.bayes.nuts.sample_nutpie`);
+        False makes them constants (the samplers PyMC dispatches to through JAX).
     likelihood : {"observed", "fused"}
         The response as the observed variable ``y`` (the distribution of its family: what
         posterior predictive draws and pointwise log-likelihoods need), or, for a canonical-link

@@ -16,22 +16,19 @@ from .compilation import CompiledCache, StartPoints, compiled_models, shared_val
 __all__ = ["sample_pymc", "sample_nutpie", "quiet_pymc_log"]
 
 
+@contextlib.contextmanager
 def quiet_pymc_log():
-    """PyMC's INFO log lines ("Sampling: [y]") off inside the block: nothing printed that the user did not ask for."""
+    """PyMC's INFO log lines ("Sampling: [y]", "Initializing NUTS ...") off inside the block:
+    nothing printed that the user did not ask for."""
     import logging
-    from contextlib import contextmanager
 
-    @contextmanager
-    def quiet():
-        log = logging.getLogger("pymc")
-        level = log.level
-        log.setLevel(max(level, logging.WARNING))
-        try:
-            yield
-        finally:
-            log.setLevel(level)
-
-    return quiet()
+    log = logging.getLogger("pymc")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def sample_pymc(pymc_model, draws: int, tune: int, chains: int, cores: int, random_seed, target_accept: float,

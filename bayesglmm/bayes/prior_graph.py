@@ -3,15 +3,16 @@
 Each prior enters the graph as a :class:`pymc.CustomDist` whose family and hyperparameters are
 shared variables, not constants: the family is an integer code and the density a ``switch``
 over the families the graph holds. By default a graph holds the families its priors use (one
-family, no switch: the smallest graph, quickest to compile — nutpie compiles its own copy on
-every call); with ``families="all"`` it holds every allowed family. Two models that differ only
+family, no switch: the smallest graph, quickest to compile); with ``families="all"`` it holds
+every allowed family. Two models that differ only
 in hyperparameters of the same families, or in their response (see
 :func:`bayesglmm.bayes.model.build_pymc_model`), build identical graphs, and so do any two
 ``"all"`` graphs: PyTensor's compiled-function cache then hands the second one the first one's
 compiled code. A simulation study by NUTS compiles once; a prior sweep
-(:func:`bayesglmm.prior_sensitivity`) builds ``"all"`` graphs and compiles once. Samplers that
-compile their own copy of the graph on every call (nutpie) get constants instead
-(``as_data=False``): only a graph of constants hits their compile cache.
+(:func:`bayesglmm.prior_sensitivity`) builds ``"all"`` graphs and compiles once; nutpie's compiled
+model of such a graph takes the next model's data (:func:`bayesglmm.bayes.nuts.sample_nutpie`).
+``as_data=False`` makes them constants (the samplers PyMC dispatches to through JAX: numpyro,
+blackjax).
 
 Scale priors (on a standard deviation ``s``) are sampled on ``log s``, or, when a ``Uniform(0, U)``
 may be among them, on ``y = log s − log(1 − s/U)``, which is ``log s`` for every other family and
@@ -90,7 +91,7 @@ def prior_values(prior_list, kind: str) -> dict:
 
 def _shared(values: dict, name: str, as_data: bool = True) -> dict:
     # shared variables, not constants: their values stay out of the compiled graph (as_data=False:
-    # constants, for samplers that compile their own copy of the graph on every call)
+    # constants, for the samplers PyMC dispatches to through JAX)
     if not as_data:
         return {k: pt.constant(v, name=f"{name}.prior.{k}") for k, v in values.items()}
     return {k: pytensor.shared(v, name=f"{name}.prior.{k}") for k, v in values.items()}
