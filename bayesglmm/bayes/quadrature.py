@@ -36,7 +36,7 @@ from .vexp import exp_into
 # the codes and row_kernel are bayesglmm.kernels', importable from here as before
 __all__ = ["agq_kind", "agq_kernel", "agq_vector_kernel", "AGQ_CODES", "BINOMIAL_LOGIT", "POISSON_LOG",
            "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "HALF_LOG_2_OVER_2PI", "row_kernel", "group_mode",
-           "intercept_exponentials", "group_logf", "group_logf_grad", "chol_lower", "vector_mode"]
+           "intercept_exponentials", "intercept_rows", "group_logf", "group_logf_grad", "chol_lower", "vector_mode"]
 
 
 #: the :attr:`~bayesglmm.families.Family.kernel_code` values the kernels integrate: logit and log
@@ -101,20 +101,60 @@ def group_mode(base, a, y, n, lo, hi, kind, B, fast, phi):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def intercept_exponentials(base, a, lo, hi, B):
-    """Whether rows lo:hi take the fast path — one a over the group (a random intercept) and
-    |base| < 300, so that exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one exponential per node, not per
-    node and row — and then B[i - lo] = exp(baseᵢ)."""
+def intercept_rows(base, a, lo, hi):
+    """Whether rows lo:hi have one a over the group (a random intercept) and |baseᵢ| < 300."""
     fast = True
     bmax = 0.0
     for i in range(lo, hi):
         fast = fast and a[i] == a[lo]
         bmax = max(bmax, abs(base[i]))
-    fast = fast and bmax < 300.0
+    return fast and bmax < 300.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def intercept_exponentials(base, a, lo, hi, B):
+    """Whether rows lo:hi take the fast path — one a over the group (a random intercept) and
+    |base| < 300, so that exp(baseᵢ + a u) = exp(baseᵢ)·exp(a u): one exponential per node, not per
+    node and row — and then B[i - lo] = exp(baseᵢ)."""
+    fast = intercept_rows(base, a, lo, hi)
     if fast:
         for i in range(lo, hi):
             B[i - lo] = np.exp(base[i])
     return fast
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bmax_exp(B, lo, hi):
+    """The largest exp(baseᵢ) of rows lo:hi (``B`` as :func:`intercept_exponentials` left it)."""
+    m = 0.0
+    for i in range(hi - lo):
+        m = max(m, B[i])
+    return m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def node_products(B, E, P, lo, hi, K):
+    """P[k] = Πᵢ (1 + B[i]·E[k]) over the group's rows, node by node side by side."""
+    for k in range(K):
+        P[k] = 1.0
+    for i in range(hi - lo):
+        b = B[i]
+        for k in range(K):
+            P[k] *= 1.0 + b * E[k]
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def logit_moments(b, E, P, U, K):
+    """Σ_k P_k σ_k and Σ_k P_k σ_k U_k, σ_k = t/(1 + t) at t = b·E_k (t capped at 1e300: σ = 1 where
+    b·E_k overflows); summed in any order, so that the loop vectorises."""
+    s0 = 0.0
+    s1 = 0.0
+    for k in range(K):
+        t = min(b * E[k], 1e300)
+        q = P[k] * (t / (1.0 + t))
+        s0 += q
+        s1 += q * U[k]
+    return s0, s1
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -133,8 +173,13 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
     for j in range(J):
         longest = max(longest, start[j + 1] - start[j])
     dk = np.empty((K, longest))  # κ′ at each node and row of the group (slow path), for the gradient
-    B = np.empty(longest)
+    Eb = np.empty(base.shape[0])  # exp(baseᵢ) of every row, one SIMD pass (used where |baseᵢ| < 300)
+    if kind == BINOMIAL_LOGIT or kind == POISSON_LOG:
+        exp_into(base, Eb, np.empty(base.shape[0], np.int64), base.shape[0])
     Dp = np.zeros(K)  # Σᵢ ∂κ/∂φ at each node of the group (a dispersion family)
+    An = np.empty(K)  # a·uₖ (the vectorised Bernoulli path), then F − max F (the softmax's arguments)
+    P = np.empty(K)  # Πᵢ (1 + tᵢ) at each node (the vectorised Bernoulli path)
+    bits = np.empty(K, np.int64)  # exp_into's scratch
     disp = kind >= NEGBIN_LOG
     gphi = 0.0
     xmax = 0.0
@@ -143,7 +188,8 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
     total = 0.0
     for j in range(J):
         lo, hi = start[j], start[j + 1]
-        fast = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_exponentials(base, a, lo, hi, B)
+        fast = (kind == BINOMIAL_LOGIT or kind == POISSON_LOG) and intercept_rows(base, a, lo, hi)
+        B = Eb[lo:hi]  # exp(baseᵢ) on the fast path, as intercept_exponentials leaves it
         u, h = group_mode(base, a, y, n, lo, hi, kind, B, fast, phi)
         R = np.sqrt(h)
         scale = np.sqrt(2.0) / R
@@ -159,7 +205,21 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
             if fast:
                 sb += B[i - lo]
         top = -np.inf
-        for k in range(K):
+        if fast and kind == BINOMIAL_LOGIT and ones and hi - lo <= 18 and \
+                bmax_exp(B, lo, hi) * np.exp(abs(a[lo]) * (abs(u) + scale * xmax)) <= 1e15:
+            # every tᵢ ≤ 1e15 at every node and at most 18 rows: Πᵢ (1 + tᵢ) ≤ 1e271, no overflow; the
+            # nodes' products side by side (a loop over k the compiler vectorises) and their
+            # exponentials in one SIMD pass
+            for k in range(K):
+                Dp[k] = u + scale * x[k]
+                An[k] = a[lo] * Dp[k]
+            exp_into(An, E, bits, K)
+            node_products(B, E, P, lo, hi, K)
+            for k in range(K):
+                f = logw[k] + syb + An[k] * sy - np.log(P[k]) - 0.5 * Dp[k] * Dp[k]
+                F[k] = f
+                top = max(top, f)
+        for k in range(K if top == -np.inf else 0):
             node = u + scale * x[k]
             if fast:
                 an = a[lo] * node
@@ -204,7 +264,9 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
             top = max(top, f)
         acc = 0.0
         for k in range(K):
-            F[k] = np.exp(F[k] - top)  # F now holds the unnormalised softmax weights
+            An[k] = F[k] - top
+        exp_into(An, F, bits, K)  # F now holds the unnormalised softmax weights
+        for k in range(K):
             acc += F[k]
         total += counts[j] * (top + np.log(acc) + HALF_LOG_2_OVER_2PI - np.log(R))
         if disp:  # the rows' η-free terms, once a row (the node weights sum to 1), then the nodes'
@@ -234,16 +296,22 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
                 gbase[i] += counts[j] * (y[i] - B[i - lo] * pe)
                 ga[i] += counts[j] * (y[i] * pn - B[i - lo] * pen)
             continue
+        if fast:  # Σ_k p_k κ′ = y Σ_k p_k − n Σ_k p_k σ(η_k): one pass over the nodes a row
+            pn = 0.0
+            for k in range(K):
+                F[k] = counts[j] * F[k] / acc  # the weights p_k, summing to counts[j]
+                Dp[k] = u + scale * x[k]  # the nodes
+                pn += F[k] * Dp[k]
+            for i in range(lo, hi):
+                s0, s1 = logit_moments(B[i - lo], E, F, Dp, K)
+                gbase[i] += y[i] * counts[j] - n[i] * s0
+                ga[i] += y[i] * pn - n[i] * s1
+            continue
         for k in range(K):
             pk = counts[j] * F[k] / acc
             node = u + scale * x[k]
-            if fast:
-                e = E[k]
-                for i in range(lo, hi):
-                    t = B[i - lo] * e
-                    d1 = y[i] - n[i] * (t / (1.0 + t))
-                    gbase[i] += pk * d1
-                    ga[i] += pk * d1 * node
+            if False:
+                pass
             else:
                 for i in range(lo, hi):
                     d1 = dk[k, i - lo]
