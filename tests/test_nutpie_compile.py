@@ -88,3 +88,79 @@ def test_a_new_process_compiles_nothing_for_a_structure_seen_before(marginalize)
         assert out.returncode == 0, out.stderr[-3000:]
         counts.append(out.stdout.split("COMPILED")[-1].strip())
     assert counts[1] == "[]", counts
+
+
+LOAD_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np, pandas as pd, bayesglmm as bg
+    from bayesglmm.bayes import nutpie_compile
+    mode = sys.argv[1]
+    calls = []
+    compile_nutpie, load_nutpie = nutpie_compile.compile_nutpie, nutpie_compile.load_nutpie
+    nutpie_compile.compile_nutpie = lambda *a, **k: calls.append("compile") or compile_nutpie(*a, **k)
+    nutpie_compile.load_nutpie = (lambda *a, **k: None) if mode == "compile" else \\
+        (lambda *a, **k: calls.append("load") or load_nutpie(*a, **k))
+    g = np.repeat(np.arange(10), 5)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=g.size)
+    y = (rng.uniform(size=g.size) < 1 / (1 + np.exp(-(0.5 * x + rng.normal(0, 1, 10)[g])))).astype(int)
+    df = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    post = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli").sample(
+        draws=60, tune=60, chains=2, random_seed=4, progressbar=False, diagnose=False, marginalize=True)
+    print("CALLS", calls)
+    print("DRAWS", repr(np.round(post.idata["posterior"]["beta"].values.ravel()[:40], 12).tolist()))
+""")
+
+
+@pytest.mark.slow
+def test_a_new_process_rebuilds_the_compiled_model_without_pytensor():
+    """A process after one that compiled the structure takes its compiled model from the stored
+    manifest and Numba's entry points (no compile_nutpie call, so no PyTensor rewriting), and
+    samples exactly the draws of a process that compiles it."""
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, mode], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("CALLS", "DRAWS")))
+        return lines["CALLS"], lines["DRAWS"]
+
+    compiled_calls, compiled_draws = run("compile")  # stores the manifest
+    assert compiled_calls == "['compile']"
+    loaded_calls, loaded_draws = run("load")
+    assert loaded_calls == "['load']", loaded_calls
+    assert loaded_draws == compiled_draws
+
+
+@pytest.mark.slow
+def test_a_manifest_that_does_not_match_is_not_used(small_df, tmp_path, monkeypatch):
+    """load_nutpie returns None (then the caller compiles) when the stored manifest is missing,
+    names a shared array this model does not have, or another rank."""
+    import json
+
+    from bayesglmm.bayes import nutpie_compile
+    from bayesglmm.bayes.compilation import StartPoints
+    from bayesglmm.bayes.model import build_pymc_model
+
+    monkeypatch.setattr(nutpie_compile, "manifest_path", lambda key: tmp_path / f"{key}.json")
+    m = bg.GLMM("y ~ x + (1 | g)", small_df, family="bernoulli")
+    pm_model = build_pymc_model(m.design, m.family, m.priors, as_data=True, likelihood="fused")
+    starts = StartPoints(pm_model)
+    assert nutpie_compile.load_nutpie(pm_model, "k", starts.fn) is None  # nothing stored
+    compiled = nutpie_compile.compile_nutpie(pm_model, starts.fn, key="k")
+    loaded = nutpie_compile.load_nutpie(pm_model, "k", starts.fn)
+    assert loaded is not None and loaded.shape_info[0] == compiled.shape_info[0]
+    import nutpie
+
+    kw = dict(draws=30, tune=30, chains=1, seed=2, progress_bar=False)
+    np.testing.assert_array_equal(nutpie.sample(loaded, **kw)["posterior"]["beta"].values,
+                                  nutpie.sample(compiled, **kw)["posterior"]["beta"].values)
+    stored = json.loads((tmp_path / "k.json").read_text())
+    for change in ("name", "rank"):
+        bad = json.loads(json.dumps(stored))
+        if change == "name":
+            bad["shared"][0][0] = "not_in_this_model"
+        else:
+            bad["shared"][0][1] += 1
+        (tmp_path / "k.json").write_text(json.dumps(bad))
+        assert nutpie_compile.load_nutpie(pm_model, "k", starts.fn) is None, change
+    (tmp_path / "k.json").write_text(json.dumps({**stored, "key": "other"}))
+    assert nutpie_compile.load_nutpie(pm_model, "k", starts.fn) is None

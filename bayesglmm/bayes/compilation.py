@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CompileCount", "count_compilations", "CompiledCache", "compiled_models", "array_digest",
-           "shared_values", "StartPoints"]
+           "shared_variables", "shared_values", "StartPoints"]
 
 
 @dataclass
@@ -148,8 +148,8 @@ class CompiledCache:
 compiled_models = CompiledCache()
 
 
-def shared_values(pymc_model) -> dict[str, np.ndarray]:
-    """The values of the named shared variables the model's log density reads (its data:
+def shared_variables(pymc_model) -> dict[str, Any]:
+    """The named shared variables holding arrays that the model's graph reads (its data:
     hyperparameters and response), by name."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import ancestors
@@ -161,8 +161,13 @@ def shared_values(pymc_model) -> dict[str, np.ndarray]:
         if isinstance(var, SharedVariable) and var.name and not var.name.startswith("rng"):
             value = var.get_value(borrow=True)
             if isinstance(value, np.ndarray) or np.isscalar(value):
-                out[var.name] = np.asarray(value)
+                out[var.name] = var
     return out
+
+
+def shared_values(pymc_model) -> dict[str, np.ndarray]:
+    """The values of :func:`shared_variables`, by name."""
+    return {name: np.asarray(var.get_value(borrow=True)) for name, var in shared_variables(pymc_model).items()}
 
 
 class StartPoints:

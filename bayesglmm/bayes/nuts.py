@@ -59,9 +59,11 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
     ``key`` is the structure key of ``build(True)``'s graph, whose data (hyperparameters, response,
     and whatever else the builder makes data) are shared variables: a compiled model kept under it
     gets this model's data (``with_data``) and start points (:class:`StartPoints`), so its draws are
-    those of a fresh compile of this model (tested); else the graph is compiled
-    (:func:`~bayesglmm.bayes.nutpie_compile.compile_nutpie`: from Numba's on-disk cache when this
-    structure was compiled before on this machine, in any process) and kept. ``key=None`` compiles
+    those of a fresh compile of this model (tested). Else, when a process on this machine compiled
+    the structure before, the compiled model is rebuilt from its stored manifest and Numba's
+    on-disk entry points without PyTensor (:func:`~bayesglmm.bayes.nutpie_compile.load_nutpie`);
+    failing that the graph is compiled (:func:`~bayesglmm.bayes.nutpie_compile.compile_nutpie`,
+    which stores the manifest); either is kept. ``key=None`` compiles
     ``build(False)`` and keeps nothing (a graph given by the user). Returns the DataTree of
     ``pm.sample(nuts_sampler="nutpie")``: posterior, sample_stats, observed and constant data.
     """
@@ -71,7 +73,7 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
-    from .nutpie_compile import compile_nutpie
+    from .nutpie_compile import compile_nutpie, load_nutpie
 
     cache = compiled_models if cache is None else cache
     pymc_model = build(key is not None)
@@ -85,9 +87,11 @@ def sample_nutpie(build: Callable[[bool], Any], key: str | None, draws: int, tun
             raise RuntimeError(f"the compiled model reads data this model does not name: {sorted(missing)}")
         compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
         compiled = dataclasses.replace(compiled, initial_point_func=starts(data))
-    else:
+    else:  # this process's first model of the structure: from disk when a process compiled it before
         starts = StartPoints(pymc_model)
-        compiled = compile_nutpie(pymc_model, starts.fn)
+        compiled = load_nutpie(pymc_model, key, starts.fn) if key is not None else None
+        if compiled is None:
+            compiled = compile_nutpie(pymc_model, starts.fn, key=key)
         if key is not None:
             cache.keep(key, (compiled, starts))
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
