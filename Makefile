@@ -28,6 +28,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/nuts_vs_bambi.py --fresh
+	$(PY) benchmarks/repeated_fits.py
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler nutpie --warm --marginalize --rstanarm
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler nutpie --marginalize
 	$(PY) benchmarks/nuts_vs_bambi.py --sampler pymc --warm --marginalize --cases cbpp bacteria ohio epil salamander
