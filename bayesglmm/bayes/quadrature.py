@@ -208,18 +208,28 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
         if fast and kind == BINOMIAL_LOGIT and ones and hi - lo <= 18 and \
                 bmax_exp(B, lo, hi) * np.exp(abs(a[lo]) * (abs(u) + scale * xmax)) <= 1e15:
             # every tᵢ ≤ 1e15 at every node and at most 18 rows: Πᵢ (1 + tᵢ) ≤ 1e271, no overflow; the
-            # nodes' products side by side (a loop over k the compiler vectorises) and their
-            # exponentials in one SIMD pass
+            # nodes' products side by side (a loop over k the compiler vectorises) and the
+            # exponentials in SIMD passes. No logarithms: the softmax weights are
+            # exp(Gₖ − max G) / Pₖ with Gₖ = log wₖ + Σᵢ yᵢηᵢ − uₖ²/2, each ≤ 1 and the largest G's
+            # ≥ 1/Pₖ ≥ 1e-271, so the weights that matter are normal doubles
             for k in range(K):
                 Dp[k] = u + scale * x[k]
                 An[k] = a[lo] * Dp[k]
             exp_into(An, E, bits, K)
             node_products(B, E, P, lo, hi, K)
             for k in range(K):
-                f = logw[k] + syb + An[k] * sy - np.log(P[k]) - 0.5 * Dp[k] * Dp[k]
+                f = logw[k] + syb + An[k] * sy - 0.5 * Dp[k] * Dp[k]
                 F[k] = f
                 top = max(top, f)
-        for k in range(K if top == -np.inf else 0):
+            for k in range(K):
+                An[k] = F[k] - top
+            exp_into(An, F, bits, K)
+            for k in range(K):
+                F[k] /= P[k]  # F now holds the unnormalised softmax weights
+            weighted = True
+        else:
+            weighted = False
+        for k in range(0 if weighted else K):
             node = u + scale * x[k]
             if fast:
                 an = a[lo] * node
@@ -263,9 +273,10 @@ def agq_kernel(base, a, phi, start, y, n, counts, x, logw, kind):
             F[k] = f
             top = max(top, f)
         acc = 0.0
-        for k in range(K):
-            An[k] = F[k] - top
-        exp_into(An, F, bits, K)  # F now holds the unnormalised softmax weights
+        if not weighted:
+            for k in range(K):
+                An[k] = F[k] - top
+            exp_into(An, F, bits, K)  # F now holds the unnormalised softmax weights
         for k in range(K):
             acc += F[k]
         total += counts[j] * (top + np.log(acc) + HALF_LOG_2_OVER_2PI - np.log(R))
