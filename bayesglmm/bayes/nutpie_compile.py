@@ -17,9 +17,22 @@ stores them and a later process loads them (about 0.3 s) instead of compiling. T
 ``with_data`` and the draws are nutpie's own: the density is the same function, so the draws
 equal those of ``nutpie.compile_pymc_model`` at the same seed (tested).
 
+A process that meets a structure compiled before on the machine need not run PyTensor at all:
+:func:`compile_nutpie` stores a manifest of the compiled model (JSON: sizes, the variables' names,
+slices and shapes, the shared arrays' names, ranks and dtypes in the entry points' order, and the
+inner functions' PyTensor keys) beside PyTensor's compiled code, under the structure key and a
+hash of the package's source and the libraries' versions (:func:`code_salt`), and
+:func:`load_nutpie` rebuilds the compiled model from it with the entry points loaded from Numba's
+cache — their code has the inner function's linked in, so no inner function is given and nothing
+can compile. PyTensor's rewriting of the graph (1–5 s a process: sleepstudy's correlated block
+with its LKJ prior 2.7 s of its 4.3 s first call) is skipped; what a first call still builds is
+PyMC's start-point function (:class:`~bayesglmm.bayes.compilation.StartPoints`).
+
 This leans on nutpie's internals (``_make_functions``, ``make_user_data``, the user-data record
-layout, ``CompiledPyMCModel``): the dependency is pinned to nutpie 0.16.x, and a graph whose
-PyTensor function has no cache key falls back to ``nutpie.compile_pymc_model``.
+layout, ``CompiledPyMCModel``, ``_prepare_dims_and_coords``, ``_rv_dict_to_flat_array_wrapper``)
+and Numba's (``CFunc``'s cache): the dependency is pinned to nutpie 0.16.x, the manifest's name
+holds the versions, and a graph whose PyTensor function has no cache key falls back to
+``nutpie.compile_pymc_model`` (and stores no manifest).
 """
 
 from __future__ import annotations
