@@ -232,15 +232,11 @@ def _compiled_model(pymc_model, n_dim, n_expanded, shape_info, reparameterized, 
         reparameterized_names=reparameterized)
 
 
+@functools.cache  # a function of the installed files: read once a process
 def code_salt() -> str:
     """What a stored model depends on beside its structure key: this package's source (every
     ``.py`` file of ``bayesglmm``) and the versions of PyMC, PyTensor, Numba, nutpie and NumPy. A
     change to any of them makes every stored manifest unreachable."""
-    return _code_salt()
-
-
-@functools.cache
-def _code_salt() -> str:
     from importlib.metadata import version
     from pathlib import Path
 
